@@ -1,0 +1,13 @@
+"""The ``fhir-cml`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from fhir_cml import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="fhir-cml")
+def main() -> None:
+    """CML response readings and care-plan suggestions from FHIR R4 data."""

@@ -1,0 +1,1 @@
+"""Renders assessments for people and programs (the JSON contract and plain text)."""

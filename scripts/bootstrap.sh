@@ -1,0 +1,26 @@
+# Shared set-up for scripts/demo and scripts/test: installs what is missing, idempotently.
+# Sourced, not executed. Works on a fresh Debian with Python 3.11 and Node 20, as root or not.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+
+log() { printf '[fhir-cml] %s\n' "$*" >&2; }
+
+# Python virtual environment with the package and the given extras, reinstalled only when
+# pyproject.toml changes.
+ensure_python() {
+    local extras="${1:-}"
+    local stamp="$VENV/.installed${extras:+-$extras}"
+    if [ ! -x "$PY" ]; then
+        log "creating virtual environment in .venv"
+        python3 -m venv "$VENV"
+    fi
+    if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+        log "installing fhir-cml${extras:+[$extras]} and its pinned dependencies"
+        "$PY" -m pip install --quiet --upgrade pip >/dev/null
+        "$PY" -m pip install --quiet -e "$ROOT${extras:+[$extras]}"
+        touch "$stamp"
+    fi
+    export PATH="$VENV/bin:$PATH"
+}
