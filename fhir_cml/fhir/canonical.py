@@ -1,0 +1,120 @@
+"""Canonical URLs and the project's own codes: the one place code and profiles/ both read.
+
+profiles/ (FSH) is generated against these values and a test checks that the committed
+conformance resources agree with them, so the engine, the service and the implementation guide
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+BASE: Final = "https://fhir-cml.org/fhir"
+
+
+def _cs(name: str) -> str:
+    return f"{BASE}/CodeSystem/{name}"
+
+
+def _sd(name: str) -> str:
+    return f"{BASE}/StructureDefinition/{name}"
+
+
+def _vs(name: str) -> str:
+    return f"{BASE}/ValueSet/{name}"
+
+
+# --- The response model's CodeSystems (codes = the values of fhir_cml.domain.vocabulary) ---------
+CS_MOLECULAR_RESPONSE: Final = _cs("molecular-response")  # ResponseDepth
+CS_ELN_RESPONSE: Final = _cs("eln-response")  # ElnStatus
+CS_ELN_MILESTONE: Final = _cs("eln-milestone")  # Milestone
+CS_TFR_STATUS: Final = _cs("tfr-status")  # TfrStatus
+CS_TDM_STATUS: Final = _cs("tdm-status")  # TdmStatus
+CS_THERAPY_STATUS: Final = _cs("therapy-status")  # TherapyStatus
+CS_RISK_CATEGORY: Final = _cs("risk-category")  # RiskCategory
+CS_RECOMMENDATION: Final = _cs("cml-recommendation")  # Recommendation
+CS_GUIDELINE: Final = _cs("cml-guideline")  # Guideline
+CS_ISSUE: Final = _cs("cml-issue")  # IssueCode
+CS_TRANSCRIPT: Final = _cs("bcr-abl1-transcript")  # Transcript
+CS_STOP_REASON: Final = _cs("tki-stop-reason")  # StopReason (MedicationStatement.statusReason)
+
+# Codes for what has no confirmed LOINC/SNOMED code (clinical-rules.md section 9), and for what the
+# service writes: observation and component codes, the assessment, prediction outcomes, categories.
+CS_CML: Final = _cs("cml")
+ABL1_COPIES: Final = "abl1-copies"  # component: ABL1 control-gene copies in the sample
+GUSB_COPIES: Final = "gusb-copies"  # component: GUSB control-gene copies in the sample
+CONVERSION_FACTOR: Final = "conversion-factor"  # component: the laboratory's IS conversion factor
+TRANSCRIPT_TYPE: Final = "transcript-type"  # component or Observation: e13a2 / e14a2 / ...
+PH_POSITIVE_METAPHASES: Final = "ph-positive-metaphases"  # Observation: % Ph+ metaphases
+METAPHASES_COUNTED: Final = "metaphases-counted"  # component
+HIGH_RISK_ACA: Final = "high-risk-aca"  # component (boolean) of a cytogenetic Observation
+CLONAL_ABNORMALITY_PH_POSITIVE: Final = "clonal-abnormality-ph-positive"  # component (boolean)
+HEMATOLOGIC_RESPONSE: Final = "hematologic-response"  # Observation: CHR yes/no (valueBoolean)
+TIME_SINCE_DOSE: Final = "time-since-last-dose"  # alternative to LOINC 45359-7
+CML_ASSESSMENT: Final = "cml-response-assessment"  # RiskAssessment.code
+CML_SUGGESTIONS: Final = "cml-suggestions"  # CarePlan.category
+PROGRESSION_AP_BC: Final = "progression-ap-bc"  # RiskAssessment.prediction.outcome
+MOLECULAR_RELAPSE_AFTER_STOP: Final = "molecular-relapse-after-stop"
+SOKAL_SCORE: Final = "sokal-score"  # RiskAssessment.prediction.outcome for baseline scores
+ELTS_SCORE: Final = "elts-score"
+EUTOS_SCORE: Final = "eutos-score"
+
+# --- Extensions --------------------------------------------------------------------------------
+EXT_MOLECULAR_RESPONSE: Final = _sd("molecular-response")  # valueCodeableConcept
+EXT_ELN_RESPONSE: Final = _sd("eln-response")  # complex: status, milestone, guideline
+EXT_TFR_STATUS: Final = _sd("tfr-status")  # valueCodeableConcept
+EXT_TDM_STATUS: Final = _sd("tdm-status")  # valueCodeableConcept
+EXT_NEXT_PCR_DUE: Final = _sd("next-pcr-due")  # valueDate
+EXT_AS_OF: Final = _sd("as-of")  # valueDate
+EXT_RULESET_VERSION: Final = _sd("ruleset-version")  # valueString
+EXT_BASIS: Final = _sd(
+    "basis"
+)  # complex: rule (canonical), statement (string), evidence (Reference)
+EXT_REPLACED_BY: Final = _sd(
+    "replaced-by"
+)  # valueReference: a newer suggestion supersedes this one
+
+# --- Profiles ----------------------------------------------------------------------------------
+PROFILE_BCR_ABL1: Final = _sd("bcr-abl1-result")
+PROFILE_TROUGH: Final = _sd("imatinib-trough")
+PROFILE_MUTATION: Final = _sd("kinase-domain-mutation")
+PROFILE_TKI_STATEMENT: Final = _sd("tki-medication-statement")
+PROFILE_RISK_ASSESSMENT: Final = _sd("cml-risk-assessment")
+PROFILE_CARE_PLAN: Final = _sd("cml-care-plan")
+PROFILE_PROVENANCE: Final = _sd("cml-provenance")
+
+# --- ValueSets ---------------------------------------------------------------------------------
+VS_TKI: Final = _vs("tki")
+VS_CYP3A4: Final = _vs("strong-cyp3a4-modulators")
+VS_BCR_ABL1_CODES: Final = _vs("bcr-abl1-result-codes")
+
+# --- Identifiers and operations ----------------------------------------------------------------
+ID_ASSESSMENT: Final = f"{BASE}/identifier/assessment"  # RiskAssessment.identifier
+ID_CARE_PLAN: Final = f"{BASE}/identifier/care-plan"  # CarePlan.identifier
+OPERATION_ASSESS: Final = f"{BASE}/OperationDefinition/cml-assess"
+CAPABILITY_STATEMENT: Final = f"{BASE}/CapabilityStatement/fhir-cml"
+DEVICE_IDENTIFIER: Final = f"{BASE}/identifier/software"  # the Provenance agent (this software)
+
+
+def plan_definition(rule_id: str) -> str:
+    """The PlanDefinition that publishes a rule (rule ids from domain.rules.catalogue)."""
+    return f"{BASE}/PlanDefinition/{rule_id}"
+
+
+# --- External systems --------------------------------------------------------------------------
+LOINC: Final = "http://loinc.org"
+SNOMED: Final = "http://snomed.info/sct"
+RXNORM: Final = "http://www.nlm.nih.gov/research/umls/rxnorm"
+ATC: Final = "http://www.whocc.no/atc"
+UCUM: Final = "http://unitsofmeasure.org"
+HGVS: Final = "http://varnomen.hgvs.org"
+HGNC: Final = "http://www.genenames.org/geneId"
+V3_INTERPRETATION: Final = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+V3_TIMING: Final = "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation"
+DATA_ABSENT_REASON: Final = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
+PROVENANCE_PARTICIPANT: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+PROVENANCE_ACTIVITY: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+GENOMICS_VARIANT_PROFILE: Final = (
+    "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/variant"
+)
