@@ -116,8 +116,19 @@ class Page:
 
     @property
     def resources(self) -> list[dict[str, Any]]:
-        entries = self.bundle.get("entry") or []
-        return [e["resource"] for e in entries if isinstance(e, dict) and "resource" in e]
+        """The entries' resources; an entry that is not a resource makes the page unusable."""
+        found = []
+        for entry in self.bundle.get("entry") or []:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if resource is None:
+                continue
+            if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+                raise FhirResponseError(
+                    "a search result page holds an entry that is not a FHIR resource",
+                    url=_strip_query(self.url),
+                )
+            found.append(resource)
+        return found
 
     @property
     def next_url(self) -> str | None:
