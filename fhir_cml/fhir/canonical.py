@@ -73,6 +73,9 @@ EXT_BASIS: Final = _sd(
 EXT_REPLACED_BY: Final = _sd(
     "replaced-by"
 )  # valueReference: a newer suggestion supersedes this one
+EXT_ISSUE_RESOURCE: Final = _sd(
+    "issue-resource"
+)  # valueReference on OperationOutcome.issue: the input resource the issue concerns
 
 # --- Profiles ----------------------------------------------------------------------------------
 PROFILE_BCR_ABL1: Final = _sd("bcr-abl1-result")
@@ -118,3 +121,6 @@ PROVENANCE_ACTIVITY: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOpera
 GENOMICS_VARIANT_PROFILE: Final = (
     "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/variant"
 )
+ICD10: Final = "http://hl7.org/fhir/sid/icd-10"
+ICD10_CM: Final = "http://hl7.org/fhir/sid/icd-10-cm"
+ICD_O_3: Final = "http://terminology.hl7.org/CodeSystem/icd-o-3"
