@@ -103,6 +103,9 @@ class FetchOptions:
     post: bool = False
 
 
+DEFAULT_FETCH: Final = FetchOptions()
+
+
 @dataclass(slots=True)
 class PatientInputs:
     """One patient's resources as read: the Patient, inputs, and the Medications they name."""
@@ -121,7 +124,7 @@ class PatientInputs:
 def find_population(
     client: FhirClient,
     kinds: Iterable[Population] = (Population.CONDITION,),
-    options: FetchOptions = FetchOptions(),
+    options: FetchOptions = DEFAULT_FETCH,
 ) -> set[str]:
     """Ids of the patients with CML evidence of the given kinds."""
     found: set[str] = set()
@@ -166,7 +169,7 @@ def group_members(client: FhirClient, group_id: str) -> list[str]:
 
 
 def changed_patients(
-    client: FhirClient, since: datetime, options: FetchOptions = FetchOptions()
+    client: FhirClient, since: datetime, options: FetchOptions = DEFAULT_FETCH
 ) -> set[str]:
     """Patients with an input (of the kinds fhir-cml reads) updated at or after ``since``."""
     moment = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -205,7 +208,9 @@ def changed_patients(
 # --- inputs --------------------------------------------------------------------------------------
 
 
-def batches(patient_ids: Sequence[str], options: FetchOptions = FetchOptions()) -> Iterator[list[str]]:
+def batches(
+    patient_ids: Sequence[str], options: FetchOptions = DEFAULT_FETCH
+) -> Iterator[list[str]]:
     """Patients in groups that fit one search: ``batch_size`` of them, ids within the budget."""
     batch: list[str] = []
     chars = 0
@@ -221,7 +226,7 @@ def batches(patient_ids: Sequence[str], options: FetchOptions = FetchOptions()) 
 
 
 def fetch_patients(
-    client: FhirClient, patient_ids: Sequence[str], options: FetchOptions = FetchOptions()
+    client: FhirClient, patient_ids: Sequence[str], options: FetchOptions = DEFAULT_FETCH
 ) -> dict[str, PatientInputs]:
     """The inputs of a batch of patients: one search per resource type for all of them.
 
@@ -260,14 +265,14 @@ def fetch_patients(
 
 
 def fetch_patient(
-    client: FhirClient, patient_id: str, options: FetchOptions = FetchOptions()
+    client: FhirClient, patient_id: str, options: FetchOptions = DEFAULT_FETCH
 ) -> PatientInputs:
     """One patient's inputs (the same searches as :func:`fetch_patients`, for one patient)."""
     return fetch_patients(client, [patient_id], options)[patient_id]
 
 
 def input_query(
-    resource_type: str, patient_ids: Sequence[str], options: FetchOptions = FetchOptions()
+    resource_type: str, patient_ids: Sequence[str], options: FetchOptions = DEFAULT_FETCH
 ) -> list[tuple[str, str]]:
     """The search parameters reading ``resource_type`` for these patients."""
     param = PATIENT_PARAM[resource_type]
@@ -284,7 +289,7 @@ def input_query(
 
 
 def current_suggestions(
-    client: FhirClient, patient_ids: Sequence[str], options: FetchOptions = FetchOptions()
+    client: FhirClient, patient_ids: Sequence[str], options: FetchOptions = DEFAULT_FETCH
 ) -> dict[str, list[dict[str, Any]]]:
     """fhir-cml's CarePlans still proposed (``draft``) for these patients, by patient id."""
     found: dict[str, list[dict[str, Any]]] = {pid: [] for pid in patient_ids}
@@ -307,7 +312,7 @@ def current_suggestions(
 
 
 def risk_assessments_by_identifier(
-    client: FhirClient, fingerprints: Sequence[str], options: FetchOptions = FetchOptions()
+    client: FhirClient, fingerprints: Sequence[str], options: FetchOptions = DEFAULT_FETCH
 ) -> dict[str, dict[str, Any]]:
     """fhir-cml's RiskAssessments by their assessment fingerprint (the identifier value)."""
     found: dict[str, dict[str, Any]] = {}
@@ -399,4 +404,3 @@ def _with_paging(
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), max(size, 1)):
         yield list(items[start : start + size])
-

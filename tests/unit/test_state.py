@@ -32,9 +32,7 @@ class ReplayCacheExample(Base):
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[StateStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
     if request.param == "sqlite":
         url = str(tmp_path / "state.sqlite3")
     else:
@@ -71,9 +69,7 @@ def test_failed_interrupted_and_dry_runs_leave_the_mark_alone(store: StateStore)
     store.finish_run(run, status="ok", counts={}, high_water_mark=first)
     for status, dry in (("failed", False), ("interrupted", False), ("ok", True)):
         run = store.begin_run(SERVER, mode="search", since=first, dry_run=dry)
-        store.finish_run(
-            run, status=status, counts={}, high_water_mark=first + timedelta(days=1)
-        )
+        store.finish_run(run, status=status, counts={}, high_water_mark=first + timedelta(days=1))
     assert store.high_water_mark(SERVER) == first
     assert [r.status for r in store.runs(SERVER)] == ["ok", "interrupted", "failed", "ok"]
 
