@@ -333,21 +333,27 @@ def risk_assessments_by_identifier(
 def input_fingerprint(resources: Iterable[dict[str, Any]], settings: Sequence[str] = ()) -> str:
     """SHA-256 over what a reading of these resources can depend on.
 
-    Each resource counts by its content without ``meta`` and narrative ``text`` (a server bumps
-    ``meta`` on a re-save that changes nothing); Observations with codes fhir-cml does not read
-    are left out, so a new blood pressure does not trigger a reassessment, and a search narrowed
-    to the codes read gives the same fingerprint as a Bulk Data export of everything.
-    ``settings`` (the guideline, the ruleset and software versions, a conversion factor) are
-    part of it: a new ruleset reassesses everyone.
+    A resource the server versions counts by ``type/id`` and ``meta.versionId`` (servers give a
+    new version to every change; cheap to hash for thousands of resources); one without a
+    version by its content without ``meta`` and narrative ``text``. Observations with codes
+    fhir-cml does not read are left out, so a new blood pressure does not trigger a reassessment
+    and a search narrowed to the codes read gives the same fingerprint as a Bulk Data export of
+    everything. ``settings`` (the guideline, the ruleset and software versions, a conversion
+    factor) are part of it: a new ruleset reassesses everyone.
     """
-    digests = []
+    parts = []
     for resource in resources:
         if resource.get("resourceType") == "Observation" and kind_of(resource.get("code")) is None:
             continue
+        meta = resource.get("meta")
+        version = meta.get("versionId") if isinstance(meta, dict) else None
+        if isinstance(version, str | int) and version != "" and resource.get("id"):
+            parts.append(f"{resource['resourceType']}/{resource['id']}@{version}")
+            continue
         body = {k: v for k, v in resource.items() if k not in ("meta", "text")}
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        digests.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
-    payload = "\n".join([__version__, *settings, "--", *sorted(digests)])
+        parts.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
+    payload = "\n".join([__version__, *settings, "--", *sorted(parts)])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
