@@ -62,11 +62,16 @@ class Grouper:
         evidence: set[str] = set()
         without_subject = 0
         medications_added: dict[str, set[int]] = {}
+        index = self._index
+        known = index.known
         for entry in self._pending:
             res = entry.resource
-            key, problem = self._index.resolve(res, "subject")
+            subject = res.get("subject")
+            text = subject.get("reference") if type(subject) is dict else None
+            found = known(text) if type(text) is str else None
+            key, problem = found if found is not None else index.resolve(res, "subject")
             if key is None and "patient" in res:
-                key, problem = self._index.resolve(res, "patient")
+                key, problem = index.resolve(res, "patient")
             if key is None:
                 without_subject += 1
                 if without_subject <= MAX_SUBJECT_ISSUES:
