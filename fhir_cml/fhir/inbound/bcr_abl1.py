@@ -235,7 +235,7 @@ def _from_quantity(
             )
             return None
         derived = "percent"
-    if below or _interpreted_not_detected(res):
+    if below or ("interpretation" in res and _interpreted_not_detected(res)):
         if percent > 0:
             return (False, percent, "limit", None)
         return (False, None, "undetectable", None)
