@@ -24,3 +24,14 @@ ensure_python() {
     fi
     export PATH="$VENV/bin:$PATH"
 }
+
+# Node packages of the test FHIR server (tests/fhir_server), including the Node 22 binary it runs
+# on, reinstalled only when package-lock.json is newer than node_modules.
+ensure_test_fhir_server() {
+    local dir="$ROOT/tests/fhir_server"
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+        log "installing the test FHIR server's Node packages (npm ci)"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        touch "$dir/node_modules"
+    fi
+}

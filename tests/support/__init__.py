@@ -1,0 +1,1 @@
+"""Shared test support: fixtures and helpers used across the suite."""

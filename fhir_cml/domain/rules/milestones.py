@@ -316,14 +316,15 @@ def _eln2020(
             for other in items
             if other.kind == MOLECULAR
             and other.value is not None
-            and lo <= (other.date - item.date).days <= hi
+            and other.value > 10
+            and lo <= abs((other.date - item.date).days) <= hi
         ]
-        if confirming and confirming[0].value is not None and confirming[0].value > 10:
+        if confirming:
             return (
                 ElnStatus.FAILURE,
                 rules.ELN2020_3M,
-                f"{head}: > 10 %, confirmed by {confirming[0].text}: failure (ELN 2020: > 10 % "
-                "confirmed within 1-3 months).",
+                f"{head}: > 10 %, and {confirming[0].text} is > 10 % "
+                "too: failure (ELN 2020: > 10 % confirmed within 1-3 months).",
             )
         return (
             ElnStatus.WARNING,

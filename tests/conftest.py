@@ -1,0 +1,3 @@
+"""Suite-wide pytest configuration: shared fixtures are registered here."""
+
+pytest_plugins = ["tests.support.fhir_server"]
