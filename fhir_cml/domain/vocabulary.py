@@ -14,6 +14,11 @@ class Guideline(StrEnum):
     ELN2013 = "eln2013"
     ELN2009 = "eln2009"  # the seeds' cytogenetic-era criteria (seed 003's table)
 
+    @property
+    def label(self) -> str:
+        """The name a reader knows the guideline by ("ELN 2020"), for titles and text."""
+        return f"ELN {self.value[3:]}"
+
 
 class ResponseDepth(StrEnum):
     MR5 = "MR5"

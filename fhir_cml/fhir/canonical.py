@@ -73,6 +73,9 @@ EXT_BASIS: Final = _sd(
 EXT_REPLACED_BY: Final = _sd(
     "replaced-by"
 )  # valueReference: a newer suggestion supersedes this one
+EXT_ISSUE_RESOURCE: Final = _sd(
+    "issue-resource"
+)  # valueReference on OperationOutcome.issue: the input resource the issue concerns
 
 # --- Profiles ----------------------------------------------------------------------------------
 PROFILE_BCR_ABL1: Final = _sd("bcr-abl1-result")

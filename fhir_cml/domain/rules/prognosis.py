@@ -32,7 +32,7 @@ def predictions(
             Prediction(
                 PROGRESSION,
                 f"Progression to accelerated or blast phase within 5 years: about {p:.0%} in IRIS for "
-                f"patients with {group.split(':')[0]}.",
+                f"patients with {group.rsplit(': ', 1)[0]}.",
                 p,
                 5.0,
                 Basis(IRIS_PROGRESSION, f"IRIS 5-year freedom from progression, {group}.", (ref,)),

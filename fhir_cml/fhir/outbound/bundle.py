@@ -1,0 +1,113 @@
+"""Bundles of what fhir-cml writes.
+
+- A *transaction* to POST to the EHR's FHIR server: conditional creates keyed on the assessment
+  fingerprint, so writing the same Bundle twice creates nothing the second time.
+- A *result* Bundle (type ``collection``) for the FHIR operation: the same resources plus an
+  OperationOutcome of the issues met while reading and assessing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fhir_cml.domain.model import Issue
+from fhir_cml.domain.results import Assessment
+from fhir_cml.fhir.canonical import ID_ASSESSMENT, ID_CARE_PLAN
+from fhir_cml.fhir.outbound.care_plan import build_care_plan
+from fhir_cml.fhir.outbound.identifiers import OutboundIds, full_url, if_none_exist
+from fhir_cml.fhir.outbound.operation_outcome import operation_outcome
+from fhir_cml.fhir.outbound.provenance import build_provenance, instant
+from fhir_cml.fhir.outbound.risk_assessment import build_risk_assessment
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """The three resources written for one assessment, linked through their fullUrls."""
+
+    ids: OutboundIds
+    risk_assessment: dict[str, Any]
+    care_plan: dict[str, Any]
+    provenance: dict[str, Any]
+
+    @property
+    def resources(self) -> list[dict[str, Any]]:
+        return [self.risk_assessment, self.care_plan, self.provenance]
+
+
+def build(assessment: Assessment, recorded: datetime) -> Written:
+    ids = OutboundIds.of(assessment)
+    return Written(
+        ids,
+        build_risk_assessment(assessment, ids),
+        build_care_plan(assessment, ids.risk_assessment, ids),
+        build_provenance(assessment, (ids.risk_assessment, ids.care_plan), recorded),
+    )
+
+
+def transaction_entries(written: Written) -> list[dict[str, Any]]:
+    fp = written.ids.fingerprint
+    return [
+        _entry(
+            written.ids.risk_assessment,
+            written.risk_assessment,
+            if_none_exist(ID_ASSESSMENT, fp),
+        ),
+        _entry(written.ids.care_plan, written.care_plan, if_none_exist(ID_CARE_PLAN, fp)),
+        _entry(
+            written.ids.provenance,
+            written.provenance,
+            if_none_exist(ID_ASSESSMENT, fp, "target:RiskAssessment.identifier"),
+        ),
+    ]
+
+
+def transaction_bundle(assessments: Iterable[Assessment], recorded: datetime) -> dict[str, Any]:
+    """One transaction for many patients: three conditional creates each, ready to POST."""
+    entries = [e for a in assessments for e in transaction_entries(build(a, recorded))]
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "timestamp": instant(recorded),
+        "entry": entries,
+    }
+
+
+def result_bundle(
+    assessments: Sequence[Assessment], recorded: datetime, issues: Iterable[Issue] = ()
+) -> dict[str, Any]:
+    """A ``collection``: each assessment's resources, then one OperationOutcome of all issues.
+
+    ``issues`` are those not tied to an assessed patient (unreadable input, skipped patients).
+    """
+    written = [build(a, recorded) for a in assessments]
+    entries = [
+        {"fullUrl": url, "resource": resource}
+        for w in written
+        for url, resource in zip(
+            (w.ids.risk_assessment, w.ids.care_plan, w.ids.provenance), w.resources, strict=True
+        )
+    ]
+    all_issues = [i for a in assessments for i in a.issues] + list(issues)
+    outcome_url = (
+        written[0].ids.outcome
+        if len(written) == 1
+        else full_url("OperationOutcome|" + "|".join(w.ids.fingerprint for w in written))
+    )
+    entries.append({"fullUrl": outcome_url, "resource": operation_outcome(all_issues)})
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": instant(recorded),
+        "entry": entries,
+    }
+
+
+def _entry(url: str, resource: dict[str, Any], condition: str) -> dict[str, Any]:
+    return {
+        "fullUrl": url,
+        "resource": resource,
+        "request": {"method": "POST", "url": resource["resourceType"], "ifNoneExist": condition},
+    }

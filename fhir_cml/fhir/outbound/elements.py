@@ -1,0 +1,73 @@
+"""Small FHIR elements every outbound resource shares: codings, dates, the basis extension."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from fhir_cml.domain.results import Assessment, Basis
+from fhir_cml.fhir.canonical import CS_GUIDELINE, EXT_BASIS, plan_definition
+
+
+def coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"system": system, "code": code}
+    if display:
+        out["display"] = display
+    return out
+
+
+def concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    return {"coding": [coding(system, code, display)]}
+
+
+def guideline_coding(assessment: Assessment) -> dict[str, Any]:
+    return coding(CS_GUIDELINE, assessment.guideline.value, assessment.guideline.label)
+
+
+def day(value: date) -> str:
+    return value.isoformat()
+
+
+def basis_extension(basis: Basis) -> dict[str, Any]:
+    """The ``basis`` extension: the rule's PlanDefinition, the sentence, the evidence used."""
+    parts: list[dict[str, Any]] = [
+        {"url": "rule", "valueCanonical": plan_definition(basis.rule.id)},
+        {"url": "statement", "valueString": basis.statement},
+    ]
+    parts.extend(
+        {"url": "evidence", "valueReference": {"reference": ref}}
+        for ref in dict.fromkeys(basis.evidence)
+    )
+    return {"url": EXT_BASIS, "extension": parts}
+
+
+def unique(bases: Iterable[Basis | None]) -> list[Basis]:
+    """Bases without repeats (the same rule, sentence and evidence named twice counts once)."""
+    seen: dict[tuple[str, str, tuple[str, ...]], Basis] = {}
+    for basis in bases:
+        if basis is not None:
+            seen.setdefault((basis.rule.id, basis.statement, basis.evidence), basis)
+    return list(seen.values())
+
+
+def all_bases(assessment: Assessment) -> list[Basis]:
+    """Every basis behind the reading (not the suggestions), in reading order."""
+    a = assessment
+    return unique(
+        [
+            a.molecular_response.basis,
+            *a.eln.reasons,
+            a.loss_of_mmr.basis if a.loss_of_mmr.lost else None,
+            *a.tfr.reasons,
+            a.tdm.basis,
+            *(score.basis for score in a.risk_scores),
+            *(interaction.basis for interaction in a.interactions),
+            a.monitoring.basis,
+        ]
+    )
+
+
+def source_text(basis: Basis) -> str:
+    """The sentence followed by the rule and its published source."""
+    return f"{basis.statement} [{basis.rule.id}: {basis.rule.source}]"

@@ -1,0 +1,47 @@
+"""A Provenance for what one assessment writes (profile cml-provenance, docs/outbound.md).
+
+The domain has no clock, so the moment of writing (``recorded``) comes from the caller; it must be
+timezone-aware because FHIR ``instant`` requires a zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from fhir_cml.domain.results import Assessment
+from fhir_cml.fhir.canonical import PROFILE_PROVENANCE, PROVENANCE_ACTIVITY, PROVENANCE_PARTICIPANT
+from fhir_cml.fhir.outbound.elements import concept, day
+from fhir_cml.fhir.outbound.identifiers import reference, software
+
+
+def instant(moment: datetime) -> str:
+    """A FHIR instant; a naive datetime is refused rather than guessed at."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("recorded must be a timezone-aware datetime (FHIR instant needs a zone)")
+    return moment.isoformat(timespec="seconds")
+
+
+def build_provenance(
+    assessment: Assessment, targets: Sequence[str], recorded: datetime
+) -> dict[str, Any]:
+    """``targets``: references of the RiskAssessment and CarePlan being written."""
+    a = assessment
+    resource: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "meta": {"profile": [PROFILE_PROVENANCE]},
+        "target": [reference(t) for t in targets],
+        "occurredDateTime": day(a.as_of),
+        "recorded": instant(recorded),
+        "activity": concept(PROVENANCE_ACTIVITY, "CREATE", "create"),
+        "agent": [
+            {
+                "type": concept(PROVENANCE_PARTICIPANT, "assembler", "Assembler"),
+                "who": software(a.ruleset_version),
+            }
+        ],
+    }
+    if a.inputs:
+        resource["entity"] = [{"role": "source", "what": reference(ref)} for ref in a.inputs]
+    return resource

@@ -1,0 +1,222 @@
+"""The RiskAssessment, CarePlan and Provenance builders: valid R4, and saying what docs/outbound.md says."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.careplan import CarePlan
+from fhir.resources.R4B.provenance import Provenance
+from fhir.resources.R4B.riskassessment import RiskAssessment
+
+from fhir_cml import __version__
+from fhir_cml.domain import RULESET_VERSION
+from fhir_cml.domain.vocabulary import Recommendation
+from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.outbound import build, build_provenance, result_bundle, transaction_bundle
+from tests.unit.cases import RECORDS, assessment
+
+RECORDED = datetime(2025, 6, 30, 14, 5, 9, tzinfo=UTC)
+
+
+def ext(resource: dict[str, Any], url: str) -> list[dict[str, Any]]:
+    return [e for e in resource.get("extension", []) if e["url"] == url]
+
+
+def sub(extension: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [e for e in extension["extension"] if e["url"] == name]
+
+
+@pytest.mark.parametrize("name", sorted(RECORDS))
+def test_every_resource_is_valid_r4(name: str) -> None:
+    written = build(assessment(name), RECORDED)
+    RiskAssessment.model_validate(written.risk_assessment)
+    CarePlan.model_validate(written.care_plan)
+    Provenance.model_validate(written.provenance)
+    Bundle.model_validate(transaction_bundle([assessment(name)], RECORDED))
+    Bundle.model_validate(result_bundle([assessment(name)], RECORDED))
+
+
+@pytest.mark.parametrize("name", sorted(RECORDS))
+def test_care_plan_is_always_a_draft_proposal_with_one_activity_per_suggestion(name: str) -> None:
+    a = assessment(name)
+    plan = build(a, RECORDED).care_plan
+    assert plan["status"] == "draft"
+    assert plan["intent"] == "proposal"
+    assert plan["note"] == [
+        {"text": "Suggestions from fhir-cml for a clinician to review; not orders."}
+    ]
+    activities = plan.get("activity", [])
+    assert [x["detail"]["code"]["coding"][0]["code"] for x in activities] == [
+        s.code.value for s in a.recommendations
+    ]
+    for activity, suggestion in zip(activities, a.recommendations, strict=True):
+        detail = activity["detail"]
+        assert detail["status"] == "not-started"
+        assert detail["code"]["coding"][0]["system"] == c.CS_RECOMMENDATION
+        assert detail["description"] == suggestion.text
+        assert [r["text"] for r in detail["reasonCode"]] == [b.statement for b in suggestion.basis]
+        assert set(detail["instantiatesCanonical"]) == {
+            c.plan_definition(b.rule.id) for b in suggestion.basis
+        }
+
+
+@pytest.mark.parametrize("name", sorted(RECORDS))
+def test_risk_assessment_carries_the_reading_in_extensions(name: str) -> None:
+    a = assessment(name)
+    ra = build(a, RECORDED).risk_assessment
+    assert ra["status"] == "final"
+    assert ra["subject"] == {"reference": a.patient}
+    assert ra["occurrenceDateTime"] == a.as_of.isoformat()
+    assert ra["code"]["coding"][0] == {
+        "system": c.CS_CML,
+        "code": c.CML_ASSESSMENT,
+        "display": "CML response assessment",
+    }
+    assert ra["method"]["coding"][0]["code"] == a.guideline.value
+    assert ra["method"]["text"] == f"fhir-cml rules {RULESET_VERSION} - ELN 2020"
+    assert ext(ra, c.EXT_AS_OF) == [{"url": c.EXT_AS_OF, "valueDate": "2025-06-30"}]
+    assert ext(ra, c.EXT_RULESET_VERSION)[0]["valueString"] == RULESET_VERSION
+    depth = ext(ra, c.EXT_MOLECULAR_RESPONSE)[0]["valueCodeableConcept"]["coding"][0]
+    assert depth == {"system": c.CS_MOLECULAR_RESPONSE, "code": a.molecular_response.depth.value}
+    (eln,) = ext(ra, c.EXT_ELN_RESPONSE)
+    assert sub(eln, "status")[0]["valueCoding"]["code"] == a.eln.status.value
+    assert [m["valueCoding"]["code"] for m in sub(eln, "milestone")] == (
+        [a.eln.milestone.value] if a.eln.milestone else []
+    )
+    assert sub(eln, "guideline")[0]["valueCoding"]["system"] == c.CS_GUIDELINE
+    tfr = ext(ra, c.EXT_TFR_STATUS)[0]["valueCodeableConcept"]["coding"][0]["code"]
+    assert tfr == a.tfr.status.value
+    tdm = ext(ra, c.EXT_TDM_STATUS)[0]["valueCodeableConcept"]["coding"][0]["code"]
+    assert tdm == a.tdm.status.value
+    due = [e["valueDate"] for e in ext(ra, c.EXT_NEXT_PCR_DUE)]
+    assert due == ([a.monitoring.next_pcr_due.isoformat()] if a.monitoring.next_pcr_due else [])
+    assert [b["reference"] for b in ra["basis"]] == list(a.inputs)
+    bases = ext(ra, c.EXT_BASIS)
+    assert bases, "every reading names its basis"
+    rules = {sub(b, "rule")[0]["valueCanonical"] for b in bases}
+    assert c.plan_definition("response-depth") in rules
+    assert ra["performer"] == {
+        "identifier": {"system": c.DEVICE_IDENTIFIER, "value": "fhir-cml"},
+        "display": f"fhir-cml {__version__} (rules {RULESET_VERSION})",
+    }
+    if a.recommendations:
+        assert len(ra["mitigation"].splitlines()) == len(a.recommendations)
+    else:
+        assert "mitigation" not in ra
+    assert all(n["text"] for n in ra["note"])
+
+
+def test_optimal_responder_predictions_and_scores() -> None:
+    a = assessment("optimal")
+    ra = build(a, RECORDED).risk_assessment
+    by_outcome = {p["outcome"]["coding"][0]["code"]: p for p in ra["prediction"]}
+    progression = by_outcome[c.PROGRESSION_AP_BC]
+    assert progression["probabilityDecimal"] == 0.0
+    assert progression["whenRange"]["high"] == {
+        "value": 5.0,
+        "unit": "a",
+        "system": c.UCUM,
+        "code": "a",
+    }
+    assert "IRIS" in progression["rationale"]
+    assert set(by_outcome) == {c.PROGRESSION_AP_BC, c.SOKAL_SCORE, c.ELTS_SCORE, c.EUTOS_SCORE}
+    sokal = by_outcome[c.SOKAL_SCORE]
+    assert sokal["qualitativeRisk"]["coding"][0] == {
+        "system": c.CS_RISK_CATEGORY,
+        "code": "intermediate",
+    }
+    assert "0.83" in sokal["rationale"]
+    assert ra["condition"] == {"reference": "Condition/opt-cml"}
+    plan = build(a, RECORDED).care_plan
+    assert plan["addresses"] == [{"reference": "Condition/opt-cml"}]
+    assert plan["title"] == "CML suggestions (ELN 2020) as of 2025-06-30"
+
+
+def test_failure_with_t315i_switches_and_never_escalates() -> None:
+    a = assessment("t315i")
+    written = build(a, RECORDED)
+    codes = [x["detail"]["code"]["coding"][0]["code"] for x in written.care_plan["activity"]]
+    assert codes[0] == Recommendation.SWITCH_TKI
+    assert Recommendation.ESCALATE_DOSE not in codes
+    switch = written.care_plan["activity"][0]["detail"]
+    assert switch["instantiatesCanonical"] == [c.plan_definition("t315i-no-escalation")]
+    assert switch["reasonReference"] == [{"reference": "Observation/t315i-mut"}]
+    (eln,) = ext(written.risk_assessment, c.EXT_ELN_RESPONSE)
+    assert sub(eln, "status")[0]["valueCoding"]["code"] == "failure"
+
+
+def test_reason_references_are_only_observations_and_conditions() -> None:
+    plan = build(assessment("t315i"), RECORDED).care_plan
+    refs = [
+        r["reference"] for x in plan["activity"] for r in x["detail"].get("reasonReference", [])
+    ]
+    assert refs
+    assert all(r.startswith(("Observation/", "Condition/")) for r in refs)
+    interaction = next(
+        x["detail"]
+        for x in plan["activity"]
+        if x["detail"]["code"]["coding"][0]["code"] == "review-interactions"
+    )
+    assert "reasonReference" not in interaction  # a MedicationStatement is not a reason type
+    evidence = [
+        e["valueReference"]["reference"]
+        for b in interaction["extension"]
+        for e in b["extension"]
+        if e["url"] == "evidence"
+    ]
+    assert evidence == ["MedicationStatement/t315i-clari"]
+
+
+def test_tfr_relapse_restarts_tki() -> None:
+    written = build(assessment("tfr-relapse"), RECORDED)
+    tfr = ext(written.risk_assessment, c.EXT_TFR_STATUS)[0]["valueCodeableConcept"]["coding"][0]
+    assert tfr["code"] == "molecular-relapse"
+    first = written.care_plan["activity"][0]["detail"]
+    assert first["code"]["coding"][0]["code"] == "restart-tki"
+    assert c.plan_definition("tfr-molecular-relapse") in first["instantiatesCanonical"]
+
+
+def test_not_evaluable_everything_still_writes_a_complete_reading() -> None:
+    written = build(assessment("not-evaluable"), RECORDED)
+    ra, plan = written.risk_assessment, written.care_plan
+    assert "prediction" not in ra
+    assert "mitigation" not in ra
+    assert "condition" not in ra
+    assert "activity" not in plan
+    (eln,) = ext(ra, c.EXT_ELN_RESPONSE)
+    assert sub(eln, "status")[0]["valueCoding"]["code"] == "not-evaluable"
+    assert sub(eln, "milestone") == []
+    assert ext(ra, c.EXT_NEXT_PCR_DUE) == []
+    assert plan["supportingInfo"] == [{"reference": written.ids.risk_assessment}]
+
+
+def test_provenance_names_software_inputs_and_targets() -> None:
+    a = assessment("optimal")
+    written = build(a, RECORDED)
+    prov = written.provenance
+    assert prov["target"] == [
+        {"reference": written.ids.risk_assessment},
+        {"reference": written.ids.care_plan},
+    ]
+    assert prov["recorded"] == "2025-06-30T14:05:09+00:00"
+    assert prov["occurredDateTime"] == "2025-06-30"
+    assert prov["activity"]["coding"][0]["code"] == "CREATE"
+    assert prov["activity"]["coding"][0]["system"] == c.PROVENANCE_ACTIVITY
+    agent = prov["agent"][0]
+    assert agent["type"]["coding"][0]["code"] == "assembler"
+    assert agent["type"]["coding"][0]["system"] == c.PROVENANCE_PARTICIPANT
+    assert agent["who"]["identifier"]["system"] == c.DEVICE_IDENTIFIER
+    assert [e["what"]["reference"] for e in prov["entity"]] == list(a.inputs)
+    assert {e["role"] for e in prov["entity"]} == {"source"}
+
+
+def test_provenance_keeps_the_callers_zone_and_refuses_a_naive_moment() -> None:
+    a = assessment("optimal")
+    cest = timezone(timedelta(hours=2))
+    prov = build_provenance(a, ["urn:uuid:x"], datetime(2025, 6, 30, 16, 5, 9, tzinfo=cest))
+    assert prov["recorded"] == "2025-06-30T16:05:09+02:00"
+    with pytest.raises(ValueError, match="timezone"):
+        build_provenance(a, ["urn:uuid:x"], datetime(2025, 6, 30, 16, 5, 9))
