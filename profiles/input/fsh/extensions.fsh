@@ -103,3 +103,12 @@ Description: "A later, different assessment supersedes this one: the reference n
 Context: RiskAssessment, CarePlan
 * value[x] 1..1
 * value[x] only Reference(RiskAssessment or CarePlan)
+
+Extension: IssueResource
+Id: issue-resource
+Title: "Issue resource"
+Description: "On an OperationOutcome issue: the input the issue concerns, as a reference when it is a resource, else by display (a file and entry name)."
+Context: OperationOutcome.issue
+* value[x] 1..1
+* value[x] only Reference
+* value[x] ^short = "The input resource (reference), or a file and entry name (display)"

@@ -24,6 +24,7 @@ Alias: $DEVICE_IDENTIFIER = https://fhir-cml.org/fhir/identifier/software
 Alias: $EXT_AS_OF = https://fhir-cml.org/fhir/StructureDefinition/as-of
 Alias: $EXT_BASIS = https://fhir-cml.org/fhir/StructureDefinition/basis
 Alias: $EXT_ELN_RESPONSE = https://fhir-cml.org/fhir/StructureDefinition/eln-response
+Alias: $EXT_ISSUE_RESOURCE = https://fhir-cml.org/fhir/StructureDefinition/issue-resource
 Alias: $EXT_MOLECULAR_RESPONSE = https://fhir-cml.org/fhir/StructureDefinition/molecular-response
 Alias: $EXT_NEXT_PCR_DUE = https://fhir-cml.org/fhir/StructureDefinition/next-pcr-due
 Alias: $EXT_REPLACED_BY = https://fhir-cml.org/fhir/StructureDefinition/replaced-by
