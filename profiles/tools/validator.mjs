@@ -12,9 +12,13 @@
 // - Choice types: Medplum accepts any type for value[x]; a profile's restriction
 //   (value[x] only Quantity) is checked here.
 // - Slice contents: Medplum counts the items of each slice but does not check them against the
-//   slice's own definition (component[abl1Copies].value[x] 1..1 only Quantity or integer); the
-//   cardinality, types, fixed and pattern values and required bindings inside slices are checked
-//   here.
+//   slice's own definition (component[abl1Copies].value[x] 1..1 only Quantity or integer).
+// - Reference targets: Medplum only warns about a reference to a type the element does not allow;
+//   when the reference names its type (Group/1, not urn:uuid:...), it is an error here.
+// - Nested elements: Medplum does not apply a profile's constraints below the first level of
+//   backbone elements (CarePlan.activity.detail.code); cardinality, types, fixed and pattern
+//   values and required bindings are checked here for every element of the snapshot, and
+//   reported where Medplum has not already reported an error at the same element.
 // - Extensions: Medplum matches an extension to its slice by the slice's own `url` child, which
 //   snapshots (SUSHI's, like the IG Publisher's) leave implicit in the extension's definition,
 //   and does not validate an extension's content against that definition. In memory only, each
@@ -69,7 +73,14 @@ function addTerminology(resource) {
 
 function load(conformanceDir) {
   for (const name of CORE_BUNDLES) {
-    indexStructureDefinitionBundle(readJson(name));
+    const bundle = readJson(name);
+    indexStructureDefinitionBundle(bundle);
+    for (const entry of bundle.entry ?? []) {
+      const sd = entry.resource;
+      if (sd.resourceType === 'StructureDefinition' && sd.kind === 'resource' && sd.derivation === 'specialization') {
+        baseDefinitions.set(sd.type, sd);
+      }
+    }
   }
   // The project's resources first: they win over anything of the same URL.
   const own = readdirSync(conformanceDir)
@@ -276,13 +287,14 @@ function fixedOrPattern(element) {
 function propertyValues(node, name, path) {
   if (!isObject(node)) return [];
   const out = [];
+  // `element` is the path with the snapshot's name (value[x]), as Medplum reports it.
   const push = (key, type) => {
     const v = node[key];
     if (v === undefined) return;
     if (Array.isArray(v)) {
-      v.forEach((item, i) => out.push({ value: item, path: `${path}.${key}[${i}]`, key, type }));
+      v.forEach((item, i) => out.push({ value: item, path: `${path}.${key}[${i}]`, element: `${path}.${name}[${i}]`, key, type }));
     } else {
-      out.push({ value: v, path: `${path}.${key}`, key, type });
+      out.push({ value: v, path: `${path}.${key}`, element: `${path}.${name}`, key, type });
     }
   };
   if (name.endsWith('[x]')) {
@@ -336,33 +348,31 @@ function lastName(element) {
   return element.path.slice(element.path.lastIndexOf('.') + 1);
 }
 
-// Check `node` (the instance at element `element`) and its descendants. `inSlice` is true below a
-// slice (other than an extension slice, whose content is checked against its own definition).
-function walk(index, element, node, path, inSlice, issues, unchecked) {
-  const children = index.children.get(element.id) ?? [];
-  for (const child of children) {
+// Check `node` (the instance at element `element`) and its descendants against the snapshot:
+// cardinality, choice types, fixed and pattern values, required bindings. Extension slices are
+// left to their extension's definition.
+function walk(index, element, node, path, issues, unchecked) {
+  for (const child of index.children.get(element.id) ?? []) {
     const name = lastName(child);
     const values = propertyValues(node, name, path);
     if (isSliceEntry(child)) {
       if (extensionDefinitions.has(child.type?.[0]?.profile?.[0])) continue;
       for (const v of values.filter((v) => index.matches(v.value, child))) {
-        walk(index, child, v.value, v.path, true, issues, unchecked);
-        checkValue(child, v, true, issues, unchecked);
+        checkValue(child, v, issues, unchecked);
+        walk(index, child, v.value, v.path, issues, unchecked);
       }
       continue;
     }
-    if (inSlice) {
-      const max = child.max === '*' ? Infinity : Number(child.max ?? '1');
-      if (values.length < (child.min ?? 0)) {
-        issues.push(issue(`${path}.${name}`, `Missing required property (${child.id} ${child.min}..${child.max})`));
-      } else if (values.length > max) {
-        issues.push(issue(`${path}.${name}`, `Too many values: ${child.id} allows ${child.min}..${child.max}, found ${values.length}`));
-      }
+    const max = child.max === '*' ? Infinity : Number(child.max ?? '1');
+    if (values.length < (child.min ?? 0)) {
+      issues.push(issue(`${path}.${name}`, `Missing required property (${child.id} ${child.min}..${child.max})`));
+    } else if (values.length > max) {
+      issues.push(issue(`${path}.${name}`, `Too many values: ${child.id} allows ${child.min}..${child.max}, found ${values.length}`));
     }
     for (const v of values) {
-      checkValue(child, v, inSlice, issues, unchecked);
+      checkValue(child, v, issues, unchecked);
       if (isObject(v.value) && !isResourceNode(v.value)) {
-        walk(index, child, v.value, v.path, inSlice, issues, unchecked);
+        walk(index, child, v.value, v.path, issues, unchecked);
       }
     }
   }
@@ -376,29 +386,39 @@ function isResourceNode(value) {
   return typeof value.resourceType === 'string';
 }
 
-function checkValue(element, v, inSlice, issues, unchecked) {
+function checkValue(element, v, issues, unchecked) {
   if (v.type !== undefined) {
     const allowed = (element.type ?? []).map((t) => t.code);
     if (allowed.length && !allowed.includes(v.type)) {
-      issues.push(issue(v.path, `Type ${v.type} is not allowed here (${element.id}: ${allowed.join(' | ')})`));
+      issues.push({ ...issue(v.path, `Type ${v.type} is not allowed here (${element.id}: ${allowed.join(' | ')})`), element: v.element });
     }
   }
-  if (!inSlice) return;
   const expected = fixedOrPattern(element);
   if (expected) {
     const ok = expected.kind === 'fixed' ? equalsDeep(v.value, expected.value) : includes(v.value, expected.value);
-    if (!ok) issues.push(issue(v.path, `Value does not match the ${expected.kind} value of ${element.id}`));
+    if (!ok) issues.push({ ...issue(v.path, `Value does not match the ${expected.kind} value of ${element.id}`), element: v.element });
   }
   const binding = element.binding;
   if (binding?.strength === 'required' && binding.valueSet) {
     const type = v.type ?? element.type?.[0]?.code;
-    checkCode(binding.valueSet, type, v.value, v.path, issues, unchecked);
+    const found = [];
+    checkCode(binding.valueSet, type, v.value, v.path, found, unchecked);
+    issues.push(...found.map((i) => ({ ...i, element: v.element })));
   }
 }
 
 function supplementary(sd, node, path, issues, unchecked) {
+  if (!sd) {
+    sd = baseDefinition(node?.resourceType);
+    if (!sd) return;
+  }
   const index = indexFor(sd);
-  walk(index, sd.snapshot.element[0], node, path, false, issues, unchecked);
+  walk(index, sd.snapshot.element[0], node, path, issues, unchecked);
+}
+
+const baseDefinitions = new Map(); // resource type -> core StructureDefinition
+function baseDefinition(type) {
+  return baseDefinitions.get(type);
 }
 
 const indexes = new Map();
@@ -434,12 +454,16 @@ function issue(path, message, code = 'structure') {
   return { severity: 'error', code, path, message };
 }
 
+// Medplum warns about a reference whose target type is not allowed; when the reference names its
+// type (Group/1, not urn:uuid:...), that is an error.
 function toIssue(i) {
+  const message = i.details?.text ?? i.diagnostics ?? '';
+  const wrongType = /^Invalid reference: got "[A-Z][A-Za-z]+"/.test(message);
   return {
-    severity: i.severity,
+    severity: wrongType ? 'error' : i.severity,
     code: i.code,
     path: (i.expression ?? [])[0] ?? '',
-    message: i.details?.text ?? i.diagnostics ?? '',
+    message,
   };
 }
 
@@ -467,19 +491,31 @@ function validate(resource, profileUrl) {
   const tokens = {};
   medplum(() => validateResource(resource, { profile, collect: { tokens } }), issues);
   checkTokens(tokens, issues, unchecked);
-  if (profile) {
-    supplementary(profile, resource, type, issues, unchecked);
-  }
+  const own = [];
+  supplementary(profile ?? null, resource, type, own, unchecked);
+  merge(issues, own);
   for (const [path, extension, definition] of ownExtensions(resource, type, [])) {
     const extTokens = {};
     const relocate = (p) => p.replace(/^Extension/, path);
     const found = [];
     medplum(() => validateTypedValue({ type: 'Extension', value: extension }, { profile: definition, collect: { tokens: extTokens } }), found);
-    found.forEach((i) => issues.push({ ...i, path: relocate(i.path) }));
-    checkTokens(extTokens, issues, unchecked, relocate);
-    supplementary(definition, extension, path, issues, unchecked);
+    const relocated = found.map((i) => ({ ...i, path: relocate(i.path) }));
+    checkTokens(extTokens, relocated, unchecked, relocate);
+    const own = [];
+    supplementary(definition, extension, path, own, unchecked);
+    merge(relocated, own);
+    issues.push(...relocated);
   }
   return { issues: dedupe(issues), unchecked: [...unchecked].sort() };
+}
+
+// Add our own issues, except where Medplum already reported an error at the same element.
+function merge(issues, own) {
+  const bare = (p) => p.replace(/\[\d+\]/g, '');
+  const reported = new Set(issues.filter((i) => i.severity === 'error').map((i) => bare(i.path)));
+  for (const { element, ...i } of own) {
+    if (!reported.has(bare(i.path)) && !(element && reported.has(bare(element)))) issues.push(i);
+  }
 }
 
 function dedupe(issues) {

@@ -33,7 +33,8 @@ RESOURCES = PROFILES / "fsh-generated" / "resources"
 def _generator() -> ModuleType:
     path = PROFILES / "tools" / "generate_fsh.py"
     spec = importlib.util.spec_from_file_location("generate_fsh", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -167,7 +168,8 @@ def codes_of(system: str) -> list[str]:
     assert cs["resourceType"] == "CodeSystem"
     assert cs["content"] == "complete"
     for concept in cs["concept"]:
-        assert concept.get("display") and concept.get("definition"), concept["code"]
+        assert concept.get("display"), concept["code"]
+        assert concept.get("definition"), concept["code"]
     return [c["code"] for c in cs["concept"]]
 
 
@@ -183,7 +185,8 @@ def test_every_project_code_system_is_mapped_to_its_enum() -> None:
 
 def test_cml_code_system_holds_every_local_code_of_canonical() -> None:
     names = GEN.cml_code_names()
-    assert "ABL1_COPIES" in names and "EUTOS_SCORE" in names
+    assert "ABL1_COPIES" in names
+    assert "EUTOS_SCORE" in names
     assert sorted(codes_of(canonical.CS_CML)) == sorted(getattr(canonical, n) for n in names)
 
 
