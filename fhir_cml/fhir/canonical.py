@@ -121,3 +121,6 @@ PROVENANCE_ACTIVITY: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOpera
 GENOMICS_VARIANT_PROFILE: Final = (
     "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/variant"
 )
+ICD10: Final = "http://hl7.org/fhir/sid/icd-10"
+ICD10_CM: Final = "http://hl7.org/fhir/sid/icd-10-cm"
+ICD_O_3: Final = "http://terminology.hl7.org/CodeSystem/icd-o-3"

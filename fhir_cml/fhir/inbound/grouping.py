@@ -1,0 +1,142 @@
+"""Resources to patients: each resource goes to the patient its subject names, and a patient is
+assessed only when there is evidence of CML (a CML Condition, a TKI MedicationStatement or a
+BCR::ABL1 result).
+
+References are resolved after everything is read, because a Bundle may name a Patient entry
+(``urn:uuid:``) before or after the entries that refer to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from fhir_cml.domain.model import Issue
+from fhir_cml.domain.vocabulary import IssueCode, Severity
+from fhir_cml.fhir.inbound.medications import MedicationIndex, identify, medication_reference
+from fhir_cml.fhir.inbound.observations import is_bcr_abl1
+from fhir_cml.fhir.inbound.patients import is_cml_condition
+from fhir_cml.fhir.inbound.references import PatientIndex, ref_of
+from fhir_cml.fhir.loader import Entry
+
+SUBJECT_TYPES: Final = frozenset(
+    {"Observation", "Condition", "MedicationStatement", "AdverseEvent"}
+)
+READ_TYPES: Final = SUBJECT_TYPES | {"Patient", "Medication"}
+MAX_SUBJECT_ISSUES: Final = 100
+
+
+@dataclass
+class Groups:
+    patients: dict[str, list[Entry]]  # patients with CML evidence, by key
+    skipped: int  # patients without CML evidence
+    issues: list[Issue] = field(default_factory=list)
+
+
+class Grouper:
+    """Collects entries (``add``), then assigns them to patients (``finish``)."""
+
+    def __init__(self) -> None:
+        self._pending: list[Entry] = []
+        self._patients: dict[str, list[Entry]] = {}
+        self._index = PatientIndex()
+        self._medications = MedicationIndex()
+        self._medication_entries: dict[int, Entry] = {}
+        self._unsupported: dict[str, int] = {}
+
+    def add(self, entry: Entry) -> None:
+        rtype = entry.resource["resourceType"]
+        if rtype in SUBJECT_TYPES:
+            self._pending.append(entry)
+        elif rtype == "Patient":
+            key = self._index.add(entry)
+            self._patients.setdefault(key, []).append(entry)
+        elif rtype == "Medication":
+            self._medications.add(entry)
+            self._medication_entries[id(entry.resource)] = entry
+        else:
+            self._unsupported[rtype] = self._unsupported.get(rtype, 0) + 1
+
+    def finish(self) -> Groups:
+        issues: list[Issue] = []
+        evidence: set[str] = set()
+        without_subject = 0
+        medications_added: dict[str, set[int]] = {}
+        for entry in self._pending:
+            res = entry.resource
+            key, problem = self._index.resolve(res, "subject")
+            if key is None and "patient" in res:
+                key, problem = self._index.resolve(res, "patient")
+            if key is None:
+                without_subject += 1
+                if without_subject <= MAX_SUBJECT_ISSUES:
+                    issues.append(
+                        Issue(
+                            Severity.WARNING,
+                            IssueCode.NO_SUBJECT,
+                            f"{ref_of(entry)} ({entry.source}) {problem}: it cannot be assigned "
+                            "to a patient and is left out.",
+                            ref_of(entry),
+                        )
+                    )
+                continue
+            group = self._patients.get(key)
+            if group is None:
+                group = self._patients[key] = []
+            group.append(entry)
+            rtype = res["resourceType"]
+            if rtype == "MedicationStatement":
+                self._add_medication(res, key, group, medications_added)
+            if key not in evidence and _is_evidence(rtype, res, self._medications):
+                evidence.add(key)
+        if without_subject > MAX_SUBJECT_ISSUES:
+            issues.append(
+                Issue(
+                    Severity.WARNING,
+                    IssueCode.NO_SUBJECT,
+                    f"{without_subject - MAX_SUBJECT_ISSUES} more resources have no usable "
+                    "subject and are left out (the first "
+                    f"{MAX_SUBJECT_ISSUES} are listed).",
+                    None,
+                )
+            )
+        if self._unsupported:
+            ranked = sorted(self._unsupported.items(), key=lambda item: (-item[1], item[0]))
+            listed = ", ".join(f"{rtype} ({n})" for rtype, n in ranked)
+            issues.append(
+                Issue(
+                    Severity.INFORMATION,
+                    IssueCode.UNSUPPORTED_TYPE,
+                    f"Not read: {listed} (fhir-cml reads Patient, Observation, Condition, "
+                    "MedicationStatement, Medication and AdverseEvent).",
+                    None,
+                )
+            )
+        patients = {key: group for key, group in sorted(self._patients.items()) if key in evidence}
+        return Groups(patients, len(self._patients) - len(patients), issues)
+
+    def _add_medication(
+        self, res: dict[str, Any], key: str, group: list[Entry], added: dict[str, set[int]]
+    ) -> None:
+        """A bundled Medication goes with each patient whose statement refers to it."""
+        reference = medication_reference(res)
+        if reference is None:
+            return
+        medication = self._medications.get(reference)
+        if medication is None:
+            return
+        seen = added.setdefault(key, set())
+        if id(medication) not in seen:
+            seen.add(id(medication))
+            group.append(self._medication_entries[id(medication)])
+
+
+def _is_evidence(rtype: str, res: dict[str, Any], medications: MedicationIndex) -> bool:
+    if rtype == "Observation":
+        return is_bcr_abl1(res)
+    if rtype == "Condition":
+        return is_cml_condition(res)
+    if rtype == "MedicationStatement":
+        drug, _ = identify(res, medications)
+        return drug is not None and drug.tki is not None
+    return False
