@@ -2,20 +2,22 @@
 
 From ``fhir_cml.fhir.canonical`` (URLs and the local ``cml`` codes), ``fhir_cml.domain.vocabulary``
 (the values of every project CodeSystem), ``fhir_cml.domain.rules.catalogue`` (one PlanDefinition
-per rule) and ``fhir_cml.domain.rules.interactions`` (the strong CYP3A4 modulators) this script
-writes into ``profiles/input/fsh/generated/``:
+per rule) and ``fhir_cml.domain.rules.interactions`` (the strong CYP3A4 modulators), and the codes the inbound mapper reads
+(``fhir_cml.fhir.inbound``), this script writes into ``profiles/input/fsh/generated/``:
 
 - ``aliases.fsh``: an alias ``$NAME`` for every URL constant in canonical.py, which the
   hand-written FSH uses instead of spelling URLs out;
 - ``codesystems.fsh``: one CodeSystem per project code system, with a display and a definition
   for every code (the tables below; a code without a definition, or a definition without a
   code, stops the script);
-- ``valuesets.fsh``: one ValueSet per project CodeSystem, the prediction outcomes, the TKIs by
-  RxNorm and ATC and the strong CYP3A4 inhibitors and inducers;
+- ``valuesets.fsh``: one ValueSet per project CodeSystem, the prediction outcomes, the BCR::ABL1
+  result codes, the imatinib trough codes, the TKIs by RxNorm and ATC and the strong CYP3A4
+  inhibitors and inducers;
 - ``plandefinitions.fsh``: one PlanDefinition per rule, citing its source, with an action coded
   with the recommendation(s) the rule leads to.
 
-External codes (RxNorm, ATC) are only those confirmed against public sources.
+External codes (LOINC, RxNorm, ATC) are those the inbound mapper reads, with their displays;
+a code whose display is not confirmed against public sources is left out and named instead.
 
 Usage: python profiles/tools/generate_fsh.py [output-dir]
 """
@@ -49,6 +51,8 @@ from fhir_cml.domain.vocabulary import (
     Transcript,
 )
 from fhir_cml.fhir import canonical
+from fhir_cml.fhir.inbound import codes as inbound_codes
+from fhir_cml.fhir.inbound import medications as inbound_medications
 
 PROFILES: Final = Path(__file__).resolve().parents[1]
 DEFAULT_OUT: Final = PROFILES / "input" / "fsh" / "generated"
@@ -480,48 +484,87 @@ RULE_ACTIONS: Final[dict[str, tuple[Recommendation, ...]]] = {
     ),
 }
 
-# Confirmed external codes (RxNorm: ingredient, clinical and branded drug; ATC: substance).
-TKI_RXNORM: Final[dict[str, tuple[Tki, str]]] = {
-    "282388": (Tki.IMATINIB, "imatinib"),
-    "403878": (Tki.IMATINIB, "imatinib 100 MG Oral Tablet"),
-    "403879": (Tki.IMATINIB, "imatinib 400 MG Oral Tablet"),
-    "404588": (Tki.IMATINIB, "Gleevec 100 MG Oral Tablet"),
-    "404589": (Tki.IMATINIB, "Gleevec 400 MG Oral Tablet"),
-    "662281": (Tki.NILOTINIB, "nilotinib"),
+# External codes: which codes are read comes from the inbound mapper (fhir_cml.fhir.inbound), the
+# one place the service looks them up; only their displays are kept here, and a code without a
+# display stops the script. Codes whose display is not confirmed are left out of the ValueSets.
+DISPLAYS: Final[dict[tuple[str, str], str]] = {
+    (
+        canonical.LOINC,
+        "69380-4",
+    ): "t(9;22)(q34.1;q11)(ABL1,BCR) b2a2+b3a2 fusion transcript/control "
+    "transcript (International Scale) [# Ratio] in Blood or Tissue by Molecular genetics method",
+    (
+        canonical.LOINC,
+        "55147-3",
+    ): "t(9;22)(q34.1;q11)(ABL1,BCR) b2a2+b3a2 fusion transcript/control "
+    "transcript [# Ratio] in Blood or Tissue by Molecular genetics method",
+    (
+        canonical.LOINC,
+        "46434-7",
+    ): "t(9;22)(q34.1;q11)(ABL1,BCR) fusion transcript/control transcript "
+    "[# Ratio] in Blood or Tissue by Molecular genetics method",
+    (
+        canonical.LOINC,
+        "50195-7",
+    ): "t(9;22)(q34.1;q11)(ABL1,BCR) fusion transcript/control transcript "
+    "[Log Number Ratio] in Blood or Tissue by Molecular genetics method",
+    (
+        canonical.LOINC,
+        "82905-1",
+    ): "t(9;22)(q34.1;q11)(ABL1,BCR) fusion transcript/control transcript "
+    "[Log Number Ratio] in Bone marrow by Molecular genetics method",
+    (canonical.LOINC, "52132-8"): "t(9;22)(q34.1;q11)(ABL1,BCR) e1a2 fusion transcript/control "
+    "transcript [# Ratio] in Blood or Tissue by Molecular genetics method",
+    (canonical.LOINC, "103609-4"): "Imatinib [Mass/volume] in Serum or Plasma by LC/MS/MS --24 "
+    "hours post dose",
+    (canonical.RXNORM, "282388"): "imatinib",
+    (canonical.RXNORM, "403878"): "imatinib 100 MG Oral Tablet",
+    (canonical.RXNORM, "403879"): "imatinib 400 MG Oral Tablet",
+    (canonical.RXNORM, "404588"): "Gleevec 100 MG Oral Tablet",
+    (canonical.RXNORM, "404589"): "Gleevec 400 MG Oral Tablet",
+    (canonical.RXNORM, "662281"): "nilotinib",
+    (canonical.RXNORM, "197853"): "ketoconazole 200 MG Oral Tablet",
+    (canonical.RXNORM, "28031"): "itraconazole",
+    (canonical.RXNORM, "282446"): "posaconazole",
+    (canonical.RXNORM, "121243"): "voriconazole",
+    (canonical.RXNORM, "2002"): "carbamazepine",
+    (canonical.RXNORM, "8183"): "phenytoin",
 }
-TKI_ATC: Final[dict[str, Tki]] = {
-    "L01EA01": Tki.IMATINIB,
-    "L01EA02": Tki.DASATINIB,
-    "L01EA03": Tki.NILOTINIB,
-    "L01EA04": Tki.BOSUTINIB,
-    "L01EA05": Tki.PONATINIB,
-    "L01EA06": Tki.ASCIMINIB,
+# Read by the service, display not confirmed: not in the ValueSets (said in their descriptions).
+UNCONFIRMED: Final[dict[tuple[str, str], str]] = {
+    (canonical.LOINC, "57844-3"): "a laboratory's imatinib serum/plasma code",
 }
-CYP3A4_ATC: Final[dict[str, str]] = {
-    "J02AB02": "ketoconazole",
-    "J02AC02": "itraconazole",
-    "J02AC04": "posaconazole",
-    "J02AC03": "voriconazole",
-    "J01FA09": "clarithromycin",
-    "J05AE03": "ritonavir",
-    "V03AX03": "cobicistat",
-    "J04AB02": "rifampicin",
-    "N03AF01": "carbamazepine",
-    "N03AB02": "phenytoin",
-    "N03AA02": "phenobarbital",
-    "N06AX25": "st john's wort",
-    "L02BB04": "enzalutamide",
-}
-CYP3A4_RXNORM: Final[dict[str, tuple[str, str]]] = {
-    "197853": ("ketoconazole", "ketoconazole 200 MG Oral Tablet"),
-    "28031": ("itraconazole", "itraconazole"),
-    "282446": ("posaconazole", "posaconazole"),
-    "121243": ("voriconazole", "voriconazole"),
-    "2002": ("carbamazepine", "carbamazepine"),
-    "8183": ("phenytoin", "phenytoin"),
-}
-# Names without a confirmed drug code: recognised by name only (said in the ValueSet).
-CYP3A4_NAME_ONLY: Final = frozenset({"grapefruit"})
+# ATC displays are the substance names.
+TKI_RXNORM: Final[dict[str, Tki]] = dict(inbound_medications._TKI_RXNORM)
+TKI_ATC: Final[dict[str, Tki]] = dict(inbound_medications._TKI_ATC)
+CYP3A4_ATC: Final[dict[str, str]] = dict(inbound_medications._CYP_ATC)
+CYP3A4_RXNORM: Final[dict[str, str]] = dict(inbound_medications._CYP_RXNORM)
+# Names without a drug code: recognised by name only (said in the ValueSet).
+CYP3A4_NAME_ONLY: Final = (
+    frozenset(STRONG_CYP3A4) - set(CYP3A4_ATC.values()) - set(CYP3A4_RXNORM.values())
+)
+
+
+def observation_codes(kinds: Iterable[inbound_codes.Kind]) -> list[tuple[str, str]]:
+    """(system, code) of the Observation codes the inbound mapper reads as one of ``kinds``."""
+    wanted = set(kinds)
+    return [
+        (system, code)
+        for code, systems in inbound_codes.OBSERVATION_CODES.items()
+        for system, kind in systems.items()
+        if kind in wanted
+    ]
+
+
+def display(system: str, code: str) -> str:
+    try:
+        return DISPLAYS[(system, code)]
+    except KeyError:
+        raise SystemExit(f"no display for {system}|{code}: add it to DISPLAYS") from None
+
+
+def concept_rule(system: str, code: str, shown: str | None = None) -> str:
+    return f"* {system}#{code} {fsh_string(shown or display(system, code))}"
 
 
 def code_systems() -> list[CodeSystemSpec]:
@@ -760,9 +803,40 @@ def valuesets_fsh() -> str:
             ],
         )
     )
-    tki_rules = [
-        f"* {c.RXNORM}#{code} {fsh_string(display)}" for code, (_, display) in TKI_RXNORM.items()
-    ] + [f"* {c.ATC}#{code} {fsh_string(drug.value)}" for code, drug in TKI_ATC.items()]
+    bcr = observation_codes(inbound_codes.BCR_ABL1_KINDS)
+    blocks.append(
+        _valueset(
+            "BcrAbl1ResultCodesVS",
+            _id_of(c.VS_BCR_ABL1_CODES),
+            "BCR::ABL1 result codes",
+            "Codes of a BCR::ABL1 quantification that fhir-cml reads: the ratio on the International "
+            "Scale (69380-4), ratios not on the IS (55147-3, 46434-7; used only with a conversion "
+            "factor), log reductions (50195-7 blood, 82905-1 bone marrow) and the e1a2 (p190) ratio "
+            "(52132-8; kept, never used for milestones).",
+            [concept_rule(system, code) for system, code in bcr],
+        )
+    )
+    trough = observation_codes([inbound_codes.Kind.TROUGH])
+    left_out = [
+        f"{code} ({UNCONFIRMED[(s, code)]})" for s, code in trough if (s, code) in UNCONFIRMED
+    ]
+    blocks.append(
+        _valueset(
+            "ImatinibTroughCodesVS",
+            "imatinib-trough-codes",
+            "Imatinib trough level codes",
+            "LOINC codes of an imatinib level that fhir-cml reads as a trough."
+            + (
+                f" Also read, not listed until its display is confirmed: {', '.join(left_out)}."
+                if left_out
+                else ""
+            ),
+            [concept_rule(s, code) for s, code in trough if (s, code) not in UNCONFIRMED],
+        )
+    )
+    tki_rules = [concept_rule(c.RXNORM, code) for code in TKI_RXNORM] + [
+        concept_rule(c.ATC, code, drug.value) for code, drug in TKI_ATC.items()
+    ]
     blocks.append(
         _valueset(
             "TkiVS",
@@ -780,13 +854,10 @@ def valuesets_fsh() -> str:
     ):
         names = [n for n, e in STRONG_CYP3A4.items() if e is effect]
         rules = [
-            f"* {c.ATC}#{code} {fsh_string(name)}"
-            for code, name in CYP3A4_ATC.items()
-            if name in names
-        ] + [
-            f"* {c.RXNORM}#{code} {fsh_string(display)}"
-            for code, (name, display) in CYP3A4_RXNORM.items()
-            if name in names
+            concept_rule(c.ATC, code, name) for code, name in CYP3A4_ATC.items() if name in names
+        ]
+        rules += [
+            concept_rule(c.RXNORM, code) for code, name in CYP3A4_RXNORM.items() if name in names
         ]
         by_name = sorted(n for n in names if n in CYP3A4_NAME_ONLY)
         note = (
@@ -862,9 +933,9 @@ def render() -> dict[str, str]:
     names = cml_code_names()
     if sorted(names) != sorted(CML):
         raise SystemExit(f"cml codes in canonical.py {sorted(names)} != defined {sorted(CML)}")
-    drugs = set(CYP3A4_ATC.values()) | {n for n, _ in CYP3A4_RXNORM.values()} | CYP3A4_NAME_ONLY
-    if drugs != set(STRONG_CYP3A4):
-        raise SystemExit(f"CYP3A4 codes name {sorted(drugs ^ set(STRONG_CYP3A4))} not in both")
+    unknown_drugs = (set(CYP3A4_ATC.values()) | set(CYP3A4_RXNORM.values())) - set(STRONG_CYP3A4)
+    if unknown_drugs:
+        raise SystemExit(f"CYP3A4 codes name drugs the engine does not know: {unknown_drugs}")
     return {
         "aliases.fsh": aliases_fsh(),
         "codesystems.fsh": codesystems_fsh(),

@@ -197,14 +197,47 @@ def test_each_code_system_has_its_value_set(system: str) -> None:
     assert vs["compose"]["include"] == [{"system": system}]
 
 
+def value_set_codes(url: str) -> set[tuple[str, str]]:
+    vs = by_url()[url]
+    out: set[tuple[str, str]] = set()
+    for include in vs["compose"]["include"]:
+        out |= {(include["system"], c["code"]) for c in include.get("concept", [])}
+        for inner in include.get("valueSet", []):
+            out |= value_set_codes(inner)
+    return out
+
+
+def test_value_sets_hold_the_codes_the_inbound_mapper_reads() -> None:
+    from fhir_cml.fhir.inbound import codes as inbound
+
+    unconfirmed = set(GEN.UNCONFIRMED)
+    bcr = set(GEN.observation_codes(inbound.BCR_ABL1_KINDS))
+    assert ("http://loinc.org", "69380-4") in bcr
+    assert value_set_codes(canonical.VS_BCR_ABL1_CODES) == bcr - unconfirmed
+    trough = set(GEN.observation_codes([inbound.Kind.TROUGH]))
+    assert (
+        value_set_codes(f"{canonical.BASE}/ValueSet/imatinib-trough-codes") == trough - unconfirmed
+    )
+    tki = {(canonical.RXNORM, code) for code in GEN.TKI_RXNORM} | {
+        (canonical.ATC, code) for code in GEN.TKI_ATC
+    }
+    assert value_set_codes(canonical.VS_TKI) == tki
+    cyp = {(canonical.RXNORM, code) for code in GEN.CYP3A4_RXNORM} | {
+        (canonical.ATC, code) for code in GEN.CYP3A4_ATC
+    }
+    assert value_set_codes(canonical.VS_CYP3A4) == cyp
+
+
 def test_value_sets_name_only_drugs_the_engine_knows() -> None:
     from fhir_cml.domain.rules.interactions import STRONG_CYP3A4
 
     tki = by_url()[canonical.VS_TKI]["compose"]["include"]
     atc = next(i for i in tki if i["system"] == canonical.ATC)
     assert {c["display"] for c in atc["concept"]} == {t.value for t in vocabulary.Tki}
-    modulators = by_url()[canonical.VS_CYP3A4]["compose"]["include"]
-    parts = [by_url()[vs]["compose"]["include"] for i in modulators for vs in i["valueSet"]]
-    names = {c["display"] for part in parts for i in part for c in i["concept"]}
-    coded = {n for n in STRONG_CYP3A4 if n not in GEN.CYP3A4_NAME_ONLY}
-    assert coded <= names
+    inhibitors = value_set_codes(f"{canonical.BASE}/ValueSet/strong-cyp3a4-inhibitors")
+    inducers = value_set_codes(f"{canonical.BASE}/ValueSet/strong-cyp3a4-inducers")
+    assert not inhibitors & inducers
+    for code, name in GEN.CYP3A4_ATC.items():
+        effect = STRONG_CYP3A4[name].value
+        assert (canonical.ATC, code) in (inhibitors if effect == "strong-inhibitor" else inducers)
+    assert sorted(GEN.CYP3A4_NAME_ONLY) == ["grapefruit"]

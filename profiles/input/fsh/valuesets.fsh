@@ -1,18 +1,6 @@
-// ValueSets of external codes that the hand-written profiles bind to. Only codes confirmed
-// against public sources are listed (LOINC, SNOMED CT); the project's own ValueSets are generated.
-
-ValueSet: BcrAbl1ResultCodesVS
-Id: bcr-abl1-result-codes
-Title: "BCR::ABL1 result codes"
-Description: "LOINC codes of a BCR::ABL1 quantification that fhir-cml reads: the ratio on the International Scale (69380-4), ratios not on the IS (55147-3, 46434-7; used only with a conversion factor), log reductions (50195-7 blood, 82905-1 bone marrow) and the e1a2 (p190) ratio (52132-8; kept, never used for milestones)."
-* ^url = "https://fhir-cml.org/fhir/ValueSet/bcr-abl1-result-codes"
-* ^experimental = false
-* $LOINC#69380-4 "t(9;22)(q34.1;q11)(ABL1,BCR) b2a2+b3a2 fusion transcript/control transcript (International Scale) [# Ratio] in Blood or Tissue by Molecular genetics method"
-* $LOINC#55147-3 "t(9;22)(q34.1;q11)(ABL1,BCR) b2a2+b3a2 fusion transcript/control transcript [# Ratio] in Blood or Tissue by Molecular genetics method"
-* $LOINC#46434-7 "t(9;22)(q34.1;q11)(ABL1,BCR) fusion transcript/control transcript [# Ratio] in Blood or Tissue by Molecular genetics method"
-* $LOINC#50195-7 "t(9;22)(q34.1;q11)(ABL1,BCR) fusion transcript/control transcript [Log Number Ratio] in Blood or Tissue by Molecular genetics method"
-* $LOINC#82905-1 "t(9;22)(q34.1;q11)(ABL1,BCR) fusion transcript/control transcript [Log Number Ratio] in Bone marrow by Molecular genetics method"
-* $LOINC#52132-8 "t(9;22)(q34.1;q11)(ABL1,BCR) e1a2 fusion transcript/control transcript [# Ratio] in Blood or Tissue by Molecular genetics method"
+// ValueSets of external codes that the hand-written profiles bind to or that document what the
+// service reads. Only codes confirmed against public sources are listed. The project's own
+// ValueSets and those of codes the inbound mapper looks up in tables are generated.
 
 ValueSet: BcrAbl1DetectionVS
 Id: bcr-abl1-detection
@@ -22,13 +10,6 @@ Description: "Coded qualitative BCR::ABL1 results: Not detected means undetectab
 * $SNOMED#260415000 "Not detected"
 * $SNOMED#260373001 "Detected"
 
-ValueSet: ImatinibTroughCodesVS
-Id: imatinib-trough-codes
-Title: "Imatinib trough level codes"
-Description: "LOINC codes of an imatinib level that fhir-cml reads as a trough. LOINC 57844-3 (a laboratory's imatinib serum/plasma code) is read too but not listed here until its display is confirmed."
-* ^experimental = false
-* $LOINC#103609-4 "Imatinib [Mass/volume] in Serum or Plasma by LC/MS/MS --24 hours post dose"
-
 ValueSet: CmlCarePlanStatusVS
 Id: cml-care-plan-status
 Title: "Statuses of a fhir-cml CarePlan"
@@ -36,3 +17,19 @@ Description: "A suggestion is written as draft; it becomes revoked when a later,
 * ^experimental = false
 * http://hl7.org/fhir/request-status#draft "Draft"
 * http://hl7.org/fhir/request-status#revoked "Revoked"
+
+ValueSet: CmlDiagnosisVS
+Id: cml-diagnosis
+Title: "CML diagnosis"
+Description: "The Condition codes fhir-cml reads as chronic myeloid leukemia. Also read: ICD-10 C92.1 (http://hl7.org/fhir/sid/icd-10, any national edition, e.g. http://hl7.org/fhir/sid/icd-10-cm C92.10-C92.12) and ICD-O-3 morphology 9875/3 (http://terminology.hl7.org/CodeSystem/icd-o-3); not listed here until confirmed against the terminologies."
+* ^experimental = false
+* $SNOMED#92818009 "Chronic myeloid leukemia (disorder)"
+
+ValueSet: CmlPhaseVS
+Id: cml-phase
+Title: "CML phase"
+Description: "The phase of CML in Condition.stage.summary, as the mCODE CML phase value set codes it: chronic, accelerated, and acute (blast) phase."
+* ^experimental = false
+* $SNOMED#278177007 "Chronic phase (qualifier value)"
+* $SNOMED#278179005 "Accelerated phase (qualifier value)"
+* $SNOMED#255251009 "Acute phase (qualifier value)"

@@ -117,6 +117,27 @@ Description: "The outcomes of RiskAssessment.prediction: trial evidence and base
 * https://fhir-cml.org/fhir/CodeSystem/cml#elts-score "ELTS score"
 * https://fhir-cml.org/fhir/CodeSystem/cml#eutos-score "EUTOS score"
 
+ValueSet: BcrAbl1ResultCodesVS
+Id: bcr-abl1-result-codes
+Title: "BCR::ABL1 result codes"
+Description: "Codes of a BCR::ABL1 quantification that fhir-cml reads: the ratio on the International Scale (69380-4), ratios not on the IS (55147-3, 46434-7; used only with a conversion factor), log reductions (50195-7 blood, 82905-1 bone marrow) and the e1a2 (p190) ratio (52132-8; kept, never used for milestones)."
+* ^url = "https://fhir-cml.org/fhir/ValueSet/bcr-abl1-result-codes"
+* ^experimental = false
+* http://loinc.org#69380-4 "t(9;22)(q34.1;q11)(ABL1,BCR) b2a2+b3a2 fusion transcript/control transcript (International Scale) [# Ratio] in Blood or Tissue by Molecular genetics method"
+* http://loinc.org#55147-3 "t(9;22)(q34.1;q11)(ABL1,BCR) b2a2+b3a2 fusion transcript/control transcript [# Ratio] in Blood or Tissue by Molecular genetics method"
+* http://loinc.org#46434-7 "t(9;22)(q34.1;q11)(ABL1,BCR) fusion transcript/control transcript [# Ratio] in Blood or Tissue by Molecular genetics method"
+* http://loinc.org#50195-7 "t(9;22)(q34.1;q11)(ABL1,BCR) fusion transcript/control transcript [Log Number Ratio] in Blood or Tissue by Molecular genetics method"
+* http://loinc.org#82905-1 "t(9;22)(q34.1;q11)(ABL1,BCR) fusion transcript/control transcript [Log Number Ratio] in Bone marrow by Molecular genetics method"
+* http://loinc.org#52132-8 "t(9;22)(q34.1;q11)(ABL1,BCR) e1a2 fusion transcript/control transcript [# Ratio] in Blood or Tissue by Molecular genetics method"
+
+ValueSet: ImatinibTroughCodesVS
+Id: imatinib-trough-codes
+Title: "Imatinib trough level codes"
+Description: "LOINC codes of an imatinib level that fhir-cml reads as a trough. Also read, not listed until its display is confirmed: 57844-3 (a laboratory's imatinib serum/plasma code)."
+* ^url = "https://fhir-cml.org/fhir/ValueSet/imatinib-trough-codes"
+* ^experimental = false
+* http://loinc.org#103609-4 "Imatinib [Mass/volume] in Serum or Plasma by LC/MS/MS --24 hours post dose"
+
 ValueSet: TkiVS
 Id: tki
 Title: "BCR::ABL1 tyrosine kinase inhibitors"
@@ -144,15 +165,15 @@ Description: "Strong CYP3A4 inhibitors named by the clinical sources (ketoconazo
 * ^experimental = false
 * http://www.whocc.no/atc#J02AB02 "ketoconazole"
 * http://www.whocc.no/atc#J02AC02 "itraconazole"
-* http://www.whocc.no/atc#J02AC04 "posaconazole"
 * http://www.whocc.no/atc#J02AC03 "voriconazole"
+* http://www.whocc.no/atc#J02AC04 "posaconazole"
 * http://www.whocc.no/atc#J01FA09 "clarithromycin"
 * http://www.whocc.no/atc#J05AE03 "ritonavir"
 * http://www.whocc.no/atc#V03AX03 "cobicistat"
-* http://www.nlm.nih.gov/research/umls/rxnorm#197853 "ketoconazole 200 MG Oral Tablet"
+* http://www.nlm.nih.gov/research/umls/rxnorm#121243 "voriconazole"
 * http://www.nlm.nih.gov/research/umls/rxnorm#28031 "itraconazole"
 * http://www.nlm.nih.gov/research/umls/rxnorm#282446 "posaconazole"
-* http://www.nlm.nih.gov/research/umls/rxnorm#121243 "voriconazole"
+* http://www.nlm.nih.gov/research/umls/rxnorm#197853 "ketoconazole 200 MG Oral Tablet"
 
 ValueSet: StrongCyp3a4InducersVS
 Id: strong-cyp3a4-inducers
