@@ -5,8 +5,9 @@ first-line TKI; a milestone's window opens ``milestone_tolerance_months`` before
 milestone the 'any time' criteria apply). The current reading is that of the latest results in the
 latest milestone window (the worse of molecular, cytogenetic and hematologic where the guideline
 reads several), made worse by any-time events: resistance mutations, loss of MMR, CCyR or CHR,
-clonal abnormalities. A latest result that cannot be read makes the reading not evaluable - an
-older result is never silently used instead.
+clonal abnormalities. When the latest results cannot be read (too few control-gene copies, not on
+the IS) the reading rests on the latest readable ones and says so, naming both; with none readable
+it is not evaluable.
 """
 
 from __future__ import annotations
@@ -514,20 +515,31 @@ def _current(
             )
         )
         return ElnStatus.NOT_EVALUABLE, None
-    latest = history[-1]
-    window = [h for h in history if h.milestone is latest.milestone]
+    readable = [h for h in history if h.status is not ElnStatus.NOT_EVALUABLE]
+    if not readable:
+        latest_each: dict[str, MilestoneReading] = {h.kind: h for h in history}
+        reasons.extend(r.basis for r in latest_each.values())
+        return ElnStatus.NOT_EVALUABLE, history[-1].milestone
+    latest = readable[-1]
     by_kind: dict[str, MilestoneReading] = {}
-    for reading in window:  # the latest reading of each kind in the current window
-        by_kind[reading.kind] = reading
-    contributing = list(by_kind.values())
-    evaluable = [r for r in contributing if r.status is not ElnStatus.NOT_EVALUABLE]
-    if not evaluable:
-        reasons.extend(r.basis for r in contributing)
-        return ElnStatus.NOT_EVALUABLE, latest.milestone
+    for reading in readable:  # the latest readable reading of each kind in the current window
+        if reading.milestone is latest.milestone:
+            by_kind[reading.kind] = reading
     status = ElnStatus.NOT_EVALUABLE
-    for reading in evaluable:
+    for reading in by_kind.values():
         status = worst(status, reading.status)
-    reasons.extend(r.basis for r in contributing)
+    reasons.extend(r.basis for r in by_kind.values())
+    unread = [h for h in history if h.status is ElnStatus.NOT_EVALUABLE and h.date > latest.date]
+    if unread:
+        dates = ", ".join(h.date.isoformat() for h in unread)
+        reasons.append(
+            Basis(
+                unread[-1].basis.rule,
+                f"The later result(s) of {dates} could not be read ({unread[-1].basis.statement}) "
+                f"The reading therefore rests on the result(s) of {latest.date.isoformat()}.",
+                tuple(e for h in unread for e in h.basis.evidence),
+            )
+        )
     return status, latest.milestone
 
 

@@ -104,10 +104,18 @@ def test_high_risk_elts_is_a_baseline_warning_under_eln2020() -> None:
     assert result.eln.milestone is None
 
 
-def test_latest_result_not_readable_makes_the_reading_not_evaluable() -> None:
+def test_unreadable_latest_result_leaves_the_reading_on_the_last_readable_one_and_says_so() -> None:
     eln = reading(ELN2020, pcr(months(12), 0.05), pcr(months(15), None, copies=5_000))
+    assert eln.status is ElnStatus.OPTIMAL
+    assert eln.milestone is Milestone.M12
+    assert "5,000" in eln.reasons[-1].statement
+    assert "rests on the result(s) of" in eln.reasons[-1].statement
+
+
+def test_nothing_readable_is_not_evaluable() -> None:
+    eln = reading(ELN2020, pcr(months(6), 0.5, on_is=False), pcr(months(12), 0.05, on_is=False))
     assert eln.status is ElnStatus.NOT_EVALUABLE
-    assert "5,000" in eln.reasons[0].statement
+    assert "not on the International Scale" in eln.reasons[0].statement
 
 
 def test_resistance_mutation_is_failure_at_any_time() -> None:
