@@ -35,3 +35,15 @@ ensure_test_fhir_server() {
         touch "$dir/node_modules"
     fi
 }
+
+# npm tools of profiles/ (SUSHI, the R4 definitions, Medplum's validator and the Node 22 it runs
+# on): the profile validator the tests use and the rebuild (profiles/build) need them;
+# reinstalled only when package-lock.json is newer than node_modules.
+ensure_profile_tools() {
+    local dir="$ROOT/profiles/tools"
+    if [ ! -f "$dir/node_modules/.installed" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.installed" ]; then
+        log "installing the profile tools' Node packages (npm ci)"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        touch "$dir/node_modules/.installed"
+    fi
+}
