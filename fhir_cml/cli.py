@@ -1,17 +1,214 @@
-"""The ``fhir-cml`` command line."""
+"""The ``fhir-cml`` command line.
+
+Exit codes of ``fhir-cml assess``:
+  0  every readable CML patient was assessed (data issues are reported, not failures)
+  1  nothing could be assessed: no readable file, no FHIR resource, or no CML patient
+  2  usage error (wrong option or value)
+  3  internal error: an assessment raised, or fhir-cml built a resource that is not valid FHIR R4
+Results go to stdout (or --output); messages go to stderr and name the file, entry or patient.
+"""
 
 from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Final
 
 import click
 
 from fhir_cml import __version__
+from fhir_cml.domain import Assessment, Guideline, assess
+from fhir_cml.domain.model import Issue
+from fhir_cml.errors import OperationOutcomeError
+from fhir_cml.fhir.inbound import LoadResult, MappingOptions, load_paths
+from fhir_cml.fhir.outbound import transaction_bundle, validate
 from fhir_cml.jobs.sync_cli import sync
+from fhir_cml.reporting import LoadSummary, to_contract, to_text
+
+EXIT_OK: Final = 0
+EXIT_NOTHING_READ: Final = 1
+EXIT_INTERNAL: Final = 3
+FORMATS: Final = ("text", "json", "bundle")
 
 
 @click.group()
 @click.version_option(__version__, prog_name="fhir-cml")
 def main() -> None:
     """CML response readings and care-plan suggestions from FHIR R4 data."""
+
+
+@main.command(name="assess")
+@click.argument(
+    "inputs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="INPUT..."
+)
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Date of the assessment (YYYY-MM-DD); results dated later are left out. Default: today.",
+)
+@click.option(
+    "--guideline",
+    type=click.Choice([g.value for g in Guideline]),
+    default=Guideline.ELN2020.value,
+    show_default=True,
+    help="Milestones to read responses against.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs, bundle for a FHIR transaction to POST.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the result to FILE instead of stdout.",
+)
+@click.option(
+    "--conversion-factor",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="The laboratory's IS conversion factor for non-IS BCR::ABL1 results that carry none.",
+)
+@click.option(
+    "--max-file-size",
+    type=click.FloatRange(min=0, min_open=True),
+    default=64.0,
+    show_default=True,
+    help="Largest JSON file (or NDJSON line) to read, in MB.",
+)
+def assess_command(
+    inputs: tuple[Path, ...],
+    as_of: datetime | None,
+    guideline: str,
+    fmt: str,
+    output: Path | None,
+    conversion_factor: float | None,
+    max_file_size: float,
+) -> None:
+    """Assess every CML patient in INPUT (FHIR Bundles, resources, NDJSON, or directories)."""
+    day = as_of.date() if as_of is not None else date.today()
+    chosen = Guideline(guideline)
+    now = datetime.now(UTC)
+    options = MappingOptions(
+        now=now,
+        conversion_factor=conversion_factor,
+        max_json_bytes=int(max_file_size * 1024 * 1024),
+    )
+    loaded = load_paths(list(inputs), options)
+    for issue in loaded.issues:
+        _say(_issue_text(issue))
+    if not loaded.records:
+        _say(f"error: nothing to assess: {_why_nothing(loaded)}")
+        sys.exit(EXIT_NOTHING_READ)
+
+    assessments, failed = _assess_all(loaded, day, chosen)
+    summary = LoadSummary(
+        files=loaded.files,
+        resources=loaded.resources,
+        unreadable=loaded.unreadable,
+        skipped=loaded.skipped_patients,
+    )
+    try:
+        text = _render(fmt, assessments, day, chosen, summary, loaded.issues, now)
+    except OperationOutcomeError as exc:
+        _say(f"internal error: fhir-cml built invalid FHIR (a bug): {exc.message}")
+        click.echo(json.dumps(exc.outcome, indent=2), err=True)
+        sys.exit(EXIT_INTERNAL)
+    _write(text, output)
+    data_issues = sum(len(a.issues) for a in assessments)
+    _say(
+        f"assessed {len(assessments)} patient{'s' if len(assessments) != 1 else ''} as of "
+        f"{day.isoformat()} ({chosen.label}); {loaded.skipped_patients} without CML evidence "
+        f"skipped; {data_issues} data issue{'s' if data_issues != 1 else ''} reported in the output"
+        + (f"; written to {output}" if output else "")
+    )
+    sys.exit(EXIT_INTERNAL if failed else EXIT_OK)
+
+
+def _assess_all(
+    loaded: LoadResult, day: date, guideline: Guideline
+) -> tuple[list[Assessment], int]:
+    """Every record assessed; one that raises is reported and does not stop the others."""
+    assessments: list[Assessment] = []
+    failed = 0
+    for record in loaded.records:
+        try:
+            assessments.append(assess(record, day, guideline))
+        except Exception as exc:  # a bug in the rules must not cost the other patients
+            failed += 1
+            _say(f"internal error: {record.patient}: assessment failed: {exc!r}")
+    return assessments, failed
+
+
+def _render(
+    fmt: str,
+    assessments: Sequence[Assessment],
+    day: date,
+    guideline: Guideline,
+    summary: LoadSummary,
+    issues: Sequence[Issue],
+    now: datetime,
+) -> str:
+    if fmt == "bundle":
+        bundle = transaction_bundle(assessments, now)
+        validate(bundle)  # every resource in it, against the FHIR R4 (R4B) models
+        return _json(bundle)
+    if fmt == "json":
+        return _json(
+            to_contract(
+                assessments, as_of=day, guideline=guideline, load_summary=summary, issues=issues
+            )
+        )
+    return to_text(assessments, as_of=day, guideline=guideline, load_summary=summary, issues=issues)
+
+
+def _why_nothing(loaded: LoadResult) -> str:
+    if loaded.files == 0:
+        return "no input file could be read."
+    if loaded.resources == 0:
+        return f"no FHIR resource could be read from {_count(loaded.files, 'file')}."
+    return (
+        f"no CML patient among {_count(loaded.resources, 'resource')} in "
+        f"{_count(loaded.files, 'file')} (a patient needs a CML Condition, a TKI "
+        "MedicationStatement or a BCR::ABL1 result)."
+    )
+
+
+def _issue_text(issue: Issue) -> str:
+    where = f"{issue.resource}: " if issue.resource and issue.resource not in issue.message else ""
+    return f"{issue.severity.value}: {where}{issue.message}"
+
+
+def _json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise click.FileError(str(output), hint=exc.strerror or str(exc)) from exc
+
+
+def _say(message: str) -> None:
+    click.echo(f"fhir-cml: {message}", err=True)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 main.add_command(sync)

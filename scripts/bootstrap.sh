@@ -18,8 +18,12 @@ ensure_python() {
     fi
     if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
         log "installing fhir-cml${extras:+[$extras]} and its pinned dependencies"
-        "$PY" -m pip install --quiet --upgrade pip >/dev/null
-        "$PY" -m pip install --quiet -e "$ROOT${extras:+[$extras]}"
+        local pip_log="$VENV/pip-install.log"
+        if ! { "$PY" -m pip install --upgrade pip && "$PY" -m pip install -e "$ROOT${extras:+[$extras]}"; } >"$pip_log" 2>&1; then
+            cat "$pip_log" >&2
+            log "pip install failed (log above, also in $pip_log)"
+            return 1
+        fi
         touch "$stamp"
     fi
     export PATH="$VENV/bin:$PATH"
@@ -33,6 +37,18 @@ ensure_test_fhir_server() {
         log "installing the test FHIR server's Node packages (npm ci)"
         (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
         touch "$dir/node_modules"
+    fi
+}
+
+# npm tools of profiles/ (SUSHI, the R4 definitions, Medplum's validator and the Node 22 it runs
+# on): the profile validator the tests use and the rebuild (profiles/build) need them;
+# reinstalled only when package-lock.json is newer than node_modules.
+ensure_profile_tools() {
+    local dir="$ROOT/profiles/tools"
+    if [ ! -f "$dir/node_modules/.installed" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.installed" ]; then
+        log "installing the profile tools' Node packages (npm ci)"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        touch "$dir/node_modules/.installed"
     fi
 }
 

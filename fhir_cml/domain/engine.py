@@ -65,11 +65,6 @@ def assess(
             issues.append(Issue(severity, call.problem, call.statement, result.ref))
 
     therapy = _infer_tfr(therapy, calls, issues)
-    on_treatment_calls = (
-        [(r, c) for r, c in calls if therapy.stopped_on is None or r.date <= therapy.stopped_on]
-        if therapy.status is TherapyStatus.TFR
-        else calls
-    )
     response = _response(calls)
     chr_calls = chr_assessments(rec.labs, rec.hematologic)
     onset = min((d.onset for d in rec.diagnoses if d.onset is not None), default=None)
@@ -81,7 +76,7 @@ def assess(
         config,
     )
     elts = next(s for s in scores if s.name == "elts")
-    loss = loss_of_mmr(on_treatment_calls)
+    loss = loss_of_mmr(calls)  # after a TFR stop this is the molecular relapse itself
     evidence = milestones.Evidence(
         calls,
         rec.cytogenetics,

@@ -118,6 +118,7 @@ DATA_ABSENT_REASON: Final = "http://terminology.hl7.org/CodeSystem/data-absent-r
 OBSERVATION_CATEGORY: Final = "http://terminology.hl7.org/CodeSystem/observation-category"
 PROVENANCE_PARTICIPANT: Final = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
 PROVENANCE_ACTIVITY: Final = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+URI_IDENTIFIER: Final = "urn:ietf:rfc:3986"  # Identifier.system when the value is a URI
 GENOMICS_VARIANT_PROFILE: Final = (
     "http://hl7.org/fhir/uv/genomics-reporting/StructureDefinition/variant"
 )

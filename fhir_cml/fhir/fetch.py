@@ -28,6 +28,7 @@ from fhir_cml import __version__
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.client import FhirClient
 from fhir_cml.fhir.inbound.codes import OBSERVATION_CODES, kind_of
+from fhir_cml.fhir.inbound.medications import TKI_ATC, TKI_RXNORM
 from fhir_cml.fhir.inbound.references import literal
 
 
@@ -50,15 +51,10 @@ CML_CONDITION_CODES: Final = (
     (c.ICD10_CM, "C92.11"),
     (c.ICD10_CM, "C92.12"),
 )
-# TKIs by the codes fhir-cml reads (RxNorm ingredients and products, ATC L01EA).
+# TKIs by the codes fhir-cml reads (the inbound mapper's RxNorm and ATC tables).
 TKI_CODES: Final = (
-    (c.RXNORM, "282388"),
-    (c.RXNORM, "403878"),
-    (c.RXNORM, "403879"),
-    (c.RXNORM, "404588"),
-    (c.RXNORM, "404589"),
-    (c.RXNORM, "662281"),
-    *((c.ATC, f"L01EA0{n}") for n in range(1, 7)),
+    *((c.RXNORM, code) for code in sorted(TKI_RXNORM)),
+    *((c.ATC, code) for code in sorted(TKI_ATC)),
 )
 # BCR::ABL1 (p210) results: evidence of CML (e1a2/p190 alone is typical of Ph+ ALL).
 BCR_ABL1_CODES: Final = (

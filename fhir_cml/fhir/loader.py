@@ -27,12 +27,18 @@ class Entry:
     """One resource and where it came from.
 
     ``full_url`` is the Bundle entry's fullUrl: ``urn:uuid:`` references inside the same Bundle
-    resolve through it, and it names resources that have no id.
+    resolve through it, and it names resources that have no id. Where it was read is kept as
+    ``origin`` and ``index`` and spelled out (``source``) only when a message needs it.
     """
 
     resource: dict[str, Any]
-    source: str
+    origin: str  # "labs.ndjson line", "bundle.json entry", or a file name for a whole file
+    index: int = 0
     full_url: str | None = None
+
+    @property
+    def source(self) -> str:
+        return f"{self.origin} {self.index}" if self.index else self.origin
 
 
 def size_text(size: int) -> str:
@@ -110,7 +116,7 @@ class Reader:
             return
         if _is_bulk_manifest(doc):
             return
-        yield from self._document(doc, label, None)
+        yield from self._document(doc, label, 0, None)
 
     def _ndjson_file(self, path: Path, label: str) -> Iterator[Entry]:
         try:
@@ -121,6 +127,7 @@ class Reader:
 
     def _ndjson_lines(self, lines: Iterable[bytes], label: str) -> Iterator[Entry]:
         limit = self.max_json_bytes
+        origin = f"{label} line"
         for number, line in enumerate(lines, 1):
             if len(line) > limit:
                 self._problem(
@@ -144,21 +151,32 @@ class Reader:
                     f"{label} line {number} is not valid JSON ({_text(err)}).", Severity.ERROR
                 )
                 continue
-            yield from self._document(doc, f"{label} line {number}", None)
+            if type(doc) is dict and _plain_resource(doc):
+                self.resources += 1
+                yield Entry(doc, origin, number)
+            else:
+                yield from self._document(doc, origin, number, None)
 
     # --- values already parsed -----------------------------------------------------------------
 
     def read_values(self, values: Iterable[Any], origin: str = "input") -> Iterator[Entry]:
         """Resources (or Bundles) given as parsed JSON, e.g. from a FHIR server or a test."""
+        origin = f"{origin} item"
         for number, value in enumerate(values, 1):
-            yield from self._document(value, f"{origin} item {number}", None)
+            if type(value) is dict and _plain_resource(value):
+                self.resources += 1
+                yield Entry(value, origin, number)
+            else:
+                yield from self._document(value, origin, number, None)
 
     # --- documents, Bundles and resources ------------------------------------------------------
 
-    def _document(self, doc: Any, source: str, full_url: str | None) -> Iterator[Entry]:
+    def _document(self, doc: Any, origin: str, index: int, full_url: str | None) -> Iterator[Entry]:
+        source = f"{origin} {index}" if index else origin
         if type(doc) is list:
+            inner = f"{source} item"
             for number, item in enumerate(doc, 1):
-                yield from self._document(item, f"{source} item {number}", None)
+                yield from self._document(item, inner, number, None)
             return
         if type(doc) is not dict:
             self._problem(
@@ -176,7 +194,7 @@ class Reader:
             yield from self._bundle(doc, source)
             return
         self.resources += 1
-        yield Entry(doc, source, full_url)
+        yield Entry(doc, origin, index, full_url)
 
     def _bundle(self, bundle: dict[str, Any], source: str) -> Iterator[Entry]:
         entries = bundle.get("entry")
@@ -185,20 +203,26 @@ class Reader:
         if type(entries) is not list:
             self._problem(f"{source}: Bundle.entry is not a list; nothing read from it.")
             return
+        origin = f"{source} entry"
         for number, item in enumerate(entries, 1):
-            where = f"{source} entry {number}"
             if type(item) is not dict:
-                self._problem(f"{where} is not a Bundle entry (a JSON {_json_type(item)}).")
+                self._problem(
+                    f"{origin} {number} is not a Bundle entry (a JSON {_json_type(item)})."
+                )
                 continue
             resource = item.get("resource")
             if resource is None:
                 if item.get("request") is None and item.get("response") is None:
-                    self._problem(f"{where} has no resource.")
+                    self._problem(f"{origin} {number} has no resource.")
                 continue
             full_url = item.get("fullUrl")
-            yield from self._document(
-                resource, where, full_url if type(full_url) is str and full_url else None
-            )
+            if type(full_url) is not str or not full_url:
+                full_url = None
+            if type(resource) is dict and _plain_resource(resource):
+                self.resources += 1
+                yield Entry(resource, origin, number, full_url)
+            else:
+                yield from self._document(resource, origin, number, full_url)
 
     def _problem(
         self, message: str, severity: Severity = Severity.WARNING, count: bool = True
@@ -206,6 +230,12 @@ class Reader:
         if count:
             self.unreadable += 1
         self.issues.append(Issue(severity, IssueCode.UNREADABLE, message, None))
+
+
+def _plain_resource(doc: dict[str, Any]) -> bool:
+    """A resource that is not a Bundle: the common case, read without further checks."""
+    rtype = doc.get("resourceType")
+    return type(rtype) is str and rtype != "" and rtype != "Bundle"
 
 
 def _files_under(directory: Path) -> list[Path]:

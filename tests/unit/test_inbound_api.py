@@ -126,3 +126,17 @@ def test_naive_now_is_accepted() -> None:
         len(map_patient("Patient/p1", [bcr(0.5, day="2024-05-02T10:00:00Z")], options).bcr_abl1)
         == 1
     )
+
+
+def test_loading_restores_the_garbage_collector_state() -> None:
+    import gc
+
+    assert gc.isenabled()
+    records_from_resources([bcr()], OPTIONS)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        records_from_resources([bcr()], OPTIONS)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -151,7 +151,11 @@ def test_not_on_is_with_clinic_conversion_factor_says_so() -> None:
 def test_component_factor_wins_over_clinic_factor() -> None:
     options = replace(OPTIONS, conversion_factor=0.8)
     rec = record(
-        bcr(1.0, code="55147-3", component=[cml_component(c.CONVERSION_FACTOR, valueDecimal=1.2)]),
+        bcr(
+            1.0,
+            code="55147-3",
+            component=[cml_component(c.CONVERSION_FACTOR, valueQuantity=qty(1.2, "1"))],
+        ),
         options=options,
     )
     assert rec.bcr_abl1[0].is_percent == pytest.approx(1.2)
@@ -160,7 +164,11 @@ def test_component_factor_wins_over_clinic_factor() -> None:
 
 def test_out_of_range_conversion_factor_not_used() -> None:
     rec = record(
-        bcr(1.0, code="55147-3", component=[cml_component(c.CONVERSION_FACTOR, valueDecimal=-2)])
+        bcr(
+            1.0,
+            code="55147-3",
+            component=[cml_component(c.CONVERSION_FACTOR, valueQuantity=qty(-2, "1"))],
+        )
     )
     assert rec.bcr_abl1[0].on_is is False
     assert IssueCode.OUT_OF_RANGE in codes(rec.issues)

@@ -168,7 +168,7 @@ def test_patients_without_cml_evidence_are_skipped_and_counted() -> None:
     assert set(result.resources_by_patient) == {"Patient/p4"}
 
 
-def test_evidence_by_condition_and_by_statement() -> None:
+def test_a_condition_is_evidence_but_a_tki_alone_is_not() -> None:
     result = load(
         condition(subject={"reference": "Patient/a"}),
         {
@@ -176,10 +176,14 @@ def test_evidence_by_condition_and_by_statement() -> None:
             "id": "m",
             "status": "active",
             "subject": {"reference": "Patient/b"},
-            "medicationCodeableConcept": concept(c.ATC, "L01EA03"),
+            "medicationCodeableConcept": concept(c.ATC, "L01EA01"),
         },
     )
-    assert [r.patient for r in result.records] == ["Patient/a", "Patient/b"]
+    assert [r.patient for r in result.records] == ["Patient/a"]
+    assert result.skipped_patients == 1
+    skipped = [i for i in result.issues if i.resource == "Patient/b"]
+    assert len(skipped) == 1
+    assert "GIST" in skipped[0].message
 
 
 def test_unsupported_types_are_summed_up() -> None:

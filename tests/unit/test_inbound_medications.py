@@ -19,6 +19,7 @@ from tests.unit.inbound_builders import (
     bundle,
     codes,
     concept,
+    condition,
     imatinib,
     issue,
     load,
@@ -93,6 +94,7 @@ def test_bundled_medication_by_relative_reference_and_by_urn() -> None:
         "type": "collection",
         "entry": [
             {"resource": patient()},
+            {"resource": condition()},
             {
                 "fullUrl": "urn:uuid:m",
                 "resource": {"resourceType": "Medication", "code": imatinib()},
@@ -358,6 +360,8 @@ def test_statements_are_sorted_by_start() -> None:
     assert [s.ref for s in rec.tki] == ["MedicationStatement/early", "MedicationStatement/late"]
 
 
-def test_tki_statement_alone_is_cml_evidence() -> None:
+def test_tki_statement_alone_is_not_cml_evidence() -> None:
     result = load(bundle(patient(), statement(imatinib())))
-    assert [r.patient for r in result.records] == ["Patient/p1"]
+    assert result.records == []
+    assert result.skipped_patients == 1
+    assert any(i.resource == "Patient/p1" and "GIST" in i.message for i in result.issues)

@@ -66,6 +66,11 @@ def test_a_file_or_entry_name_is_kept_as_display_not_as_a_reference() -> None:
     issue = Issue(Severity.ERROR, IssueCode.UNREADABLE, "not JSON", "data/in.json entry 3")
     ref = from_issue(issue)["extension"][0]["valueReference"]
     assert ref == {"display": "data/in.json entry 3"}
+    urn = "urn:uuid:7b0e6b1e-1111-4d2a-9a55-000000000001"
+    logical = from_issue(Issue(Severity.ERROR, IssueCode.UNREADABLE, "x", urn))
+    assert logical["extension"][0]["valueReference"] == {
+        "identifier": {"system": c.URI_IDENTIFIER, "value": urn}
+    }
     assert from_issue(Issue(Severity.ERROR, IssueCode.UNREADABLE, "x"))["severity"] == "error"
     assert "extension" not in from_issue(Issue(Severity.INFORMATION, IssueCode.INFERRED, "x"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -12,11 +13,11 @@ from fhir.resources.R4B.provenance import Provenance
 from fhir.resources.R4B.riskassessment import RiskAssessment
 
 from fhir_cml import __version__
-from fhir_cml.domain import RULESET_VERSION
+from fhir_cml.domain import RULESET_VERSION, assess
 from fhir_cml.domain.vocabulary import Recommendation
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound import build, build_provenance, result_bundle, transaction_bundle
-from tests.unit.cases import RECORDS, assessment
+from tests.unit.cases import AS_OF, RECORDS, assessment, optimal_record
 
 RECORDED = datetime(2025, 6, 30, 14, 5, 9, tzinfo=UTC)
 
@@ -128,7 +129,7 @@ def test_optimal_responder_predictions_and_scores() -> None:
         "system": c.CS_RISK_CATEGORY,
         "code": "intermediate",
     }
-    assert "0.83" in sokal["rationale"]
+    assert "0.826" in sokal["rationale"]
     assert ra["condition"] == {"reference": "Condition/opt-cml"}
     plan = build(a, RECORDED).care_plan
     assert plan["addresses"] == [{"reference": "Condition/opt-cml"}]
@@ -220,3 +221,33 @@ def test_provenance_keeps_the_callers_zone_and_refuses_a_naive_moment() -> None:
     assert prov["recorded"] == "2025-06-30T16:05:09+02:00"
     with pytest.raises(ValueError, match="timezone"):
         build_provenance(a, ["urn:uuid:x"], datetime(2025, 6, 30, 16, 5, 9))
+
+
+def test_inputs_without_a_server_identity_are_not_written_as_dangling_references() -> None:
+    record = optimal_record()
+    patient = "urn:uuid:7b0e6b1e-1111-4d2a-9a55-000000000001"
+    label = "Observation (labs/in.json entry 3)"
+    pcrs = (*record.bcr_abl1[:-1], replace(record.bcr_abl1[-1], ref=label))
+    a = assess(replace(record, patient=patient, bcr_abl1=pcrs), AS_OF)
+    written = build(a, RECORDED)
+    RiskAssessment.model_validate(written.risk_assessment)
+    CarePlan.model_validate(written.care_plan)
+    Provenance.model_validate(written.provenance)
+    logical = {"identifier": {"system": c.URI_IDENTIFIER, "value": patient}}
+    ra = written.risk_assessment
+    assert ra["subject"] == logical
+    assert written.care_plan["subject"] == logical
+    assert logical in ra["basis"]
+    assert {"display": label} in ra["basis"]
+    assert {"reference": "Observation/opt-pcr-24"} in ra["basis"]
+    evidence = [
+        e["valueReference"]
+        for b in ext(ra, c.EXT_BASIS)
+        for e in b["extension"]
+        if e["url"] == "evidence"
+    ]
+    assert {"display": label} in evidence
+    assert all("reference" not in r or "/" in r["reference"] for r in evidence)
+    whats = [e["what"] for e in written.provenance["entity"]]
+    assert logical in whats
+    assert {"display": label} in whats

@@ -519,7 +519,7 @@ def _current(
     if not readable:
         latest_each: dict[str, MilestoneReading] = {h.kind: h for h in history}
         reasons.extend(r.basis for r in latest_each.values())
-        return ElnStatus.NOT_EVALUABLE, history[-1].milestone
+        return ElnStatus.NOT_EVALUABLE, None
     latest = readable[-1]
     by_kind: dict[str, MilestoneReading] = {}
     for reading in readable:  # the latest readable reading of each kind in the current window

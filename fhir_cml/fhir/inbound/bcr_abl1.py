@@ -5,7 +5,7 @@ results below the detection limit; control-gene copies and transcript type from 
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 from fhir_cml.domain.model import BcrAbl1Result
 from fhir_cml.domain.vocabulary import ControlGene, IssueCode, Transcript
@@ -61,15 +61,18 @@ _TRANSCRIPT_WORDS: Final = (
 )
 
 
+_CONTROLS: Final = (
+    (Part.ABL1_COPIES, ControlGene.ABL1, "ABL1 copies"),
+    (Part.GUSB_COPIES, ControlGene.GUSB, "GUSB copies"),
+)
+_NO_PARTS: Final[dict[Part, dict[str, Any]]] = {}
 _CS_TRANSCRIPT: Final = c.CS_TRANSCRIPT
 _TRANSCRIPTS: Final = {t.value: t for t in Transcript}
 
 
-class Reading(NamedTuple):
-    detectable: bool
-    percent: float | None  # on the laboratory's scale; the limit when not detected
-    derived_from: str
-    denominator: float | None = None  # control-gene copies of a ratio
+# (detectable, percent on the laboratory's scale (the limit when not detected), derived from,
+# control-gene copies of a ratio); a plain tuple, as this is built for every result.
+Reading = tuple[bool, float | None, str, float | None]
 
 
 def not_detected_words(words: str) -> bool:
@@ -103,13 +106,13 @@ def map_bcr_abl1(
     reading = _reading(res, kind, ref, ctx)
     if reading is None:
         return None
-    parts = components(res) if "component" in res else {}
-    gene, copies = _control(parts, reading.denominator, ref, ctx)
+    detectable, raw, derived, denominator = reading
+    parts = components(res) if "component" in res else _NO_PARTS
+    gene, copies = _control(parts, denominator, ref, ctx)
     if kind is Kind.BCR_E1A2:
         transcript: Transcript | None = Transcript.E1A2
     else:
         transcript = _transcript(parts, ref, ctx)
-    raw = reading.percent
     on_is = kind is Kind.BCR_IS or kind is Kind.BCR_LOG
     is_percent = raw if on_is else None
     factor: float | None = None
@@ -127,17 +130,17 @@ def map_bcr_abl1(
             on_is = True
             is_percent = raw * factor if raw is not None else None
     return BcrAbl1Result(
-        ref=ref,
-        date=day,
-        detectable=reading.detectable,
-        is_percent=is_percent,
-        on_is=on_is,
-        raw_percent=raw,
-        conversion_factor=factor,
-        control_gene=gene,
-        control_copies=copies,
-        transcript=transcript,
-        derived_from=reading.derived_from,
+        ref,
+        day,
+        detectable,
+        is_percent,
+        on_is,
+        raw,
+        factor,
+        gene,
+        copies,
+        transcript,
+        derived,
     )
 
 
@@ -154,7 +157,7 @@ def _reading(res: dict[str, Any], kind: Kind, ref: str, ctx: MappingContext) -> 
     value = res.get("valueString")
     if value is not None:
         if type(value) is str and not_detected_words(value.lower()):
-            return Reading(False, None, "undetectable")
+            return (False, None, "undetectable", None)
         ctx.warn(
             IssueCode.MISSING_VALUE,
             f"BCR::ABL1 result has the text {quoted(value)} instead of a number: left out.",
@@ -162,12 +165,12 @@ def _reading(res: dict[str, Any], kind: Kind, ref: str, ctx: MappingContext) -> 
         )
         return None
     if _interpreted_not_detected(res):
-        return Reading(False, None, "undetectable")
+        return (False, None, "undetectable", None)
     absent = res.get("dataAbsentReason")
     if absent is not None:
         words = concept_words(absent)
         if not_detected_words(words):
-            return Reading(False, None, "undetectable")
+            return (False, None, "undetectable", None)
         ctx.warn(
             IssueCode.MISSING_VALUE,
             f"BCR::ABL1 result has no value (dataAbsentReason {_absent_label(absent)}): left out.",
@@ -232,19 +235,19 @@ def _from_quantity(
             )
             return None
         derived = "percent"
-    if below or _interpreted_not_detected(res):
+    if below or ("interpretation" in res and _interpreted_not_detected(res)):
         if percent > 0:
-            return Reading(False, percent, "limit")
-        return Reading(False, None, "undetectable")
+            return (False, percent, "limit", None)
+        return (False, None, "undetectable", None)
     if percent == 0:
-        return Reading(False, None, "undetectable")
+        return (False, None, "undetectable", None)
     if above:
         ctx.info(
             IssueCode.AMBIGUOUS,
             f"BCR::ABL1 reported as {comparator} {amount:g}: the bound is used as the value.",
             ref,
         )
-    return Reading(True, percent, derived)
+    return (True, percent, derived, None)
 
 
 def _from_ratio(value: Any, ref: str, ctx: MappingContext) -> Reading | None:
@@ -277,14 +280,14 @@ def _from_ratio(value: Any, ref: str, ctx: MappingContext) -> Reading | None:
         )
         return None
     if numerator == 0:
-        return Reading(False, None, "undetectable", denominator)
-    return Reading(True, percent, "ratio", denominator)
+        return (False, None, "undetectable", denominator)
+    return (True, percent, "ratio", denominator)
 
 
 def _from_concept(value: Any, ref: str, ctx: MappingContext) -> Reading | None:
     words = concept_words(value)
     if has_code(value, c.SNOMED, NOT_DETECTED) or not_detected_words(words):
-        return Reading(False, None, "undetectable")
+        return (False, None, "undetectable", None)
     if has_code(value, c.SNOMED, DETECTED) or any(word in words for word in _DETECTED_WORDS):
         ctx.warn(
             IssueCode.MISSING_VALUE,
@@ -326,10 +329,10 @@ def _absent_label(concept: Any) -> str:
 def _control(
     parts: dict[Part, dict[str, Any]], denominator: float | None, ref: str, ctx: MappingContext
 ) -> tuple[ControlGene | None, int | None]:
-    for part, gene in ((Part.ABL1_COPIES, ControlGene.ABL1), (Part.GUSB_COPIES, ControlGene.GUSB)):
+    for part, gene, what in _CONTROLS:
         comp = parts.get(part)
         if comp is not None:
-            copies = count(comp, f"{gene.value} copies", ref, ctx)
+            copies = count(comp, what, ref, ctx)
             if copies is not None:
                 return gene, copies
     if denominator is not None:
@@ -370,7 +373,7 @@ def _conversion_factor(
     if comp is None:
         return None
     quantity = units.quantity(comp.get("valueQuantity"))
-    amount = quantity[0] if quantity else number(comp.get("valueDecimal"))
+    amount = quantity[0] if quantity else None
     if amount is None:
         ctx.warn(IssueCode.MISSING_VALUE, "Conversion factor has no numeric value: not used.", ref)
         return None

@@ -112,8 +112,6 @@ class MappingContext:
     def __init__(self, options: MappingOptions) -> None:
         now = options.now
         self.now = now
-        self.now_aware = now if now.tzinfo is not None else now.astimezone()
-        self.now_naive = now if now.tzinfo is None else now.astimezone().replace(tzinfo=None)
         self.today = now.date()
         self.conversion_factor = options.conversion_factor
         self.issues: list[Issue] = []
@@ -189,9 +187,10 @@ class MappingContext:
             moment = datetime.fromisoformat(text)
         except ValueError:
             return False
-        if moment.tzinfo is None:
-            return moment > self.now_naive
-        return moment > self.now_aware
+        now = self.now
+        if moment.tzinfo is None:  # compare like with like: local times without a zone
+            return moment > (now if now.tzinfo is None else now.astimezone().replace(tzinfo=None))
+        return moment > (now if now.tzinfo is not None else now.astimezone())
 
     def effective(self, res: dict[str, Any], ref: str, what: str) -> tuple[str, date] | None:
         """When an Observation was made: effectiveDateTime, effectivePeriod.start, effectiveInstant."""

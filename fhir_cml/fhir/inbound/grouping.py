@@ -1,6 +1,7 @@
 """Resources to patients: each resource goes to the patient its subject names, and a patient is
-assessed only when there is evidence of CML (a CML Condition, a TKI MedicationStatement or a
-BCR::ABL1 result).
+assessed only when there is evidence of CML: a CML Condition or a BCR::ABL1 (p210) result. A TKI
+alone is not enough - imatinib and dasatinib also treat GIST and Ph+ ALL - so such patients are
+left out with an issue naming them.
 
 References are resolved after everything is read, because a Bundle may name a Patient entry
 (``urn:uuid:``) before or after the entries that refer to it.
@@ -60,13 +61,19 @@ class Grouper:
     def finish(self) -> Groups:
         issues: list[Issue] = []
         evidence: set[str] = set()
+        on_tki: set[str] = set()
         without_subject = 0
         medications_added: dict[str, set[int]] = {}
+        index = self._index
+        known = index.known
         for entry in self._pending:
             res = entry.resource
-            key, problem = self._index.resolve(res, "subject")
+            subject = res.get("subject")
+            text = subject.get("reference") if type(subject) is dict else None
+            found = known(text) if type(text) is str else None
+            key, problem = found if found is not None else index.resolve(res, "subject")
             if key is None and "patient" in res:
-                key, problem = self._index.resolve(res, "patient")
+                key, problem = index.resolve(res, "patient")
             if key is None:
                 without_subject += 1
                 if without_subject <= MAX_SUBJECT_ISSUES:
@@ -87,8 +94,24 @@ class Grouper:
             rtype = res["resourceType"]
             if rtype == "MedicationStatement":
                 self._add_medication(res, key, group, medications_added)
-            if key not in evidence and _is_evidence(rtype, res, self._medications):
+            if key not in evidence and _is_evidence(rtype, res):
                 evidence.add(key)
+            if (
+                rtype == "MedicationStatement"
+                and key not in on_tki
+                and _is_tki(res, self._medications)
+            ):
+                on_tki.add(key)
+        for key in sorted(on_tki - evidence):
+            issues.append(
+                Issue(
+                    Severity.INFORMATION,
+                    IssueCode.AMBIGUOUS,
+                    f"{key} takes a TKI but has neither a CML diagnosis nor a BCR::ABL1 result: not "
+                    "assessed (TKIs also treat GIST and Ph+ ALL). Add the CML Condition to include it.",
+                    key,
+                )
+            )
         if without_subject > MAX_SUBJECT_ISSUES:
             issues.append(
                 Issue(
@@ -131,12 +154,14 @@ class Grouper:
             group.append(self._medication_entries[id(medication)])
 
 
-def _is_evidence(rtype: str, res: dict[str, Any], medications: MedicationIndex) -> bool:
+def _is_evidence(rtype: str, res: dict[str, Any]) -> bool:
     if rtype == "Observation":
         return is_bcr_abl1(res)
     if rtype == "Condition":
         return is_cml_condition(res)
-    if rtype == "MedicationStatement":
-        drug, _ = identify(res, medications)
-        return drug is not None and drug.tki is not None
     return False
+
+
+def _is_tki(res: dict[str, Any], medications: MedicationIndex) -> bool:
+    drug, _ = identify(res, medications)
+    return drug is not None and drug.tki is not None

@@ -81,11 +81,27 @@ def _version_label(res: dict[str, Any]) -> str:
 
 def resolve(candidates: list[Candidate], ctx: MappingContext) -> list[Candidate]:
     """The candidates that count, after corrections and duplicates."""
-    dropped: set[int] = set()
     by_moment: dict[tuple[Kind, str], list[Candidate]] = {}
+    bcr_moments: set[str] = set()
+    corrections = collisions = False
     for cand in candidates:
-        by_moment.setdefault((cand.kind, cand.when), []).append(cand)
-    if any(cand.status in CORRECTIONS for cand in candidates):
+        key = (cand.kind, cand.when)
+        group = by_moment.get(key)
+        if group is None:
+            by_moment[key] = [cand]
+        else:
+            group.append(cand)
+            collisions = True
+        if cand.status != "final":
+            corrections = True
+        if cand.kind in BCR_ABL1_KINDS:
+            if cand.when in bcr_moments:
+                collisions = True
+            bcr_moments.add(cand.when)
+    if not corrections and not collisions:
+        return candidates  # the common case: nothing to correct or count once
+    dropped: set[int] = set()
+    if corrections:
         _apply_corrections(candidates, by_moment, dropped, ctx)
     for group in by_moment.values():
         if len(group) > 1:

@@ -29,7 +29,7 @@ from fhir_cml.fhir.inbound.context import (
 from fhir_cml.fhir.inbound.references import literal
 from fhir_cml.fhir.loader import Entry
 
-_TKI_RXNORM: Final = {
+TKI_RXNORM: Final = {
     "282388": Tki.IMATINIB,
     "403878": Tki.IMATINIB,
     "403879": Tki.IMATINIB,
@@ -38,7 +38,7 @@ _TKI_RXNORM: Final = {
     "662281": Tki.NILOTINIB,
 }
 _TABLET_MG: Final = {"403878": 100.0, "403879": 400.0, "404588": 100.0, "404589": 400.0}
-_TKI_ATC: Final = {
+TKI_ATC: Final = {
     "L01EA01": Tki.IMATINIB,
     "L01EA02": Tki.DASATINIB,
     "L01EA03": Tki.NILOTINIB,
@@ -61,7 +61,7 @@ _TKI_NAMES: Final = (
     ("asciminib", Tki.ASCIMINIB),
     ("scemblix", Tki.ASCIMINIB),
 )
-_CYP_ATC: Final = {
+CYP3A4_ATC: Final = {
     "J02AB02": "ketoconazole",
     "J02AC02": "itraconazole",
     "J02AC03": "voriconazole",
@@ -76,7 +76,7 @@ _CYP_ATC: Final = {
     "N06AX25": "st john's wort",
     "L02BB04": "enzalutamide",
 }
-_CYP_RXNORM: Final = {
+CYP3A4_RXNORM: Final = {
     "2002": "carbamazepine",
     "8183": "phenytoin",
     "121243": "voriconazole",
@@ -126,6 +126,17 @@ class Drug:
     name_seen: str = ""
 
 
+_BY_CODE: Final = {
+    **{
+        (c.RXNORM, code): Drug(tki, None, False, _TABLET_MG.get(code))
+        for code, tki in TKI_RXNORM.items()
+    },
+    **{(c.RXNORM, code): Drug(None, name, False) for code, name in CYP3A4_RXNORM.items()},
+    **{(c.ATC, code): Drug(tki, None, False) for code, tki in TKI_ATC.items()},
+    **{(c.ATC, code): Drug(None, name, False) for code, name in CYP3A4_ATC.items()},
+}
+
+
 class MedicationIndex:
     """Medication resources of the input, by ``Medication/<id>`` and by fullUrl."""
 
@@ -162,20 +173,9 @@ def identify(res: dict[str, Any], medications: MedicationIndex) -> tuple[Drug | 
     concepts, problem = _concepts(res, medications)
     for concept in concepts:
         for system, code in codings(concept):
-            if system == c.RXNORM:
-                tki = _TKI_RXNORM.get(code)
-                if tki is not None:
-                    return Drug(tki, None, False, _TABLET_MG.get(code)), problem
-                other = _CYP_RXNORM.get(code)
-                if other is not None:
-                    return Drug(None, other, False), problem
-            elif system == c.ATC:
-                tki = _TKI_ATC.get(code)
-                if tki is not None:
-                    return Drug(tki, None, False), problem
-                other = _CYP_ATC.get(code)
-                if other is not None:
-                    return Drug(None, other, False), problem
+            drug = _BY_CODE.get((system, code)) if type(system) is str else None
+            if drug is not None:
+                return drug, problem
     words = " | ".join(concept_words(concept) for concept in concepts)
     if words:
         for name, tki in _TKI_NAMES:
@@ -258,16 +258,7 @@ def map_statement(
     )
     reason, reason_text = _stop_reason(res)
     return TkiStatement(
-        ref=ref,
-        drug=drug.tki,
-        status=status,
-        start=start,
-        end=end,
-        daily_dose_mg=daily,
-        doses_per_day=per_day,
-        stop_reason=reason,
-        status_reason_text=reason_text,
-        asserted=asserted,
+        ref, drug.tki, status, start, end, daily, per_day, reason, reason_text, asserted
     )
 
 
@@ -372,8 +363,7 @@ def _dose_mg(
     if value is None:
         ctx.warn(IssueCode.MISSING_VALUE, f"{label} doseQuantity has no numeric value.", ref)
         return None
-    unit_words = {str(dose.get("code", "")).lower(), str(dose.get("unit", "")).lower()}
-    if unit_words & _TABLET_UNITS:
+    if _is_tablet(dose.get("code")) or _is_tablet(dose.get("unit")):
         if drug.tablet_mg is None:
             ctx.warn(
                 IssueCode.UNKNOWN_UNIT,
@@ -396,6 +386,10 @@ def _dose_mg(
         )
         return None
     return value * factor
+
+
+def _is_tablet(unit: Any) -> bool:
+    return type(unit) is str and unit.lower() in _TABLET_UNITS
 
 
 def _per_day(timing: Any) -> float | None:

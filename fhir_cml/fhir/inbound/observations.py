@@ -171,7 +171,9 @@ def _lab(
     target, low, high = LAB_UNITS[kind]
     label = LABELS[kind]
     value = _quantity_in(res, ref, ctx, label, target)
-    if value is None or not _in_range(value, low, high, target, label, ref, ctx):
+    if value is None or (
+        not low <= value <= high and not _in_range(value, low, high, target, label, ref, ctx)
+    ):
         return None
     return LabValue(ref, day, LAB_KINDS[kind], value)
 

@@ -7,6 +7,7 @@ that resource, and the rest of the patient (and every other patient) is still re
 from __future__ import annotations
 
 from datetime import date
+from operator import attrgetter
 from typing import Any
 
 from fhir_cml.domain.model import (
@@ -35,6 +36,7 @@ from fhir_cml.fhir.inbound.references import ref_of
 from fhir_cml.fhir.loader import Entry
 
 INTERNAL_ERROR = "internal error"
+_BY_DATE = attrgetter("date", "ref")
 _MAX_LISTED = 10
 
 
@@ -44,14 +46,17 @@ def map_entries(
     """The record, and the resources it was read from (one version of each)."""
     ctx = MappingContext(options)
     refs = [ref_of(entry) for entry in entries]
+    medications = MedicationIndex()
     if len(set(refs)) == len(refs):
         keep: list[int] | range = range(len(entries))
+        for entry in entries:
+            if entry.resource["resourceType"] == "Medication":
+                medications.add(entry)
     else:
         keep = latest_versions(entries, refs, ctx)
-    medications = MedicationIndex()
-    for index in keep:
-        if entries[index].resource["resourceType"] == "Medication":
-            medications.add(entries[index])
+        for index in keep:
+            if entries[index].resource["resourceType"] == "Medication":
+                medications.add(entries[index])
 
     births: list[tuple[date, str]] = []
     diagnoses: list[Diagnosis] = []
@@ -118,8 +123,8 @@ def map_entries(
     for candidate in resolve(candidates, ctx) if candidates else ():
         lists[type(candidate.item)].append(candidate.item)
     for values in lists.values():
-        values.sort(key=_by_date)
-    events.sort(key=_by_date)
+        values.sort(key=_BY_DATE)
+    events.sort(key=_BY_DATE)
     tki.sort(key=_by_start)
     others.sort(key=_by_start)
     diagnoses.sort(key=lambda d: (d.onset or date.min, d.ref))
@@ -144,10 +149,6 @@ def map_entries(
         transcript_ref=transcript.ref if transcript else None,
     )
     return record, [entries[index].resource for index in keep]
-
-
-def _by_date(item: Any) -> tuple[date, str]:
-    return item.date, item.ref
 
 
 def _by_start(item: TkiStatement | OtherMedication) -> tuple[date, str]:

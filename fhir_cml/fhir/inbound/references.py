@@ -76,6 +76,10 @@ class PatientIndex:
                 self.by_identifier.setdefault(found, key)
         return key
 
+    def known(self, reference: str) -> tuple[str | None, str | None] | None:
+        """A literal reference already resolved: the common case, one dict lookup."""
+        return self._cache.get(reference)
+
     def resolve(self, holder: dict[str, Any], field_name: str) -> tuple[str | None, str | None]:
         """(patient key, None) or (None, why not) for ``holder[field_name]``."""
         value = holder.get(field_name)

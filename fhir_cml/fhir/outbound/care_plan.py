@@ -18,7 +18,13 @@ from fhir_cml.fhir.canonical import (
     plan_definition,
 )
 from fhir_cml.fhir.outbound.elements import basis_extension, coding, concept, day, unique
-from fhir_cml.fhir.outbound.identifiers import OutboundIds, reference, resource_type, software
+from fhir_cml.fhir.outbound.identifiers import (
+    OutboundIds,
+    input_reference,
+    reference,
+    resource_type,
+    software,
+)
 from fhir_cml.fhir.outbound.risk_assessment import cml_condition
 
 NOT_ORDERS: Final = "Suggestions from fhir-cml for a clinician to review; not orders."
@@ -43,13 +49,13 @@ def build_care_plan(
         "category": [concept(CS_CML, CML_SUGGESTIONS, "CML suggestions")],
         "title": f"CML suggestions ({a.guideline.label}) as of {day(a.as_of)}",
         "description": describe(a),
-        "subject": reference(a.patient),
+        "subject": input_reference(a.patient),
         "created": day(a.as_of),
         "author": software(a.ruleset_version),
     }
     condition = cml_condition(a)
     if condition is not None:
-        resource["addresses"] = [reference(condition)]
+        resource["addresses"] = [input_reference(condition)]
     resource["supportingInfo"] = [reference(risk_assessment_ref)]
     if a.recommendations:
         resource["activity"] = [activity(s) for s in a.recommendations]
@@ -74,7 +80,7 @@ def activity(suggestion: Suggestion) -> dict[str, Any]:
         if resource_type(ref) in _REASON_TYPES
     ]
     if reasons:
-        detail["reasonReference"] = [reference(ref) for ref in reasons]
+        detail["reasonReference"] = [input_reference(ref) for ref in reasons]
     detail["status"] = "not-started"
     detail["description"] = suggestion.text
     return {"detail": detail}

@@ -8,6 +8,7 @@ from typing import Any
 
 from fhir_cml.domain.results import Assessment, Basis
 from fhir_cml.fhir.canonical import CS_GUIDELINE, EXT_BASIS, plan_definition
+from fhir_cml.fhir.outbound.identifiers import input_reference
 
 
 def coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def basis_extension(basis: Basis) -> dict[str, Any]:
         {"url": "statement", "valueString": basis.statement},
     ]
     parts.extend(
-        {"url": "evidence", "valueReference": {"reference": ref}}
+        {"url": "evidence", "valueReference": input_reference(ref)}
         for ref in dict.fromkeys(basis.evidence)
     )
     return {"url": EXT_BASIS, "extension": parts}

@@ -17,7 +17,13 @@ from typing import Any, Final
 from fhir_cml import __version__
 from fhir_cml.domain.results import Assessment
 from fhir_cml.domain.rules.catalogue import RULESET_VERSION
-from fhir_cml.fhir.canonical import BASE, DEVICE_IDENTIFIER, ID_ASSESSMENT, ID_CARE_PLAN
+from fhir_cml.fhir.canonical import (
+    BASE,
+    DEVICE_IDENTIFIER,
+    ID_ASSESSMENT,
+    ID_CARE_PLAN,
+    URI_IDENTIFIER,
+)
 
 SOFTWARE_NAME: Final = "fhir-cml"
 # Every fullUrl fhir-cml mints is a UUIDv5 in this namespace, so it is a function of its name.
@@ -98,7 +104,23 @@ def software(ruleset_version: str = RULESET_VERSION) -> dict[str, Any]:
 
 
 def reference(ref: str) -> dict[str, Any]:
+    """A literal Reference: for what fhir-cml itself names (fullUrls of the same Bundle)."""
     return {"reference": ref}
+
+
+def input_reference(ref: str) -> dict[str, Any]:
+    """A Reference to an input, in the form the receiving server can use.
+
+    ``Type/id`` and absolute ``.../Type/id`` stay literal. A ``urn:uuid:`` meant something only
+    inside the Bundle it was read from, so it becomes a logical reference (identifier with the
+    URI system) rather than a dangling literal one. Anything else is a label the reader gave a
+    resource without identity ("Observation (labs.json entry 3)") and is kept as display.
+    """
+    if resource_type(ref) is not None:
+        return {"reference": ref}
+    if ref.startswith("urn:"):
+        return {"identifier": identifier(URI_IDENTIFIER, ref)}
+    return {"display": ref}
 
 
 def resource_type(ref: str) -> str | None:

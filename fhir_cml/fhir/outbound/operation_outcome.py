@@ -14,6 +14,7 @@ from fhir_cml.domain.model import Issue
 from fhir_cml.domain.vocabulary import IssueCode, Severity
 from fhir_cml.fhir.canonical import CS_ISSUE, EXT_ISSUE_RESOURCE
 from fhir_cml.fhir.outbound.elements import coding
+from fhir_cml.fhir.outbound.identifiers import input_reference
 
 SEVERITY: Final[dict[Severity, str]] = {
     Severity.ERROR: "error",
@@ -61,7 +62,9 @@ def issue_element(
     """One ``OperationOutcome.issue`` from its parts (FHIR severity and issue-type codes)."""
     element: dict[str, Any] = {}
     if resource:
-        element["extension"] = [{"url": EXT_ISSUE_RESOURCE, "valueReference": _ref(resource)}]
+        element["extension"] = [
+            {"url": EXT_ISSUE_RESOURCE, "valueReference": input_reference(resource)}
+        ]
     element["severity"] = severity
     element["code"] = code
     if cml_code:
@@ -88,20 +91,3 @@ def operation_outcome(issues: Iterable[Issue]) -> dict[str, Any]:
     if not elements:
         elements = [issue_element("information", "informational", NO_ISSUES)]
     return {"resourceType": "OperationOutcome", "issue": elements}
-
-
-def _ref(resource: str) -> dict[str, Any]:
-    """A reference when the text is one; a file or entry name otherwise, kept as display."""
-    if resource.startswith(("urn:uuid:", "http://", "https://")) or _relative(resource):
-        return {"reference": resource}
-    return {"display": resource}
-
-
-def _relative(text: str) -> bool:
-    parts = text.split("/")
-    return (
-        len(parts) in (2, 4)
-        and parts[0][:1].isupper()
-        and parts[0].isalpha()
-        and all(p and " " not in p for p in parts)
-    )

@@ -13,7 +13,7 @@ from typing import Any
 from fhir_cml.domain.results import Assessment
 from fhir_cml.fhir.canonical import PROFILE_PROVENANCE, PROVENANCE_ACTIVITY, PROVENANCE_PARTICIPANT
 from fhir_cml.fhir.outbound.elements import concept, day
-from fhir_cml.fhir.outbound.identifiers import reference, software
+from fhir_cml.fhir.outbound.identifiers import input_reference, reference, software
 
 
 def instant(moment: datetime) -> str:
@@ -43,5 +43,5 @@ def build_provenance(
         ],
     }
     if a.inputs:
-        resource["entity"] = [{"role": "source", "what": reference(ref)} for ref in a.inputs]
+        resource["entity"] = [{"role": "source", "what": input_reference(ref)} for ref in a.inputs]
     return resource

@@ -45,7 +45,7 @@ from fhir_cml.fhir.outbound.elements import (
 )
 from fhir_cml.fhir.outbound.identifiers import (
     OutboundIds,
-    reference,
+    input_reference,
     resource_type,
     software,
 )
@@ -74,15 +74,15 @@ def build_risk_assessment(assessment: Assessment, ids: OutboundIds | None = None
             "text": f"fhir-cml rules {a.ruleset_version} - {a.guideline.label}",
         },
         "code": concept(CS_CML, CML_ASSESSMENT, "CML response assessment"),
-        "subject": reference(a.patient),
+        "subject": input_reference(a.patient),
         "occurrenceDateTime": day(a.as_of),
     }
     condition = cml_condition(a)
     if condition is not None:
-        resource["condition"] = reference(condition)
+        resource["condition"] = input_reference(condition)
     resource["performer"] = software(a.ruleset_version)
     if a.inputs:
-        resource["basis"] = [reference(ref) for ref in a.inputs]
+        resource["basis"] = [input_reference(ref) for ref in a.inputs]
     predictions = [_trial(p) for p in a.predictions] + [
         _score(s) for s in a.risk_scores if s.category is not RiskCategory.NOT_EVALUABLE
     ]

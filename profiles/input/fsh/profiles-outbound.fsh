@@ -1,0 +1,162 @@
+// Profiles of what fhir-cml writes (docs/outbound.md). Strict: every resource the engine writes
+// is validated against them in the test suite.
+
+RuleSet: Software(path)
+* {path}.identifier 1..1
+* {path}.identifier.system 1..1
+* {path}.identifier.system = $DEVICE_IDENTIFIER (exactly)
+* {path}.identifier.value 1..1
+* {path}.identifier.value = "fhir-cml" (exactly)
+* {path}.display MS
+* {path} ^short = "fhir-cml (identifier; display names the version and the rules version)"
+
+Profile: CmlRiskAssessment
+Parent: RiskAssessment
+Id: cml-risk-assessment
+Title: "CML response assessment"
+Description: "fhir-cml's reading of a CML patient's response to TKI therapy as of a date: molecular response depth, ELN category and milestone, TFR and TDM status and the next RQ-PCR in extensions; trial evidence and baseline risk scores as predictions; the suggestions in mitigation; the reading in notes; every input in basis."
+* extension contains
+    $EXT_AS_OF named asOf 1..1 MS and
+    $EXT_RULESET_VERSION named rulesetVersion 1..1 MS and
+    $EXT_MOLECULAR_RESPONSE named molecularResponse 1..1 MS and
+    $EXT_ELN_RESPONSE named elnResponse 1..1 MS and
+    $EXT_TFR_STATUS named tfrStatus 1..1 MS and
+    $EXT_TDM_STATUS named tdmStatus 1..1 MS and
+    $EXT_NEXT_PCR_DUE named nextPcrDue 0..1 MS and
+    $EXT_BASIS named basis 0..* MS and
+    $EXT_REPLACED_BY named replacedBy 0..1 MS
+* extension[basis] ^short = "The basis of each conclusion of the reading"
+* extension[replacedBy] ^short = "Set when a later, different assessment supersedes this one"
+* identifier 1..* MS
+* identifier ^slicing.discriminator.type = #value
+* identifier ^slicing.discriminator.path = "system"
+* identifier ^slicing.rules = #open
+* identifier contains fingerprint 1..1 MS
+* identifier[fingerprint].system 1..1
+* identifier[fingerprint].system = $ID_ASSESSMENT (exactly)
+* identifier[fingerprint].value 1..1
+* identifier[fingerprint] ^short = "The assessment fingerprint (SHA-256, hex)"
+* identifier[fingerprint] ^comment = "A hash over the patient, ruleset version, guideline, the inputs used and the coded conclusions; not the texts or the as-of date. Conditional creates on it make re-runs idempotent."
+* status MS
+* status = #final (exactly)
+* method 1..1 MS
+* method from CmlGuidelineVS (required)
+* method ^short = "The guideline; text names the rules version, e.g. fhir-cml rules 1.0.0 - ELN 2020"
+* code 1..1 MS
+* code = $CS_CML#cml-response-assessment
+* subject MS
+* subject only Reference(Patient)
+* occurrence[x] 1..1 MS
+* occurrence[x] only dateTime
+* occurrence[x] ^short = "The as-of date"
+* condition MS
+* condition ^short = "The CML Condition, when there is one"
+* performer 1..1 MS
+* insert Software(performer)
+* basis MS
+* basis ^short = "Every input the reading used"
+* prediction MS
+* prediction.outcome 1..1 MS
+* prediction.outcome from CmlPredictionOutcomeVS (required)
+* prediction.probability[x] only decimal
+* prediction.probability[x] MS
+* prediction.qualitativeRisk MS
+* prediction.qualitativeRisk from RiskCategoryVS (required)
+* prediction.qualitativeRisk ^short = "The category of a baseline risk score"
+* prediction.when[x] only Range
+* prediction.when[x] MS
+* prediction.when[x] ^short = "Horizon of a trial outcome: high in years (UCUM a)"
+* prediction.rationale MS
+* prediction.rationale ^short = "The basis sentence, the rule and its source"
+* mitigation MS
+* mitigation ^short = "The suggestions, one line each"
+* note MS
+* note ^short = "The reading in sentences"
+
+Profile: CmlCarePlan
+Parent: CarePlan
+Id: cml-care-plan
+Title: "CML suggestions"
+Description: "fhir-cml's suggestions for a clinician to review, never orders: a draft proposal with one activity per suggestion, coded from the cml-recommendation CodeSystem, with its reasons and the rules (PlanDefinitions) it rests on."
+* identifier 1..* MS
+* identifier ^slicing.discriminator.type = #value
+* identifier ^slicing.discriminator.path = "system"
+* identifier ^slicing.rules = #open
+* identifier contains fingerprint 1..1 MS
+* identifier[fingerprint].system 1..1
+* identifier[fingerprint].system = $ID_CARE_PLAN (exactly)
+* identifier[fingerprint].value 1..1
+* identifier[fingerprint] ^short = "The assessment fingerprint (as on the RiskAssessment)"
+* status MS
+* status from CmlCarePlanStatusVS (required)
+* status ^short = "draft; revoked once superseded"
+* status ^comment = "Written as draft. When a later, different assessment supersedes this one, this CarePlan becomes revoked and the new one names it in replaces."
+* intent MS
+* intent = #proposal (exactly)
+* category 1..* MS
+* category ^slicing.discriminator.type = #pattern
+* category ^slicing.discriminator.path = "$this"
+* category ^slicing.rules = #open
+* category contains suggestions 1..1 MS
+* category[suggestions] = $CS_CML#cml-suggestions
+* title 1..1 MS
+* description MS
+* subject MS
+* subject only Reference(Patient)
+* created 1..1 MS
+* created ^short = "The as-of date"
+* author 1..1 MS
+* insert Software(author)
+* addresses MS
+* addresses ^short = "The CML Condition, when there is one"
+* supportingInfo 1..* MS
+* supportingInfo only Reference(RiskAssessment)
+* supportingInfo ^short = "The RiskAssessment with the reading"
+* replaces MS
+* replaces ^short = "The CarePlan this one supersedes"
+* note 1..* MS
+* note ^short = "Suggestions from fhir-cml for a clinician to review; not orders."
+* activity MS
+* activity.reference 0..0
+* activity.detail 1..1 MS
+* activity.detail.extension contains $EXT_BASIS named basis 0..* MS
+* activity.detail.instantiatesCanonical MS
+* activity.detail.instantiatesCanonical only Canonical(PlanDefinition)
+* activity.detail.instantiatesCanonical ^short = "The rules' PlanDefinitions"
+* activity.detail.code 1..1 MS
+* activity.detail.code from CmlRecommendationVS (required)
+* activity.detail.code ^short = "The recommendation code (the JSON output's recommendations[].code)"
+* activity.detail.reasonCode MS
+* activity.detail.reasonCode ^short = "The basis sentences"
+* activity.detail.reasonReference MS
+* activity.detail.reasonReference ^short = "The Observations and Conditions among the evidence"
+* activity.detail.status MS
+* activity.detail.status ^short = "not-started when written"
+* activity.detail.description 1..1 MS
+
+Profile: CmlProvenance
+Parent: Provenance
+Id: cml-provenance
+Title: "Provenance of fhir-cml's output"
+Description: "What produced a RiskAssessment and its CarePlan: fhir-cml (the software, as the assembler), when, as of which date, and from which inputs."
+* target MS
+* target only Reference(RiskAssessment or CarePlan)
+* target ^short = "The RiskAssessment and the CarePlan"
+* occurred[x] 1..1 MS
+* occurred[x] only dateTime
+* occurred[x] ^short = "The as-of date"
+* recorded MS
+* recorded ^short = "The moment of writing"
+* activity 1..1 MS
+* activity = $PROVENANCE_ACTIVITY#CREATE
+* agent 1..1 MS
+* agent ^short = "fhir-cml, the software that assembled the resources"
+* agent ^comment = "fhir-cml is the one agent of its Provenance. (Not sliced: Provenance.entity.agent refers to this element's definition.)"
+* agent.type 1..1
+* agent.type = $PROVENANCE_PARTICIPANT#assembler
+* agent.who MS
+* insert Software(agent.who)
+* entity MS
+* entity.role = #source (exactly)
+* entity.what MS
+* entity ^short = "Each input used"

@@ -1,0 +1,175 @@
+"""``fhir-cml assess``: formats, messages on stderr and exit codes, over small FHIR files."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from fhir.resources.R4B.bundle import Bundle
+
+from fhir_cml import cli
+from fhir_cml.fhir import canonical as c
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "cli"
+GOOD = DATA / "good.json"
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli.main, ["assess", *map(str, args)])
+
+
+def contract(result: Result) -> dict[str, Any]:
+    assert result.exit_code == 0, result.stderr
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def test_good_bundle_as_json_contract() -> None:
+    result = run(GOOD, "--as-of", "2025-06-30", "--format", "json")
+    doc = contract(result)
+    assert doc["as_of"] == "2025-06-30"
+    assert doc["guideline"] == "eln2020"
+    (patient,) = doc["patients"]
+    assert patient["patient"] == "Patient/cli-1"
+    assert patient["therapy"]["drug"] == "imatinib"
+    assert patient["therapy"]["daily_dose_mg"] == 400
+    assert patient["therapy"]["start"] == "2023-01-10"
+    assert patient["latest_bcr_abl1"]["date"] == "2025-04-08"
+    assert patient["latest_bcr_abl1"]["is_percent"] == 0.02
+    assert patient["latest_bcr_abl1"]["control_copies"] == 58000
+    assert patient["molecular_response"] == "MMR"
+    assert patient["eln"]["status"] == "optimal"
+    for key in ("tfr", "tdm", "risk_scores", "next_pcr_due", "recommendations", "issues"):
+        assert key in patient
+    assert patient["recommendations"][0]["code"] == "continue-therapy"
+    assert doc["summary"]["assessed"] == 1
+    assert doc["summary"]["files"] == 1
+    assert "as of 2025-06-30" in result.stderr
+
+
+def test_text_is_the_default_and_states_as_of_and_guideline() -> None:
+    result = run(GOOD, "--as-of", "2025-06-30", "--guideline", "eln2013")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("fhir-cml ")
+    assert "ELN 2013 - as of 2025-06-30" in result.stdout.splitlines()[0]
+    assert "== Patient/cli-1 ==" in result.stdout
+    assert "basis:" in result.stdout
+
+
+def test_as_of_defaults_to_today() -> None:
+    doc = contract(run(GOOD, "--format", "json"))
+    assert doc["as_of"] == date.today().isoformat()
+
+
+def test_bundle_is_a_valid_transaction_of_conditional_creates() -> None:
+    result = run(GOOD, "--as-of", "2025-06-30", "--format", "bundle")
+    assert result.exit_code == 0, result.stderr
+    bundle = json.loads(result.stdout)
+    Bundle.model_validate(bundle)
+    assert bundle["type"] == "transaction"
+    assert [e["resource"]["resourceType"] for e in bundle["entry"]] == [
+        "RiskAssessment",
+        "CarePlan",
+        "Provenance",
+    ]
+    assert bundle["entry"][0]["request"]["ifNoneExist"].startswith(f"identifier={c.ID_ASSESSMENT}|")
+    assert bundle["entry"][1]["resource"]["status"] == "draft"
+
+
+def test_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "result.json"
+    result = run(GOOD, "--as-of", "2025-06-30", "--format", "json", "--output", out)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert json.loads(out.read_text())["patients"][0]["patient"] == "Patient/cli-1"
+    assert str(out) in result.stderr
+
+
+def test_not_json_alone_reads_nothing() -> None:
+    result = run(DATA / "not-json.json", "--as-of", "2025-06-30")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert "not-json.json" in result.stderr
+    assert "nothing to assess" in result.stderr
+
+
+def test_an_unreadable_file_does_not_stop_the_readable_ones() -> None:
+    result = run(DATA / "not-json.json", GOOD, "--as-of", "2025-06-30", "--format", "json")
+    doc = contract(result)
+    assert "not-json.json" in result.stderr
+    assert [p["patient"] for p in doc["patients"]] == ["Patient/cli-1"]
+    assert doc["summary"]["unreadable"] >= 1
+    assert any("not-json.json" in (i["resource"] or "") + i["message"] for i in doc["issues"])
+
+
+def test_garbage_entries_are_named_and_the_patient_still_assessed() -> None:
+    result = run(DATA / "garbage-entry.json", "--as-of", "2025-06-30", "--format", "json")
+    doc = contract(result)
+    assert "garbage-entry.json" in result.stderr
+    assert "entry" in result.stderr
+    assert doc["patients"][0]["molecular_response"] == "MMR"
+
+
+def test_a_resource_of_the_wrong_type_gives_no_patient() -> None:
+    result = run(DATA / "wrong-type.json", "--as-of", "2025-06-30")
+    assert result.exit_code == 1
+    assert "nothing to assess" in result.stderr
+    assert "no CML patient" in result.stderr
+
+
+def test_empty_directory_and_missing_file(tmp_path: Path) -> None:
+    empty = run(tmp_path, "--as-of", "2025-06-30")
+    assert empty.exit_code == 1
+    assert str(tmp_path) in empty.stderr
+    missing = run(tmp_path / "absent.json", "--as-of", "2025-06-30")
+    assert missing.exit_code == 1
+    assert "absent.json" in missing.stderr
+
+
+def test_a_file_over_the_size_limit_is_refused_by_name() -> None:
+    result = run(GOOD, "--as-of", "2025-06-30", "--max-file-size", "0.001")
+    assert result.exit_code == 1
+    assert "good.json" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        (GOOD, "--guideline", "eln1999"),
+        (GOOD, "--as-of", "2025-13-01"),
+        (GOOD, "--format", "xml"),
+        (GOOD, "--conversion-factor", "-1"),
+    ],
+)
+def test_usage_errors_exit_2(args: tuple[str | Path, ...]) -> None:
+    assert run(*args).exit_code == 2
+
+
+def test_invalid_output_of_our_own_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any) -> dict[str, Any]:
+        return {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": 1}]}
+
+    monkeypatch.setattr(cli, "transaction_bundle", broken)
+    result = run(GOOD, "--as-of", "2025-06-30", "--format", "bundle")
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert "invalid FHIR" in result.stderr
+    assert '"resourceType": "OperationOutcome"' in result.stderr
+
+
+def test_a_failing_assessment_is_reported_and_the_others_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def explode(*_: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cli, "assess", explode)
+    result = run(GOOD, "--as-of", "2025-06-30", "--format", "json")
+    assert result.exit_code == 3
+    assert "Patient/cli-1: assessment failed" in result.stderr
+    assert json.loads(result.stdout)["patients"] == []

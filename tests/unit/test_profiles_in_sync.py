@@ -1,0 +1,243 @@
+"""profiles/ and the Python code cannot drift apart.
+
+The FSH generated from Python is committed and must equal what the generator writes now; every
+URL and code in fhir_cml/fhir/canonical.py and every code of the response model's vocabulary must
+be in the committed conformance resources; the copy the service ships (fhir_cml/conformance) must
+equal profiles/fsh-generated/resources. The rebuild itself (FSH -> JSON) is tested in
+tests/integration/test_profiles_build.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import fhir_cml
+from fhir_cml import conformance
+from fhir_cml.domain import vocabulary
+from fhir_cml.domain.rules import catalogue
+from fhir_cml.fhir import canonical
+
+ROOT = Path(__file__).resolve().parents[2]
+PROFILES = ROOT / "profiles"
+RESOURCES = PROFILES / "fsh-generated" / "resources"
+
+
+def _generator() -> ModuleType:
+    path = PROFILES / "tools" / "generate_fsh.py"
+    spec = importlib.util.spec_from_file_location("generate_fsh", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _generator()
+
+
+def committed() -> list[dict[str, Any]]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(RESOURCES.glob("*.json"))]
+
+
+def by_url() -> dict[str, dict[str, Any]]:
+    return {r["url"]: r for r in committed() if "url" in r}
+
+
+def test_committed_generated_fsh_is_what_the_generator_writes() -> None:
+    expected = GEN.render()
+    directory = PROFILES / "input" / "fsh" / "generated"
+    assert sorted(p.name for p in directory.glob("*.fsh")) == sorted(expected)
+    for name, text in expected.items():
+        assert (directory / name).read_text(encoding="utf-8") == text, (
+            f"{name} is stale: run profiles/build"
+        )
+
+
+def test_shipped_copy_equals_the_build_output() -> None:
+    shipped = ROOT / "fhir_cml" / "conformance"
+    names = sorted(p.name for p in RESOURCES.glob("*.json"))
+    assert names, "profiles/fsh-generated/resources is empty"
+    assert sorted(p.name for p in shipped.glob("*.json")) == names
+    for name in names:
+        assert (shipped / name).read_bytes() == (RESOURCES / name).read_bytes(), name
+
+
+def test_loader_reads_every_shipped_resource() -> None:
+    everything = conformance.all_resources()
+    assert len(everything) == len(committed())
+    capability = conformance.load("CapabilityStatement", "fhir-cml")
+    assert capability["url"] == canonical.CAPABILITY_STATEMENT
+    assert conformance.by_url(canonical.PROFILE_CARE_PLAN)["id"] == "cml-care-plan"
+    with pytest.raises(KeyError):
+        conformance.load("ValueSet", "no-such-value-set")
+
+
+def test_configuration_matches_the_package() -> None:
+    config = (PROFILES / "sushi-config.yaml").read_text(encoding="utf-8")
+    assert f"canonical: {canonical.BASE}\n" in config
+    assert f"version: {fhir_cml.__version__}\n" in config
+    assert "fhirVersion: 4.0.1\n" in config
+    for resource in committed():
+        if resource["resourceType"] == "PlanDefinition":
+            assert resource["version"] == catalogue.RULESET_VERSION
+        else:
+            assert resource.get("version") == fhir_cml.__version__, resource["id"]
+
+
+# Which kind of resource each canonical.py URL names.
+KINDS = {
+    "CS_": "CodeSystem",
+    "EXT_": "StructureDefinition",
+    "PROFILE_": "StructureDefinition",
+    "VS_": "ValueSet",
+    "OPERATION_": "OperationDefinition",
+    "CAPABILITY_": "CapabilityStatement",
+}
+
+
+@pytest.mark.parametrize("name", sorted(GEN.url_constants()))
+def test_every_canonical_url_is_in_the_conformance_resources(name: str) -> None:
+    url = GEN.url_constants()[name]
+    kind = next((k for prefix, k in KINDS.items() if name.startswith(prefix)), None)
+    if kind is not None:
+        resource = by_url().get(url)
+        assert resource is not None, f"{name} = {url} names no conformance resource"
+        assert resource["resourceType"] == kind
+        if kind == "StructureDefinition" and name.startswith("EXT_"):
+            assert resource["type"] == "Extension"
+        if kind == "StructureDefinition" and name.startswith("PROFILE_"):
+            assert resource["type"] != "Extension"
+    else:
+        # identifier systems, BASE and external systems: used somewhere in what we publish
+        text = "\n".join(json.dumps(r) for r in committed())
+        assert json.dumps(url)[1:-1] in text, f"{name} = {url} is used by no profile"
+
+
+def test_every_rule_has_its_plan_definition() -> None:
+    urls = by_url()
+    for rule in catalogue.RULES.values():
+        plan = urls.get(canonical.plan_definition(rule.id))
+        assert plan is not None, rule.id
+        assert plan["resourceType"] == "PlanDefinition"
+        assert plan["title"] == rule.title
+        assert plan["relatedArtifact"][0]["citation"] == rule.source
+    plans = [r for r in committed() if r["resourceType"] == "PlanDefinition"]
+    assert len(plans) == len(catalogue.RULES)
+
+
+def test_every_recommendation_is_the_action_of_some_rule() -> None:
+    actions = {
+        coding["code"]
+        for plan in committed()
+        if plan["resourceType"] == "PlanDefinition"
+        for action in plan.get("action", [])
+        for concept in action.get("code", [])
+        for coding in concept["coding"]
+        if coding["system"] == canonical.CS_RECOMMENDATION
+    }
+    assert actions == {r.value for r in vocabulary.Recommendation}
+
+
+ENUMS: dict[str, type[StrEnum]] = {
+    canonical.CS_MOLECULAR_RESPONSE: vocabulary.ResponseDepth,
+    canonical.CS_ELN_RESPONSE: vocabulary.ElnStatus,
+    canonical.CS_ELN_MILESTONE: vocabulary.Milestone,
+    canonical.CS_TFR_STATUS: vocabulary.TfrStatus,
+    canonical.CS_TDM_STATUS: vocabulary.TdmStatus,
+    canonical.CS_THERAPY_STATUS: vocabulary.TherapyStatus,
+    canonical.CS_RISK_CATEGORY: vocabulary.RiskCategory,
+    canonical.CS_RECOMMENDATION: vocabulary.Recommendation,
+    canonical.CS_GUIDELINE: vocabulary.Guideline,
+    canonical.CS_ISSUE: vocabulary.IssueCode,
+    canonical.CS_TRANSCRIPT: vocabulary.Transcript,
+    canonical.CS_STOP_REASON: vocabulary.StopReason,
+}
+
+
+def codes_of(system: str) -> list[str]:
+    cs = by_url()[system]
+    assert cs["resourceType"] == "CodeSystem"
+    assert cs["content"] == "complete"
+    for concept in cs["concept"]:
+        assert concept.get("display"), concept["code"]
+        assert concept.get("definition"), concept["code"]
+    return [c["code"] for c in cs["concept"]]
+
+
+@pytest.mark.parametrize("system", sorted(ENUMS))
+def test_each_code_system_holds_exactly_the_engines_codes(system: str) -> None:
+    assert codes_of(system) == [m.value for m in ENUMS[system]]
+
+
+def test_every_project_code_system_is_mapped_to_its_enum() -> None:
+    systems = {u for n, u in GEN.url_constants().items() if n.startswith("CS_")}
+    assert systems == {*ENUMS, canonical.CS_CML}
+
+
+def test_cml_code_system_holds_every_local_code_of_canonical() -> None:
+    names = GEN.cml_code_names()
+    assert "ABL1_COPIES" in names
+    assert "EUTOS_SCORE" in names
+    assert sorted(codes_of(canonical.CS_CML)) == sorted(getattr(canonical, n) for n in names)
+
+
+@pytest.mark.parametrize("system", sorted({*ENUMS, canonical.CS_CML}))
+def test_each_code_system_has_its_value_set(system: str) -> None:
+    vs = by_url().get(system.replace("/CodeSystem/", "/ValueSet/"))
+    assert vs is not None
+    assert vs["compose"]["include"] == [{"system": system}]
+
+
+def value_set_codes(url: str) -> set[tuple[str, str]]:
+    vs = by_url()[url]
+    out: set[tuple[str, str]] = set()
+    for include in vs["compose"]["include"]:
+        out |= {(include["system"], c["code"]) for c in include.get("concept", [])}
+        for inner in include.get("valueSet", []):
+            out |= value_set_codes(inner)
+    return out
+
+
+def test_value_sets_hold_the_codes_the_inbound_mapper_reads() -> None:
+    from fhir_cml.fhir.inbound import codes as inbound
+
+    unconfirmed = set(GEN.UNCONFIRMED)
+    bcr = set(GEN.observation_codes(inbound.BCR_ABL1_KINDS))
+    assert ("http://loinc.org", "69380-4") in bcr
+    assert value_set_codes(canonical.VS_BCR_ABL1_CODES) == bcr - unconfirmed
+    trough = set(GEN.observation_codes([inbound.Kind.TROUGH]))
+    assert (
+        value_set_codes(f"{canonical.BASE}/ValueSet/imatinib-trough-codes") == trough - unconfirmed
+    )
+    tki = {(canonical.RXNORM, code) for code in GEN.TKI_RXNORM} | {
+        (canonical.ATC, code) for code in GEN.TKI_ATC
+    }
+    assert value_set_codes(canonical.VS_TKI) == tki
+    cyp = {(canonical.RXNORM, code) for code in GEN.CYP3A4_RXNORM} | {
+        (canonical.ATC, code) for code in GEN.CYP3A4_ATC
+    }
+    assert value_set_codes(canonical.VS_CYP3A4) == cyp
+
+
+def test_value_sets_name_only_drugs_the_engine_knows() -> None:
+    from fhir_cml.domain.rules.interactions import STRONG_CYP3A4
+
+    tki = by_url()[canonical.VS_TKI]["compose"]["include"]
+    atc = next(i for i in tki if i["system"] == canonical.ATC)
+    assert {c["display"] for c in atc["concept"]} == {t.value for t in vocabulary.Tki}
+    inhibitors = value_set_codes(f"{canonical.BASE}/ValueSet/strong-cyp3a4-inhibitors")
+    inducers = value_set_codes(f"{canonical.BASE}/ValueSet/strong-cyp3a4-inducers")
+    assert not inhibitors & inducers
+    for code, name in GEN.CYP3A4_ATC.items():
+        effect = STRONG_CYP3A4[name].value
+        assert (canonical.ATC, code) in (inhibitors if effect == "strong-inhibitor" else inducers)
+    assert sorted(GEN.CYP3A4_NAME_ONLY) == ["grapefruit"]
