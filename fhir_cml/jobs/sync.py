@@ -17,8 +17,9 @@ One run:
    high-water mark to the server's clock at the start of the run (less ``since_overlap``).
 
 Killed at any point, a run leaves the mark where it was; the next run reads the same window
-again, finds the patients done by their fingerprints, and finishes the others. What is written
-cannot be doubled: the server refuses nothing twice, it just finds the identifiers.
+again, finds the patients done by their fingerprints, and finishes the others. Nothing is
+written twice: every create is conditional on its identifier, and each plan starts from what
+the server holds.
 
 Log lines carry counts and event names, never patient ids or data; the per-patient details go
 to the state store and, on request, to a JSON report.
