@@ -25,6 +25,7 @@ from fhir_cml.domain.model import Issue
 from fhir_cml.errors import OperationOutcomeError
 from fhir_cml.fhir.inbound import LoadResult, MappingOptions, load_paths
 from fhir_cml.fhir.outbound import transaction_bundle, validate
+from fhir_cml.jobs.sync_cli import sync
 from fhir_cml.reporting import LoadSummary, to_contract, to_text
 
 EXIT_OK: Final = 0
@@ -208,3 +209,6 @@ def _say(message: str) -> None:
 
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+main.add_command(sync)

@@ -47,3 +47,19 @@ ensure_profile_tools() {
         touch "$dir/node_modules/.installed"
     fi
 }
+
+# PostgreSQL binaries for the state store's tests (tests/support/postgres.py starts a throw-away
+# server on loopback). Installed from Debian's packages when missing and apt-get can be used.
+ensure_postgresql() {
+    if command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+        return
+    fi
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        log "installing PostgreSQL (apt-get install postgresql)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null \
+            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+    else
+        log "PostgreSQL is not installed and cannot be installed here (needs root and apt-get);"
+        log "the state store's PostgreSQL tests will fail until it is: apt-get install postgresql"
+    fi
+}

@@ -1,0 +1,406 @@
+"""Reading the CML population and each patient's inputs from a FHIR server, in few requests.
+
+- **Population** (:func:`find_population`): the patients with a CML Condition (SNOMED CT
+  92818009, ICD-10 C92.1x), a TKI MedicationStatement, or a BCR::ABL1 result, as configured.
+  Only references are needed, so these searches ask for ``_elements=subject`` and large pages.
+- **Inputs** (:func:`fetch_patients`): one search per resource type for many patients at once
+  (``patient=a,b,c``), Observations narrowed to the codes fhir-cml reads (a CML patient has
+  thousands of other results), MedicationStatements with their Medications (``_include``):
+  five searches for a batch of patients instead of five per patient.
+- **Changes** (:func:`changed_patients`): the patients with an input updated since a moment
+  (``_lastUpdated=ge``), for incremental runs.
+
+:func:`fetch_patient` reads one patient's inputs the same way, for the services that work on one
+patient at a time. :func:`input_fingerprint` says whether what was read differs from last time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from fhir_cml import __version__
+from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.client import FhirClient
+from fhir_cml.fhir.inbound.codes import OBSERVATION_CODES, kind_of
+from fhir_cml.fhir.inbound.references import literal
+
+
+class Population(StrEnum):
+    """How the CML population is found (``--population``)."""
+
+    CONDITION = "condition"
+    MEDICATION = "medication"
+    OBSERVATION = "observation"
+
+
+# Conditions coded as CML (docs/inbound.md, "Patient and diagnosis").
+CML_CONDITION_CODES: Final = (
+    (c.SNOMED, "92818009"),
+    (c.ICD10, "C92.1"),
+    (c.ICD10, "C92.10"),
+    (c.ICD10, "C92.11"),
+    (c.ICD10, "C92.12"),
+    (c.ICD10_CM, "C92.10"),
+    (c.ICD10_CM, "C92.11"),
+    (c.ICD10_CM, "C92.12"),
+)
+# TKIs by the codes fhir-cml reads (RxNorm ingredients and products, ATC L01EA).
+TKI_CODES: Final = (
+    (c.RXNORM, "282388"),
+    (c.RXNORM, "403878"),
+    (c.RXNORM, "403879"),
+    (c.RXNORM, "404588"),
+    (c.RXNORM, "404589"),
+    (c.RXNORM, "662281"),
+    *((c.ATC, f"L01EA0{n}") for n in range(1, 7)),
+)
+# BCR::ABL1 (p210) results: evidence of CML (e1a2/p190 alone is typical of Ph+ ALL).
+BCR_ABL1_CODES: Final = (
+    (c.LOINC, "69380-4"),
+    (c.LOINC, "55147-3"),
+    (c.LOINC, "46434-7"),
+    (c.LOINC, "50195-7"),
+    (c.LOINC, "82905-1"),
+)
+# Every Observation code fhir-cml reads: the input searches ask for these only.
+READ_OBSERVATION_CODES: Final = tuple(
+    sorted((system, code) for code, systems in OBSERVATION_CODES.items() for system in systems)
+)
+INPUT_TYPES: Final = ("Patient", "Condition", "Observation", "MedicationStatement", "AdverseEvent")
+# How each input type names its patient in a search (AdverseEvent has no `patient` parameter).
+PATIENT_PARAM: Final = {
+    "Patient": "_id",
+    "Condition": "patient",
+    "Observation": "patient",
+    "MedicationStatement": "patient",
+    "AdverseEvent": "subject",
+    "CarePlan": "patient",
+    "RiskAssessment": "patient",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FetchOptions:
+    """Batching and paging.
+
+    ``batch_size`` patients go into one search (``patient=a,b,c``) unless their ids are longer
+    than ``max_ids_chars`` together (URLs over ~8 KB are refused by many servers and proxies).
+    ``page_size`` is ``_count``. ``observation_codes`` narrows the Observation searches (None:
+    all Observations). ``post`` searches with ``POST [type]/_search``.
+    """
+
+    batch_size: int = 50
+    page_size: int = 1000
+    max_ids_chars: int = 3000
+    observation_codes: tuple[tuple[str, str], ...] | None = READ_OBSERVATION_CODES
+    elements: bool = True
+    post: bool = False
+
+
+DEFAULT_FETCH: Final = FetchOptions()
+
+
+@dataclass(slots=True)
+class PatientInputs:
+    """One patient's resources as read: the Patient, inputs, and the Medications they name."""
+
+    patient_id: str
+    resources: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"Patient/{self.patient_id}"
+
+
+# --- population ----------------------------------------------------------------------------------
+
+
+def find_population(
+    client: FhirClient,
+    kinds: Iterable[Population] = (Population.CONDITION,),
+    options: FetchOptions = DEFAULT_FETCH,
+) -> set[str]:
+    """Ids of the patients with CML evidence of the given kinds."""
+    found: set[str] = set()
+    for kind in kinds:
+        for resource_type, params in _population_searches(kind):
+            for resource in client.search(
+                resource_type, _with_paging(params, options, elements=True), post=options.post
+            ):
+                pid = patient_id_of(resource)
+                if pid is not None:
+                    found.add(pid)
+    return found
+
+
+def _population_searches(kind: Population) -> list[tuple[str, list[tuple[str, str]]]]:
+    if kind is Population.CONDITION:
+        return [("Condition", [("code", _tokens(CML_CONDITION_CODES))])]
+    if kind is Population.OBSERVATION:
+        return [("Observation", [("code", _tokens(BCR_ABL1_CODES))])]
+    codes = _tokens(TKI_CODES)
+    # A statement names its drug by code, or by reference to a Medication (chained search).
+    return [
+        ("MedicationStatement", [("code", codes)]),
+        ("MedicationStatement", [("medication.code", codes)]),
+    ]
+
+
+def group_members(client: FhirClient, group_id: str) -> list[str]:
+    """Patient ids of a Group's active members (``--group``)."""
+    group = client.read("Group", group_id)
+    members: list[str] = []
+    for member in group.get("member") or []:
+        if not isinstance(member, dict) or member.get("inactive") is True:
+            continue
+        pid = _patient_id((member.get("entity") or {}).get("reference"))
+        if pid is not None and pid not in members:
+            members.append(pid)
+    return members
+
+
+# --- changes -------------------------------------------------------------------------------------
+
+
+def changed_patients(
+    client: FhirClient, since: datetime, options: FetchOptions = DEFAULT_FETCH
+) -> set[str]:
+    """Patients with an input (of the kinds fhir-cml reads) updated at or after ``since``."""
+    moment = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    changed: set[str] = set()
+    medications: set[str] = set()
+    for resource_type in (*INPUT_TYPES, "Medication"):
+        params: list[tuple[str, str]] = [("_lastUpdated", f"ge{moment}")]
+        if resource_type == "Observation" and options.observation_codes:
+            params.append(("code", _tokens(options.observation_codes)))
+        elements = resource_type not in ("Patient", "Medication")
+        for resource in client.search(
+            resource_type, _with_paging(params, options, elements=elements), post=options.post
+        ):
+            if resource_type == "Patient":
+                if isinstance(resource.get("id"), str):
+                    changed.add(resource["id"])
+            elif resource_type == "Medication":
+                if isinstance(resource.get("id"), str):
+                    medications.add(f"Medication/{resource['id']}")
+            else:
+                pid = patient_id_of(resource)
+                if pid is not None:
+                    changed.add(pid)
+    # A changed Medication changes the patients whose statements name it.
+    for chunk in _chunks(sorted(medications), options.batch_size):
+        params = [("medication", ",".join(chunk))]
+        for resource in client.search(
+            "MedicationStatement", _with_paging(params, options, elements=True), post=options.post
+        ):
+            pid = patient_id_of(resource)
+            if pid is not None:
+                changed.add(pid)
+    return changed
+
+
+# --- inputs --------------------------------------------------------------------------------------
+
+
+def batches(
+    patient_ids: Sequence[str], options: FetchOptions = DEFAULT_FETCH
+) -> Iterator[list[str]]:
+    """Patients in groups that fit one search: ``batch_size`` of them, ids within the budget."""
+    batch: list[str] = []
+    chars = 0
+    for pid in patient_ids:
+        cost = len(pid) + len("Patient/") + 1
+        if batch and (len(batch) >= options.batch_size or chars + cost > options.max_ids_chars):
+            yield batch
+            batch, chars = [], 0
+        batch.append(pid)
+        chars += cost
+    if batch:
+        yield batch
+
+
+def fetch_patients(
+    client: FhirClient, patient_ids: Sequence[str], options: FetchOptions = DEFAULT_FETCH
+) -> dict[str, PatientInputs]:
+    """The inputs of a batch of patients: one search per resource type for all of them.
+
+    Every patient asked for gets an entry (possibly empty: a patient the server does not know).
+    Resources naming a patient outside the batch (a server ignoring part of the query) are
+    dropped rather than attributed to the wrong person.
+    """
+    wanted = list(dict.fromkeys(patient_ids))
+    inputs = {pid: PatientInputs(pid) for pid in wanted}
+    medications: dict[str, dict[str, Any]] = {}
+    for resource_type in INPUT_TYPES:
+        for resource in client.search(
+            resource_type, input_query(resource_type, wanted, options), post=options.post
+        ):
+            rtype = resource.get("resourceType")
+            if rtype == "Medication":
+                if isinstance(resource.get("id"), str):
+                    medications[f"Medication/{resource['id']}"] = resource
+                continue
+            if rtype != resource_type:
+                continue  # an OperationOutcome entry (search.mode outcome) or an unasked include
+            pid = resource.get("id") if rtype == "Patient" else patient_id_of(resource)
+            if isinstance(pid, str) and pid in inputs:
+                inputs[pid].resources.append(resource)
+    if medications:
+        for patient in inputs.values():
+            named = {
+                ref
+                for r in patient.resources
+                if r.get("resourceType") == "MedicationStatement"
+                for ref in [_medication_key(r)]
+                if ref is not None and ref in medications
+            }
+            patient.resources.extend(medications[ref] for ref in sorted(named))
+    return inputs
+
+
+def fetch_patient(
+    client: FhirClient, patient_id: str, options: FetchOptions = DEFAULT_FETCH
+) -> PatientInputs:
+    """One patient's inputs (the same searches as :func:`fetch_patients`, for one patient)."""
+    return fetch_patients(client, [patient_id], options)[patient_id]
+
+
+def input_query(
+    resource_type: str, patient_ids: Sequence[str], options: FetchOptions = DEFAULT_FETCH
+) -> list[tuple[str, str]]:
+    """The search parameters reading ``resource_type`` for these patients."""
+    param = PATIENT_PARAM[resource_type]
+    if param == "subject":
+        value = ",".join(f"Patient/{pid}" for pid in patient_ids)
+    else:
+        value = ",".join(patient_ids)
+    params: list[tuple[str, str]] = [(param, value)]
+    if resource_type == "Observation" and options.observation_codes:
+        params.append(("code", _tokens(options.observation_codes)))
+    if resource_type == "MedicationStatement":
+        params.append(("_include", "MedicationStatement:medication"))
+    return _with_paging(params, options, elements=False)
+
+
+def current_suggestions(
+    client: FhirClient, patient_ids: Sequence[str], options: FetchOptions = DEFAULT_FETCH
+) -> dict[str, list[dict[str, Any]]]:
+    """fhir-cml's CarePlans still proposed (``draft``) for these patients, by patient id."""
+    found: dict[str, list[dict[str, Any]]] = {pid: [] for pid in patient_ids}
+    if not found:
+        return found
+    params = [
+        ("patient", ",".join(patient_ids)),
+        ("category", f"{c.CS_CML}|{c.CML_SUGGESTIONS}"),
+        ("status", "draft"),
+    ]
+    for resource in client.search(
+        "CarePlan", _with_paging(params, options, elements=False), post=options.post
+    ):
+        if resource.get("resourceType") != "CarePlan" or resource.get("status") != "draft":
+            continue
+        pid = patient_id_of(resource)
+        if pid in found and _has_identifier(resource, c.ID_CARE_PLAN):
+            found[pid].append(resource)
+    return found
+
+
+def risk_assessments_by_identifier(
+    client: FhirClient, fingerprints: Sequence[str], options: FetchOptions = DEFAULT_FETCH
+) -> dict[str, dict[str, Any]]:
+    """fhir-cml's RiskAssessments by their assessment fingerprint (the identifier value)."""
+    found: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(set(fingerprints)), options.batch_size):
+        params = [("identifier", ",".join(f"{c.ID_ASSESSMENT}|{fp}" for fp in chunk))]
+        for resource in client.search(
+            "RiskAssessment", _with_paging(params, options, elements=False), post=options.post
+        ):
+            for ident in resource.get("identifier") or []:
+                if isinstance(ident, dict) and ident.get("system") == c.ID_ASSESSMENT:
+                    found[str(ident.get("value"))] = resource
+    return found
+
+
+# --- fingerprints --------------------------------------------------------------------------------
+
+
+def input_fingerprint(resources: Iterable[dict[str, Any]], settings: Sequence[str] = ()) -> str:
+    """SHA-256 over what a reading of these resources can depend on.
+
+    Each resource counts by its content without ``meta`` and narrative ``text`` (a server bumps
+    ``meta`` on a re-save that changes nothing); Observations with codes fhir-cml does not read
+    are left out, so a new blood pressure does not trigger a reassessment, and a search narrowed
+    to the codes read gives the same fingerprint as a Bulk Data export of everything.
+    ``settings`` (the guideline, the ruleset and software versions, a conversion factor) are
+    part of it: a new ruleset reassesses everyone.
+    """
+    digests = []
+    for resource in resources:
+        if resource.get("resourceType") == "Observation" and kind_of(resource.get("code")) is None:
+            continue
+        body = {k: v for k, v in resource.items() if k not in ("meta", "text")}
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        digests.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
+    payload = "\n".join([__version__, *settings, "--", *sorted(digests)])
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+# --- references ----------------------------------------------------------------------------------
+
+
+def patient_id_of(resource: dict[str, Any]) -> str | None:
+    """The id of the Patient a resource is about (``subject``, else ``patient``)."""
+    for name in ("subject", "patient"):
+        holder = resource.get(name)
+        if isinstance(holder, dict):
+            pid = _patient_id(holder.get("reference"))
+            if pid is not None:
+                return pid
+    return None
+
+
+def _patient_id(reference: Any) -> str | None:
+    if not isinstance(reference, str) or not reference:
+        return None
+    parsed = literal(reference)
+    if parsed is None or parsed[0] != "Patient":
+        return None
+    return parsed[1]
+
+
+def _medication_key(statement: dict[str, Any]) -> str | None:
+    reference = (statement.get("medicationReference") or {}).get("reference")
+    if not isinstance(reference, str):
+        return None
+    parsed = literal(reference)
+    return f"Medication/{parsed[1]}" if parsed and parsed[0] == "Medication" else None
+
+
+def _has_identifier(resource: dict[str, Any], system: str) -> bool:
+    return any(
+        isinstance(i, dict) and i.get("system") == system for i in resource.get("identifier") or []
+    )
+
+
+def _tokens(codes: Iterable[tuple[str, str]]) -> str:
+    return ",".join(f"{system}|{code}" for system, code in codes)
+
+
+def _with_paging(
+    params: list[tuple[str, str]], options: FetchOptions, *, elements: bool
+) -> list[tuple[str, str]]:
+    out = [*params, ("_count", str(options.page_size))]
+    if elements and options.elements:
+        out.append(("_elements", "subject"))
+    return out
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), max(size, 1)):
+        yield list(items[start : start + size])

@@ -1,0 +1,292 @@
+"""``fhir-cml sync`` against the real test FHIR server: what it writes, and what it does not."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from fhir_cml.fhir import canonical as c
+from fhir_cml.state import StateStore
+from tests.support.fhir_server import FhirTestServer
+from tests.support.sync_data import CML_PATIENTS, all_resources, group, pcr
+from tests.support.sync_helpers import SyncEnv, by_status, fingerprint_of, subject_of
+
+pytestmark = pytest.mark.integration
+
+CML = sorted(f"Patient/{pid}" for pid in CML_PATIENTS)
+
+
+@pytest.fixture
+def env(fhir_server: FhirTestServer, fhir_base: str, tmp_path: Path) -> SyncEnv:
+    fhir_server.load(list(all_resources()))
+    fhir_server.reset_stats()
+    return SyncEnv(fhir_server, fhir_base, tmp_path / "state.sqlite3")
+
+
+def put(env: SyncEnv, resource: dict[str, Any]) -> None:
+    """An update through the FHIR API, as an EHR would make it (new meta.lastUpdated)."""
+    body = {k: v for k, v in resource.items() if k != "meta"}
+    response = requests.put(
+        f"{env.base}/{resource['resourceType']}/{resource['id']}",
+        json=body,
+        headers={"Content-Type": "application/fhir+json"},
+        timeout=30,
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+def test_a_full_sync_writes_one_suggestion_per_cml_patient(env: SyncEnv) -> None:
+    result = env.run("--report", str(env.state.with_suffix(".json")))
+    assert result.exit_code == 0, result.output
+    written = env.written()
+    assert sorted(subject_of(r) for r in written["RiskAssessment"]) == CML
+    assert by_status(written["CarePlan"]) == {"draft": CML}
+    assert all(p["intent"] == "proposal" for p in written["CarePlan"])
+    assert len(written["Provenance"]) == len(CML)
+    # Each Provenance names its RiskAssessment and CarePlan by their server ids.
+    ids = {
+        f"{r['resourceType']}/{r['id']}" for r in written["RiskAssessment"] + written["CarePlan"]
+    }
+    targets = {t["reference"] for p in written["Provenance"] for t in p["target"]}
+    assert targets == ids
+    # The CarePlan points at its RiskAssessment, both share the fingerprint.
+    risks = {f"RiskAssessment/{r['id']}": fingerprint_of(r) for r in written["RiskAssessment"]}
+    for plan in written["CarePlan"]:
+        [info] = plan["supportingInfo"]
+        assert risks[info["reference"]] == fingerprint_of(plan)
+    assert "assessed           4" in result.output
+    assert "written            4" in result.output
+    report = json.loads(env.state.with_suffix(".json").read_text())
+    assert report["exit_code"] == 0
+    assert sorted(p["patient"] for p in report["patients"] if p["status"] == "assessed") == sorted(
+        CML_PATIENTS
+    )
+
+
+def test_the_readings_differ_by_patient(env: SyncEnv) -> None:
+    assert env.run().exit_code == 0
+    status = {}
+    for risk in env.written()["RiskAssessment"]:
+        [eln] = [e for e in risk["extension"] if e["url"] == c.EXT_ELN_RESPONSE]
+        [code] = [x["valueCoding"]["code"] for x in eln["extension"] if x["url"] == "status"]
+        status[subject_of(risk)] = code
+    assert status == {
+        "Patient/opt": "optimal",
+        "Patient/warn": "warning",
+        "Patient/fail": "failure",
+        "Patient/mmr": "optimal",
+    }
+
+
+def test_a_second_run_writes_nothing(env: SyncEnv) -> None:
+    assert env.run().exit_code == 0
+    before = env.written()
+    env.server.reset_stats()
+    result = env.run()
+    assert result.exit_code == 0, result.output
+    assert env.writes() == 0
+    assert env.written() == before
+    assert "written            0" in result.output
+
+
+def test_a_full_rerun_reads_everyone_but_writes_nothing(env: SyncEnv) -> None:
+    assert env.run().exit_code == 0
+    env.server.reset_stats()
+    result = env.run("--full")
+    assert result.exit_code == 0, result.output
+    assert env.writes() == 0
+    assert "inputs unchanged: 4" in result.output
+    assert "assessed           0" in result.output
+
+
+def test_with_the_state_lost_a_rerun_still_writes_nothing(env: SyncEnv, tmp_path: Path) -> None:
+    assert env.run().exit_code == 0
+    before = env.written()
+    env.server.reset_stats()
+    result = env.run(state=tmp_path / "fresh.sqlite3")
+    assert result.exit_code == 0, result.output
+    assert "assessed           4" in result.output  # read and assessed again...
+    assert env.writes() == 0  # ...but what it would write is already there
+    assert env.written() == before
+
+
+def test_a_changed_input_supersedes_the_previous_suggestion(env: SyncEnv) -> None:
+    assert env.run().exit_code == 0
+    [old_plan] = [p for p in env.written()["CarePlan"] if subject_of(p) == "Patient/opt"]
+    [old_risk] = [r for r in env.written()["RiskAssessment"] if subject_of(r) == "Patient/opt"]
+    # A new result: MMR lost (0.5 % IS) four days before the as-of date.
+    put(env, pcr("opt", date(2025, 6, 26), 0.5))
+    result = env.run()
+    assert result.exit_code == 0, result.output
+    assert "assessed           1" in result.output
+    assert "1 superseding an earlier suggestion" in result.output
+
+    written = env.written()
+    assert by_status(written["CarePlan"]) == {"draft": CML, "revoked": ["Patient/opt"]}
+    [new_plan] = [
+        p for p in written["CarePlan"] if subject_of(p) == "Patient/opt" and p["status"] == "draft"
+    ]
+    assert new_plan["replaces"] == [{"reference": f"CarePlan/{old_plan['id']}"}]
+    [new_risk] = [
+        r
+        for r in written["RiskAssessment"]
+        if subject_of(r) == "Patient/opt" and r["id"] != old_risk["id"]
+    ]
+    [replaced] = [r for r in written["RiskAssessment"] if r["id"] == old_risk["id"]]
+    assert {
+        "url": c.EXT_REPLACED_BY,
+        "valueReference": {"reference": f"RiskAssessment/{new_risk['id']}"},
+    } in replaced["extension"]
+    assert fingerprint_of(new_plan) == fingerprint_of(new_risk) != fingerprint_of(old_plan)
+    assert len(written["Provenance"]) == len(CML) + 1
+    # And once more: nothing new.
+    env.server.reset_stats()
+    assert env.run().exit_code == 0
+    assert env.writes() == 0
+
+
+def test_incremental_runs_read_only_patients_with_changes(env: SyncEnv) -> None:
+    assert env.run().exit_code == 0
+    store = StateStore(str(env.state))
+    mark = store.high_water_mark(f"{env.base}#population=condition")
+    assert mark is not None
+    store.close()
+    put(env, pcr("warn", date(2025, 6, 23), 1.2))
+    env.server.reset_stats()
+    result = env.run()
+    assert result.exit_code == 0, result.output
+    assert "read               1" in result.output
+    assert "assessed           1" in result.output
+    observations = env.server.stats()["byResourceType"]["Observation"]["search"]
+    assert observations == 2  # the change search, and the one patient's inputs
+
+
+def test_since_reads_the_patients_changed_since_then(env: SyncEnv) -> None:
+    assert env.run().exit_code == 0
+    env.server.reset_stats()
+    result = env.run("--since", "2024-12-31T00:00:00Z")  # before the seed's lastUpdated
+    assert result.exit_code == 0, result.output
+    assert "read               4" in result.output
+    assert "inputs unchanged: 4" in result.output
+    assert env.writes() == 0
+    assert env.run("--since", "2025-01-01", "--full").exit_code == 2
+
+
+def test_only_the_patients_asked_for(env: SyncEnv) -> None:
+    result = env.run("--patient", "warn", "--patient", "nocml")
+    assert result.exit_code == 0, result.output
+    assert by_status(env.written()["CarePlan"]) == {"draft": ["Patient/warn"]}
+    assert "no CML evidence: 1" in result.output
+
+
+def test_only_the_members_of_a_group(env: SyncEnv) -> None:
+    env.server.load(group("clinic-a", ["fail", "mmr", "nocml"]))
+    result = env.run("--group", "clinic-a")
+    assert result.exit_code == 0, result.output
+    assert by_status(env.written()["CarePlan"]) == {"draft": ["Patient/fail", "Patient/mmr"]}
+
+
+def test_a_dry_run_writes_nothing_and_says_what_it_would_write(env: SyncEnv) -> None:
+    result = env.run("--dry-run")
+    assert result.exit_code == 0, result.output
+    assert env.writes() == 0
+    assert all(not v for v in env.written().values())
+    for pid in CML_PATIENTS:
+        assert f"Patient/{pid}: create RiskAssessment, CarePlan, Provenance" in result.output
+    assert "would write        4" in result.output
+    # Nothing was remembered either: the real run does everything.
+    store = StateStore(str(env.state))
+    assert store.patients(env.base) == {}
+    assert store.high_water_mark(f"{env.base}#population=condition") is None
+    store.close()
+    assert env.run().exit_code == 0
+    assert len(env.written()["CarePlan"]) == 4
+
+
+def test_a_dry_run_shows_what_would_be_superseded(env: SyncEnv) -> None:
+    assert env.run().exit_code == 0
+    [old] = [p for p in env.written()["CarePlan"] if subject_of(p) == "Patient/fail"]
+    put(env, pcr("fail", date(2025, 6, 25), 0.09))
+    result = env.run("--dry-run")
+    assert f"revoke CarePlan/{old['id']}" in result.output
+    assert by_status(env.written()["CarePlan"]) == {"draft": CML}
+
+
+@pytest.mark.parametrize("mode", ["transaction", "batch"])
+def test_both_write_modes_write_the_same_and_nothing_twice(env: SyncEnv, mode: str) -> None:
+    assert env.run("--write-mode", mode).exit_code == 0
+    written = env.written()
+    assert len(written["RiskAssessment"]) == len(written["Provenance"]) == 4
+    put(env, pcr("mmr", date(2025, 6, 20), 0.7))
+    assert env.run("--write-mode", mode).exit_code == 0
+    assert by_status(env.written()["CarePlan"]) == {"draft": CML, "revoked": ["Patient/mmr"]}
+    env.server.reset_stats()
+    assert env.run("--write-mode", mode, "--full").exit_code == 0
+    assert env.writes() == 0
+
+
+def test_the_server_limit_on_transactions_is_learnt_once(env: SyncEnv) -> None:
+    # Medplum's engine takes at most 8 entries in a transaction with conditional creates.
+    result = env.run("--batch-size", "4", "--concurrency", "1")
+    assert result.exit_code == 0, result.output
+    transactions = env.server.stats()["byInteraction"]["transaction"]
+    assert transactions <= 6  # 4 -> refused, 2 + 2 accepted (limit learnt)
+    assert len(env.written()["CarePlan"]) == 4
+
+
+def test_bulk_export_gives_the_same_suggestions(env: SyncEnv, tmp_path: Path) -> None:
+    result = env.run("--bulk", "--bulk-dir", str(tmp_path / "export"))
+    assert result.exit_code == 0, result.output
+    assert "bulk mode" in result.output
+    assert "no CML evidence: 1" in result.output  # the patient without CML, from the export
+    stats = env.server.stats()["byInteraction"]
+    assert stats["export"] == 1
+    assert stats.get("search", 0) == 1  # the current suggestions only, not the inputs
+    assert by_status(env.written()["CarePlan"]) == {"draft": CML}
+    assert (tmp_path / "export" / "manifest.json").exists()
+    # Incremental: an export _since the mark, then only the changed patient is read.
+    put(env, pcr("fail", date(2025, 6, 25), 0.09))
+    env.server.reset_stats()
+    result = env.run("--bulk")
+    assert result.exit_code == 0, result.output
+    assert "assessed           1" in result.output
+    assert by_status(env.written()["CarePlan"]) == {"draft": CML, "revoked": ["Patient/fail"]}
+
+
+def test_malformed_resources_of_one_patient_do_not_stop_the_others(env: SyncEnv) -> None:
+    env.server.load(
+        [
+            {
+                "resourceType": "Observation",
+                "id": "opt-broken",
+                "status": "final",
+                "code": {"coding": [{"system": c.LOINC, "code": "69380-4"}]},
+                "subject": {"reference": "Patient/opt"},
+                "effectiveDateTime": "not a date",
+                "valueQuantity": {"value": "a lot", "unit": "%"},
+            },
+            {
+                "resourceType": "MedicationStatement",
+                "id": "warn-broken",
+                "status": "no-such-status",
+                "subject": {"reference": "Patient/warn"},
+                "medicationCodeableConcept": "imatinib",
+            },
+        ]
+    )
+    result = env.run()
+    assert result.exit_code == 0, result.output
+    assert by_status(env.written()["CarePlan"]) == {"draft": CML}
+    assert "data issues" in result.output
+
+
+def test_a_server_that_cannot_be_reached_is_a_clear_failure(tmp_path: Path) -> None:
+    env = SyncEnv(None, "http://127.0.0.1:9/fhir", tmp_path / "s.sqlite3")  # type: ignore[arg-type]
+    result = env.run("--retries", "0")
+    assert result.exit_code == 3
+    assert "cannot connect to the FHIR server" in result.output

@@ -1,0 +1,193 @@
+"""The state store, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import String, select, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fhir_cml.errors import StateError
+from fhir_cml.state import (
+    Base,
+    PatientUpdate,
+    StateStore,
+    database_url,
+    default_state_path,
+)
+
+SERVER = "https://ehr.example.org/fhir"
+
+
+class ReplayCacheExample(Base):
+    """A table another face adds (the CDS service's JWT-jti replay cache has this shape)."""
+
+    __tablename__ = "test_jti_cache"
+
+    jti: Mapped[str] = mapped_column(String(128), primary_key=True)
+    expires_at: Mapped[datetime]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    if request.param == "sqlite":
+        url = str(tmp_path / "state.sqlite3")
+    else:
+        url = request.getfixturevalue("postgres_url")
+    store = StateStore(url)
+    with store.engine.begin() as conn:  # every test starts from empty tables
+        Base.metadata.drop_all(conn)
+    store.create_all()
+    yield store
+    store.close()
+
+
+def test_the_dialect_is_the_one_asked_for(store: StateStore) -> None:
+    assert store.engine.dialect.name in ("sqlite", "postgresql")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select 1")).scalar() == 1
+
+
+def test_a_successful_run_moves_the_high_water_mark(store: StateStore) -> None:
+    assert store.high_water_mark(SERVER) is None
+    mark = datetime(2025, 6, 30, 22, 0, tzinfo=UTC)
+    run = store.begin_run(SERVER, mode="search", since=None, dry_run=False)
+    store.finish_run(run, status="ok", counts={"assessed": 3}, high_water_mark=mark)
+    assert store.high_water_mark(SERVER) == mark
+    [record] = store.runs(SERVER)
+    assert record.status == "ok"
+    assert record.counts == {"assessed": 3}
+    assert record.finished_at is not None
+
+
+def test_failed_interrupted_and_dry_runs_leave_the_mark_alone(store: StateStore) -> None:
+    first = datetime(2025, 6, 1, tzinfo=UTC)
+    run = store.begin_run(SERVER, mode="search", since=None, dry_run=False)
+    store.finish_run(run, status="ok", counts={}, high_water_mark=first)
+    for status, dry in (("failed", False), ("interrupted", False), ("ok", True)):
+        run = store.begin_run(SERVER, mode="search", since=first, dry_run=dry)
+        store.finish_run(run, status=status, counts={}, high_water_mark=first + timedelta(days=1))
+    assert store.high_water_mark(SERVER) == first
+    assert [r.status for r in store.runs(SERVER)] == ["ok", "interrupted", "failed", "ok"]
+
+
+def test_times_come_back_in_utc(store: StateStore) -> None:
+    paris = timezone(timedelta(hours=2))
+    run = store.begin_run(SERVER, mode="search", since=None, dry_run=False)
+    store.finish_run(
+        run, status="ok", counts={}, high_water_mark=datetime(2025, 7, 1, 12, 0, tzinfo=paris)
+    )
+    mark = store.high_water_mark(SERVER)
+    assert mark == datetime(2025, 7, 1, 10, 0, tzinfo=UTC)
+    assert mark is not None
+    assert mark.tzinfo is not None
+
+
+def test_patients_are_inserted_then_updated(store: StateStore) -> None:
+    run = store.begin_run(SERVER, mode="search", since=None, dry_run=False)
+    store.record_patients(
+        SERVER,
+        run,
+        [
+            PatientUpdate(
+                "p1",
+                "ok",
+                input_fingerprint="i1",
+                assessment_fingerprint="a1",
+                risk_assessment="RiskAssessment/1",
+                care_plan="CarePlan/1",
+                assessed_as_of=date(2025, 6, 30),
+                recheck_on=date(2025, 7, 30),
+            ),
+            PatientUpdate("p2", "skipped", reason="no CML evidence", input_fingerprint="i2"),
+        ],
+    )
+    # A later failure keeps what was written before (None fields keep the stored value).
+    store.record_patients(SERVER, run, [PatientUpdate("p1", "failed", reason="HTTP 503")])
+    state = store.patients(SERVER)
+    assert set(state) == {"p1", "p2"}
+    assert state["p1"].status == "failed"
+    assert state["p1"].reason == "HTTP 503"
+    assert state["p1"].assessment_fingerprint == "a1"
+    assert state["p1"].care_plan == "CarePlan/1"
+    assert state["p1"].recheck_on == date(2025, 7, 30)
+    assert state["p2"].reason == "no CML evidence"
+    assert store.patients(SERVER, ["p2", "unknown"]).keys() == {"p2"}
+    assert store.patients("https://other.example.org/fhir") == {}
+
+
+def test_many_patients_in_one_go(store: StateStore) -> None:
+    run = store.begin_run(SERVER, mode="search", since=None, dry_run=False)
+    ids = [f"patient-{i:04d}" for i in range(1200)]  # more than one IN (...) chunk
+    store.record_patients(SERVER, run, [PatientUpdate(i, "ok", input_fingerprint=i) for i in ids])
+    store.record_patients(SERVER, run, [PatientUpdate(i, "ok", input_fingerprint="x") for i in ids])
+    found = store.patients(SERVER, ids)
+    assert len(found) == 1200
+    assert {s.input_fingerprint for s in found.values()} == {"x"}
+
+
+def test_runs_left_running_by_a_killed_process_are_marked_interrupted(
+    store: StateStore,
+) -> None:
+    store.begin_run(SERVER, mode="search", since=None, dry_run=False)
+    assert store.abandon_stale_runs(SERVER) == 1
+    assert [r.status for r in store.runs(SERVER)] == ["interrupted"]
+
+
+def test_other_faces_add_their_own_tables(store: StateStore) -> None:
+    expires = datetime(2030, 1, 1, tzinfo=UTC)
+    with store.session() as session:
+        session.add(ReplayCacheExample(jti="abc", expires_at=expires))
+    with store.session() as session:
+        row = session.scalars(select(ReplayCacheExample)).one()
+        assert row.expires_at == expires
+
+
+def test_naive_times_are_refused(store: StateStore) -> None:
+    run = store.begin_run(SERVER, mode="search", since=None, dry_run=False)
+    with pytest.raises(StateError, match="naive datetime"):
+        store.finish_run(run, status="ok", counts={}, high_water_mark=datetime(2025, 1, 1))
+
+
+def test_a_newer_schema_is_refused(store: StateStore) -> None:
+    with store.engine.begin() as conn:
+        conn.execute(text("update state_meta set value = '99' where key = 'schema_version'"))
+    with pytest.raises(StateError, match="newer fhir-cml"):
+        store.create_all()
+
+
+def test_an_unreachable_database_is_a_state_error(tmp_path: Path) -> None:
+    store = StateStore("postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(StateError, match=r"cannot create the state tables \(postgresql"):
+        store.create_all()
+
+
+def test_state_urls() -> None:
+    assert database_url("/var/lib/fhir-cml/state.db") == "sqlite:////var/lib/fhir-cml/state.db"
+    assert database_url("postgresql://u:p@db/fhircml") == "postgresql+psycopg://u:p@db/fhircml"
+    assert database_url("postgres://db/x") == "postgresql+psycopg://db/x"
+    assert database_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_the_default_is_a_file_in_the_user_data_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("FHIR_CML_STATE", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert default_state_path() == tmp_path / "fhir-cml" / "state.sqlite3"
+    assert database_url(None) == f"sqlite:///{tmp_path}/fhir-cml/state.sqlite3"
+    store = StateStore()
+    store.create_all()
+    assert (tmp_path / "fhir-cml" / "state.sqlite3").exists()
+    store.close()
+
+
+def test_the_password_is_hidden_in_messages() -> None:
+    store = StateStore("postgresql://user:s3cret@127.0.0.1:1/db")
+    assert "s3cret" not in store.safe_url
+    with pytest.raises(StateError) as caught:
+        store.create_all()
+    assert "s3cret" not in str(caught.value)
