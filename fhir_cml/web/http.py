@@ -169,7 +169,8 @@ def register(app: Flask) -> None:
         status = err.status if 400 <= err.status < 600 else 500
         if status >= 500:
             log.error("internal error", extra={"error": type(err).__name__})
-        return _answer(err.outcome, status)
+        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
+        return _answer(err.outcome, status, headers)
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException) -> Response:

@@ -10,8 +10,8 @@ service starts while the EHR is down (``/readyz`` says so).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Final
 
 import requests
 from flask import current_app
@@ -22,6 +22,7 @@ from fhir_cml.fhir.auth import SigningKey, SmartBackendAuth, discover, load_sign
 from fhir_cml.fhir.client import BearerToken, FhirClient, RetryPolicy
 from fhir_cml.state import StateStore
 from fhir_cml.state.cds import CdsState
+from fhir_cml.web.cds_jwt import TokenVerifier
 from fhir_cml.web.settings import Settings, env_name
 
 __all__ = ["Ehr", "Runtime", "runtime"]
@@ -100,14 +101,15 @@ class Runtime:
     store: StateStore
     cds: CdsState
     ehr: Ehr | None
-    extras: dict[str, Any] = field(default_factory=dict)
+    verifier: TokenVerifier
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
         store = StateStore(settings.state)
         store.create_all()  # the CDS tables are declared (fhir_cml.state.cds is imported)
         ehr = Ehr(settings) if settings.fhir_base else None
-        return cls(settings, store, CdsState(store), ehr)
+        cds = CdsState(store)
+        return cls(settings, store, cds, ehr, TokenVerifier(settings, cds))
 
     def state_ok(self) -> None:
         """Raises StateError unless the state store answers a trivial query."""
