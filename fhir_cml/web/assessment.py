@@ -16,6 +16,7 @@ from fhir_cml.domain import Assessment, Guideline, PatientRecord
 from fhir_cml.errors import OperationOutcomeError, RequestError
 from fhir_cml.fhir.assessing import assess_loaded, why_nothing
 from fhir_cml.fhir.inbound import LoadResult, MappingOptions, records_from_resources
+from fhir_cml.fhir.outbound.operation_outcome import from_issue
 from fhir_cml.web.settings import Settings
 
 
@@ -56,9 +57,11 @@ def only_patient(loaded: LoadResult, patient: str | None = None) -> PatientRecor
             code="processing",
         )
     if not loaded.records:
-        raise RequestError(
+        error = RequestError(
             f"Nothing to assess: {why_nothing(loaded)}", status=422, code="processing"
         )
+        error.outcome["issue"] += [from_issue(i) for i in loaded.issues]
+        raise error
     return loaded.records[0]
 
 

@@ -84,7 +84,8 @@ def read_orders(
     statements: list[dict[str, Any]] = []
     refs: dict[str, tuple[str, bool]] = {}
     for number, request in enumerate(drafts):
-        if request.get("status") in _STOPPED:
+        status = request.get("status")
+        if isinstance(status, str) and status in _STOPPED:
             continue
         rid = request.get("id")
         ref = (

@@ -57,9 +57,9 @@ class HookCall:
         ]
 
     def selections(self) -> list[str] | None:
-        """``context.selections`` (order-select), None for hooks without it."""
+        """``context.selections`` of order-select (checked by :func:`parse`); None otherwise."""
         found = self.context.get("selections")
-        return list(found) if isinstance(found, list) else None
+        return list(found) if self.hook == ORDER_SELECT and isinstance(found, list) else None
 
 
 def parse(service: Service, body: Any) -> HookCall:
