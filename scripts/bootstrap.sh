@@ -18,8 +18,12 @@ ensure_python() {
     fi
     if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
         log "installing fhir-cml${extras:+[$extras]} and its pinned dependencies"
-        "$PY" -m pip install --quiet --upgrade pip >/dev/null
-        "$PY" -m pip install --quiet -e "$ROOT${extras:+[$extras]}"
+        local pip_log="$VENV/pip-install.log"
+        if ! { "$PY" -m pip install --upgrade pip && "$PY" -m pip install -e "$ROOT${extras:+[$extras]}"; } >"$pip_log" 2>&1; then
+            cat "$pip_log" >&2
+            log "pip install failed (log above, also in $pip_log)"
+            return 1
+        fi
         touch "$stamp"
     fi
     export PATH="$VENV/bin:$PATH"

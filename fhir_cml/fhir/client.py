@@ -88,7 +88,11 @@ class RetryPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    """One HTTP exchange, as reported to ``on_exchange`` observers (benchmarks, tests)."""
+    """One HTTP exchange, as reported to ``on_exchange`` observers (benchmarks, tests).
+
+    ``url`` is the URL as sent, query included: observers see patient ids, so they must not log
+    it.
+    """
 
     method: str
     url: str
@@ -277,7 +281,9 @@ class FhirClient:
                 )
                 self.sleep(wait)
                 continue
-            self._observe(method, url, response.status_code, interaction, write, attempt, started)
+            self._observe(
+                method, response.url, response.status_code, interaction, write, attempt, started
+            )
             date = response.headers.get("Date")
             if date:
                 self._local.last_date = date

@@ -28,6 +28,7 @@ from fhir_cml import __version__
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.client import FhirClient
 from fhir_cml.fhir.inbound.codes import OBSERVATION_CODES, kind_of
+from fhir_cml.fhir.inbound.medications import TKI_ATC, TKI_RXNORM
 from fhir_cml.fhir.inbound.references import literal
 
 
@@ -50,15 +51,10 @@ CML_CONDITION_CODES: Final = (
     (c.ICD10_CM, "C92.11"),
     (c.ICD10_CM, "C92.12"),
 )
-# TKIs by the codes fhir-cml reads (RxNorm ingredients and products, ATC L01EA).
+# TKIs by the codes fhir-cml reads (the inbound mapper's RxNorm and ATC tables).
 TKI_CODES: Final = (
-    (c.RXNORM, "282388"),
-    (c.RXNORM, "403878"),
-    (c.RXNORM, "403879"),
-    (c.RXNORM, "404588"),
-    (c.RXNORM, "404589"),
-    (c.RXNORM, "662281"),
-    *((c.ATC, f"L01EA0{n}") for n in range(1, 7)),
+    *((c.RXNORM, code) for code in sorted(TKI_RXNORM)),
+    *((c.ATC, code) for code in sorted(TKI_ATC)),
 )
 # BCR::ABL1 (p210) results: evidence of CML (e1a2/p190 alone is typical of Ph+ ALL).
 BCR_ABL1_CODES: Final = (
@@ -333,21 +329,27 @@ def risk_assessments_by_identifier(
 def input_fingerprint(resources: Iterable[dict[str, Any]], settings: Sequence[str] = ()) -> str:
     """SHA-256 over what a reading of these resources can depend on.
 
-    Each resource counts by its content without ``meta`` and narrative ``text`` (a server bumps
-    ``meta`` on a re-save that changes nothing); Observations with codes fhir-cml does not read
-    are left out, so a new blood pressure does not trigger a reassessment, and a search narrowed
-    to the codes read gives the same fingerprint as a Bulk Data export of everything.
-    ``settings`` (the guideline, the ruleset and software versions, a conversion factor) are
-    part of it: a new ruleset reassesses everyone.
+    A resource the server versions counts by ``type/id`` and ``meta.versionId`` (servers give a
+    new version to every change; cheap to hash for thousands of resources); one without a
+    version by its content without ``meta`` and narrative ``text``. Observations with codes
+    fhir-cml does not read are left out, so a new blood pressure does not trigger a reassessment
+    and a search narrowed to the codes read gives the same fingerprint as a Bulk Data export of
+    everything. ``settings`` (the guideline, the ruleset and software versions, a conversion
+    factor) are part of it: a new ruleset reassesses everyone.
     """
-    digests = []
+    parts = []
     for resource in resources:
         if resource.get("resourceType") == "Observation" and kind_of(resource.get("code")) is None:
             continue
+        meta = resource.get("meta")
+        version = meta.get("versionId") if isinstance(meta, dict) else None
+        if isinstance(version, str | int) and version != "" and resource.get("id"):
+            parts.append(f"{resource['resourceType']}/{resource['id']}@{version}")
+            continue
         body = {k: v for k, v in resource.items() if k not in ("meta", "text")}
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        digests.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
-    payload = "\n".join([__version__, *settings, "--", *sorted(digests)])
+        parts.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
+    payload = "\n".join([__version__, *settings, "--", *sorted(parts)])
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

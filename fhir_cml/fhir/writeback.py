@@ -338,6 +338,13 @@ def _resolved(entry: dict[str, Any], resolved: dict[str, str]) -> dict[str, Any]
 
     out = dict(entry)
     out["resource"] = walk(entry["resource"])
+    request = entry.get("request") or {}
+    risk = out["resource"].get("target", [{}])[0].get("reference", "")
+    if out["resource"].get("resourceType") == "Provenance" and risk.startswith("RiskAssessment/"):
+        # The RiskAssessment is known by now: "the Provenance of RiskAssessment/x" is the same
+        # condition as the chained one on its identifier, and a plain reference search is far
+        # cheaper for servers that scan (no chain to resolve per candidate).
+        out["request"] = {**request, "ifNoneExist": f"target={risk}"}
     return out
 
 

@@ -456,33 +456,10 @@ PREDICTION_OUTCOMES: Final = (
     "EUTOS_SCORE",
 )
 
-# Which recommendation(s) each rule can lead to (fhir_cml.domain.rules.recommend): the action
-# codes of the rule's PlanDefinition. Rules that only read (depth, milestones, scores) have none.
+# Which recommendation(s) each rule can lead to: the action codes of the rule's PlanDefinition,
+# from the catalogue itself (Rule.leads_to). Rules that only read (depth, milestones, scores) have none.
 RULE_ACTIONS: Final[dict[str, tuple[Recommendation, ...]]] = {
-    "response-depth": (Recommendation.REPEAT_PCR,),
-    "eln2020-3m": (Recommendation.REPEAT_PCR,),
-    "loss-of-mmr": (Recommendation.REPEAT_PCR,),
-    "escalation-workup": (
-        Recommendation.CHECK_ADHERENCE,
-        Recommendation.MEASURE_TROUGH_LEVEL,
-        Recommendation.MUTATION_ANALYSIS,
-    ),
-    "dose-escalation": (Recommendation.ESCALATE_DOSE,),
-    "t315i-no-escalation": (Recommendation.SWITCH_TKI,),
-    "switch-tki": (Recommendation.SWITCH_TKI,),
-    "dose-reduction": (Recommendation.CONSIDER_DOSE_REDUCTION,),
-    "continue-therapy": (Recommendation.CONTINUE_THERAPY,),
-    "cyp3a4-interactions": (
-        Recommendation.REVIEW_INTERACTIONS,
-        Recommendation.MEASURE_TROUGH_LEVEL,
-    ),
-    "tfr-eligibility": (Recommendation.DISCUSS_TFR,),
-    "tfr-molecular-relapse": (Recommendation.RESTART_TKI,),
-    "monitoring-schedule": (
-        Recommendation.SCHEDULE_PCR,
-        Recommendation.PCR_OVERDUE,
-        Recommendation.INTENSIFY_MONITORING,
-    ),
+    rule.id: rule.leads_to for rule in catalogue.RULES.values() if rule.leads_to
 }
 
 # External codes: which codes are read comes from the inbound mapper (fhir_cml.fhir.inbound), the
@@ -536,10 +513,10 @@ UNCONFIRMED: Final[dict[tuple[str, str], str]] = {
     (canonical.LOINC, "57844-3"): "a laboratory's imatinib serum/plasma code",
 }
 # ATC displays are the substance names.
-TKI_RXNORM: Final[dict[str, Tki]] = dict(inbound_medications._TKI_RXNORM)
-TKI_ATC: Final[dict[str, Tki]] = dict(inbound_medications._TKI_ATC)
-CYP3A4_ATC: Final[dict[str, str]] = dict(inbound_medications._CYP_ATC)
-CYP3A4_RXNORM: Final[dict[str, str]] = dict(inbound_medications._CYP_RXNORM)
+TKI_RXNORM: Final[dict[str, Tki]] = dict(inbound_medications.TKI_RXNORM)
+TKI_ATC: Final[dict[str, Tki]] = dict(inbound_medications.TKI_ATC)
+CYP3A4_ATC: Final[dict[str, str]] = dict(inbound_medications.CYP3A4_ATC)
+CYP3A4_RXNORM: Final[dict[str, str]] = dict(inbound_medications.CYP3A4_RXNORM)
 # Names without a drug code: recognised by name only (said in the ValueSet).
 CYP3A4_NAME_ONLY: Final = (
     frozenset(STRONG_CYP3A4) - set(CYP3A4_ATC.values()) - set(CYP3A4_RXNORM.values())

@@ -129,7 +129,7 @@ def test_optimal_responder_predictions_and_scores() -> None:
         "system": c.CS_RISK_CATEGORY,
         "code": "intermediate",
     }
-    assert "0.83" in sokal["rationale"]
+    assert "0.826" in sokal["rationale"]
     assert ra["condition"] == {"reference": "Condition/opt-cml"}
     plan = build(a, RECORDED).care_plan
     assert plan["addresses"] == [{"reference": "Condition/opt-cml"}]

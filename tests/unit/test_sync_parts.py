@@ -111,13 +111,25 @@ def test_references_that_name_no_patient() -> None:
 # --- input fingerprints --------------------------------------------------------------------------
 
 
-def test_the_fingerprint_ignores_meta_narrative_and_order() -> None:
+def test_without_versions_the_fingerprint_is_the_content_in_any_order() -> None:
     resources = copy.deepcopy(CML_PATIENTS["opt"])
     again = copy.deepcopy(list(reversed(resources)))
     for r in again:
-        r["meta"] = {"versionId": "7", "lastUpdated": "2026-01-01T00:00:00Z"}
+        r["meta"] = {"lastUpdated": "2026-01-01T00:00:00Z"}
         r["text"] = {"status": "generated", "div": "<div>changed</div>"}
     assert input_fingerprint(resources) == input_fingerprint(again)
+
+
+def test_with_versions_the_fingerprint_follows_them() -> None:
+    resources = copy.deepcopy(CML_PATIENTS["opt"])
+    for r in resources:
+        r["meta"] = {"versionId": "1"}
+    base = input_fingerprint(resources)
+    changed = copy.deepcopy(resources)
+    changed[0]["birthDate"] = "1961-01-01"  # same version: the server did not say it changed
+    assert input_fingerprint(changed) == base
+    changed[0]["meta"]["versionId"] = "2"
+    assert input_fingerprint(changed) != base
 
 
 def test_the_fingerprint_ignores_observations_that_are_not_read() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fhir_cml.domain.vocabulary import Recommendation as R
+
 RULESET_VERSION = "1.0.0"
 
 CROSS_2015 = (
@@ -52,14 +54,21 @@ class Rule:
     title: str
     source: str
     guideline: str | None = None  # eln2020 | eln2013 | eln2009 when the rule belongs to one
+    leads_to: tuple[R, ...] = ()  # the suggestions this rule can give (its PlanDefinition actions)
 
     @property
     def version(self) -> str:
         return RULESET_VERSION
 
 
-def _rule(rule_id: str, title: str, source: str, guideline: str | None = None) -> Rule:
-    rule = Rule(rule_id, title, source, guideline)
+def _rule(
+    rule_id: str,
+    title: str,
+    source: str,
+    guideline: str | None = None,
+    leads_to: tuple[R, ...] = (),
+) -> Rule:
+    rule = Rule(rule_id, title, source, guideline, leads_to)
     RULES[rule_id] = rule
     return rule
 
@@ -71,6 +80,7 @@ DEPTH = _rule(
     "response-depth",
     "Molecular response depth from BCR::ABL1 (IS) and control-gene copies",
     CROSS_2015 + "; clinical-rules section 1",
+    leads_to=(R.REPEAT_PCR,),
 )
 IS_CONVERSION = _rule(
     "is-conversion",
@@ -97,6 +107,7 @@ ELN2020_3M = _rule(
     "ELN 2020 at 3 months: optimal <= 10 %; warning > 10 %; failure > 10 % confirmed within 1-3 months",
     ELN_2020 + ", milestone table",
     "eln2020",
+    leads_to=(R.REPEAT_PCR,),
 )
 ELN2020_6M = _rule(
     "eln2020-6m",
@@ -190,6 +201,7 @@ LOSS_OF_MMR = _rule(
     "Loss of MMR: a result > 0.1 % after MMR was achieved; confirmed by a second consecutive "
     "result > 0.1 % (ELN 2013: one of the two >= 1 %)",
     ELN_2020 + "; " + ELN_2013,
+    leads_to=(R.REPEAT_PCR,),
 )
 
 # 3. Dose optimisation
@@ -198,23 +210,27 @@ ESCALATION_WORKUP = _rule(
     "Before escalating imatinib: check adherence, measure the trough level, test for kinase-domain "
     "mutations",
     SEED_DOSE + ", FAQ Q1; " + SEED_ESCALATION,
+    leads_to=(R.CHECK_ADHERENCE, R.MEASURE_TROUGH_LEVEL, R.MUTATION_ANALYSIS),
 )
 ESCALATION = _rule(
     "dose-escalation",
     "Suboptimal response on imatinib with a trough < 1000 ng/mL (adherence checked) or a "
     "dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day",
     SEED_ESCALATION + "; " + SEED_DOSE,
+    leads_to=(R.ESCALATE_DOSE,),
 )
 T315I = _rule(
     "t315i-no-escalation",
     "T315I confers absolute resistance to imatinib: never escalate, switch TKI",
     SEED_ESCALATION,
+    leads_to=(R.SWITCH_TKI,),
 )
 SWITCH = _rule(
     "switch-tki",
     "Failure, resistance mutations or intolerance favour switching to another TKI guided by the "
     "mutation profile",
     SEED_ESCALATION + "; " + ELN_2020,
+    leads_to=(R.SWITCH_TKI,),
 )
 REDUCTION = _rule(
     "dose-reduction",
@@ -222,11 +238,13 @@ REDUCTION = _rule(
     "supratherapeutic trough with toxicity): consider a dose reduction, then monitor every "
     "4-6 weeks for 6-12 months",
     SEED_DOSE + ", protocol 1 and FAQ Q2",
+    leads_to=(R.CONSIDER_DOSE_REDUCTION,),
 )
 CONTINUE = _rule(
     "continue-therapy",
     "Optimal response: continue the current TKI and dose",
     ELN_2020,
+    leads_to=(R.CONTINUE_THERAPY,),
 )
 
 # 4. Therapeutic drug monitoring
@@ -241,6 +259,7 @@ INTERACTIONS = _rule(
     "cyp3a4-interactions",
     "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review, consider TDM",
     SEED_REVIEW + "; clinical-rules section 4",
+    leads_to=(R.REVIEW_INTERACTIONS, R.MEASURE_TROUGH_LEVEL),
 )
 
 # 5. TFR
@@ -251,12 +270,14 @@ TFR_ELIGIBILITY = _rule(
     "2G-TKI, MR4 or deeper > 2 y, no prior failure), optimal (TKI > 5 y; DMR > 3 y at MR4 or > 2 y "
     "at MR4.5)",
     ELN_2020 + ", TFR requirements",
+    leads_to=(R.DISCUSS_TFR,),
 )
 TFR_RELAPSE = _rule(
     "tfr-molecular-relapse",
     "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart TKI within "
     "4 weeks",
     ELN_2020 + "; " + SEED_REVIEW,
+    leads_to=(R.RESTART_TKI,),
 )
 STIM1 = _rule(
     "stim1-relapse",
@@ -272,6 +293,7 @@ MONITORING = _rule(
     "months after a dose reduction; after stopping TKI monthly for months 1-6, every 2 months for "
     "months 7-12, every 3 months after",
     SEED_MONITORING + "; " + SEED_DOSE + "; " + SEED_REVIEW,
+    leads_to=(R.SCHEDULE_PCR, R.PCR_OVERDUE, R.INTENSIFY_MONITORING),
 )
 
 # 7. Risk scores

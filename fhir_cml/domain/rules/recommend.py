@@ -164,6 +164,7 @@ def recommend(ctx: Context) -> tuple[Suggestion, ...]:
             "bosutinib; ponatinib or asciminib where indicated), guided by mutation analysis and "
             "comorbidities.",
             *ctx.eln.reasons,
+            Basis(rules.SWITCH, "Failure favours switching TKI rather than escalating.", ()),
         )
     elif (
         concern
@@ -177,6 +178,9 @@ def recommend(ctx: Context) -> tuple[Suggestion, ...]:
             "escalation step): consider switching to a second-generation TKI.",
             eln_basis,
             loss_basis,
+            Basis(
+                rules.SWITCH, "No escalation step is left above 800 mg/day.", therapy.evidence[-1:]
+            ),
         )
 
     # The PCR itself
@@ -245,6 +249,9 @@ def recommend(ctx: Context) -> tuple[Suggestion, ...]:
                 eln_basis,
                 loss_basis,
                 ctx.tdm.basis,
+                Basis(
+                    rules.ESCALATION_WORKUP, "A trough level comes before any change of dose.", ()
+                ),
             )
         elif ctx.interactions:
             add(

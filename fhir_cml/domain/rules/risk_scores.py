@@ -127,7 +127,7 @@ def _score(
                 else RiskCategory.HIGH
             )
             cut = "< 0.8 low, 0.8-1.2 intermediate, > 1.2 high"
-            shown = round(value, 2)
+            shown = round(value, 3)
         else:
             value = elts(*args)
             category = (

@@ -29,7 +29,7 @@ from fhir_cml.fhir.inbound.context import (
 from fhir_cml.fhir.inbound.references import literal
 from fhir_cml.fhir.loader import Entry
 
-_TKI_RXNORM: Final = {
+TKI_RXNORM: Final = {
     "282388": Tki.IMATINIB,
     "403878": Tki.IMATINIB,
     "403879": Tki.IMATINIB,
@@ -38,7 +38,7 @@ _TKI_RXNORM: Final = {
     "662281": Tki.NILOTINIB,
 }
 _TABLET_MG: Final = {"403878": 100.0, "403879": 400.0, "404588": 100.0, "404589": 400.0}
-_TKI_ATC: Final = {
+TKI_ATC: Final = {
     "L01EA01": Tki.IMATINIB,
     "L01EA02": Tki.DASATINIB,
     "L01EA03": Tki.NILOTINIB,
@@ -61,7 +61,7 @@ _TKI_NAMES: Final = (
     ("asciminib", Tki.ASCIMINIB),
     ("scemblix", Tki.ASCIMINIB),
 )
-_CYP_ATC: Final = {
+CYP3A4_ATC: Final = {
     "J02AB02": "ketoconazole",
     "J02AC02": "itraconazole",
     "J02AC03": "voriconazole",
@@ -76,7 +76,7 @@ _CYP_ATC: Final = {
     "N06AX25": "st john's wort",
     "L02BB04": "enzalutamide",
 }
-_CYP_RXNORM: Final = {
+CYP3A4_RXNORM: Final = {
     "2002": "carbamazepine",
     "8183": "phenytoin",
     "121243": "voriconazole",
@@ -129,11 +129,11 @@ class Drug:
 _BY_CODE: Final = {
     **{
         (c.RXNORM, code): Drug(tki, None, False, _TABLET_MG.get(code))
-        for code, tki in _TKI_RXNORM.items()
+        for code, tki in TKI_RXNORM.items()
     },
-    **{(c.RXNORM, code): Drug(None, name, False) for code, name in _CYP_RXNORM.items()},
-    **{(c.ATC, code): Drug(tki, None, False) for code, tki in _TKI_ATC.items()},
-    **{(c.ATC, code): Drug(None, name, False) for code, name in _CYP_ATC.items()},
+    **{(c.RXNORM, code): Drug(None, name, False) for code, name in CYP3A4_RXNORM.items()},
+    **{(c.ATC, code): Drug(tki, None, False) for code, tki in TKI_ATC.items()},
+    **{(c.ATC, code): Drug(None, name, False) for code, name in CYP3A4_ATC.items()},
 }
 
 
