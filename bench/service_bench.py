@@ -6,6 +6,9 @@ store), warms it up, then runs two wrk processes at the same time for ``--durati
   healthz   GET /healthz                                     (the trivial endpoint)
   hook      POST /cds-services/cml-monitoring with prefetch  (a typical example patient)
 
+Before that, each endpoint is measured alone with one connection for ``--idle`` seconds: the
+cost of one request with no queue in front of it.
+
 Every hook request carries its own JWT: the EHR here signs a pool of tokens (ES384 by default,
 distinct ``jti`` each) before the run, and wrk hands out one per request, so the replay cache
 works as in production (one insert per request, shared by the workers). Reported: requests/s,
@@ -113,6 +116,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="per endpoint")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
     parser.add_argument("--tokens", type=int, default=40_000, help="size of the JWT pool")
+    parser.add_argument("--idle", type=int, default=5, help="seconds per endpoint alone (0: skip)")
     parser.add_argument("--alg", default="ES384", choices=["ES384", "RS384"])
     parser.add_argument(
         "--patient", type=Path, default=ROOT / "examples" / "01-optimal-responder.json"
@@ -128,11 +132,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="fhir-cml-bench-"))
     (work / "body.json").write_text(body)
     started = time.perf_counter()
-    with (work / "tokens.txt").open("w") as out:
-        for _ in range(args.tokens):
-            out.write(ehr.token(f"{PUBLIC}{HOOK}", lifetime=3600) + "\n")
+    idle_tokens = 1000 * args.idle
+    for name, count in (("tokens.txt", args.tokens), ("idle-tokens.txt", idle_tokens)):
+        with (work / name).open("w") as out:
+            for _ in range(count):
+                out.write(ehr.token(f"{PUBLIC}{HOOK}", lifetime=3600) + "\n")
     print(
-        f"signed {args.tokens} {args.alg} tokens in {time.perf_counter() - started:.1f} s; "
+        f"signed {args.tokens + idle_tokens} {args.alg} tokens in "
+        f"{time.perf_counter() - started:.1f} s; "
         f"request body {len(body):,} bytes ({patient})",
         file=sys.stderr,
     )
@@ -153,6 +160,20 @@ def main() -> None:
             )
             assert response.status_code == 200, response.text
             requests.get(service.url + "/healthz", timeout=10)
+        idle: dict[str, Any] = {}
+        if args.idle:
+            idle["healthz"] = summary(wrk(binary, service.url + "/healthz", args.idle, 1, "GET"))
+            idle["hook"] = summary(
+                wrk(
+                    binary,
+                    service.url + HOOK,
+                    args.idle,
+                    1,
+                    "POST",
+                    str(work / "body.json"),
+                    str(work / "idle-tokens.txt"),
+                )
+            )
         pids = processes(service)
         before = rss_kib(pids)
         runs = {
@@ -186,18 +207,24 @@ def main() -> None:
         "alg": args.alg,
         "patient": patient,
         "endpoints": results,
+        "alone": idle,
         "p50_ratio": hook["p50_us"] / trivial["p50_us"],
         "rss_kib_start": sum(before.values()),
         "rss_kib_end": sum(after.values()),
         "rss_kib_samples": samples,
         "token_pool_exhausted": exhausted,
     }
-    print("| endpoint | requests/s | p50 ms | p90 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|")
-    for name, r in results.items():
+    print("| run | endpoint | requests/s | p50 ms | p90 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|")
+    rows = [("alone, 1 connection", n, r) for n, r in idle.items()]
+    rows += [
+        (f"together, {args.connections}+{args.connections} connections", n, r)
+        for n, r in results.items()
+    ]
+    for run, name, r in rows:
         print(
-            f"| {name} | {r['rps']:,.0f} | {r['p50_us'] / 1000:.2f} | {r['p90_us'] / 1000:.2f} "
-            f"| {r['p99_us'] / 1000:.2f} | {r['error_count']} |"
+            f"| {run} | {name} | {r['rps']:,.0f} | {r['p50_us'] / 1000:.2f} "
+            f"| {r['p90_us'] / 1000:.2f} | {r['p99_us'] / 1000:.2f} | {r['error_count']} |"
         )
     print(
         f"\nhook p50 / healthz p50 = {report['p50_ratio']:.2f} (goal <= 3); "
@@ -210,7 +237,7 @@ def main() -> None:
         print("the token pool ran out before the end: raise --tokens", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    failed = exhausted or any(r["error_count"] for r in results.values())
+    failed = exhausted or any(r["error_count"] for r in [*results.values(), *idle.values()])
     sys.exit(1 if failed else 0)
 
 
