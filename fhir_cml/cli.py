@@ -20,10 +20,11 @@ from typing import Any, Final
 import click
 
 from fhir_cml import __version__
-from fhir_cml.domain import Assessment, Guideline, assess
+from fhir_cml.domain import Assessment, Guideline
 from fhir_cml.domain.model import Issue
 from fhir_cml.errors import OperationOutcomeError
-from fhir_cml.fhir.inbound import LoadResult, MappingOptions, load_paths
+from fhir_cml.fhir.assessing import assess_loaded, why_nothing
+from fhir_cml.fhir.inbound import MappingOptions, load_paths
 from fhir_cml.fhir.outbound import transaction_bundle, validate
 from fhir_cml.jobs.sync_cli import sync
 from fhir_cml.reporting import LoadSummary, to_contract, to_text
@@ -108,10 +109,13 @@ def assess_command(
     for issue in loaded.issues:
         _say(_issue_text(issue))
     if not loaded.records:
-        _say(f"error: nothing to assess: {_why_nothing(loaded)}")
+        _say(f"error: nothing to assess: {why_nothing(loaded)}")
         sys.exit(EXIT_NOTHING_READ)
 
-    assessments, failed = _assess_all(loaded, day, chosen)
+    assessed = assess_loaded(loaded, day, chosen)
+    for patient, exc in assessed.failed:
+        _say(f"internal error: {patient}: assessment failed: {exc!r}")
+    assessments, failed = assessed.assessments, len(assessed.failed)
     summary = LoadSummary(
         files=loaded.files,
         resources=loaded.resources,
@@ -133,21 +137,6 @@ def assess_command(
         + (f"; written to {output}" if output else "")
     )
     sys.exit(EXIT_INTERNAL if failed else EXIT_OK)
-
-
-def _assess_all(
-    loaded: LoadResult, day: date, guideline: Guideline
-) -> tuple[list[Assessment], int]:
-    """Every record assessed; one that raises is reported and does not stop the others."""
-    assessments: list[Assessment] = []
-    failed = 0
-    for record in loaded.records:
-        try:
-            assessments.append(assess(record, day, guideline))
-        except Exception as exc:  # a bug in the rules must not cost the other patients
-            failed += 1
-            _say(f"internal error: {record.patient}: assessment failed: {exc!r}")
-    return assessments, failed
 
 
 def _render(
@@ -172,18 +161,6 @@ def _render(
     return to_text(assessments, as_of=day, guideline=guideline, load_summary=summary, issues=issues)
 
 
-def _why_nothing(loaded: LoadResult) -> str:
-    if loaded.files == 0:
-        return "no input file could be read."
-    if loaded.resources == 0:
-        return f"no FHIR resource could be read from {_count(loaded.files, 'file')}."
-    return (
-        f"no CML patient among {_count(loaded.resources, 'resource')} in "
-        f"{_count(loaded.files, 'file')} (a patient needs a CML Condition, a TKI "
-        "MedicationStatement or a BCR::ABL1 result)."
-    )
-
-
 def _issue_text(issue: Issue) -> str:
     where = f"{issue.resource}: " if issue.resource and issue.resource not in issue.message else ""
     return f"{issue.severity.value}: {where}{issue.message}"
@@ -205,10 +182,6 @@ def _write(text: str, output: Path | None) -> None:
 
 def _say(message: str) -> None:
     click.echo(f"fhir-cml: {message}", err=True)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 main.add_command(sync)

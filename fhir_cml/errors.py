@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AuthenticationError",
     "BulkExportError",
     "ConfigurationError",
     "FhirAuthError",
@@ -25,6 +26,8 @@ __all__ = [
     "FhirTransportError",
     "InputError",
     "OperationOutcomeError",
+    "PrefetchError",
+    "RequestError",
     "StateError",
     "TokenError",
 ]
@@ -160,6 +163,42 @@ class TokenError(FhirClientError):
 
 class BulkExportError(FhirClientError):
     """A Bulk Data export could not be started, failed on the server, or took too long."""
+
+
+# --- The service's answers to its callers (fhir_cml.web) -----------------------------------------
+#
+# RequestError                     the request cannot be served as sent (.status: 400, 404, 405,
+# |                                413, 415, 422...)
+# +-- AuthenticationError          no acceptable CDS Hooks JWT from a trusted EHR (401)
+# +-- PrefetchError                a CDS Hooks call lacks data it was not allowed to fetch (412)
+
+
+class RequestError(OperationOutcomeError):
+    """A request the service cannot serve as sent; ``status`` is the HTTP status to answer."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        code: str = "invalid",
+        expression: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, status=status, expression=expression)
+
+
+class AuthenticationError(RequestError):
+    """The CDS Hooks bearer JWT is missing or not acceptable; the message says why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=401, code="login")
+
+
+class PrefetchError(RequestError):
+    """A CDS Hooks call without the prefetch it needs and without FHIR access to fetch it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=412, code="incomplete")
 
 
 def _outcome(message: str, code: str, expression: str | None) -> dict[str, Any]:

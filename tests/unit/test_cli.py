@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 from fhir.resources.R4B.bundle import Bundle
 
 from fhir_cml import cli
+from fhir_cml.fhir import assessing
 from fhir_cml.fhir import canonical as c
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cli"
@@ -168,7 +169,7 @@ def test_a_failing_assessment_is_reported_and_the_others_written(
     def explode(*_: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cli, "assess", explode)
+    monkeypatch.setattr(assessing, "assess", explode)
     result = run(GOOD, "--as-of", "2025-06-30", "--format", "json")
     assert result.exit_code == 3
     assert "Patient/cli-1: assessment failed" in result.stderr

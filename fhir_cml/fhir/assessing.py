@@ -1,0 +1,71 @@
+"""Read, assess, write: the steps every face takes between FHIR input and FHIR output.
+
+The command line (``fhir-cml assess``) and the web service ($cml-assess, CDS Hooks) share
+these, so they read the same input the same way and say the same thing when nothing can be
+assessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from fhir_cml.domain import Assessment, Guideline, assess
+from fhir_cml.domain.model import Issue
+from fhir_cml.fhir.inbound import LoadResult
+from fhir_cml.fhir.outbound import result_bundle, validate
+
+__all__ = ["Assessed", "assess_loaded", "checked_result_bundle", "why_nothing"]
+
+
+@dataclass
+class Assessed:
+    """The assessments of what was read; ``failed`` names each record whose assessment raised."""
+
+    loaded: LoadResult
+    assessments: list[Assessment] = field(default_factory=list)
+    failed: list[tuple[str, Exception]] = field(default_factory=list)
+
+
+def assess_loaded(loaded: LoadResult, as_of: date, guideline: Guideline) -> Assessed:
+    """Every record assessed; one that raises is recorded and does not stop the others."""
+    out = Assessed(loaded)
+    for record in loaded.records:
+        try:
+            out.assessments.append(assess(record, as_of, guideline))
+        except Exception as exc:  # a bug in the rules must not cost the other patients
+            out.failed.append((record.patient, exc))
+    return out
+
+
+def why_nothing(loaded: LoadResult) -> str:
+    """Why a load gave no patient to assess, in one sentence."""
+    if loaded.files == 0 and loaded.resources == 0:
+        return "no input could be read."
+    if loaded.resources == 0:
+        return f"no FHIR resource could be read from {_count(loaded.files, 'file')}."
+    where = f" in {_count(loaded.files, 'file')}" if loaded.files else ""
+    return (
+        f"no CML patient among {_count(loaded.resources, 'resource')}{where} (a patient needs a "
+        "CML Condition or a BCR::ABL1 result; a TKI MedicationStatement alone is not enough)."
+    )
+
+
+def checked_result_bundle(
+    assessments: Sequence[Assessment], recorded: datetime, issues: Iterable[Issue] = ()
+) -> dict[str, Any]:
+    """The result Bundle (collection), each resource validated against the FHIR R4 models.
+
+    Raises :class:`~fhir_cml.errors.OperationOutcomeError` (status 500) when fhir-cml built an
+    invalid resource: a bug, reported with the element paths.
+    """
+    bundle = result_bundle(assessments, recorded, issues)
+    for entry in bundle["entry"]:
+        validate(entry["resource"])
+    return bundle
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,282 @@
+"""CDS Hooks cards from an assessment (patient-view) or an order finding (order-select/-sign).
+
+Every card follows CDS Hooks 2.0: ``uuid`` (for feedback), a ``summary`` under 140 characters,
+an ``indicator`` from the reading, ``detail`` in Markdown with the basis (statements, rules,
+sources, result dates), ``source`` (label "fhir-cml (ELN 2020)", the rule's PlanDefinition as
+served by this service, a topic coding), ``overrideReasons`` with displays, and a ``smart``
+link to the SMART app. The patient-view card suggests creating the reading and the draft
+CarePlan; an order card about an order that should not go ahead suggests removing it. No
+field is ever null or empty (omitted instead), as the specification requires.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any, Final
+
+from fhir_cml import conformance
+from fhir_cml.domain import Assessment
+from fhir_cml.domain.results import Basis
+from fhir_cml.domain.rules.common import pct
+from fhir_cml.domain.vocabulary import ElnStatus, Milestone, Recommendation, TdmStatus, TfrStatus
+from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.outbound import Written
+from fhir_cml.fhir.outbound.identifiers import identifier
+from fhir_cml.web.cds_orders import Finding
+from fhir_cml.web.cds_services import MONITORING_TOPIC
+from fhir_cml.web.settings import Settings
+
+MAX_SUMMARY: Final = 139  # "<140-character summary"
+LINK_LABEL: Final = "Open CML course"
+# Override reasons offered on every card. The codes are fhir-cml's own; CDS Hooks prescribes no
+# set, and requires a display for each.
+OVERRIDE_SYSTEM: Final = f"{c.BASE}/CodeSystem/cds-override-reason"
+OVERRIDE_REASONS: Final = (
+    ("not-applicable", "Not applicable to this patient"),
+    ("already-addressed", "Already addressed"),
+    ("data-out-of-date", "The data shown is incomplete or out of date"),
+    ("specialist-decision", "Decided with the treating haematologist"),
+    ("patient-preference", "Patient preference"),
+)
+_MILESTONES: Final = {
+    Milestone.M3: "at 3 months",
+    Milestone.M6: "at 6 months",
+    Milestone.M12: "at 12 months",
+    Milestone.M18: "at 18 months",
+    Milestone.ANY: "(any time)",
+}
+_DEPTH: Final = {"no-MMR": "no MMR", "not-evaluable": "response not evaluable"}
+
+
+def indicator(a: Assessment) -> str:
+    """critical for an ELN failure; warning for warning/suboptimal, loss of MMR (also after a
+    TKI stop) or an overdue PCR; info otherwise."""
+    if a.eln.status is ElnStatus.FAILURE:
+        return "critical"
+    if (
+        a.eln.status in (ElnStatus.WARNING, ElnStatus.SUBOPTIMAL)
+        or a.loss_of_mmr.lost
+        or a.tfr.status is TfrStatus.MOLECULAR_RELAPSE
+        or a.monitoring.overdue
+    ):
+        return "warning"
+    return "info"
+
+
+def summary(a: Assessment) -> str:
+    parts: list[str] = []
+    if a.tfr.status is TfrStatus.MOLECULAR_RELAPSE:
+        parts.append("molecular relapse after stopping TKI")
+    reading = f"{a.guideline.label} {a.eln.status.value}"
+    if a.eln.milestone is not None:
+        reading += f" {_MILESTONES[a.eln.milestone]}"
+    parts.append(reading)
+    depth = _DEPTH.get(a.molecular_response.depth.value, a.molecular_response.depth.value)
+    latest = a.latest_bcr_abl1
+    if latest is not None and latest.is_percent is not None:
+        depth += f", BCR::ABL1 {pct(latest.is_percent)} ({latest.date.isoformat()})"
+    parts.append(depth)
+    if a.monitoring.overdue and a.monitoring.next_pcr_due is not None:
+        parts.append(f"RQ-PCR overdue since {a.monitoring.next_pcr_due.isoformat()}")
+    return shorten("CML: " + "; ".join(parts))
+
+
+def shorten(text: str) -> str:
+    """At most 139 characters, cut at a word with an ellipsis."""
+    if len(text) <= MAX_SUMMARY:
+        return text
+    cut = text[: MAX_SUMMARY - 1].rsplit(" ", 1)[0].rstrip(";,- ")
+    return cut + "…"
+
+
+def detail(a: Assessment) -> str:
+    """The reading and its basis in GitHub-flavoured Markdown."""
+    lines = [
+        f"**CML reading as of {a.as_of.isoformat()}** ({a.guideline.label}, fhir-cml rules "
+        f"{a.ruleset_version})",
+        "",
+    ]
+    response = _DEPTH.get(a.molecular_response.depth.value, a.molecular_response.depth.value)
+    latest = a.latest_bcr_abl1
+    if latest is not None:
+        value = pct(latest.is_percent) + " IS" if latest.is_percent is not None else "not on IS"
+        response += f" - latest BCR::ABL1 {value} on {latest.date.isoformat()}"
+    lines.append(f"- **Molecular response:** {response}")
+    lines += _because([a.molecular_response.basis])
+    eln = a.eln.status.value
+    if a.eln.milestone is not None:
+        eln += f" {_MILESTONES[a.eln.milestone]}"
+    lines.append(f"- **{a.guideline.label}:** {eln}")
+    lines += _because(a.eln.reasons)
+    if a.loss_of_mmr.lost:
+        state = "confirmed" if a.loss_of_mmr.confirmed else "not yet confirmed"
+        lines.append(f"- **Loss of MMR:** {state}")
+        lines += _because([a.loss_of_mmr.basis] if a.loss_of_mmr.basis else [])
+    if a.tfr.status is not TfrStatus.NOT_EVALUABLE:
+        lines.append(f"- **Treatment-free remission:** {a.tfr.status.value}")
+        lines += _because(a.tfr.reasons)
+    if a.tdm.status is not TdmStatus.NONE:
+        lines.append(f"- **Imatinib trough:** {a.tdm.status.value}")
+        lines += _because([a.tdm.basis] if a.tdm.basis else [])
+    for interaction in a.interactions:
+        lines.append(f"- **Interaction:** {interaction.medication} ({interaction.effect})")
+        lines += _because([interaction.basis])
+    if a.monitoring.next_pcr_due is not None:
+        due = a.monitoring.next_pcr_due.isoformat()
+        lines.append(
+            f"- **Next RQ-PCR:** {'overdue since' if a.monitoring.overdue else 'due by'} {due}"
+        )
+    if a.recommendations:
+        lines += ["", "**Suggestions** (for a clinician to review; not orders)", ""]
+        for number, suggestion in enumerate(a.recommendations, 1):
+            lines.append(f"{number}. {suggestion.text}")
+            lines += [f"   - {b.statement} (`{b.rule.id}`)" for b in _unique(suggestion.basis)]
+    lines += _sources(
+        [
+            a.molecular_response.basis,
+            *a.eln.reasons,
+            *(s for r in a.recommendations for s in r.basis),
+        ]
+    )
+    return "\n".join(lines)
+
+
+def monitoring_card(a: Assessment, written: Written, settings: Settings) -> dict[str, Any]:
+    """The patient-view card; its suggestion creates the reading and the draft CarePlan."""
+    care_plan = dict(written.care_plan)
+    care_plan["supportingInfo"] = [
+        {
+            "type": "RiskAssessment",
+            "identifier": identifier(c.ID_ASSESSMENT, written.ids.fingerprint),
+            "display": "fhir-cml reading (the RiskAssessment created with this plan)",
+        }
+    ]
+    rule = a.eln.reasons[0].rule.id if a.eln.reasons else a.molecular_response.basis.rule.id
+    return {
+        "uuid": str(uuid.uuid4()),
+        "summary": summary(a),
+        "indicator": indicator(a),
+        "detail": detail(a),
+        "source": _source(settings, rule, MONITORING_TOPIC),
+        "suggestions": [
+            {
+                "label": "Add the CML reading and the suggested care plan (draft) to the chart",
+                "uuid": str(uuid.uuid4()),
+                "isRecommended": True,
+                "actions": [
+                    {
+                        "type": "create",
+                        "description": "Record fhir-cml's CML response reading (RiskAssessment).",
+                        "resource": written.risk_assessment,
+                    },
+                    {
+                        "type": "create",
+                        "description": (
+                            "Propose the suggestions as a draft CarePlan for review; not orders."
+                        ),
+                        "resource": care_plan,
+                    },
+                ],
+            }
+        ],
+        "selectionBehavior": "at-most-one",
+        "overrideReasons": override_reasons(),
+        "links": [smart_link(settings, a.patient, a.as_of.isoformat())],
+    }
+
+
+def order_card(finding: Finding, settings: Settings, as_of: str, patient: str) -> dict[str, Any]:
+    """A card about one TKI order."""
+    order = finding.order
+    lines = [f"**{order.label.capitalize()}** ordered ({order.ref})", ""]
+    lines += [f"- {b.statement} (`{b.rule.id}`)" for b in _unique(finding.basis)]
+    for issue in order.issues:
+        lines.append(f"- Reading the order: {issue.message}")
+    lines += _sources(finding.basis)
+    card: dict[str, Any] = {
+        "uuid": str(uuid.uuid4()),
+        "summary": shorten(finding.summary),
+        "indicator": finding.indicator,
+        "detail": "\n".join(lines),
+        "source": _source(settings, finding.check, _recommendation_topic(finding.topic)),
+    }
+    if finding.remove_order and order.ref.startswith("MedicationRequest/"):
+        card["suggestions"] = [
+            {
+                "label": f"Remove the {order.label} order",
+                "uuid": str(uuid.uuid4()),
+                "actions": [
+                    {
+                        "type": "delete",
+                        "description": f"Remove the draft order {order.ref}.",
+                        "resourceId": order.ref,
+                    }
+                ],
+            }
+        ]
+        card["selectionBehavior"] = "at-most-one"
+    card["overrideReasons"] = override_reasons()
+    card["links"] = [smart_link(settings, patient, as_of)]
+    return card
+
+
+def override_reasons() -> list[dict[str, str]]:
+    return [
+        {"code": code, "system": OVERRIDE_SYSTEM, "display": display}
+        for code, display in OVERRIDE_REASONS
+    ]
+
+
+def smart_link(settings: Settings, patient: str, as_of: str) -> dict[str, str]:
+    """The SMART app, launched by the EHR with its launch parameters; ``appContext`` says which
+    reading the card showed."""
+    return {
+        "label": LINK_LABEL,
+        "url": settings.smart_launch_url,
+        "type": "smart",
+        "appContext": json.dumps({"patient": patient, "asOf": as_of}, separators=(",", ":")),
+    }
+
+
+def _source(settings: Settings, rule_id: str, topic: dict[str, str]) -> dict[str, Any]:
+    return {
+        "label": f"fhir-cml ({settings.guideline.label})",
+        "url": f"{settings.public_base_url}/fhir/PlanDefinition/{rule_id}",
+        "topic": topic,
+    }
+
+
+def _recommendation_topic(code: Recommendation) -> dict[str, str]:
+    return {
+        "system": c.CS_RECOMMENDATION,
+        "code": code.value,
+        "display": _displays().get(code.value, code.value),
+    }
+
+
+@cache
+def _displays() -> dict[str, str]:
+    """The recommendation CodeSystem's displays, read once."""
+    concepts = conformance.by_url(c.CS_RECOMMENDATION).get("concept", [])
+    return {str(x["code"]): str(x.get("display", x["code"])) for x in concepts}
+
+
+def _because(bases: Iterable[Basis]) -> list[str]:
+    return [f"  - {b.statement} (`{b.rule.id}`)" for b in _unique(bases)]
+
+
+def _sources(bases: Iterable[Basis]) -> list[str]:
+    rules = {b.rule.id: b.rule for b in bases}
+    if not rules:
+        return []
+    return ["", "**Sources**", ""] + [f"- `{rid}`: {rule.source}" for rid, rule in rules.items()]
+
+
+def _unique(bases: Iterable[Basis]) -> Sequence[Basis]:
+    seen: dict[tuple[str, str], Basis] = {}
+    for b in bases:
+        seen.setdefault((b.rule.id, b.statement), b)
+    return list(seen.values())

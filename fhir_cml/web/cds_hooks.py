@@ -1,0 +1,99 @@
+"""The CDS Hooks face (CDS Hooks 2.0): discovery, the services, and feedback.
+
+- ``GET /cds-services``: discovery; public, as it carries no patient data.
+- ``POST /cds-services/{id}``: a hook call. Order of checks: an unknown service is 404; then
+  the EHR's JWT (401, see :mod:`fhir_cml.web.cds_jwt`, ``aud`` = this URL); then the body (400,
+  :mod:`fhir_cml.web.cds_request`); then the data (prefetch, or fetched with
+  ``fhirAuthorization``; 412 without either, :mod:`fhir_cml.web.cds_data`). The answer is
+  ``{"cards": [...]}`` (:mod:`fhir_cml.web.cards`), empty when there is nothing to say (no CML
+  evidence, no order of concern).
+- ``POST /cds-services/{id}/feedback``: accepted/overridden outcomes, stored in the state
+  store; 200 with an empty body.
+
+Errors are OperationOutcome-shaped JSON (``application/json``), like every error of the app.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, request
+
+from fhir_cml.errors import RequestError
+from fhir_cml.fhir.outbound import build
+from fhir_cml.web import assessment, cards, cds_data, cds_orders, cds_request
+from fhir_cml.web.cds_jwt import VerifiedToken
+from fhir_cml.web.cds_services import PATIENT_VIEW, SERVICES, Service, discovery
+from fhir_cml.web.http import json_response, read_json
+from fhir_cml.web.runtime import runtime
+
+bp = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")
+
+
+@bp.get("")
+def discover() -> Response:
+    return json_response(discovery())
+
+
+@bp.post("/<service_id>")
+def call(service_id: str) -> Response:
+    service = _service(service_id)
+    url = f"{runtime().settings.cds_base}/{service_id}"
+    _verify([url])
+    hook_call = cds_request.parse(service, read_json())
+    resources = cds_data.gather(hook_call, runtime().settings)
+    if service.hook == PATIENT_VIEW:
+        found = _monitoring(hook_call, resources)
+    else:
+        found = _orders(hook_call, resources)
+    return json_response({"cards": found})
+
+
+@bp.post("/<service_id>/feedback")
+def feedback(service_id: str) -> Response:
+    _service(service_id)
+    url = f"{runtime().settings.cds_base}/{service_id}"
+    token = _verify([f"{url}/feedback", url])
+    items = cds_request.parse_feedback(read_json())
+    runtime().cds.record_feedback(service_id, items, issuer=token.iss, tenant=token.tenant)
+    return Response(status=200)
+
+
+def _service(service_id: str) -> Service:
+    service = SERVICES.get(service_id)
+    if service is None:
+        raise RequestError(
+            f"No CDS service {service_id[:64]!r} here; see GET /cds-services.",
+            status=404,
+            code="not-found",
+        )
+    return service
+
+
+def _verify(audiences: list[str]) -> VerifiedToken:
+    return runtime().verifier.verify(request.headers.get("Authorization"), audiences)
+
+
+def _monitoring(call: cds_request.HookCall, resources: list[dict[str, Any]]) -> list[Any]:
+    settings = runtime().settings
+    now = datetime.now(UTC).replace(microsecond=0)
+    loaded = assessment.load(resources, settings, now)
+    record = next((r for r in loaded.records if r.patient == call.patient_key), None)
+    if record is None:
+        return []
+    result = assessment.assess_record(record, assessment.today(), settings.guideline)
+    return [cards.monitoring_card(result, build(result, now), settings)]
+
+
+def _orders(call: cds_request.HookCall, resources: list[dict[str, Any]]) -> list[Any]:
+    settings = runtime().settings
+    now = datetime.now(UTC).replace(microsecond=0)
+    as_of = assessment.today()
+    record, orders = cds_orders.read_orders(
+        call, resources, assessment.options(settings, now), as_of
+    )
+    return [
+        cards.order_card(finding, settings, as_of.isoformat(), call.patient_key)
+        for finding in cds_orders.check(record, orders, as_of)
+    ]

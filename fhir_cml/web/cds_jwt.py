@@ -1,0 +1,315 @@
+"""Verifying the JWT an EHR sends with every CDS Hooks call (CDS Hooks 2.0, "Trusting CDS Clients").
+
+A token is accepted only when all of this holds, checked in this order (the first failure is
+the 401's reason):
+
+1. ``Authorization: Bearer <JWS compact>``; header ``alg`` in ``FHIR_CML_CDS_ALGORITHMS``
+   (asymmetric only: ``none`` and HMAC can never be configured), ``kid`` present, ``typ`` JWT
+   when given, no ``crit``.
+2. ``iss`` on the allow-list (``FHIR_CML_CDS_ISSUERS``); a ``jku`` header is followed only
+   when that issuer lists it (otherwise an attacker could point us at their own keys).
+3. The key named by ``kid`` in the issuer's JWK Set (fetched and cached; fetched again,
+   at most every ``FHIR_CML_CDS_JWKS_REFRESH_SECONDS``, when a ``kid`` is unknown, so that key
+   rotation works), of a type that matches ``alg``, verifies the signature.
+4. ``aud`` is the exact URL of the endpoint called (public base + path); ``exp`` not passed,
+   ``iat`` not in the future (``FHIR_CML_CDS_LEEWAY`` seconds of clock skew either way), the
+   token lives at most ``FHIR_CML_CDS_MAX_TOKEN_LIFETIME`` seconds; ``jti`` present; ``sub``
+   equal to the issuer's configured ``sub`` when one is configured.
+5. ``jti`` not seen before from this issuer: the replay cache in the state store, shared by
+   every worker, keeps it until the token has expired.
+
+joserfc (already pinned for SMART Backend Services) does the JOSE work: compact parsing,
+signature verification for the one allowed algorithm, and the registered claims.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import requests
+from joserfc import jws, jwt
+from joserfc.errors import (
+    ExpiredTokenError,
+    InvalidClaimError,
+    JoseError,
+    MissingClaimError,
+)
+from joserfc.jwk import ECKey, Key, KeySet, RSAKey
+from joserfc.jwt import JWTClaimsRegistry
+
+from fhir_cml.errors import AuthenticationError
+from fhir_cml.state.cds import CdsState
+from fhir_cml.web.settings import CdsIssuer, Settings
+
+log = logging.getLogger(__name__)
+
+MAX_TOKEN_BYTES: Final = 16 * 1024
+JWKS_TIMEOUT: Final = (3.0, 5.0)
+MAX_JWKS_BYTES: Final = 256 * 1024
+_CURVES: Final = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """Who called: the issuer (an EHR on the allow-list) and the token's identifiers."""
+
+    iss: str
+    jti: str
+    sub: str | None
+    tenant: str | None
+    claims: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _Cached:
+    keys: dict[str, Key]
+    fetched: float  # monotonic time of the fetch
+
+
+class JwksCache:
+    """The EHRs' public keys by JWK Set URL: fetched on first use, kept ``cache_seconds``.
+
+    A ``kid`` not in the cached set triggers one refetch, at most every ``refresh_seconds``
+    per URL (a stream of tokens with made-up ``kid`` values cannot make us hammer the EHR).
+    When a refetch fails, the keys already known keep working.
+    """
+
+    def __init__(
+        self,
+        cache_seconds: float,
+        refresh_seconds: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        get: Callable[..., requests.Response] = requests.get,
+    ) -> None:
+        self.cache_seconds = cache_seconds
+        self.refresh_seconds = refresh_seconds
+        self.fetches = 0  # how many times a JWK Set was fetched (tests and logs)
+        self._clock = clock
+        self._get = get
+        self._cache: dict[str, _Cached] = {}
+        self._lock = threading.Lock()
+
+    def key(self, url: str, kid: str) -> Key:
+        """The key ``kid`` of the set at ``url``; AuthenticationError when there is none."""
+        with self._lock:
+            now = self._clock()
+            cached = self._cache.get(url)
+            stale = cached is None or now - cached.fetched >= self.cache_seconds
+            unknown = cached is not None and kid not in cached.keys
+            may_refresh = cached is None or now - cached.fetched >= self.refresh_seconds
+            if stale or (unknown and may_refresh):
+                cached = self._refresh(url, cached, now)
+            if cached is None:
+                raise AuthenticationError("the issuer's JWK Set could not be fetched")
+            found = cached.keys.get(kid)
+        if found is None:
+            raise AuthenticationError(f"no key {kid[:64]!r} in the issuer's JWK Set")
+        return found
+
+    def _refresh(self, url: str, cached: _Cached | None, now: float) -> _Cached | None:
+        try:
+            keys = self._fetch(url)
+        except (requests.RequestException, ValueError) as err:
+            log.warning("JWK Set fetch failed", extra={"error": type(err).__name__})
+            return cached
+        self.fetches += 1
+        fresh = _Cached(keys, now)
+        self._cache[url] = fresh
+        return fresh
+
+    def _fetch(self, url: str) -> dict[str, Key]:
+        response = self._get(
+            url, timeout=JWKS_TIMEOUT, headers={"Accept": "application/json"}, stream=True
+        )
+        try:
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code}")
+            body = response.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
+        finally:
+            response.close()
+        if len(body) > MAX_JWKS_BYTES:
+            raise ValueError("JWK Set too large")
+        return public_keys(json.loads(body))
+
+
+def public_keys(jwks: Any) -> dict[str, Key]:
+    """The RSA and EC signature keys of a JWK Set by ``kid`` (others, and HMAC keys, ignored)."""
+    if not isinstance(jwks, dict) or not isinstance(jwks.get("keys"), list):
+        raise ValueError("not a JWK Set")
+    out: dict[str, Key] = {}
+    for item in jwks["keys"]:
+        if not isinstance(item, dict) or item.get("kty") not in ("RSA", "EC"):
+            continue
+        if item.get("use", "sig") != "sig" or not isinstance(item.get("kid"), str):
+            continue
+        public = {k: v for k, v in item.items() if k not in ("d", "p", "q", "dp", "dq", "qi")}
+        try:
+            key = KeySet.import_key_set({"keys": [public]}).keys[0]
+        except (JoseError, ValueError, TypeError):
+            continue
+        out[item["kid"]] = key
+    return out
+
+
+class TokenVerifier:
+    """Checks CDS Hooks bearer JWTs against the settings; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: CdsState,
+        jwks: JwksCache | None = None,
+        *,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.jwks = jwks or JwksCache(
+            settings.cds_jwks_cache_seconds, settings.cds_jwks_refresh_seconds
+        )
+        self._now = now
+        self._inline = {
+            issuer.iss: public_keys(issuer.jwks)
+            for issuer in settings.cds_issuers
+            if issuer.jwks is not None
+        }
+
+    def verify(self, authorization: str | None, audiences: Sequence[str]) -> VerifiedToken:
+        """The verified token, or AuthenticationError saying what is wrong with it."""
+        token = _bearer(authorization)
+        header, unverified = _peek(token)
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.settings.cds_algorithms:
+            raise AuthenticationError(
+                f"algorithm {str(alg)[:16]!r} is not accepted (accepted: "
+                f"{', '.join(self.settings.cds_algorithms)})"
+            )
+        typ = header.get("typ")
+        if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
+            raise AuthenticationError("typ must be JWT")
+        if "crit" in header:
+            raise AuthenticationError("critical header extensions are not supported")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise AuthenticationError("the token header has no kid")
+        iss = unverified.get("iss")
+        issuer = self.settings.issuer(iss) if isinstance(iss, str) else None
+        if issuer is None:
+            raise AuthenticationError("the issuer is not on the allow-list")
+        key = self._key(issuer, header, kid)
+        _check_key(key, alg)
+        try:
+            claims = jwt.decode(token, key, algorithms=[alg]).claims
+        except JoseError:
+            raise AuthenticationError("the signature does not verify") from None
+        return self._claims(issuer, claims, audiences)
+
+    def _key(self, issuer: CdsIssuer, header: dict[str, Any], kid: str) -> Key:
+        jku = header.get("jku")
+        if jku is not None:
+            if not isinstance(jku, str) or not issuer.allowed_jku(jku):
+                raise AuthenticationError("the jku header names a JWK Set not on the allow-list")
+            return self.jwks.key(jku, kid)
+        if issuer.jwks_url is not None:
+            return self.jwks.key(issuer.jwks_url, kid)
+        inline = self._inline.get(issuer.iss, {})
+        if kid in inline:
+            return inline[kid]
+        if issuer.jwks is not None:
+            raise AuthenticationError(f"no key {kid[:64]!r} in the issuer's JWK Set")
+        raise AuthenticationError("the token has no jku and the issuer has no jwks_url")
+
+    def _claims(
+        self, issuer: CdsIssuer, claims: dict[str, Any], audiences: Sequence[str]
+    ) -> VerifiedToken:
+        now = int(self._now())
+        leeway = self.settings.cds_leeway
+        options: dict[str, Any] = {
+            "iss": {"essential": True, "value": issuer.iss},
+            "aud": {"essential": True, "values": list(audiences)},
+            "exp": {"essential": True},
+            "iat": {"essential": True},
+            "jti": {"essential": True},
+        }
+        if issuer.sub is not None:
+            options["sub"] = {"essential": True, "value": issuer.sub}
+        registry = JWTClaimsRegistry(now=now, leeway=leeway, **options)
+        try:
+            registry.validate(claims)
+        except ExpiredTokenError:
+            raise AuthenticationError("the token has expired") from None
+        except MissingClaimError as err:
+            raise AuthenticationError(f"the token lacks the claim(s) {err.claim}") from None
+        except InvalidClaimError as err:
+            raise AuthenticationError(_claim_problem(err.claim, audiences)) from None
+        exp, iat = claims["exp"], claims["iat"]
+        if exp - iat > self.settings.cds_max_token_lifetime:
+            raise AuthenticationError(
+                f"the token lives {int(exp - iat)} s; at most "
+                f"{self.settings.cds_max_token_lifetime} s are accepted"
+            )
+        jti = str(claims["jti"])
+        expires = datetime.fromtimestamp(float(exp) + leeway, UTC)
+        if not self.state.remember_jti(issuer.iss, jti, expires, datetime.fromtimestamp(now, UTC)):
+            raise AuthenticationError("the token has been used before (jti replayed)")
+        sub = claims.get("sub")
+        tenant = claims.get("tenant")
+        return VerifiedToken(
+            issuer.iss,
+            jti,
+            sub if isinstance(sub, str) else None,
+            tenant if isinstance(tenant, str) else None,
+            claims,
+        )
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthenticationError("no Authorization header; CDS Hooks calls carry a bearer JWT")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthenticationError("the Authorization header is not a Bearer token")
+    token = token.strip()
+    if len(token) > MAX_TOKEN_BYTES:
+        raise AuthenticationError("the bearer token is too large")
+    return token
+
+
+def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims before verification (to pick the issuer and key), or 401."""
+    try:
+        compact = jws.extract_compact(token.encode("ascii"))
+        header = dict(compact.protected)
+        claims = json.loads(compact.payload)
+    except (JoseError, ValueError, TypeError, UnicodeError, RecursionError):
+        raise AuthenticationError("the bearer token is not a signed JWT (JWS compact)") from None
+    if not isinstance(claims, dict):
+        raise AuthenticationError("the token's payload is not a JSON object")
+    return header, claims
+
+
+def _check_key(key: Key, alg: str) -> None:
+    """The key must be of the family ``alg`` names (never an HMAC secret made of a public key)."""
+    declared = key.get("alg")
+    if declared is not None and declared != alg:
+        raise AuthenticationError("the key is registered for another algorithm")
+    if alg[:2] in ("RS", "PS") and not isinstance(key, RSAKey):
+        raise AuthenticationError("the key does not match the algorithm")
+    if alg.startswith("ES") and not (isinstance(key, ECKey) and key.get("crv") == _CURVES.get(alg)):
+        raise AuthenticationError("the key does not match the algorithm")
+
+
+def _claim_problem(claim: str, audiences: Sequence[str]) -> str:
+    if claim == "aud":
+        return f"aud must be the endpoint called ({audiences[0]})"
+    if claim == "iat":
+        return "iat is in the future"
+    return f"the {claim} claim is not acceptable"

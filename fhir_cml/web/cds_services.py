@@ -1,0 +1,143 @@
+"""The CDS services fhir-cml offers, as the discovery endpoint lists them.
+
+- ``cml-monitoring`` on ``patient-view``: the response reading of a CML patient whose chart is
+  opened, with the suggestions as a draft CarePlan the clinician can add.
+- ``cml-tki-order`` on ``order-select`` (and accepted on ``order-sign`` too), and
+  ``cml-tki-order-sign`` on ``order-sign``: checks of TKI MedicationRequests being ordered. A
+  discovery entry names one hook, hence two entries for the same checks.
+
+Prefetch templates ask for what the inbound reader reads, by code, so that an EHR sends the
+relevant results and not every Observation of the chart. MedicationStatements are asked for
+without a code filter: the strong CYP3A4 inhibitors and inducers taken alongside a TKI matter
+as much as the TKI itself, and statements that name their drug by reference carry no code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.inbound.codes import BCR_ABL1_KINDS, OBSERVATION_CODES, Kind
+
+PATIENT_VIEW: Final = "patient-view"
+ORDER_SELECT: Final = "order-select"
+ORDER_SIGN: Final = "order-sign"
+
+
+def _codes(kinds: Iterable[Kind]) -> str:
+    wanted = set(kinds)
+    pairs = sorted(
+        (system, code)
+        for code, systems in OBSERVATION_CODES.items()
+        for system, kind in systems.items()
+        if kind in wanted
+    )
+    return ",".join(f"{system}|{code}" for system, code in pairs)
+
+
+_OBSERVATIONS: Final = "Observation?patient={{context.patientId}}&code="
+_BCR_KINDS: Final = {*BCR_ABL1_KINDS, Kind.TRANSCRIPT}
+_OTHER_KINDS: Final = set(Kind) - _BCR_KINDS - {Kind.TROUGH}
+
+PATIENT: Final = "Patient/{{context.patientId}}"
+MONITORING_PREFETCH: Final = {
+    "patient": PATIENT,
+    "bcrAbl1": _OBSERVATIONS + _codes(_BCR_KINDS),
+    "troughs": _OBSERVATIONS + _codes([Kind.TROUGH]),
+    "otherResults": _OBSERVATIONS + _codes(_OTHER_KINDS),
+    "medications": "MedicationStatement?patient={{context.patientId}}",
+    "conditions": "Condition?patient={{context.patientId}}",
+    "adverseEvents": "AdverseEvent?subject=Patient/{{context.patientId}}",
+}
+ORDER_PREFETCH: Final = {
+    "patient": PATIENT,
+    "mutations": _OBSERVATIONS + _codes([Kind.MUTATION]),
+    "medications": "MedicationStatement?patient={{context.patientId}}",
+    "conditions": "Condition?patient={{context.patientId}}",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """One CDS service: its discovery entry, and the hooks its endpoint accepts."""
+
+    id: str
+    hook: str
+    title: str
+    description: str
+    prefetch: Mapping[str, str]
+    accepts: frozenset[str] = field(default_factory=frozenset)
+    usage: str | None = None
+
+    def discovery(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "hook": self.hook,
+            "title": self.title,
+            "description": self.description,
+            "id": self.id,
+            "prefetch": dict(self.prefetch),
+        }
+        if self.usage:
+            entry["usageRequirements"] = self.usage
+        return entry
+
+    def takes(self, hook: str) -> bool:
+        return hook == self.hook or hook in self.accepts
+
+
+_USAGE: Final = (
+    "Prefetch as listed, or pass fhirServer and fhirAuthorization (read scopes for the prefetch "
+    "resource types); every call carries a JWT signed by an allow-listed issuer."
+)
+_ORDER_DESCRIPTION: Final = (
+    "Checks TKI MedicationRequests being ordered: a dose escalation while T315I is present, a "
+    "TKI alongside a strong CYP3A4 inhibitor or inducer, imatinib above 800 mg/day."
+)
+
+SERVICES: Final = {
+    s.id: s
+    for s in (
+        Service(
+            id="cml-monitoring",
+            hook=PATIENT_VIEW,
+            title="CML response monitoring (ELN)",
+            description=(
+                "Reads a CML patient's BCR::ABL1 results, TKI therapy and trough levels against "
+                "the ELN milestones and suggests the next steps (a draft CarePlan to add)."
+            ),
+            prefetch=MONITORING_PREFETCH,
+            usage=_USAGE,
+        ),
+        Service(
+            id="cml-tki-order",
+            hook=ORDER_SELECT,
+            title="CML TKI order checks",
+            description=_ORDER_DESCRIPTION + " Also accepts order-sign calls.",
+            prefetch=ORDER_PREFETCH,
+            accepts=frozenset({ORDER_SIGN}),
+            usage=_USAGE,
+        ),
+        Service(
+            id="cml-tki-order-sign",
+            hook=ORDER_SIGN,
+            title="CML TKI order checks at signing",
+            description=_ORDER_DESCRIPTION,
+            prefetch=ORDER_PREFETCH,
+            usage=_USAGE,
+        ),
+    )
+}
+
+# A coding for the source.topic of cards: what the card is about.
+MONITORING_TOPIC: Final = {
+    "system": c.CS_CML,
+    "code": c.CML_ASSESSMENT,
+    "display": "CML response assessment",
+}
+
+
+def discovery() -> dict[str, Any]:
+    """The body of ``GET /cds-services``."""
+    return {"services": [s.discovery() for s in SERVICES.values()]}

@@ -1,0 +1,208 @@
+"""The FHIR face (base ``/fhir``): the CapabilityStatement, ``$cml-assess``, and the
+conformance resources it names.
+
+- ``GET /fhir/metadata``: the CapabilityStatement generated from profiles/ (with this
+  installation's URL added), and ``GET /fhir/{type}/{id}`` for the OperationDefinition,
+  profiles, CodeSystems, ValueSets and PlanDefinitions it points at.
+- ``POST /fhir/$cml-assess``: the patient's data in the body (a Parameters resource with
+  ``resource`` parts, or a Bundle); ``asOf`` and ``guideline`` in the Parameters or the query.
+- ``GET|POST /fhir/Patient/{id}/$cml-assess``: the data is fetched from the EHR's FHIR server
+  (``FHIR_CML_FHIR_BASE``); ``writeBack=true`` (POST only: it changes the EHR) writes the
+  suggestions with the same idempotent rules as ``fhir-cml sync``, and the OperationOutcome in
+  the answer says what was created and what was already there.
+
+Both answer a Bundle (collection): RiskAssessment, CarePlan, Provenance and an OperationOutcome
+of the issues met while reading and assessing.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from flask import Blueprint, Response, request
+
+from fhir_cml import conformance
+from fhir_cml.errors import OperationOutcomeError, RequestError
+from fhir_cml.fhir.assessing import checked_result_bundle
+from fhir_cml.fhir.fetch import fetch_patient
+from fhir_cml.fhir.outbound.operation_outcome import issue_element
+from fhir_cml.fhir.writeback import WriteOutcome, write_assessment
+from fhir_cml.web import assessment
+from fhir_cml.web.http import check_accept, fhir_response, read_json
+from fhir_cml.web.operation import OperationInput, from_body, from_query, merge
+from fhir_cml.web.runtime import runtime
+from fhir_cml.web.settings import env_name
+
+bp = Blueprint("fhir", __name__, url_prefix="/fhir")
+
+FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+CONFORMANCE_TYPES: Final = frozenset(
+    {
+        "CapabilityStatement",
+        "OperationDefinition",
+        "StructureDefinition",
+        "CodeSystem",
+        "ValueSet",
+        "PlanDefinition",
+    }
+)
+
+
+@bp.before_request
+def _negotiate() -> None:
+    check_accept()
+
+
+@bp.get("/metadata")
+def metadata() -> Response:
+    return fhir_response(capability_statement(runtime().settings.public_base_url))
+
+
+def capability_statement(public_base_url: str) -> dict[str, Any]:
+    """The generated CapabilityStatement, with ``implementation.url`` set to this base."""
+    statement = conformance.load("CapabilityStatement", "fhir-cml")
+    statement.setdefault("implementation", {})["url"] = f"{public_base_url}/fhir"
+    return statement
+
+
+@bp.get("/<resource_type>/<resource_id>")
+def read_conformance(resource_type: str, resource_id: str) -> Response:
+    if resource_type not in CONFORMANCE_TYPES:
+        raise RequestError(
+            f"This server holds no {resource_type[:64]} resources.",
+            status=404,
+            code="not-found",
+        )
+    try:
+        return fhir_response(conformance.load(resource_type, resource_id))
+    except KeyError:
+        raise RequestError(
+            f"No {resource_type}/{resource_id[:64]} here.", status=404, code="not-found"
+        ) from None
+
+
+@bp.post("/$cml-assess")
+def assess_system() -> Response:
+    given = merge(from_query(request.args.to_dict(flat=False)), from_body(read_json()))
+    if given.write_back:
+        raise RequestError(
+            "writeBack is for Patient/[id]/$cml-assess, where the data comes from the EHR.",
+            expression="writeBack",
+        )
+    if not given.resources:
+        raise RequestError(
+            "No patient data: give the patient's resources as 'resource' parameters or post a "
+            "Bundle.",
+            status=422,
+            code="required",
+        )
+    return _assess(list(given.resources), given, patient=None)
+
+
+@bp.route("/Patient/<patient_id>/$cml-assess", methods=["GET", "POST"])
+def assess_patient(patient_id: str) -> Response:
+    if not FHIR_ID.match(patient_id):
+        raise RequestError(f"{patient_id[:80]!r} is not a FHIR id.", expression="id")
+    query = from_query(request.args.to_dict(flat=False))
+    body = read_json(required=False) if request.method == "POST" else None
+    given = merge(query, from_body(body)) if body is not None else query
+    if given.write_back and request.method != "POST":
+        raise RequestError(
+            "writeBack=true changes the EHR: send it with POST.",
+            expression="writeBack",
+        )
+    ehr = runtime().ehr
+    if ehr is None:
+        raise RequestError(
+            f"No EHR FHIR server is configured ({env_name('fhir_base')}); post the data to "
+            "/fhir/$cml-assess instead.",
+            status=501,
+            code="not-supported",
+        )
+    client = ehr.client()
+    fetched = fetch_patient(client, patient_id)
+    if not any(r.get("resourceType") == "Patient" for r in fetched.resources):
+        raise RequestError(
+            f"Patient/{patient_id} is not known to the EHR's FHIR server.",
+            status=404,
+            code="not-found",
+        )
+    return _assess([*fetched.resources, *given.resources], given, patient=f"Patient/{patient_id}")
+
+
+def _assess(resources: list[Any], given: OperationInput, patient: str | None) -> Response:
+    rt = runtime()
+    now = datetime.now(UTC).replace(microsecond=0)
+    loaded = assessment.load(resources, rt.settings, now)
+    record = assessment.only_patient(loaded, patient)
+    result = assessment.assess_record(
+        record, given.as_of or assessment.today(), given.guideline or rt.settings.guideline
+    )
+    bundle = checked_result_bundle([result], now, loaded.issues)
+    if given.write_back:
+        assert rt.ehr is not None
+        written = write_assessment(rt.ehr.client(), result, now, mode=rt.settings.write_mode)
+        if not written.ok:
+            raise _write_failed(written)
+        bundle["entry"][-1]["resource"]["issue"] += write_back_issues(written)
+    return fhir_response(bundle)
+
+
+def write_back_issues(written: WriteOutcome) -> list[dict[str, Any]]:
+    """What the write-back did, one informational issue per resource (created, already there,
+    revoked), each naming the resource on the EHR."""
+    issues = []
+    if written.action == "unchanged":
+        issues.append(
+            issue_element(
+                "information",
+                "informational",
+                "writeBack: nothing written; the EHR already holds this assessment's suggestions.",
+                resource=written.care_plan,
+            )
+        )
+    for location in written.created:
+        issues.append(
+            issue_element(
+                "information", "informational", f"writeBack: created {location}.", resource=location
+            )
+        )
+    for location in written.existing:
+        issues.append(
+            issue_element(
+                "information",
+                "informational",
+                f"writeBack: {location} was already there; nothing created.",
+                resource=location,
+            )
+        )
+    for location in written.updated:
+        issues.append(
+            issue_element(
+                "information",
+                "informational",
+                f"writeBack: updated {location} (superseded by this assessment).",
+                resource=location,
+            )
+        )
+    return issues
+
+
+def _write_failed(written: WriteOutcome) -> OperationOutcomeError:
+    issues = [
+        issue_element(
+            "error",
+            "exception",
+            f"writeBack failed: {written.error or 'the EHR refused the write'}",
+        )
+    ]
+    upstream = (written.outcome or {}).get("issue")
+    if isinstance(upstream, list):
+        issues += [i for i in upstream if isinstance(i, dict)]
+    return OperationOutcomeError(
+        "writeBack failed",
+        outcome={"resourceType": "OperationOutcome", "issue": issues},
+        status=502,
+    )
