@@ -302,7 +302,7 @@ async function engine(ctx, type, id) {
   if (status === 201) {
     responseHeaders.location = `${ctx.base}/${resource.resourceType}/${resource.id}/_history/${resource.meta?.versionId}`;
   }
-  const prefer = /return=(minimal|representation|OperationOutcome)/.exec(headers.prefer ?? '')?.[1];
+  const prefer = preferredReturn(headers);
   if (method !== 'GET' && prefer === 'minimal') {
     return { status, headers: responseHeaders };
   }
@@ -310,6 +310,11 @@ async function engine(ctx, type, id) {
     return { status, headers: responseHeaders, body: outcome };
   }
   return { status, headers: responseHeaders, body: resource };
+}
+
+/** `minimal`, `representation` or `OperationOutcome` from a `Prefer: return=...` header. */
+function preferredReturn(headers) {
+  return /return=(minimal|representation|OperationOutcome)/.exec(headers.prefer ?? '')?.[1];
 }
 
 async function search(ctx, type) {
@@ -446,6 +451,15 @@ async function bundle(ctx) {
   const [outcome, result] = await router.handleRequest(request, store);
   if (!isOk(outcome) || !result) {
     return { status: getStatus(outcome), body: outcome };
+  }
+  if (['minimal', 'OperationOutcome'].includes(preferredReturn(ctx.headers))) {
+    // Write entries as the same request alone would be answered: status, location, etag and
+    // outcome; reads keep what they read.
+    (result.entry ?? []).forEach((entry, i) => {
+      if (!['GET', 'HEAD'].includes(input.entry[i]?.request?.method)) {
+        delete entry?.resource;
+      }
+    });
   }
   return { status: 200, body: { ...result, id: generateId() } };
 }
@@ -617,11 +631,12 @@ async function admin(method, path, body, headers) {
     return json({ reset: true });
   }
   if (method === 'GET' && path === '/_admin/stats') {
-    return json(stats);
+    return json({ ...stats, fullScans: store.fullScans });
   }
   if (method === 'POST' && path === '/_admin/stats/reset') {
     stats = newStats();
-    return json(stats);
+    store.fullScans = {};
+    return json({ ...stats, fullScans: store.fullScans });
   }
   if (method === 'POST' && path === '/_admin/load') {
     const resources = resourcesToLoad(body, headers['content-type'] ?? '');

