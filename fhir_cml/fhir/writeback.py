@@ -258,11 +258,12 @@ def write_assessment(
 
 
 def transaction(plans: Sequence[Plan]) -> dict[str, Any]:
-    """The transaction Bundle of these plans' entries (what ``--dry-run`` can show)."""
+    """The transaction Bundle of these plans' entries (the entries themselves, not copies:
+    neither sending nor anything after modifies them)."""
     return {
         "resourceType": "Bundle",
         "type": "transaction",
-        "entry": [copy.deepcopy(e) for p in plans for e in p.entries],
+        "entry": [e for p in plans for e in p.entries],
     }
 
 
@@ -379,20 +380,15 @@ def _write_batches(client: FhirClient, group: Sequence[Plan]) -> list[WriteOutco
 
 
 def _resolved(entry: dict[str, Any], resolved: dict[str, str]) -> dict[str, Any]:
-    """A copy of the entry whose references to earlier steps' fullUrls name what was created."""
+    """The entry with its references to earlier steps' fullUrls naming what was created.
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {
-                k: (resolved.get(v, v) if k == "reference" and isinstance(v, str) else walk(v))
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return value
-
+    A new entry: what changes is copied, what does not is shared with the plan's entry (neither
+    is modified afterwards), so a resource without such references costs no copy.
+    """
     out = dict(entry)
-    out["resource"] = walk(entry["resource"])
+    out["resource"] = (
+        _rewrite_references(entry["resource"], resolved) if resolved else entry["resource"]
+    )
     request = entry.get("request") or {}
     risk = out["resource"].get("target", [{}])[0].get("reference", "")
     if out["resource"].get("resourceType") == "Provenance" and risk.startswith("RiskAssessment/"):
@@ -401,6 +397,29 @@ def _resolved(entry: dict[str, Any], resolved: dict[str, str]) -> dict[str, Any]
         # cheaper for servers that scan (no chain to resolve per candidate).
         out["request"] = {**request, "ifNoneExist": f"target={risk}"}
     return out
+
+
+def _rewrite_references(value: Any, resolved: dict[str, str]) -> Any:
+    """``value`` with each ``reference`` found in ``resolved`` replaced; the parts without one
+    are the same objects, not copies."""
+    if isinstance(value, dict):
+        changed: dict[str, Any] | None = None
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str):
+                new = resolved.get(item, item)
+            elif isinstance(item, dict | list):
+                new = _rewrite_references(item, resolved)
+            else:
+                continue
+            if new is not item:
+                if changed is None:
+                    changed = dict(value)
+                changed[key] = new
+        return value if changed is None else changed
+    if isinstance(value, list):
+        items = [_rewrite_references(item, resolved) for item in value]
+        return value if all(new is old for new, old in zip(items, value, strict=True)) else items
+    return value
 
 
 def _read_response(group: Sequence[Plan], response: dict[str, Any]) -> list[WriteOutcome]:

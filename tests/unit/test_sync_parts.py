@@ -25,7 +25,13 @@ from fhir_cml.fhir.inbound.codes import CML_EVIDENCE_KINDS, kind_of
 from fhir_cml.fhir.inbound.medications import MedicationIndex, identify
 from fhir_cml.fhir.inbound.patients import is_cml
 from fhir_cml.fhir.outbound import build
-from fhir_cml.fhir.writeback import TransactionLimit, _groups, _location, make_plan
+from fhir_cml.fhir.writeback import (
+    TransactionLimit,
+    _groups,
+    _location,
+    _resolved,
+    make_plan,
+)
 from tests.support.sync_data import AS_OF, CML_PATIENTS, pcr
 
 NOW = datetime(2025, 6, 30, 12, tzinfo=UTC)
@@ -224,6 +230,28 @@ def test_groups_respect_entries_and_the_learnt_patient_limit() -> None:
     assert limit.patients == 3
     assert limit.too_small()  # auto writes in batches from now on
     assert not TransactionLimit(3).too_small()  # a size asked for is kept to
+
+
+def test_batch_steps_name_what_earlier_steps_created_without_changing_the_plan() -> None:
+    written = build(assessment_of("opt"), NOW)
+    plan = make_plan("opt", written, [], {})
+    before = copy.deepcopy(plan.entries)
+    ids = written.ids
+    created = {ids.risk_assessment: "RiskAssessment/ra1", ids.care_plan: "CarePlan/cp1"}
+    [risk, care_plan, provenance] = plan.entries
+
+    assert _resolved(risk, {})["resource"] is risk["resource"]  # nothing to resolve, no copy
+    sent = _resolved(provenance, created)
+    assert sent["resource"]["target"] == [
+        {"reference": "RiskAssessment/ra1"},
+        {"reference": "CarePlan/cp1"},
+    ]
+    assert sent["request"]["ifNoneExist"] == "target=RiskAssessment/ra1"
+    assert sent["resource"]["agent"] is provenance["resource"]["agent"]  # shared, not copied
+    resolved_care_plan = _resolved(care_plan, created)["resource"]
+    assert ids.risk_assessment not in str(resolved_care_plan)
+    assert plan.entries == before  # the plan's entries are left as they were
+    assert ids.risk_assessment in str(care_plan["resource"])
 
 
 @pytest.mark.parametrize(

@@ -131,6 +131,9 @@ def resource_type(ref: str) -> str | None:
     """
     if ref.startswith(("urn:", "#")):
         return None
+    kind, slash, rest = ref.partition("/")
+    if slash and rest and "/" not in rest:  # relative Type/id, by far the most common
+        return kind if kind[:1].isupper() and kind.isalpha() else None
     parts = [p for p in ref.split("/") if p]
     if len(parts) >= 4 and parts[-2] == "_history":
         parts = parts[:-2]
