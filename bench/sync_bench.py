@@ -15,7 +15,9 @@ patients (the generator of assess_bench.py: ~48 resources each), and measures in
   bulk            a first sync with --bulk ($export, download, the same assessment)
 
 HTTP requests per patient come from the server's own counters (/_admin/stats), reads and writes
-apart. The goals: under 0.5 read and 0.1 write requests per patient on a full sync, and the
+apart. Next to the wall time, the CPU time each side spent (the server process, from /proc; this
+process, all threads): on a shared machine the wall times vary with the neighbours' load, the
+CPU times much less, and they say where the time goes. The goals: under 0.5 read and 0.1 write requests per patient on a full sync, and the
 full sync taking no more than 1.5x the bare reads.
 
     python bench/sync_bench.py [--patients 1000] [--concurrency 4] [--batch-size 50]
@@ -24,9 +26,9 @@ full sync taking no more than 1.5x the bare reads.
 from __future__ import annotations
 
 import argparse
-import copy
 import gc
 import io
+import os
 import random
 import sys
 import tempfile
@@ -56,10 +58,39 @@ EXPORT = ("export", "export-status", "export-file", "export-delete")
 class Measured:
     name: str
     seconds: float
+    server_cpu: float
+    client_cpu: float
     reads: int
     writes: int
     exports: int
     summary: Summary | None = None
+
+
+class Clock:
+    """Wall time, and the CPU time of the server process and of this process, from start()."""
+
+    def __init__(self, server: FhirTestServer) -> None:
+        self.pid = server.process.pid
+
+    def start(self) -> None:
+        self.wall, self.server, self.client = self._now()
+
+    def stop(self) -> tuple[float, float, float]:
+        wall, server, client = self._now()
+        return wall - self.wall, server - self.server, client - self.client
+
+    def _now(self) -> tuple[float, float, float]:
+        return time.perf_counter(), server_cpu(self.pid), time.process_time()
+
+
+def server_cpu(pid: int) -> float:
+    """User and system CPU seconds of a process (Linux /proc; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def seed(server: FhirTestServer, patients: int, seed_value: int) -> int:
@@ -84,13 +115,21 @@ def counts(server: FhirTestServer) -> tuple[int, int, int]:
 
 
 class RecordingClient(FhirClient):
-    """Keeps the batch and transaction bundles it sends, to replay them."""
+    """Keeps the bodies of the batches and transactions it sends (the bytes sent, refused ones
+    too), to replay them: no copy of the bundles is made while the sync is timed."""
 
-    sent: list[dict[str, Any]]
+    sent: list[bytes]
 
-    def _bundle_post(self, bundle: dict[str, Any], kind: str, repeatable: bool) -> dict[str, Any]:
-        self.sent.append(copy.deepcopy(bundle))
-        return super()._bundle_post(bundle, kind, repeatable)
+    def session(self) -> requests.Session:
+        session = super().session()
+        if self._record not in session.hooks["response"]:
+            session.hooks["response"].append(self._record)
+        return session
+
+    def _record(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        request = response.request
+        if request.method == "POST" and request.url == self.base_url:
+            self.sent.append(request.body if isinstance(request.body, bytes) else b"")
 
 
 def sync(
@@ -99,7 +138,7 @@ def sync(
     name: str,
     args: argparse.Namespace,
     urls: list[tuple[str, str, Any]] | None = None,
-    bundles: list[dict[str, Any]] | None = None,
+    bundles: list[bytes] | None = None,
     **settings: Any,
 ) -> Measured:
     server.reset_stats()
@@ -126,33 +165,39 @@ def sync(
         progress=False,
         out=io.StringIO(),
     )
+    clock = Clock(server)
     gc.collect()
     gc.freeze()  # what the benchmark itself holds (generated data, recordings) is not the job's
-    started = time.perf_counter()
+    clock.start()
     summary = job.run()
-    seconds = time.perf_counter() - started
+    times = clock.stop()
     client.close()
     store.close()
     if summary.exit_code != 0:
         print("\n".join(summary.lines()), file=sys.stderr)
         raise SystemExit(f"{name}: the sync failed")
-    return Measured(name, seconds, *counts(server), summary)
+    return Measured(name, *times, *counts(server), summary)
 
 
-def bare_writes(server: FhirTestServer, bundles: list[dict[str, Any]]) -> Measured:
+def bare_writes(server: FhirTestServer, bundles: list[bytes]) -> Measured:
     """The recorded write bundles, one after the other (references rewritten as sent)."""
     server.reset_stats()
     session = requests.Session()
-    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+    headers = {
+        "Content-Type": "application/fhir+json",
+        "Accept": "application/fhir+json",
+        "Prefer": "return=minimal",  # as the sync asks
+    }
+    clock = Clock(server)
     gc.collect()
     gc.freeze()
-    started = time.perf_counter()
-    for bundle in bundles:  # refused ones too (the sync's probing of transaction sizes)
-        response = session.post(server.base_url, json=bundle, headers=headers, timeout=300)
+    clock.start()
+    for body in bundles:  # refused ones too (the sync's probing of transaction sizes)
+        response = session.post(server.base_url, data=body, headers=headers, timeout=300)
         response.json()
-    seconds = time.perf_counter() - started
+    times = clock.stop()
     session.close()
-    return Measured("bare writes (same bundles)", seconds, *counts(server))
+    return Measured("bare writes (same bundles)", *times, *counts(server))
 
 
 def bare_reads(server: FhirTestServer, urls: list[tuple[str, str, Any]]) -> Measured:
@@ -160,16 +205,17 @@ def bare_reads(server: FhirTestServer, urls: list[tuple[str, str, Any]]) -> Meas
     server.reset_stats()
     session = requests.Session()
     session.headers["Accept"] = "application/fhir+json"
+    clock = Clock(server)
     gc.collect()
     gc.freeze()
-    started = time.perf_counter()
+    clock.start()
     for method, url, _ in urls:
         response = session.request(method, url, timeout=300)
         response.raise_for_status()
         response.json()
-    seconds = time.perf_counter() - started
+    times = clock.stop()
     session.close()
-    return Measured("bare reads (same requests)", seconds, *counts(server))
+    return Measured("bare reads (same requests)", *times, *counts(server))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             urls: list[tuple[str, str, Any]] = []
-            bundles: list[dict[str, Any]] = []
+            bundles: list[bytes] = []
             full = sync(server, work / "auto.sqlite3", "full sync (defaults)", args, urls, bundles)
             results.append(full)
             results.append(sync(server, work / "auto.sqlite3", "re-run, nothing changed", args))
@@ -229,13 +275,14 @@ def main(argv: list[str] | None = None) -> int:
 
     n = args.patients
     print(
-        f"{'run':<38}{'seconds':>9}{'reads/pt':>10}{'writes/pt':>11}{'exports':>9}{'assessed':>10}"
+        f"{'run':<38}{'seconds':>9}{'server CPU':>11}{'client CPU':>11}{'reads/pt':>10}"
+        f"{'writes/pt':>11}{'exports':>9}{'assessed':>10}"
     )
     for m in results:
         assessed = m.summary.assessed if m.summary else "-"
         print(
-            f"{m.name:<38}{m.seconds:>9.2f}{m.reads / n:>10.3f}{m.writes / n:>11.3f}"
-            f"{m.exports:>9}{assessed!s:>10}"
+            f"{m.name:<38}{m.seconds:>9.2f}{m.server_cpu:>11.2f}{m.client_cpu:>11.2f}"
+            f"{m.reads / n:>10.3f}{m.writes / n:>11.3f}{m.exports:>9}{assessed!s:>10}"
         )
     full, bare, writes, dry = results[0], results[2], results[3], results[4]
     ratio = full.seconds / bare.seconds
