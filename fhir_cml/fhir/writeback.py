@@ -16,17 +16,21 @@ it refuses is found; the others are written and that patient is reported with th
 OperationOutcome (a server that refuses big transactions is found out the same way, once: see
 :class:`TransactionLimit`). Errors that are not about the content (5xx, timeouts, connection
 loss) fail the whole group, which the next run retries. For servers that cap transactions
-hard, ``mode="batch"`` writes a group in three batches instead (:func:`_write_batches`).
+hard, ``mode="batch"`` writes a group in three batches instead (:func:`_write_batches`);
+``mode="auto"`` (the default) starts with transactions and changes to batches when the server
+takes fewer than ``AUTO_BATCH_BELOW`` patients per transaction.
 :func:`write_assessment` does all this for one patient (the Flask service and the SMART app use
 it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -50,7 +54,10 @@ Action = Literal["create", "supersede", "unchanged"]
 # transaction: each group of patients in one transaction (atomic: a patient's RiskAssessment,
 # CarePlan and Provenance appear together or not at all). batch: three batches in dependency
 # order, for servers that cap transactions (see _write_batches).
-WriteMode = Literal["transaction", "batch"]
+# auto: transactions, unless the server turns out to take so few patients per transaction that
+# three batches per group are fewer requests; then batches for the rest of the run.
+WriteMode = Literal["auto", "transaction", "batch"]
+AUTO_BATCH_BELOW = 10  # patients per transaction under which auto writes in batches
 MAX_ENTRIES = 500  # entries per transaction, whatever the number of patients
 
 
@@ -183,20 +190,39 @@ class TransactionLimit:
 
     def __init__(self, patients: int | None = None) -> None:
         self.patients = patients
+        self.learnt = False  # a size given is kept to; a size found out may change the mode
+        self.settled = patients is not None
         self._lock = threading.Lock()
+        self._probe = threading.Lock()
+
+    @contextmanager
+    def probing(self) -> Iterator[None]:
+        """Until one group has shown what the server takes, one thread writes at a time, so
+        that concurrent batches do not each pay for finding the limit."""
+        if self.settled:
+            yield
+            return
+        with self._probe:
+            yield
+            self.settled = True
+
+    def too_small(self) -> bool:
+        """Whether the server proved to take so few patients that batches are fewer requests."""
+        return self.learnt and self.patients is not None and self.patients < AUTO_BATCH_BELOW
 
     def learn(self, patients: int) -> None:
         with self._lock:
             if self.patients is None or patients < self.patients:
                 log.info("the server takes at most %d patients per transaction", patients)
                 self.patients = patients
+                self.learnt = True
 
 
 def write_plans(
     client: FhirClient,
     plans: Sequence[Plan],
     *,
-    mode: WriteMode = "transaction",
+    mode: WriteMode = "auto",
     limit: TransactionLimit | None = None,
     max_entries: int = MAX_ENTRIES,
 ) -> list[WriteOutcome]:
@@ -210,17 +236,11 @@ def write_plans(
             outcomes[plan.patient_id] = outcome
         else:
             pending.append(plan)
-    if mode == "batch":
-        for group in _groups(pending, max_entries, None):
-            for outcome in _write_batches(client, group):
-                outcomes[outcome.patient_id] = outcome
-    else:
-        limit = limit or TransactionLimit()
-        while pending:
-            group = _groups(pending, max_entries, limit.patients)[0]
-            pending = pending[len(group) :]
-            for outcome in _write_group(client, group, limit)[0]:
-                outcomes[outcome.patient_id] = outcome
+    limit = limit or TransactionLimit()
+    with limit.probing() if mode != "batch" and pending else contextlib.nullcontext():
+        written, _ = _write_transactions(client, pending, mode, limit, max_entries)
+    for outcome in written:
+        outcomes[outcome.patient_id] = outcome
     return [outcomes[p.patient_id] for p in plans]
 
 
@@ -246,10 +266,43 @@ def transaction(plans: Sequence[Plan]) -> dict[str, Any]:
     }
 
 
+def _write_transactions(
+    client: FhirClient,
+    plans: Sequence[Plan],
+    mode: WriteMode,
+    limit: TransactionLimit,
+    max_entries: int,
+) -> tuple[list[WriteOutcome], int | None]:
+    """Writes plans group by group as the limit allows (in batches when the mode says so).
+
+    Returns the outcomes and the largest group the server accepted as sent, or None when a
+    group had to be split.
+    """
+    outcomes: list[WriteOutcome] = []
+    largest: int | None = 0
+    pending = list(plans)
+    while pending:
+        if mode == "batch" or (mode == "auto" and limit.too_small()):
+            for group in _groups(pending, max_entries, None):
+                outcomes += _write_batches(client, group)
+            return outcomes, largest
+        group = _groups(pending, max_entries, limit.patients)[0]
+        pending = pending[len(group) :]
+        written, accepted = _write_group(client, group, mode, limit, max_entries)
+        outcomes += written
+        largest = None if accepted is None or largest is None else max(largest, accepted)
+    return outcomes, largest
+
+
 def _write_group(
-    client: FhirClient, group: Sequence[Plan], limit: TransactionLimit
-) -> tuple[list[WriteOutcome], bool]:
-    """Writes a group in one transaction, splitting it on refusal; (outcomes, accepted whole)."""
+    client: FhirClient,
+    group: Sequence[Plan],
+    mode: WriteMode,
+    limit: TransactionLimit,
+    max_entries: int,
+) -> tuple[list[WriteOutcome], int | None]:
+    """One transaction; on refusal, its halves (what the first half teaches applies to the
+    second). Returns the outcomes and the group size when accepted as sent, else None."""
     try:
         response = client.transaction(transaction(group))
     except FhirHttpError as err:
@@ -260,15 +313,17 @@ def _write_group(
                 len(group),
                 err.status,
             )
-            left, left_whole = _write_group(client, group[:middle], limit)
-            right, right_whole = _write_group(client, group[middle:], limit)
-            if left_whole and right_whole and all(o.ok for o in left + right):
-                limit.learn(max(middle, len(group) - middle))
-            return left + right, False
-        return [_failed(p, err) for p in group], False
+            left, left_size = _write_group(client, group[:middle], mode, limit, max_entries)
+            right, right_size = _write_transactions(
+                client, group[middle:], mode, limit, max_entries
+            )
+            if left_size and right_size and all(o.ok for o in left + right):
+                limit.learn(max(left_size, right_size))
+            return left + right, None
+        return [_failed(p, err) for p in group], None
     except FhirClientError as err:
-        return [_failed(p, err) for p in group], False
-    return _read_response(group, response), True
+        return [_failed(p, err) for p in group], None
+    return _read_response(group, response), len(group)
 
 
 def _write_batches(client: FhirClient, group: Sequence[Plan]) -> list[WriteOutcome]:

@@ -101,7 +101,7 @@ class SyncSettings:
     bulk_options: BulkOptions = field(default_factory=BulkOptions)
     bulk_dir: Path | None = None
     recheck_days: int = 30
-    write_mode: WriteMode = "transaction"
+    write_mode: WriteMode = "auto"
     transaction_size: int | None = None
     since_overlap: timedelta = timedelta(minutes=5)
 
@@ -309,6 +309,9 @@ class SyncJob:
         except FhirCmlError as err:
             summary.fatal = str(err)
             log.error("event=run-failed error=%s", type(err).__name__)
+        except Exception as err:
+            summary.fatal = f"internal error ({type(err).__name__}: {str(err)[:200]})"
+            log.exception("event=internal-error error=%s", type(err).__name__)
         finally:
             summary.seconds = time.perf_counter() - started
             summary.requests_read = self._requests["read"]
@@ -483,7 +486,23 @@ class SyncJob:
         chunk: list[str],
         source: Callable[[list[str]], dict[str, list[dict[str, Any]]]],
     ) -> list[PatientResult]:
-        """Read, compare, assess, write one batch of patients (on a worker thread)."""
+        """Read, compare, assess, write one batch of patients (on a worker thread).
+
+        A bug met on the way costs this batch, not the run: its patients are reported failed
+        (and retried next time) with the error's type, and the traceback goes to the log.
+        """
+        try:
+            return self._chunk_work(chunk, source)
+        except Exception as err:
+            log.exception("event=internal-error error=%s", type(err).__name__)
+            reason = f"internal error ({type(err).__name__}); see the log"
+            return [_failure(pid, reason, "internal error") for pid in chunk]
+
+    def _chunk_work(
+        self,
+        chunk: list[str],
+        source: Callable[[list[str]], dict[str, list[dict[str, Any]]]],
+    ) -> list[PatientResult]:
         try:
             inputs = source(chunk)
         except FhirClientError as err:

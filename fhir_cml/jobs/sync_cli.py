@@ -20,6 +20,7 @@ from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
 from fhir_cml.fhir.auth import DEFAULT_SCOPE, SmartBackendAuth, discover, load_signing_key
 from fhir_cml.fhir.client import BearerToken, FhirClient, RetryPolicy
 from fhir_cml.fhir.fetch import FetchOptions, Population
+from fhir_cml.fhir.writeback import WriteMode
 from fhir_cml.jobs.sync import EXIT_RUN_FAILED, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 
@@ -157,11 +158,12 @@ def _instant(value: str | None) -> datetime | None:
 )
 @click.option(
     "--write-mode",
-    type=click.Choice(["transaction", "batch"]),
-    default="transaction",
+    type=click.Choice(["auto", "transaction", "batch"]),
+    default="auto",
     show_default=True,
     help="transaction: each group of patients in one transaction (atomic per patient); "
-    "batch: three batches in dependency order, for servers that cap transactions.",
+    "batch: three batches in dependency order, for servers that cap transactions; auto: "
+    "transactions, or batches once the server proves to take few patients per transaction.",
 )
 @click.option(
     "--transaction-size",
@@ -259,7 +261,7 @@ def sync(
             conversion_factor=conversion_factor,
             fetch=FetchOptions(batch_size=batch_size, page_size=page_size),
             recheck_days=recheck_days,
-            write_mode="batch" if write_mode == "batch" else "transaction",
+            write_mode=_write_mode(write_mode),
             transaction_size=transaction_size,
         )
         settings.check()
@@ -323,6 +325,12 @@ def _authenticate(
     auth = SmartBackendAuth(client_id, key, token_url, scope=scope)
     auth.token()  # fail at start-up, not in the middle of the run
     return auth
+
+
+def _write_mode(value: str) -> WriteMode:
+    if value == "batch":
+        return "batch"
+    return "transaction" if value == "transaction" else "auto"
 
 
 def _configure_logging(progress: bool) -> None:

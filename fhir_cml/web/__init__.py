@@ -40,7 +40,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     """
     settings = config if isinstance(config, Settings) else load_settings(config)
     logs.configure(settings.log_level)
-    app = Flask("fhir_cml")
+    app = Flask("fhir_cml", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
     app.json.sort_keys = False  # type: ignore[attr-defined]
     rt = Runtime.start(settings)

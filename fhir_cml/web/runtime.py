@@ -107,6 +107,7 @@ class Runtime:
     def start(cls, settings: Settings) -> Runtime:
         store = StateStore(settings.state)
         store.create_all()  # the CDS tables are declared (fhir_cml.state.cds is imported)
+        store.engine.dispose()  # no connection survives into forked workers (gunicorn --preload)
         ehr = Ehr(settings) if settings.fhir_base else None
         cds = CdsState(store)
         return cls(settings, store, cds, ehr, TokenVerifier(settings, cds))

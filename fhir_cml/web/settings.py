@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     fhir_connect_timeout: float = Field(default=5.0, gt=0)
     fhir_timeout: float = Field(default=30.0, gt=0)
     ready_timeout: float = Field(default=2.0, gt=0)
-    write_mode: Literal["transaction", "batch"] = "transaction"
+    write_mode: Literal["auto", "transaction", "batch"] = "transaction"
     # State store (SQLite path or database URL), shared with `fhir-cml sync`.
     state: str | None = None
     # Requests

@@ -13,7 +13,7 @@ import requests
 from fhir_cml.fhir import canonical as c
 from fhir_cml.state import StateStore
 from tests.support.fhir_server import FhirTestServer
-from tests.support.sync_data import CML_PATIENTS, all_resources, group, pcr
+from tests.support.sync_data import CML_PATIENTS, all_resources, group, more_patients, pcr
 from tests.support.sync_helpers import SyncEnv, by_status, fingerprint_of, subject_of
 
 pytestmark = pytest.mark.integration
@@ -232,11 +232,24 @@ def test_both_write_modes_write_the_same_and_nothing_twice(env: SyncEnv, mode: s
 
 def test_the_server_limit_on_transactions_is_learnt_once(env: SyncEnv) -> None:
     # Medplum's engine takes at most 8 entries in a transaction with conditional creates.
-    result = env.run("--batch-size", "4", "--concurrency", "1")
+    env.server.load(list(more_patients(6)))
+    result = env.run("--write-mode", "transaction", "--batch-size", "10", "--concurrency", "1")
     assert result.exit_code == 0, result.output
-    transactions = env.server.stats()["byInteraction"]["transaction"]
-    assert transactions <= 6  # 4 -> refused, 2 + 2 accepted (limit learnt)
-    assert len(env.written()["CarePlan"]) == 4
+    stats = env.server.stats()["byInteraction"]
+    # 10 and 5 refused, 2 accepted, 3 refused, 1 and 2 accepted: the limit is 2, and the other
+    # half of the first group goes in 2 + 2 + 1 without more refusals: 9 transactions.
+    assert stats["transaction"] == 9
+    assert len(env.written()["CarePlan"]) == 10
+
+
+def test_auto_changes_to_batches_when_transactions_are_small(env: SyncEnv) -> None:
+    env.server.load(list(more_patients(6)))
+    result = env.run("--batch-size", "10", "--concurrency", "1")
+    assert result.exit_code == 0, result.output
+    stats = env.server.stats()["byInteraction"]
+    assert stats["transaction"] == 6  # as above until the limit is known
+    assert stats["batch"] == 3  # then the other five in one group of three batches
+    assert len(env.written()["CarePlan"]) == len(env.written()["Provenance"]) == 10
 
 
 def test_bulk_export_gives_the_same_suggestions(env: SyncEnv, tmp_path: Path) -> None:

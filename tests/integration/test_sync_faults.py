@@ -338,3 +338,39 @@ def test_a_run_killed_between_read_and_write_is_finished_by_the_next(
     assert_complete(env)
     # Only what was missing was written again.
     assert summary.written == len(CML) - len(done)
+
+
+def test_a_bug_met_in_one_batch_costs_that_batch_only(
+    env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = sync_module.assess
+
+    def assess(record: Any, *args: Any, **kwargs: Any) -> Any:
+        if record.patient == "Patient/warn":
+            raise ZeroDivisionError("a rule divided by zero")
+        return real(record, *args, **kwargs)
+
+    monkeypatch.setattr(sync_module, "assess", assess)
+    summary = run(env, batch_size=2)
+    assert summary.exit_code == 1
+    assert summary.errors == {"assessment error": 1}
+    assert "the assessment failed (ZeroDivisionError)" in text(summary)
+    assert by_status(env.written()["CarePlan"]) == {
+        "draft": ["Patient/fail", "Patient/mmr", "Patient/opt"]
+    }
+
+    def explode(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("plan")
+
+    monkeypatch.setattr(sync_module, "assess", real)
+    monkeypatch.setattr(sync_module, "plan_writes", explode)
+    summary = run(env, batch_size=2)
+    assert summary.exit_code == 1
+    # warn's batch (opt and warn) fails as a whole; fail and mmr were unchanged, nothing to plan
+    assert summary.errors == {"internal error": 2}
+    assert "internal error (KeyError); see the log" in text(summary)
+
+    monkeypatch.undo()
+    summary = run(env, batch_size=2)
+    assert summary.exit_code == 0, text(summary)
+    assert_complete(env)

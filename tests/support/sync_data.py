@@ -147,6 +147,14 @@ def all_resources(
     yield from NON_CML
 
 
+def more_patients(n: int) -> Iterator[dict[str, Any]]:
+    """``n`` more optimal responders, ``extra-0`` to ``extra-<n-1>``."""
+    for i in range(n):
+        yield from cml_patient(
+            f"extra-{i}", date(2022, 1, 10), [(90, 4.2), (180, 0.62), (360, 0.075), (800, 0.009)]
+        )
+
+
 def group(gid: str, members: Sequence[str]) -> dict[str, Any]:
     return {
         "resourceType": "Group",

@@ -218,9 +218,12 @@ def test_groups_respect_entries_and_the_learnt_patient_limit() -> None:
     assert [len(g) for g in _groups(plans, 7, None)] == [2, 2, 1]
     assert [len(g) for g in _groups(plans, 500, 2)] == [2, 2, 1]
     limit = TransactionLimit()
+    assert not limit.too_small()
     limit.learn(3)
     limit.learn(4)  # a larger size never raises the limit
     assert limit.patients == 3
+    assert limit.too_small()  # auto writes in batches from now on
+    assert not TransactionLimit(3).too_small()  # a size asked for is kept to
 
 
 @pytest.mark.parametrize(

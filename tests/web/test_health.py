@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import responses
 from flask import Flask
-from flask.testing import FlaskClient
+from flask.cli import routes_command
+from flask.testing import FlaskClient, FlaskCliRunner
 
 from fhir_cml.web.runtime import runtime
 
@@ -77,3 +78,21 @@ def test_not_ready_when_the_state_store_fails(app: Flask, tmp_path: Path) -> Non
     response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["checks"]["state"]["ok"] is False
+
+
+def test_every_face_is_registered(runner: FlaskCliRunner) -> None:
+    """``flask routes`` lists the endpoints of every blueprint (web/__init__.py:blueprints)."""
+    result = runner.invoke(routes_command)
+    assert result.exit_code == 0, result.output
+    for rule in (
+        "/healthz",
+        "/readyz",
+        "/fhir/metadata",
+        "/fhir/$cml-assess",
+        "/fhir/Patient/<patient_id>/$cml-assess",
+        "/cds-services",
+        "/cds-services/<service_id>",
+        "/cds-services/<service_id>/feedback",
+    ):
+        assert rule in result.output
+    assert "/static" not in result.output

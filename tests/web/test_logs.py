@@ -18,29 +18,28 @@ from fhir_cml.web.logs import JsonFormatter
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "03-failure-t315i.json"
 
 
+class Captured:
+    """The JSON lines the ``fhir_cml`` loggers wrote during a test."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    def __call__(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines()]
+
+
 @pytest.fixture
-def lines() -> Iterator[list[dict[str, Any]]]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
+def captured() -> Iterator[Captured]:
+    found = Captured()
+    handler = logging.StreamHandler(found.stream)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("fhir_cml")
     logger.addHandler(handler)
-    found: list[dict[str, Any]] = []
     yield found
     logger.removeHandler(handler)
 
 
-def captured() -> list[dict[str, Any]]:
-    logger = logging.getLogger("fhir_cml")
-    out: list[dict[str, Any]] = []
-    for handler in logger.handlers:
-        stream = getattr(handler, "stream", None)
-        if isinstance(stream, io.StringIO):
-            out += [json.loads(line) for line in stream.getvalue().splitlines()]
-    return out
-
-
-def test_one_json_line_per_request(client: FlaskClient, lines: list[Any]) -> None:
+def test_one_json_line_per_request(client: FlaskClient, captured: Captured) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert response.headers["X-Request-ID"] == "abc-123"
     [line] = [x for x in captured() if x["msg"] == "request"]
@@ -53,14 +52,14 @@ def test_one_json_line_per_request(client: FlaskClient, lines: list[Any]) -> Non
     assert line["ts"].endswith("+00:00")
 
 
-def test_an_unsafe_request_id_is_replaced(client: FlaskClient, lines: list[Any]) -> None:
+def test_an_unsafe_request_id_is_replaced(client: FlaskClient, captured: Captured) -> None:
     forged = 'a" "route": "/admin' + "x" * 80
     response = client.get("/healthz", headers={"X-Request-ID": forged})
     assert response.headers["X-Request-ID"] != forged
     assert len(response.headers["X-Request-ID"]) == 32
 
 
-def test_no_patient_data_in_the_logs(client: FlaskClient, lines: list[Any]) -> None:
+def test_no_patient_data_in_the_logs(client: FlaskClient, captured: Captured) -> None:
     bundle = json.loads(EXAMPLE.read_text())
     assert client.post("/fhir/$cml-assess?asOf=2025-06-30", json=bundle).status_code == 200
     client.get("/fhir/Patient/cml-t315i/$cml-assess?asOf=2025-06-30")  # 501: no EHR here
@@ -78,7 +77,7 @@ def test_no_patient_data_in_the_logs(client: FlaskClient, lines: list[Any]) -> N
 
 
 def test_an_unexpected_error_is_logged_by_type_only(
-    client: FlaskClient, lines: list[Any], monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, captured: Captured, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from fhir_cml.web import fhir_api
 

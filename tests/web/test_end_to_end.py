@@ -1,0 +1,152 @@
+"""End to end: the real server process (gunicorn, two workers, on loopback) driven over HTTP.
+
+$cml-assess with the data in the body; Patient/{id}/$cml-assess with writeBack against the
+test FHIR server, twice (the second time nothing new is created); a patient-view hook with a
+JWT signed by an EHR whose keys the service fetches over HTTP; the same token again (refused by
+whichever worker gets it); feedback; and the JSON log lines the process wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.cds import SigningEhr, example_resources, patient_view
+from tests.support.fhir_server import FhirTestServer
+from tests.support.service import JwksServer, ServiceProcess, run_service
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "03-failure-t315i.json"
+PUBLIC = "https://cml.example.org"
+ISS = "https://ehr.example.org"
+FHIR_JSON = "application/fhir+json"
+
+
+@pytest.fixture(scope="module")
+def ehr() -> SigningEhr:
+    return SigningEhr.make(ISS, alg="ES384")
+
+
+@pytest.fixture(scope="module")
+def jwks(ehr: SigningEhr) -> Iterator[JwksServer]:
+    with JwksServer(ehr.jwks) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def service(
+    tmp_path_factory: pytest.TempPathFactory, fhir_server: FhirTestServer, jwks: JwksServer
+) -> Iterator[ServiceProcess]:
+    state = tmp_path_factory.mktemp("e2e") / "state.sqlite3"
+    env = {
+        "FHIR_CML_PUBLIC_BASE_URL": PUBLIC,
+        "FHIR_CML_FHIR_BASE": fhir_server.base_url,
+        "FHIR_CML_STATE": str(state),
+        "FHIR_CML_CDS_ISSUERS": json.dumps([{"iss": ISS, "jwks_url": f"{jwks.url}/jwks"}]),
+    }
+    with run_service(env, workers=2) as running:
+        yield running
+
+
+@pytest.fixture
+def loaded(fhir_base: str, fhir_server: FhirTestServer) -> dict[str, Any]:
+    bundle = json.loads(EXAMPLE.read_text())
+    fhir_server.load(bundle)
+    return dict(bundle)
+
+
+def test_health_and_readiness(service: ServiceProcess) -> None:
+    assert requests.get(f"{service.url}/healthz", timeout=10).json() == {"status": "ok"}
+    ready = requests.get(f"{service.url}/readyz", timeout=10)
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["fhir"] == {"ok": True}
+    assert len(service.worker_pids()) == 2
+
+
+def test_the_operation_with_the_data_in_the_body(service: ServiceProcess) -> None:
+    response = requests.post(
+        f"{service.url}/fhir/$cml-assess?asOf=2025-06-30",
+        data=EXAMPLE.read_bytes(),
+        headers={"Content-Type": FHIR_JSON, "Accept": FHIR_JSON},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith(FHIR_JSON)
+    assert response.json()["entry"][0]["resource"]["resourceType"] == "RiskAssessment"
+
+
+def test_patient_level_write_back_twice(
+    service: ServiceProcess, loaded: dict[str, Any], fhir_base: str
+) -> None:
+    url = f"{service.url}/fhir/Patient/cml-t315i/$cml-assess"
+    body = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "asOf", "valueDate": "2025-06-30"},
+            {"name": "writeBack", "valueBoolean": True},
+        ],
+    }
+    said = []
+    for _ in range(2):
+        response = requests.post(url, json=body, headers={"Content-Type": FHIR_JSON}, timeout=30)
+        assert response.status_code == 200, response.text
+        outcome = response.json()["entry"][-1]["resource"]
+        said.append([i["diagnostics"] for i in outcome["issue"] if "writeBack" in i["diagnostics"]])
+    assert [n.split()[1] for n in said[0]] == ["created"] * 3
+    assert said[1] == [
+        "writeBack: nothing written; the EHR already holds this assessment's suggestions."
+    ]
+    for kind in ("RiskAssessment", "CarePlan", "Provenance"):
+        assert len(requests.get(f"{fhir_base}/{kind}", timeout=10).json().get("entry", [])) == 1
+
+
+def test_a_patient_view_hook_with_a_signed_jwt(
+    service: ServiceProcess, ehr: SigningEhr, jwks: JwksServer
+) -> None:
+    resources = example_resources(json.loads(EXAMPLE.read_text()))
+    body = patient_view(resources, "cml-t315i")
+    path = "/cds-services/cml-monitoring"
+    token = ehr.token(f"{PUBLIC}{path}")
+    headers = {"Authorization": f"Bearer {token}"}
+    response = requests.post(f"{service.url}{path}", json=body, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    [card] = response.json()["cards"]
+    assert card["indicator"] == "critical"
+    assert jwks.hits >= 1
+    # the same token again: refused whichever worker answers (the replay cache is shared)
+    for _ in range(4):
+        again = requests.post(f"{service.url}{path}", json=body, headers=headers, timeout=30)
+        assert again.status_code == 401
+        assert "replayed" in again.json()["issue"][0]["diagnostics"]
+    feedback = {
+        "feedback": [
+            {
+                "card": card["uuid"],
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+                "outcomeTimestamp": "2025-06-30T10:00:00Z",
+            }
+        ]
+    }
+    answer = requests.post(
+        f"{service.url}{path}/feedback",
+        json=feedback,
+        headers={"Authorization": f"Bearer {ehr.token(f'{PUBLIC}{path}/feedback')}"},
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    assert answer.content == b""
+
+
+def test_the_process_logs_json_lines_without_patient_data(service: ServiceProcess) -> None:
+    requests.get(f"{service.url}/fhir/Patient/cml-t315i/$cml-assess?asOf=2025-06-30", timeout=30)
+    lines = [line for line in service.json_lines() if line.get("msg") == "request"]
+    assert lines
+    assert {"request_id", "route", "status", "duration_ms"} <= set(lines[-1])
+    assert "cml-t315i" not in service.output()
