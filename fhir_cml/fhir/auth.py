@@ -33,7 +33,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, Key, KeySet, RSAKey
 
 from fhir_cml.errors import ConfigurationError, FhirClientError, TokenError
-from fhir_cml.fhir.client import USER_AGENT, FhirClient
+from fhir_cml.fhir.client import USER_AGENT, BearerToken, FhirClient
 
 log = logging.getLogger(__name__)
 
@@ -332,3 +332,29 @@ def _from_metadata(client: FhirClient) -> SmartConfiguration:
 
 def _strings(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+def server_credentials(
+    client: FhirClient,
+    *,
+    token: str | None,
+    client_id: str | None,
+    key: SigningKey | None,
+    token_url: str | None,
+    scope: str,
+) -> requests.auth.AuthBase | None:
+    """How fhir-cml authenticates to an EHR: a fixed bearer token, SMART Backend Services, or none.
+
+    The batch job and the service both call this, so the two faces cannot differ in how a token
+    endpoint is found or which algorithms are accepted. Without ``token_url`` the endpoint comes
+    from SMART discovery, and the server must accept the key's algorithm.
+    """
+    if token:
+        return BearerToken(token)
+    if key is None or not client_id:
+        return None
+    if token_url is None:
+        config = discover(client)
+        config.check(key.alg)
+        token_url = config.token_endpoint
+    return SmartBackendAuth(client_id, key, token_url, scope=scope)

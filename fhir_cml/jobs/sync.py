@@ -17,8 +17,9 @@ One run:
    high-water mark to the server's clock at the start of the run (less ``since_overlap``).
 
 Killed at any point, a run leaves the mark where it was; the next run reads the same window
-again, finds the patients done by their fingerprints, and finishes the others. What is written
-cannot be doubled: the server refuses nothing twice, it just finds the identifiers.
+again, finds the patients done by their fingerprints, and finishes the others. Nothing is
+written twice: every create is conditional on its identifier, and each plan starts from what
+the server holds.
 
 Log lines carry counts and event names, never patient ids or data; the per-patient details go
 to the state store and, on request, to a JSON report.
@@ -271,7 +272,10 @@ class SyncJob:
             now=datetime.now(UTC), conversion_factor=settings.conversion_factor
         )
         self.prior: dict[str, PatientState] = {}
-        self.results: list[PatientResult] = []
+        # What the report says per patient (kept only when a report is asked for: assessments
+        # and built resources are dropped as soon as they are recorded, so memory does not grow
+        # with the population).
+        self.report_items: list[dict[str, Any]] = []
         self.run_id = 0
         self.limit = TransactionLimit(settings.transaction_size)
         self._requests = Counter[str]()
@@ -602,7 +606,8 @@ class SyncJob:
     def _record(self, summary: Summary, results: list[PatientResult]) -> None:
         updates: list[PatientUpdate] = []
         for r in results:
-            self.results.append(r)
+            if self.report is not None:
+                self.report_items.append(_report_item(r))
             if r.read:
                 summary.read += 1
             if r.status == "skipped":
@@ -700,22 +705,6 @@ class SyncJob:
         """The per-patient details, for the operator who asked (``--report``)."""
         if self.report is None:
             return
-        patients = []
-        for r in self.results:
-            item: dict[str, Any] = {"patient": r.patient_id, "status": r.status}
-            if r.reason:
-                item["reason"] = r.reason
-            if r.plan is not None:
-                item["action"] = r.plan.action
-                item["assessment"] = r.plan.fingerprint
-                if r.plan.superseded:
-                    item["supersedes"] = list(r.plan.superseded)
-            if r.write is not None:
-                item["created"] = r.write.created
-                item["updated"] = r.write.updated
-                if r.write.outcome:
-                    item["outcome"] = r.write.outcome
-            patients.append(item)
         document = {
             "status": summary.status,
             "exit_code": summary.exit_code,
@@ -723,9 +712,26 @@ class SyncJob:
             "high_water_mark": summary.high_water_mark.isoformat()
             if summary.high_water_mark
             else None,
-            "patients": patients,
+            "patients": self.report_items,
         }
         self.report.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def _report_item(r: PatientResult) -> dict[str, Any]:
+    item: dict[str, Any] = {"patient": r.patient_id, "status": r.status}
+    if r.reason:
+        item["reason"] = r.reason
+    if r.plan is not None:
+        item["action"] = r.plan.action
+        item["assessment"] = r.plan.fingerprint
+        if r.plan.superseded:
+            item["supersedes"] = list(r.plan.superseded)
+    if r.write is not None:
+        item["created"] = r.write.created
+        item["updated"] = r.write.updated
+        if r.write.outcome:
+            item["outcome"] = r.write.outcome
+    return item
 
 
 def _fail(result: PatientResult, reason: str, kind: str) -> None:
