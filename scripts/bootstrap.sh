@@ -85,18 +85,14 @@ ensure_postgresql() {
     }
 }
 
-# Debian's Chromium for the SMART app's browser test (Playwright drives /usr/bin/chromium; it
-# downloads no browser of its own). Installed with apt-get when missing and possible.
+# Debian's Chromium for the SMART app's browser test: Playwright drives /usr/bin/chromium and
+# downloads no browser of its own. Installed from Debian's packages when missing.
 ensure_chromium() {
     if [ -x /usr/bin/chromium ]; then
         return
     fi
-    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-        log "installing Chromium (apt-get install chromium)"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null \
-            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
-    else
-        log "Chromium is not installed and cannot be installed here (needs root and apt-get);"
-        log "the browser test will fail until it is: apt-get install chromium"
-    fi
+    apt_install chromium fonts-dejavu-core || {
+        log "Chromium could not be installed (needs root or sudo, and apt-get); the browser"
+        log "test will fail until it is: apt-get install chromium"
+    }
 }

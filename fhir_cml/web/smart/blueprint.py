@@ -24,7 +24,7 @@ bp = Blueprint(
     __name__,
     template_folder="templates",
     static_folder="static",
-    static_url_path="/smart/static",
+    static_url_path="/smart/assets",
 )
 
 CSP: Final = (

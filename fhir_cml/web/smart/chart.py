@@ -458,18 +458,18 @@ def _defs() -> str:
 
 def _legend() -> list[str]:
     items = [
-        (Marker.DETECTED, "BCR::ABL1 (IS)"),
+        (Marker.DETECTED, "BCR::ABL1 IS"),
         (Marker.CONVERTED, "converted to IS"),
-        (Marker.UNDETECTABLE, "not detected (at its level)"),
-        (Marker.INADEQUATE, "not detected, too few copies"),
-        (Marker.NOT_USED, "not on the IS: not used"),
+        (Marker.UNDETECTABLE, "not detected"),
+        (Marker.INADEQUATE, "not detected, few copies"),
+        (Marker.NOT_USED, "not IS: not used"),
     ]
     out = ['<g class="legend" aria-hidden="true">']
     x = float(LEFT)
     for marker, text in items:
         out.append(_marker(marker, x + 5, 16))
         out.append(f'<text x="{_n(x + 14)}" y="20" fill="{INK}">{escape(text)}</text>')
-        x += 34 + len(text) * 6.6
+        x += 30 + len(text) * 6.8
     out.append(
         f'<line x1="{_n(x)}" y1="16" x2="{_n(x + 16)}" y2="16" stroke="{TARGET}" stroke-width="3"/>'
     )

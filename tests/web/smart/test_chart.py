@@ -297,3 +297,14 @@ def test_text_from_the_record_is_escaped() -> None:
 )
 def test_month_ticks_stay_readable(lo: float, hi: float, expected: list[int]) -> None:
     assert month_ticks(lo, hi) == [float(m) for m in expected]
+
+
+def test_a_patient_without_results_or_therapy_still_gets_a_chart() -> None:
+    rec = PatientRecord(patient="Patient/p", tki=())
+    data = chart_data(rec, assess(rec, AS_OF, Guideline.ELN2020))
+    root = ET.fromstring(render_svg(data))
+    assert data.points == ()
+    assert data.origin == AS_OF
+    texts = "".join(t.text or "" for t in root.iter(f"{SVG}text"))
+    assert "No TKI course recorded" in texts
+    assert "first result (no TKI start known)" in texts

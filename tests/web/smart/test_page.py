@@ -17,6 +17,7 @@ from werkzeug.test import TestResponse
 
 from fhir_cml.fhir.client import BearerToken, FhirClient
 from fhir_cml.fhir.fetch import fetch_patient
+from fhir_cml.fhir.writeback import WriteOutcome
 from fhir_cml.web.smart.oauth import DEFAULT_SCOPES
 from tests.support.fhir_server import FhirTestServer
 from tests.web.conftest import PUBLIC
@@ -343,3 +344,22 @@ def relapse(server: FhirTestServer, example: str, observation: str, value: float
     changed["valueQuantity"]["value"] = value
     changed["meta"] = {"versionId": "2", **changed.get("meta", {})}
     server.load(changed)
+
+
+def test_a_refused_write_is_shown_with_a_502(
+    monkeypatch: pytest.MonkeyPatch, smart_app: Flask, browser: FlaskClient, ehr: Ehr
+) -> None:
+    def refuse(client: object, assessment: object, recorded: object, **_: object) -> WriteOutcome:
+        return WriteOutcome(
+            "p", "f", "create", ok=False, error="the server refused POST CarePlan (HTTP 422)"
+        )
+
+    monkeypatch.setattr("fhir_cml.web.smart.views.write_assessment", refuse)
+    patient, response = opened(browser, ehr, "01-optimal-responder")
+    answer = browser.post("/smart/accept", data=form_fields(text(response)))
+    assert answer.status_code == 502
+    shown = flash(answer)
+    assert "flash-error" in shown
+    assert "Not written" in shown
+    assert "the server refused POST CarePlan (HTTP 422)" in shown
+    assert smart(smart_app).state.decisions(ehr.base, f"Patient/{patient}") == []
