@@ -18,11 +18,12 @@ from flask.sansio.blueprints import BlueprintSetupState
 
 from fhir_cml.web.runtime import EXTENSION as CORE_EXTENSION
 from fhir_cml.web.runtime import Runtime
-from fhir_cml.web.smart import launch, views
+from fhir_cml.web.smart import launch
+from fhir_cml.web.smart import views as views  # its routes register on the blueprint
 from fhir_cml.web.smart.blueprint import bp
 from fhir_cml.web.smart.runtime import EXTENSION, SmartRuntime
 
-__all__ = ["bp", "views"]
+__all__ = ["bp"]
 
 
 @bp.record_once
