@@ -84,3 +84,15 @@ ensure_postgresql() {
         log "store's PostgreSQL tests will fail until it is: apt-get install postgresql"
     }
 }
+
+# Debian's Chromium for the SMART app's browser test: Playwright drives /usr/bin/chromium and
+# downloads no browser of its own. Installed from Debian's packages when missing.
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        return
+    fi
+    apt_install chromium fonts-dejavu-core || {
+        log "Chromium could not be installed (needs root or sudo, and apt-get); the browser"
+        log "test will fail until it is: apt-get install chromium"
+    }
+}
