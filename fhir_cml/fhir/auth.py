@@ -219,11 +219,11 @@ class SmartBackendAuth(requests.auth.AuthBase):
         with OAuth2Session(
             self.client_id,
             self.key.key,
-            token_endpoint_auth_method=_Assertion.name,
+            token_endpoint_auth_method=PrivateKeyAssertion.name,
             scope=self.scope,
         ) as session:
             session.headers["User-Agent"] = USER_AGENT
-            session.register_client_auth_method(_Assertion(self.token_url, self.key))
+            session.register_client_auth_method(PrivateKeyAssertion(self.token_url, self.key))
             try:
                 token: dict[str, Any] = session.fetch_token(
                     self.token_url, grant_type="client_credentials", timeout=self.timeout
@@ -262,7 +262,7 @@ class SmartBackendAuth(requests.auth.AuthBase):
         log.info("access token obtained (valid %.0fs)", self._expires_at - time.time())
 
 
-class _Assertion(PrivateKeyJWT):  # type: ignore[misc]
+class PrivateKeyAssertion(PrivateKeyJWT):  # type: ignore[misc]
     """authlib's private_key_jwt with SMART's header (``kid``, ``typ``) and a 5-minute ``exp``."""
 
     name = "private_key_jwt"

@@ -8,13 +8,13 @@ Policy that allows only the app's own stylesheet (the page runs no script).
 from __future__ import annotations
 
 import logging
-import traceback
 from typing import Final
 
 from flask import Blueprint, Response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from fhir_cml.errors import FhirClientError, FhirTimeoutError, OperationOutcomeError
+from fhir_cml.web.logs import log_unexpected
 from fhir_cml.web.smart.errors import SmartError
 
 log = logging.getLogger("fhir_cml.web.smart")
@@ -87,12 +87,5 @@ def _http(err: HTTPException) -> Response:
 
 @bp.errorhandler(Exception)
 def _unexpected(err: Exception) -> Response:
-    frames = traceback.extract_tb(err.__traceback__)
-    log.error(
-        "unexpected error",
-        extra={
-            "error": type(err).__name__,
-            "where": [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in frames[-5:]],
-        },
-    )
+    log_unexpected(log, err)
     return error_page(500, "Internal error", "The app failed; the error has been logged.")

@@ -30,11 +30,9 @@ from urllib.parse import urlsplit
 import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc7523 import PrivateKeyJWT
-from authlib.oauth2.rfc7523.assertion import private_key_jwt_sign
 
 from fhir_cml.errors import FhirClientError, FhirTimeoutError
-from fhir_cml.fhir.auth import SigningKey
+from fhir_cml.fhir.auth import PrivateKeyAssertion, SigningKey
 from fhir_cml.fhir.client import USER_AGENT, FhirClient, RetryPolicy
 from fhir_cml.web.settings import Settings
 from fhir_cml.web.smart.errors import SmartError
@@ -56,7 +54,6 @@ DEFAULT_SCOPES: Final = (
     "patient/CarePlan.cus",
     "patient/Provenance.cu",
 )
-ASSERTION_LIFETIME: Final = 300  # seconds; SMART asks for at most five minutes
 ID_TOKEN_LEEWAY: Final = timedelta(seconds=60)
 FHIR_ID: Final = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 RETRY: Final = RetryPolicy(attempts=1, backoff_factor=0.2, max_retry_after=5.0)
@@ -238,9 +235,9 @@ class TokenEndpoint:
     def _session(self, token_endpoint: str) -> OAuth2Session:
         if self.key is not None:
             session = OAuth2Session(
-                self.client_id, self.key.key, token_endpoint_auth_method=_Assertion.name
+                self.client_id, self.key.key, token_endpoint_auth_method=PrivateKeyAssertion.name
             )
-            session.register_client_auth_method(_Assertion(token_endpoint, self.key))
+            session.register_client_auth_method(PrivateKeyAssertion(token_endpoint, self.key))
         elif self.settings.smart_client_secret is not None:
             session = OAuth2Session(
                 self.client_id,
@@ -361,26 +358,6 @@ class TokenEndpoint:
                 "Open the app again from the EHR.",
             )
         return claims
-
-
-class _Assertion(PrivateKeyJWT):  # type: ignore[misc]
-    """authlib's private_key_jwt with SMART's header (``kid``, ``typ``) and a 5-minute ``exp``."""
-
-    name = "private_key_jwt"
-
-    def __init__(self, token_endpoint: str, key: SigningKey) -> None:
-        super().__init__(token_endpoint, headers={"kid": key.kid, "typ": "JWT"}, alg=key.alg)
-
-    def sign(self, auth: Any, token_endpoint: str) -> str:
-        signed: str = private_key_jwt_sign(
-            auth.client_secret,
-            client_id=auth.client_id,
-            token_endpoint=token_endpoint,
-            header=dict(self.headers),
-            alg=self.alg,
-            expires_in=ASSERTION_LIFETIME,
-        )
-        return signed
 
 
 def _endpoint(config: dict[str, Any], name: str, iss: str) -> str:
