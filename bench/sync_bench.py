@@ -9,7 +9,8 @@ patients (the generator of assess_bench.py: ~48 resources each), and measures in
   bare reads      the same read requests the full sync sent, replayed by a plain requests loop
                   against the same data (the floor: what reading alone costs here)
   bare writes     the same write bundles, replayed the same way against the same data (what
-                  the server spends on the conditional creates, whoever sends them)
+                  the server spends on the writes - conditional creates, validation - whoever
+                  sends them)
   dry run         a full sync that writes nothing: reading, mapping, assessing, planning
   re-run          a second, incremental sync with nothing changed
   bulk            a first sync with --bulk ($export, download, the same assessment)
@@ -17,8 +18,8 @@ patients (the generator of assess_bench.py: ~48 resources each), and measures in
 HTTP requests per patient come from the server's own counters (/_admin/stats), reads and writes
 apart. Next to the wall time, the CPU time each side spent (the server process, from /proc; this
 process, all threads): on a shared machine the wall times vary with the neighbours' load, the
-CPU times much less, and they say where the time goes. The goals: under 0.5 read and 0.1 write requests per patient on a full sync, and the
-full sync taking no more than 1.5x the bare reads.
+CPU times much less, and they say where the time goes. The goals: under 0.5 read and 0.1 write
+requests per patient on a full sync, and the full sync taking no more than 1.5x the bare reads.
 
     python bench/sync_bench.py [--patients 1000] [--concurrency 4] [--batch-size 50]
 """
@@ -296,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"    full sync / (bare reads + bare writes) {full.seconds / (bare.seconds + writes.seconds):.2f}x; "
         f"dry run / bare reads {dry.seconds / bare.seconds:.2f}x"
+    )
+    print(
+        f"    server CPU: full sync {full.server_cpu:.2f}s, the same reads {bare.server_cpu:.2f}s "
+        f"+ the same writes {writes.server_cpu:.2f}s = {bare.server_cpu + writes.server_cpu:.2f}s"
     )
     return 0
 
