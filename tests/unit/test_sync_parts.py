@@ -30,6 +30,7 @@ from fhir_cml.fhir.writeback import (
     _groups,
     _location,
     _resolved,
+    _rewrite_references,
     make_plan,
 )
 from tests.support.sync_data import AS_OF, CML_PATIENTS, pcr
@@ -264,3 +265,30 @@ def test_batch_steps_name_what_earlier_steps_created_without_changing_the_plan()
 )
 def test_locations_become_references(location: str, ref: str) -> None:
     assert _location({"location": location}) == ref
+
+
+def test_rewriting_references_replaces_only_references_and_copies_only_their_path() -> None:
+    resolved = {"urn:uuid:ra": "RiskAssessment/ra1", "urn:uuid:cp": "CarePlan/cp1"}
+    untouched = {"coding": [{"system": "urn:uuid:ra", "code": "x"}]}  # not a reference
+    value = {
+        "resourceType": "Provenance",
+        "target": [{"reference": "urn:uuid:ra"}, {"reference": "Patient/p1"}],
+        "entity": [{"what": {"reference": "urn:uuid:cp", "display": "urn:uuid:ra"}}],
+        "identifier": [{"value": "urn:uuid:cp"}],
+        "activity": untouched,
+        "extension": [{"valueReference": {"reference": "urn:uuid:unknown"}}],
+    }
+    before = copy.deepcopy(value)
+
+    out = _rewrite_references(value, resolved)
+
+    assert out["target"] == [{"reference": "RiskAssessment/ra1"}, {"reference": "Patient/p1"}]
+    assert out["entity"] == [{"what": {"reference": "CarePlan/cp1", "display": "urn:uuid:ra"}}]
+    assert out["identifier"] == [{"value": "urn:uuid:cp"}]
+    assert out["extension"] == before["extension"]  # a fullUrl not created is left as it is
+    assert value == before  # the input is not modified
+    assert out["activity"] is untouched  # parts without a rewritten reference are shared
+    assert out["extension"] is value["extension"]
+    assert out["target"][1] is value["target"][1]
+    assert _rewrite_references(before, {}) is before
+    assert _rewrite_references([before, "urn:uuid:ra"], resolved)[1] == "urn:uuid:ra"
