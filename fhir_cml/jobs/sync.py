@@ -28,6 +28,7 @@ to the state store and, on request, to a JSON report.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import shutil
@@ -80,6 +81,8 @@ UNCHANGED = "inputs unchanged"
 NO_EVIDENCE = "no CML evidence"
 NOT_FOUND = "not found on the server"
 EXIT_OK, EXIT_PATIENTS_FAILED, EXIT_RUN_FAILED, EXIT_INTERRUPTED = 0, 1, 3, 130
+# Cyclic GC thresholds while a run lasts (see _fewer_collections); Python's are (700, 10, 10).
+RUN_GC_THRESHOLD = (50_000, 20, 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +287,10 @@ class SyncJob:
     # --- the run -----------------------------------------------------------------------------
 
     def run(self) -> Summary:
+        with _fewer_collections():
+            return self._run()
+
+    def _run(self) -> Summary:
         s = self.settings
         started = time.perf_counter()
         self.store.create_all()
@@ -763,6 +770,24 @@ def _reasons(counter: Counter[str]) -> str:
     if not counter:
         return ""
     return " (" + ", ".join(f"{reason}: {n}" for reason, n in counter.most_common()) + ")"
+
+
+@contextlib.contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Collects reference cycles less often while a run lasts.
+
+    The batches in flight hold tens of thousands of parsed resources, and each full collection
+    scans all of them (and everything else alive), although parsed JSON, records and built
+    resources hold no cycles: with Python's default thresholds the collector took 15-25 % of
+    the client's CPU time in a 1000-patient sync. Reference counting still frees them as soon
+    as a batch is done; cycles (there are few) are still collected, less often.
+    """
+    before = gc.get_threshold()
+    gc.set_threshold(*RUN_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _take(items: Iterator[list[str]], n: int) -> Iterable[list[str]]:

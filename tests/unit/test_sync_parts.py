@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import gc
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fhir_cml.domain import assess
 from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.client import FhirClient
 from fhir_cml.fhir.fetch import (
     BCR_ABL1_CODES,
     CML_CONDITION_CODES,
@@ -33,6 +36,8 @@ from fhir_cml.fhir.writeback import (
     _rewrite_references,
     make_plan,
 )
+from fhir_cml.jobs.sync import RUN_GC_THRESHOLD, Summary, SyncJob, SyncSettings
+from fhir_cml.state import StateStore
 from tests.support.sync_data import AS_OF, CML_PATIENTS, pcr
 
 NOW = datetime(2025, 6, 30, 12, tzinfo=UTC)
@@ -292,3 +297,34 @@ def test_rewriting_references_replaces_only_references_and_copies_only_their_pat
     assert out["target"][1] is value["target"][1]
     assert _rewrite_references(before, {}) is before
     assert _rewrite_references([before, "urn:uuid:ra"], resolved)[1] == "urn:uuid:ra"
+
+
+def test_a_run_collects_cycles_less_often_and_restores_the_thresholds(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    before = gc.get_threshold()
+    assert before != RUN_GC_THRESHOLD
+    seen: list[tuple[int, ...]] = []
+
+    def run(self: SyncJob) -> Summary:
+        seen.append(gc.get_threshold())
+        return Summary("search", False, None)
+
+    monkeypatch.setattr(SyncJob, "_run", run)
+    job = SyncJob(
+        SyncSettings("http://fhir.invalid/fhir", AS_OF),
+        FhirClient("http://fhir.invalid/fhir"),
+        StateStore(str(tmp_path / "state.sqlite3")),
+        progress=False,
+    )
+    job.run()
+    assert seen == [RUN_GC_THRESHOLD]
+    assert gc.get_threshold() == before
+
+    def fail(self: SyncJob) -> Summary:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SyncJob, "_run", fail)
+    with pytest.raises(KeyboardInterrupt):
+        job.run()
+    assert gc.get_threshold() == before
