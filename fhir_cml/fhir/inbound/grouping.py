@@ -46,7 +46,7 @@ class Grouper:
         self._unsupported: dict[str, int] = {}
 
     def add(self, entry: Entry) -> None:
-        rtype = entry.resource["resourceType"]
+        rtype = entry.rtype
         if rtype in SUBJECT_TYPES:
             self._pending.append(entry)
         elif rtype == "Patient":
@@ -91,7 +91,7 @@ class Grouper:
             if group is None:
                 group = self._patients[key] = []
             group.append(entry)
-            rtype = res["resourceType"]
+            rtype = entry.rtype
             if rtype == "MedicationStatement":
                 self._add_medication(res, key, group, medications_added)
             if key not in evidence and _is_evidence(rtype, res):
