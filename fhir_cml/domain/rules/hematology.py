@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import HematologicResponse, LabValue
 from fhir_cml.domain.vocabulary import LabKind
 
@@ -22,6 +23,7 @@ _LIMITS = {
 _REQUIRED = (LabKind.WBC, LabKind.PLATELETS, LabKind.BASOPHILS)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ChrAssessment:
     date: date

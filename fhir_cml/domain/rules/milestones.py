@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from fhir_cml.domain.config import RuleConfig
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import BcrAbl1Result, CytogeneticResult, MutationResult
 from fhir_cml.domain.results import Basis, ElnReading, LossOfMmr, MilestoneReading, Therapy
 from fhir_cml.domain.rules import catalogue as rules
@@ -54,6 +55,7 @@ _NAMES = {
 DOSE_SENSITIVE_MUTATIONS = frozenset({"M351T", "L384M"})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Item:
     """One dated piece of evidence that a guideline can read."""
@@ -66,6 +68,7 @@ class Item:
     why_unreadable: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """Everything the milestone reading needs, already filtered to the as-of date."""
