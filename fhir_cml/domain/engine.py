@@ -153,8 +153,22 @@ def assess(
     )
 
 
+_DATED = (
+    "bcr_abl1",
+    "cytogenetics",
+    "labs",
+    "hematologic",
+    "troughs",
+    "mutations",
+    "adherence",
+    "adverse_events",
+)
+
+
 def _up_to(record: PatientRecord, as_of: date, issues: list[Issue]) -> PatientRecord:
     """The record without anything dated after the as-of date."""
+    if all(item.date <= as_of for name in _DATED for item in getattr(record, name)):
+        return record  # the usual case: nothing to leave out, nothing to copy
     later: list[str] = []
 
     def keep(items: tuple, attr: str = "date") -> tuple:  # type: ignore[type-arg]

@@ -315,12 +315,37 @@ def interpreted_not_detected(res: dict[str, Any]) -> bool:
     if "interpretation" not in res:
         return False
     for concept in as_list(res.get("interpretation")):
-        for system, code in codings(concept):
-            if code in _ND_INTERPRETATIONS and system in (c.V3_INTERPRETATION, None):
-                return True
-        if not_detected_words(concept_words(concept)):
+        if type(concept) is not dict:
+            continue
+        text = concept.get("text")
+        if type(text) is str and _says_not_detected(text):
             return True
+        for coding in as_list(concept.get("coding")):
+            if type(coding) is dict:
+                code = coding.get("code")
+                if (
+                    type(code) is str
+                    and code in _ND_INTERPRETATIONS
+                    and coding.get("system") in (c.V3_INTERPRETATION, None)
+                ):
+                    return True
+                display = coding.get("display")
+                if type(display) is str and _says_not_detected(display):
+                    return True
     return False
+
+
+_SAID: dict[str, bool] = {}
+
+
+def _says_not_detected(text: str) -> bool:
+    """``not_detected_words`` of one text, remembered: interpretations repeat a few texts."""
+    said = _SAID.get(text)
+    if said is None:
+        said = not_detected_words(text.lower())
+        if len(_SAID) < 10_000:
+            _SAID[text] = said
+    return said
 
 
 def _absent_label(concept: Any) -> str:

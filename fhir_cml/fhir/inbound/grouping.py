@@ -66,30 +66,39 @@ class Grouper:
         medications_added: dict[str, set[int]] = {}
         index = self._index
         known = index.known
+        patients = self._patients
+        # subject.reference text -> its patient's key and group, once the text has resolved.
+        by_reference: dict[str, tuple[str, list[Entry]]] = {}
+        key: str | None
         for entry in self._pending:
             res = entry.resource
             subject = res.get("subject")
-            text = subject.get("reference") if type(subject) is dict else None
-            found = known(text) if type(text) is str else None
-            key, problem = found if found is not None else index.resolve(res, "subject")
-            if key is None and "patient" in res:
-                key, problem = index.resolve(res, "patient")
-            if key is None:
-                without_subject += 1
-                if without_subject <= MAX_SUBJECT_ISSUES:
-                    issues.append(
-                        Issue(
-                            Severity.WARNING,
-                            IssueCode.NO_SUBJECT,
-                            f"{ref_of(entry)} ({entry.source}) {problem}: it cannot be assigned "
-                            "to a patient and is left out.",
-                            ref_of(entry),
+            reference = subject.get("reference") if type(subject) is dict else None
+            text = reference if type(reference) is str else None
+            hit = by_reference.get(text) if text is not None else None
+            if hit is not None:
+                key, group = hit
+            else:
+                found = known(text) if text is not None else None
+                key, problem = found if found is not None else index.resolve(res, "subject")
+                if key is None and "patient" in res:
+                    key, problem = index.resolve(res, "patient")
+                if key is None:
+                    without_subject += 1
+                    if without_subject <= MAX_SUBJECT_ISSUES:
+                        issues.append(
+                            Issue(
+                                Severity.WARNING,
+                                IssueCode.NO_SUBJECT,
+                                f"{ref_of(entry)} ({entry.source}) {problem}: it cannot be "
+                                "assigned to a patient and is left out.",
+                                ref_of(entry),
+                            )
                         )
-                    )
-                continue
-            group = self._patients.get(key)
-            if group is None:
-                group = self._patients[key] = []
+                    continue
+                group = patients.setdefault(key, [])
+                if text is not None and found is not None and found[0] == key:
+                    by_reference[text] = (key, group)  # resolved from the text alone
             group.append(entry)
             rtype = entry.rtype
             if rtype == "MedicationStatement":
