@@ -184,4 +184,45 @@ def _say(message: str) -> None:
     click.echo(f"fhir-cml: {message}", err=True)
 
 
+@main.command(name="serve")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Serve the SMART app over the bundled example patients, without an EHR (no settings "
+    "needed).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+def serve_command(demo: bool, host: str, port: int) -> None:
+    """Serve the web face (FHIR operation, CDS Hooks, SMART app) on a development server.
+
+    Settings come from FHIR_CML_* as for gunicorn; --demo needs none. Production runs
+    gunicorn 'fhir_cml:create_app()'.
+    """
+    from fhir_cml.errors import ConfigurationError, StateError
+    from fhir_cml.web.smart.serve import make
+
+    try:
+        server = make(demo=demo, host=host, port=port)
+    except (ConfigurationError, StateError) as err:
+        _say(f"error: {err}")
+        sys.exit(2)
+    except OSError as err:
+        _say(f"error: cannot listen on {host}:{port}: {err.strerror or err}")
+        sys.exit(2)
+    click.echo(f"fhir-cml: {'demo' if demo else 'serving'} at {server.url} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
 main.add_command(sync)

@@ -7,14 +7,35 @@ PY="$VENV/bin/python"
 
 log() { printf '[fhir-cml] %s\n' "$*" >&2; }
 
+# Debian packages, installed when missing (needs root, or sudo without a password).
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+    command -v apt-get >/dev/null || { log "apt-get not found: install $* by hand"; return 1; }
+    log "installing $* with apt-get"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 || {
+        $sudo apt-get update -q >/dev/null 2>&1
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+    }
+}
+
 # Python virtual environment with the package and the given extras, reinstalled only when
 # pyproject.toml changes.
 ensure_python() {
     local extras="${1:-}"
     local stamp="$VENV/.installed${extras:+-$extras}"
     if [ ! -x "$PY" ]; then
+        python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+            log "fhir-cml needs Python 3.11 or newer; python3 is $(python3 --version 2>&1)"
+            return 1
+        }
         log "creating virtual environment in .venv"
-        python3 -m venv "$VENV"
+        if ! python3 -m venv "$VENV" 2>/dev/null; then
+            # Debian's python3 ships venv (ensurepip) separately.
+            rm -rf "$VENV"
+            apt_install python3-venv
+            python3 -m venv "$VENV"
+        fi
     fi
     if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
         log "installing fhir-cml${extras:+[$extras]} and its pinned dependencies"
@@ -58,12 +79,20 @@ ensure_postgresql() {
     if command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
         return
     fi
-    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-        log "installing PostgreSQL (apt-get install postgresql)"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null \
-            || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
-    else
-        log "PostgreSQL is not installed and cannot be installed here (needs root and apt-get);"
-        log "the state store's PostgreSQL tests will fail until it is: apt-get install postgresql"
+    apt_install postgresql || {
+        log "PostgreSQL could not be installed (needs root or sudo, and apt-get); the state"
+        log "store's PostgreSQL tests will fail until it is: apt-get install postgresql"
+    }
+}
+
+# Debian's Chromium for the SMART app's browser test: Playwright drives /usr/bin/chromium and
+# downloads no browser of its own. Installed from Debian's packages when missing.
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        return
     fi
+    apt_install chromium fonts-dejavu-core || {
+        log "Chromium could not be installed (needs root or sudo, and apt-get); the browser"
+        log "test will fail until it is: apt-get install chromium"
+    }
 }

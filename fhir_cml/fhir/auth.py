@@ -33,7 +33,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, Key, KeySet, RSAKey
 
 from fhir_cml.errors import ConfigurationError, FhirClientError, TokenError
-from fhir_cml.fhir.client import USER_AGENT, FhirClient
+from fhir_cml.fhir.client import USER_AGENT, BearerToken, FhirClient
 
 log = logging.getLogger(__name__)
 
@@ -219,11 +219,11 @@ class SmartBackendAuth(requests.auth.AuthBase):
         with OAuth2Session(
             self.client_id,
             self.key.key,
-            token_endpoint_auth_method=_Assertion.name,
+            token_endpoint_auth_method=PrivateKeyAssertion.name,
             scope=self.scope,
         ) as session:
             session.headers["User-Agent"] = USER_AGENT
-            session.register_client_auth_method(_Assertion(self.token_url, self.key))
+            session.register_client_auth_method(PrivateKeyAssertion(self.token_url, self.key))
             try:
                 token: dict[str, Any] = session.fetch_token(
                     self.token_url, grant_type="client_credentials", timeout=self.timeout
@@ -262,7 +262,7 @@ class SmartBackendAuth(requests.auth.AuthBase):
         log.info("access token obtained (valid %.0fs)", self._expires_at - time.time())
 
 
-class _Assertion(PrivateKeyJWT):  # type: ignore[misc]
+class PrivateKeyAssertion(PrivateKeyJWT):  # type: ignore[misc]
     """authlib's private_key_jwt with SMART's header (``kid``, ``typ``) and a 5-minute ``exp``."""
 
     name = "private_key_jwt"
@@ -332,3 +332,29 @@ def _from_metadata(client: FhirClient) -> SmartConfiguration:
 
 def _strings(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in value) if isinstance(value, list) else ()
+
+
+def server_credentials(
+    client: FhirClient,
+    *,
+    token: str | None,
+    client_id: str | None,
+    key: SigningKey | None,
+    token_url: str | None,
+    scope: str,
+) -> requests.auth.AuthBase | None:
+    """How fhir-cml authenticates to an EHR: a fixed bearer token, SMART Backend Services, or none.
+
+    The batch job and the service both call this, so the two faces cannot differ in how a token
+    endpoint is found or which algorithms are accepted. Without ``token_url`` the endpoint comes
+    from SMART discovery, and the server must accept the key's algorithm.
+    """
+    if token:
+        return BearerToken(token)
+    if key is None or not client_id:
+        return None
+    if token_url is None:
+        config = discover(client)
+        config.check(key.alg)
+        token_url = config.token_endpoint
+    return SmartBackendAuth(client_id, key, token_url, scope=scope)

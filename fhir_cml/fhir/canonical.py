@@ -37,6 +37,15 @@ CS_GUIDELINE: Final = _cs("cml-guideline")  # Guideline
 CS_ISSUE: Final = _cs("cml-issue")  # IssueCode
 CS_TRANSCRIPT: Final = _cs("bcr-abl1-transcript")  # Transcript
 CS_STOP_REASON: Final = _cs("tki-stop-reason")  # StopReason (MedicationStatement.statusReason)
+# Why a clinician overrides a CDS Hooks card: CDS Hooks prescribes no set, and wants a display each.
+CS_CDS_OVERRIDE_REASON: Final = _cs("cds-override-reason")
+CDS_OVERRIDE_REASONS: Final = (
+    ("not-applicable", "Not applicable to this patient"),
+    ("already-addressed", "Already addressed"),
+    ("data-out-of-date", "The data shown is incomplete or out of date"),
+    ("specialist-decision", "Decided with the treating haematologist"),
+    ("patient-preference", "Patient preference"),
+)
 
 # Codes for what has no confirmed LOINC/SNOMED code (clinical-rules.md section 9), and for what the
 # service writes: observation and component codes, the assessment, prediction outcomes, categories.

@@ -17,7 +17,12 @@ import requests
 
 from fhir_cml.domain import Guideline
 from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
-from fhir_cml.fhir.auth import DEFAULT_SCOPE, SmartBackendAuth, discover, load_signing_key
+from fhir_cml.fhir.auth import (
+    DEFAULT_SCOPE,
+    SmartBackendAuth,
+    load_signing_key,
+    server_credentials,
+)
 from fhir_cml.fhir.client import BearerToken, FhirClient, RetryPolicy
 from fhir_cml.fhir.fetch import FetchOptions, Population
 from fhir_cml.fhir.writeback import WriteMode
@@ -315,15 +320,14 @@ def _authenticate(
     if not (client_id and private_key):
         raise ConfigurationError("SMART Backend Services needs both --client-id and --private-key")
     key = load_signing_key(private_key, kid=key_id, alg=alg)
-    if not token_url:
-        try:
-            config = discover(client)
-        except FhirClientError as err:
-            raise ConfigurationError(f"SMART discovery failed: {err.message}") from None
-        config.check(key.alg)
-        token_url = config.token_endpoint
-    auth = SmartBackendAuth(client_id, key, token_url, scope=scope)
-    auth.token()  # fail at start-up, not in the middle of the run
+    try:
+        auth = server_credentials(
+            client, token=None, client_id=client_id, key=key, token_url=token_url, scope=scope
+        )
+    except FhirClientError as err:
+        raise ConfigurationError(f"SMART discovery failed: {err.message}") from None
+    if isinstance(auth, SmartBackendAuth):
+        auth.token()  # fail at start-up, not in the middle of the run
     return auth
 
 

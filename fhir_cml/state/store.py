@@ -8,6 +8,7 @@ reader (``fhir-cml`` looking at the run log) never blocks the job.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -125,18 +126,34 @@ class StateStore:
             return self.url.split("@")[-1]
 
     def create_all(self) -> None:
-        """Creates missing tables (of every model declared on ``Base``) and checks the version."""
-        with self._errors("create the state tables"):
-            Base.metadata.create_all(self.engine)
-            with self._sessions.begin() as session:
-                row = session.get(StateMeta, "schema_version")
-                if row is None:
-                    session.add(StateMeta(key="schema_version", value=str(SCHEMA_VERSION)))
-                elif int(row.value) > SCHEMA_VERSION:
-                    raise StateError(
-                        f"the state store {self.safe_url} was written by a newer fhir-cml "
-                        f"(schema {row.value}, this one knows {SCHEMA_VERSION})"
-                    )
+        """Creates missing tables (of every model declared on ``Base``) and checks the version.
+
+        Several processes (gunicorn workers, a sync started next to the service) may do this at
+        once on a new database; the loser of that race sees "table already exists" or a duplicate
+        version row, so it tries again and then finds everything in place.
+        """
+        attempts = 5
+        for attempt in range(1, attempts + 1):
+            try:
+                self._create_all_once()
+                return
+            except SQLAlchemyError:
+                if attempt == attempts:
+                    with self._errors("create the state tables"):
+                        raise
+                time.sleep(0.05 * attempt)
+
+    def _create_all_once(self) -> None:
+        Base.metadata.create_all(self.engine)
+        with self._sessions.begin() as session:
+            row = session.get(StateMeta, "schema_version")
+            if row is None:
+                session.add(StateMeta(key="schema_version", value=str(SCHEMA_VERSION)))
+            elif int(row.value) > SCHEMA_VERSION:
+                raise StateError(
+                    f"the state store {self.safe_url} was written by a newer fhir-cml "
+                    f"(schema {row.value}, this one knows {SCHEMA_VERSION})"
+                )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -278,9 +295,10 @@ class StateStore:
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
+    # The busy timeout first: switching to WAL takes a lock another process may be holding.
+    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 

@@ -27,9 +27,9 @@ __all__ = ["Settings", "blueprints", "create_app"]
 
 def blueprints() -> list[Blueprint]:
     """Every face the app serves, in registration order. Add a new face's blueprint here."""
-    from fhir_cml.web import cds_hooks, fhir_api, health
+    from fhir_cml.web import cds_hooks, fhir_api, health, smart
 
-    return [health.bp, fhir_api.bp, cds_hooks.bp]
+    return [health.bp, fhir_api.bp, cds_hooks.bp, smart.bp]
 
 
 def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:

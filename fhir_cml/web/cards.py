@@ -31,16 +31,9 @@ from fhir_cml.web.settings import Settings
 
 MAX_SUMMARY: Final = 139  # "<140-character summary"
 LINK_LABEL: Final = "Open CML course"
-# Override reasons offered on every card. The codes are fhir-cml's own; CDS Hooks prescribes no
-# set, and requires a display for each.
-OVERRIDE_SYSTEM: Final = f"{c.BASE}/CodeSystem/cds-override-reason"
-OVERRIDE_REASONS: Final = (
-    ("not-applicable", "Not applicable to this patient"),
-    ("already-addressed", "Already addressed"),
-    ("data-out-of-date", "The data shown is incomplete or out of date"),
-    ("specialist-decision", "Decided with the treating haematologist"),
-    ("patient-preference", "Patient preference"),
-)
+# Override reasons offered on every card (published as a CodeSystem in profiles/).
+OVERRIDE_SYSTEM: Final = c.CS_CDS_OVERRIDE_REASON
+OVERRIDE_REASONS: Final = c.CDS_OVERRIDE_REASONS
 _MILESTONES: Final = {
     Milestone.M3: "at 3 months",
     Milestone.M6: "at 6 months",

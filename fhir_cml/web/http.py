@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import traceback
 from typing import Any, Final
 
 from flask import Flask, Response, request
@@ -22,6 +21,7 @@ from fhir_cml.errors import (
     OperationOutcomeError,
     RequestError,
 )
+from fhir_cml.web.logs import log_unexpected
 
 log = logging.getLogger("fhir_cml.web")
 
@@ -186,14 +186,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Response:
-        frames = traceback.extract_tb(err.__traceback__)
-        log.error(
-            "unexpected error",
-            extra={
-                "error": type(err).__name__,
-                "where": [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in frames[-5:]],
-            },
-        )
+        log_unexpected(log, err)
         return _answer(
             outcome("Internal error; it has been logged.", "exception"),
             500,

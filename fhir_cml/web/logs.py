@@ -12,6 +12,7 @@ import logging
 import re
 import sys
 import time
+import traceback
 import uuid
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -89,3 +90,16 @@ def request_id() -> str:
     """This request's id (from ``X-Request-ID`` when it is safe to echo, else a new one)."""
     value = g.get("request_id")
     return value if isinstance(value, str) else "-"
+
+
+def log_unexpected(logger: logging.Logger, err: BaseException) -> None:
+    """An unexpected error by type and the last frames' file:line - never its message, which
+    may quote patient data from the input."""
+    frames = traceback.extract_tb(err.__traceback__)
+    logger.error(
+        "unexpected error",
+        extra={
+            "error": type(err).__name__,
+            "where": [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno}" for f in frames[-5:]],
+        },
+    )

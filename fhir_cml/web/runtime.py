@@ -18,8 +18,8 @@ from flask import current_app
 from sqlalchemy import text
 
 from fhir_cml.errors import ConfigurationError
-from fhir_cml.fhir.auth import SigningKey, SmartBackendAuth, discover, load_signing_key
-from fhir_cml.fhir.client import BearerToken, FhirClient, RetryPolicy
+from fhir_cml.fhir.auth import SigningKey, load_signing_key, server_credentials
+from fhir_cml.fhir.client import FhirClient, RetryPolicy
 from fhir_cml.state import StateStore
 from fhir_cml.state.cds import CdsState
 from fhir_cml.web.cds_jwt import TokenVerifier
@@ -65,16 +65,14 @@ class Ehr:
 
     def _auth(self, client: FhirClient) -> requests.auth.AuthBase | None:
         s = self.settings
-        if s.token is not None:
-            return BearerToken(s.token.get_secret_value())
-        if self._key is None or s.client_id is None:
-            return None
-        token_url = s.token_url
-        if token_url is None:
-            config = discover(client)
-            config.check(self._key.alg)
-            token_url = config.token_endpoint
-        return SmartBackendAuth(s.client_id, self._key, token_url, scope=s.scope)
+        return server_credentials(
+            client,
+            token=s.token.get_secret_value() if s.token is not None else None,
+            client_id=s.client_id,
+            key=self._key,
+            token_url=s.token_url,
+            scope=s.scope,
+        )
 
     def ping(self) -> None:
         """``GET [base]/metadata`` with the readiness timeout; raises FhirClientError."""

@@ -16,6 +16,7 @@ import json
 import os
 import re
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
@@ -146,6 +147,22 @@ class Settings(BaseSettings):
     cds_fhir_servers: Annotated[tuple[str, ...], NoDecode] = ()
     cds_client_id: str | None = None
     smart_launch_path: str = "/launch"
+    # SMART on FHIR app (fhir_cml.web.smart): the EHRs (FHIR bases, `iss`) allowed to launch it,
+    # its registration there, and its sessions.
+    smart_issuers: Annotated[tuple[str, ...], NoDecode] = ()
+    smart_client_id: str | None = None
+    smart_client_secret: SecretStr | None = None
+    smart_private_key: Path | None = None
+    smart_key_id: str | None = None
+    smart_scope: str | None = None
+    smart_offline_access: bool = False
+    smart_session_idle_minutes: int = Field(default=30, gt=0, le=24 * 60)
+    smart_session_max_hours: float = Field(default=12.0, gt=0, le=7 * 24)
+    # A fixed as-of date for the app's readings (training, demonstrations); unset: today.
+    smart_as_of: date | None = None
+    # Demo mode: the app over the bundled example patients, without an EHR.
+    demo: bool = False
+    demo_examples: Path | None = None
     # Logs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -199,6 +216,16 @@ class Settings(BaseSettings):
             raise ValueError("must start with '/'")
         return value
 
+    @field_validator("smart_issuers", mode="before")
+    @classmethod
+    def _issuer_list(cls, value: Any) -> Any:
+        return _string_list(value)
+
+    @field_validator("smart_issuers")
+    @classmethod
+    def _smart_issuers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_http_url(v, "a SMART issuer (FHIR base URL)") for v in value)
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.token is not None and (self.client_id or self.private_key):
@@ -217,6 +244,16 @@ class Settings(BaseSettings):
         issuers = [i.iss for i in self.cds_issuers]
         if len(set(issuers)) != len(issuers):
             raise ValueError(f"{env_name('cds_issuers')} lists an issuer twice")
+        if self.smart_issuers and not self.smart_client_id:
+            raise ValueError(
+                f"{env_name('smart_issuers')} is given but {env_name('smart_client_id')} (the "
+                "app's client id at the EHR) is not"
+            )
+        if self.smart_client_secret is not None and self.smart_private_key is not None:
+            raise ValueError(
+                f"give either {env_name('smart_client_secret')} or "
+                f"{env_name('smart_private_key')}, not both"
+            )
         return self
 
     @classmethod
@@ -242,6 +279,11 @@ class Settings(BaseSettings):
     @property
     def smart_launch_url(self) -> str:
         return f"{self.public_base_url}{self.smart_launch_path}"
+
+    @property
+    def smart_callback_url(self) -> str:
+        """The redirect URI to register at the EHR: ``{public base}/smart/callback``."""
+        return f"{self.public_base_url}/smart/callback"
 
     def issuer(self, iss: str) -> CdsIssuer | None:
         for issuer in self.cds_issuers:

@@ -636,6 +636,14 @@ def code_systems() -> list[CodeSystemSpec]:
             _enum(StopReason, STOP_REASON),
         ),
         CodeSystemSpec(
+            c.CS_CDS_OVERRIDE_REASON,
+            "CdsOverrideReason",
+            "CDS card override reason",
+            "Why a clinician overrides a fhir-cml CDS Hooks card (card overrideReasons and the "
+            "feedback the EHR sends back).",
+            {code: (shown, f"{shown}.") for code, shown in c.CDS_OVERRIDE_REASONS},
+        ),
+        CodeSystemSpec(
             c.CS_CML,
             "Cml",
             "fhir-cml local codes",

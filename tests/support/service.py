@@ -81,6 +81,10 @@ def run_service(
         str(threads),
         "--graceful-timeout",
         "5",
+        # A worker busy past gunicorn's default 30 s is killed and its connection reset; on a
+        # loaded CI machine the first requests (imports, validation) can take that long.
+        "--timeout",
+        "120",
         *extra,
     ]
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("FHIR_CML_")}
@@ -92,6 +96,12 @@ def run_service(
     try:
         url = _wait(process, log, timeout)
         yield ServiceProcess(url, process, log)
+        if process.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(
+                f"gunicorn exited on its own (code {process.returncode}):\n"
+                + log.read().decode("utf-8", "replace")[-20000:]
+            )
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

@@ -180,7 +180,13 @@ def test_each_code_system_holds_exactly_the_engines_codes(system: str) -> None:
 
 def test_every_project_code_system_is_mapped_to_its_enum() -> None:
     systems = {u for n, u in GEN.url_constants().items() if n.startswith("CS_")}
-    assert systems == {*ENUMS, canonical.CS_CML}
+    assert systems == {*ENUMS, canonical.CS_CML, canonical.CS_CDS_OVERRIDE_REASON}
+
+
+def test_override_reason_code_system_holds_the_cards_reasons() -> None:
+    assert codes_of(canonical.CS_CDS_OVERRIDE_REASON) == [
+        c for c, _ in canonical.CDS_OVERRIDE_REASONS
+    ]
 
 
 def test_cml_code_system_holds_every_local_code_of_canonical() -> None:
@@ -190,7 +196,9 @@ def test_cml_code_system_holds_every_local_code_of_canonical() -> None:
     assert sorted(codes_of(canonical.CS_CML)) == sorted(getattr(canonical, n) for n in names)
 
 
-@pytest.mark.parametrize("system", sorted({*ENUMS, canonical.CS_CML}))
+@pytest.mark.parametrize(
+    "system", sorted({*ENUMS, canonical.CS_CML, canonical.CS_CDS_OVERRIDE_REASON})
+)
 def test_each_code_system_has_its_value_set(system: str) -> None:
     vs = by_url().get(system.replace("/CodeSystem/", "/ValueSet/"))
     assert vs is not None

@@ -191,3 +191,31 @@ def test_the_password_is_hidden_in_messages() -> None:
     with pytest.raises(StateError) as caught:
         store.create_all()
     assert "s3cret" not in str(caught.value)
+
+
+def _create_all_after(url: str, barrier: object) -> str:
+    import fhir_cml.state.cds
+    import fhir_cml.state.smart  # noqa: F401 - every table the service declares
+
+    store = StateStore(url)
+    barrier.wait()  # type: ignore[attr-defined]
+    try:
+        store.create_all()
+    except StateError as err:
+        return str(err)
+    finally:
+        store.close()
+    return "ok"
+
+
+def test_workers_starting_together_on_a_new_database_all_come_up(tmp_path: Path) -> None:
+    """gunicorn's workers each open the store at boot; none may lose the table-creation race."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, context.Pool(4) as pool:
+        for attempt in range(3):
+            url = str(tmp_path / f"race-{attempt}.sqlite3")
+            barrier = manager.Barrier(4)
+            outcomes = pool.starmap(_create_all_after, [(url, barrier)] * 4)
+            assert outcomes == ["ok"] * 4

@@ -7,6 +7,7 @@
 Alias: $ATC = http://www.whocc.no/atc
 Alias: $BASE = https://fhir-cml.org/fhir
 Alias: $CAPABILITY_STATEMENT = https://fhir-cml.org/fhir/CapabilityStatement/fhir-cml
+Alias: $CS_CDS_OVERRIDE_REASON = https://fhir-cml.org/fhir/CodeSystem/cds-override-reason
 Alias: $CS_CML = https://fhir-cml.org/fhir/CodeSystem/cml
 Alias: $CS_ELN_MILESTONE = https://fhir-cml.org/fhir/CodeSystem/eln-milestone
 Alias: $CS_ELN_RESPONSE = https://fhir-cml.org/fhir/CodeSystem/eln-response

@@ -194,6 +194,20 @@ Description: "Why a TKI course ended (MedicationStatement.statusReason)."
 * #other "Other" "Stopped for another reason."
 * #unknown "Unknown" "The reason is not recorded."
 
+CodeSystem: CdsOverrideReason
+Id: cds-override-reason
+Title: "CDS card override reason"
+Description: "Why a clinician overrides a fhir-cml CDS Hooks card (card overrideReasons and the feedback the EHR sends back)."
+* ^url = "https://fhir-cml.org/fhir/CodeSystem/cds-override-reason"
+* ^caseSensitive = true
+* ^experimental = false
+* ^content = #complete
+* #not-applicable "Not applicable to this patient" "Not applicable to this patient."
+* #already-addressed "Already addressed" "Already addressed."
+* #data-out-of-date "The data shown is incomplete or out of date" "The data shown is incomplete or out of date."
+* #specialist-decision "Decided with the treating haematologist" "Decided with the treating haematologist."
+* #patient-preference "Patient preference" "Patient preference."
+
 CodeSystem: Cml
 Id: cml
 Title: "fhir-cml local codes"

@@ -98,6 +98,14 @@ Description: "All codes of the CodeSystem tki-stop-reason: Why a TKI course ende
 * ^experimental = false
 * include codes from system https://fhir-cml.org/fhir/CodeSystem/tki-stop-reason
 
+ValueSet: CdsOverrideReasonVS
+Id: cds-override-reason
+Title: "CDS card override reason"
+Description: "All codes of the CodeSystem cds-override-reason: Why a clinician overrides a fhir-cml CDS Hooks card (card overrideReasons and the feedback the EHR sends back)."
+* ^url = "https://fhir-cml.org/fhir/ValueSet/cds-override-reason"
+* ^experimental = false
+* include codes from system https://fhir-cml.org/fhir/CodeSystem/cds-override-reason
+
 ValueSet: CmlVS
 Id: cml
 Title: "fhir-cml local codes"

@@ -1,0 +1,405 @@
+"""What the page shows, built from the JSON contract (:func:`fhir_cml.reporting.patient_contract`).
+
+The reading, the suggestions and their bases are the contract's, so the page says what
+``fhir-cml assess --format json`` says; this module only arranges them for a clinician and
+turns each basis's evidence references into words ("BCR::ABL1 0.031 % IS on 2025-05-26"), so
+a reader can check a suggestion against the results without looking references up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Final
+
+from fhir_cml import __version__
+from fhir_cml.domain import Assessment, PatientRecord
+from fhir_cml.domain.model import Issue
+from fhir_cml.domain.rules.catalogue import RULESET_VERSION
+from fhir_cml.domain.rules.common import pct
+from fhir_cml.fhir.outbound.identifiers import fingerprint
+from fhir_cml.reporting import issue_item, patient_contract
+from fhir_cml.state.smart import DecisionRecord
+from fhir_cml.web.smart.chart import ChartData, chart_data, render_svg
+
+NOTICE: Final = "Suggestions for a clinician to review; not orders."
+DISMISS_REASONS: Final = (
+    ("not-applicable", "Does not apply to this patient"),
+    ("already-addressed", "Already addressed or in progress"),
+    ("clinical-judgement", "Clinical judgement differs"),
+    ("patient-preference", "Patient's preference"),
+    ("data-problem", "The data are incomplete or wrong"),
+    ("other", "Other (say why below)"),
+)
+MAX_COMMENT: Final = 1000
+_STATUS_CLASS: Final = {
+    "optimal": "ok",
+    "warning": "warn",
+    "suboptimal": "warn",
+    "failure": "alert",
+    "not-evaluable": "none",
+}
+_THERAPY_STATUS: Final = {
+    "active": "active",
+    "interrupted": "interrupted",
+    "stopped": "stopped",
+    "tfr": "stopped for treatment-free remission",
+    "none": "no TKI recorded",
+}
+_LAB_UNITS: Final = {
+    "wbc": "x10^9/L",
+    "platelets": "x10^9/L",
+    "basophils": "% in blood",
+    "blasts": "% in blood",
+    "spleen": "cm below the costal margin",
+}
+_TFR: Final = {
+    "eligible": "eligible for a TFR attempt",
+    "not-eligible": "not eligible",
+    "in-tfr": "in treatment-free remission",
+    "molecular-relapse": "molecular relapse after stopping",
+    "not-evaluable": "not evaluable",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Whose page this is and where its forms go."""
+
+    iss: str  # the EHR's FHIR base ("demo" in demo mode)
+    patient: str  # Patient/<id>
+    as_of: date
+    demo: bool
+    accept_url: str
+    dismiss_url: str
+    user: str | None = None
+    back_url: str | None = None
+    logout_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the reading: a label, what it says, its state and the bases behind it."""
+
+    label: str
+    value: str
+    state: str = ""
+    reasons: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass
+class PageModel:
+    subject: Subject
+    contract: dict[str, Any]
+    patient_name: str
+    patient_details: str
+    rows: list[Row]
+    suggestions: list[dict[str, Any]]
+    predictions: list[dict[str, Any]]
+    issues: list[dict[str, Any]]
+    chart: ChartData
+    chart_svg: str
+    fingerprint: str
+    evidence: dict[str, str]
+    sources: list[str]
+    csrf_token: str
+    decisions: list[DecisionRecord] = field(default_factory=list)
+    flash: dict[str, Any] | None = None
+    public_base_url: str = ""
+    notice: str = NOTICE
+    version: str = __version__
+    ruleset: str = RULESET_VERSION
+    reasons: tuple[tuple[str, str], ...] = DISMISS_REASONS
+    max_comment: int = MAX_COMMENT
+
+    @property
+    def decided(self) -> DecisionRecord | None:
+        """The latest decision on exactly this proposal (same fingerprint), if any."""
+        return next((d for d in self.decisions if d.fingerprint == self.fingerprint), None)
+
+    def label(self, ref: str) -> str:
+        return self.evidence.get(ref, ref)
+
+
+def build_page(
+    *,
+    assessment: Assessment,
+    record: PatientRecord,
+    resources: Sequence[Mapping[str, Any]],
+    subject: Subject,
+    csrf_token: str,
+    public_base_url: str,
+    load_issues: Iterable[Issue] = (),
+    decisions: Sequence[DecisionRecord] = (),
+    flash: dict[str, Any] | None = None,
+) -> PageModel:
+    contract = patient_contract(assessment)
+    data = chart_data(record, assessment)
+    name, details = patient_banner(resources, record.patient)
+    issues = list(contract["issues"]) + [issue_item(i) for i in load_issues]
+    return PageModel(
+        subject=subject,
+        contract=contract,
+        patient_name=name,
+        patient_details=details,
+        rows=reading_rows(contract),
+        suggestions=list(contract["recommendations"]),
+        predictions=list(contract["predictions"]),
+        issues=issues,
+        chart=data,
+        chart_svg=render_svg(data),
+        fingerprint=fingerprint(assessment),
+        evidence=evidence_labels(record),
+        sources=_sources(contract),
+        csrf_token=csrf_token,
+        decisions=list(decisions),
+        flash=flash,
+        public_base_url=public_base_url,
+    )
+
+
+def reading_rows(c: dict[str, Any]) -> list[Row]:
+    """The current reading, one row per question a hematologist asks."""
+    rows = [
+        Row("Therapy", therapy_text(c["therapy"])),
+        Row("Latest BCR::ABL1", latest_text(c["latest_bcr_abl1"])),
+        Row(
+            "Response depth",
+            c["molecular_response"],
+            "none" if c["molecular_response"] == "not-evaluable" else "",
+            tuple(c["molecular_response_reasons"]),
+        ),
+    ]
+    eln = c["eln"]
+    guideline = {"eln2020": "ELN 2020", "eln2013": "ELN 2013", "eln2009": "ELN 2009"}.get(
+        c["guideline"], c["guideline"]
+    )
+    rows.append(
+        Row(
+            f"{guideline} category",
+            eln_text(eln["status"], eln["milestone"]),
+            _STATUS_CLASS.get(eln["status"], ""),
+            tuple(eln["reasons"]),
+        )
+    )
+    loss = c["loss_of_mmr"]
+    if loss["lost"]:
+        rows.append(
+            Row(
+                "Loss of MMR",
+                "confirmed" if loss["confirmed"] else "not yet confirmed",
+                "alert",
+                tuple(loss["reasons"]),
+            )
+        )
+    tfr = c["tfr"]
+    rows.append(
+        Row("TFR status", _TFR.get(tfr["status"], tfr["status"]), "", tuple(tfr["reasons"]))
+    )
+    tdm = c["tdm"]
+    tdm_text = tdm["status"].replace("-", " ")
+    if tdm["trough_ng_ml"] is not None:
+        tdm_text += f": trough {_number(tdm['trough_ng_ml'])} ng/mL on {tdm['date']}"
+    rows.append(
+        Row(
+            "TDM",
+            tdm_text,
+            "warn" if tdm["status"] in ("subtherapeutic", "supratherapeutic") else "",
+            tuple(tdm["reasons"]) if tdm["trough_ng_ml"] is not None else (),
+        )
+    )
+    scores = c["risk_scores"]
+    rows.append(
+        Row(
+            "Risk scores",
+            "; ".join(score_text(name, s) for name, s in scores.items()) or "none computed",
+            "",
+            tuple(r for s in scores.values() for r in s["reasons"]),
+        )
+    )
+    due, overdue = c["next_pcr_due"], c["pcr_overdue"]
+    pcr = "no schedule" if due is None else f"OVERDUE since {due}" if overdue else f"due by {due}"
+    rows.append(
+        Row(
+            "Next BCR::ABL1 PCR",
+            pcr,
+            "alert" if overdue else "",
+            tuple(c["monitoring"]["reasons"]),
+        )
+    )
+    for i in c["interactions"]:
+        rows.append(
+            Row(
+                "Interaction",
+                f"{i['medication']} ({i['effect'].replace('-', ' ')})",
+                "warn",
+                tuple(i["reasons"]),
+            )
+        )
+    return rows
+
+
+def therapy_text(t: dict[str, Any]) -> str:
+    if t["drug"] is None:
+        return str(_THERAPY_STATUS.get(t["status"], t["status"]))
+    dose = f" {_number(t['daily_dose_mg'])} mg/day" if t["daily_dose_mg"] is not None else ""
+    parts = [f"{t['drug']}{dose}, {_THERAPY_STATUS.get(t['status'], t['status'])}"]
+    if t["start"]:
+        line = {1: "first line", 2: "second line", 3: "third line"}.get(
+            t["line"], f"line {t['line']}"
+        )
+        months = f" ({t['months_on_therapy']:.1f} months)" if t["months_on_therapy"] else ""
+        parts.append(f"{line}, TKI since {t['start']}{months}")
+    if t["last_dose_change"]:
+        parts.append(f"last dose change {t['last_dose_change']}")
+    if t["stopped_on"]:
+        why = f" ({t['stop_reason']})" if t["stop_reason"] else ""
+        parts.append(f"stopped {t['stopped_on']}{why}")
+    return "; ".join(parts)
+
+
+def latest_text(r: dict[str, Any] | None) -> str:
+    if r is None:
+        return "none recorded"
+    if r["detectable"] and r["is_percent"] is not None:
+        factor = r.get("conversion_factor")
+        value = f"{pct(r['is_percent'])} IS" + (
+            f" (converted with the laboratory's factor {factor:g})" if factor else ""
+        )
+    elif r["detectable"]:
+        value = "detected, not on the IS"
+    else:
+        value = "not detected"
+    copies = (
+        f", {r['control_gene'] or 'control gene'} {r['control_copies']:,} copies"
+        if r["control_copies"] is not None
+        else ", control-gene copies not reported"
+    )
+    return f"{value} on {r['date']}{copies}"
+
+
+def eln_text(status: str, milestone: str | None) -> str:
+    if status == "not-evaluable":
+        return "not evaluable"
+    if milestone is None:
+        return status
+    when = "any time" if milestone == "any" else f"{milestone[:-1]} months"
+    return f"{status} ({when})"
+
+
+def score_text(name: str, s: dict[str, Any]) -> str:
+    label = "Sokal" if name == "sokal" else name.upper()
+    if s["category"] == "not-evaluable" or s["value"] is None:
+        return f"{label} not evaluable"
+    return f"{label} {_number(s['value'])} ({s['category']})"
+
+
+def patient_banner(resources: Sequence[Mapping[str, Any]], patient: str) -> tuple[str, str]:
+    """The patient's name and a line of details from the Patient resource, to confirm identity."""
+    pid = patient.removeprefix("Patient/")
+    found = next(
+        (r for r in resources if r.get("resourceType") == "Patient" and r.get("id") == pid), None
+    )
+    if found is None:
+        return patient, ""
+    name = human_name(found.get("name")) or patient
+    details = []
+    if isinstance(found.get("birthDate"), str):
+        details.append(f"born {found['birthDate']}")
+    if isinstance(found.get("gender"), str):
+        details.append(str(found["gender"]))
+    details.append(patient)
+    return name, " · ".join(details)
+
+
+def human_name(names: Any) -> str | None:
+    """A Patient's name as written: ``text``, else given names and family name."""
+    if not isinstance(names, list):
+        return None
+    for n in names:
+        if not isinstance(n, dict):
+            continue
+        if isinstance(n.get("text"), str) and n["text"].strip():
+            return str(n["text"]).strip()
+        given = " ".join(g for g in n.get("given") or [] if isinstance(g, str))
+        family = n.get("family") if isinstance(n.get("family"), str) else ""
+        text = f"{given} {family}".strip()
+        if text:
+            return text
+    return None
+
+
+def evidence_labels(record: PatientRecord) -> dict[str, str]:
+    """Each input reference in words a clinician can check against the chart."""
+    labels: dict[str, str] = {record.patient: "the patient record"}
+    for d in record.diagnoses:
+        phase = f", {d.phase.value} phase" if d.phase else ""
+        onset = f" since {d.onset.isoformat()}" if d.onset else ""
+        labels[d.ref] = f"CML diagnosis{phase}{onset}"
+    for r in record.bcr_abl1:
+        if not r.detectable:
+            value = "not detected"
+        elif r.is_percent is not None:
+            value = f"{pct(r.is_percent)} IS"
+        elif r.raw_percent is not None:
+            value = f"{pct(r.raw_percent)} (laboratory scale)"
+        else:
+            value = "detected"
+        copies = f", {r.control_copies:,} control copies" if r.control_copies is not None else ""
+        labels[r.ref] = f"BCR::ABL1 {value} on {r.date.isoformat()}{copies}"
+    for c in record.cytogenetics:
+        labels[c.ref] = (
+            f"Ph+ {_number(c.ph_positive_percent)} % ({c.method}) on {c.date.isoformat()}"
+        )
+    for lab in record.labs:
+        unit = _LAB_UNITS.get(lab.kind.value, "")
+        labels[lab.ref] = f"{lab.kind.value} {_number(lab.value)} {unit} on {lab.date.isoformat()}"
+    for h in record.hematologic:
+        state = (
+            "complete hematologic response" if h.complete else "no complete hematologic response"
+        )
+        labels[h.ref] = f"{state} on {h.date.isoformat()}"
+    for t in record.troughs:
+        labels[t.ref] = f"{t.drug.value} trough {_number(t.ng_ml)} ng/mL on {t.date.isoformat()}"
+    for m in record.mutations:
+        labels[m.ref] = (
+            f"kinase-domain mutation {m.mutation or 'detected'} on {m.date.isoformat()}"
+            if m.detected
+            else f"no kinase-domain mutation found on {m.date.isoformat()}"
+        )
+    for a in record.adherence:
+        labels[a.ref] = f"adherence {'good' if a.adherent else 'poor'} on {a.date.isoformat()}"
+    for e in record.adverse_events:
+        labels[e.ref] = f"adverse event: {e.description} from {e.date.isoformat()}"
+    for s in record.tki:
+        dose = f" {_number(s.daily_dose_mg)} mg/day" if s.daily_dose_mg is not None else ""
+        start = f" from {s.start.isoformat()}" if s.start else ""
+        end = f" to {s.end.isoformat()}" if s.end else ""
+        labels[s.ref] = f"{s.drug.value}{dose}{start}{end} ({s.status.value})"
+    for o in record.other_medications:
+        labels[o.ref] = f"{o.name} ({o.effect.value.replace('-', ' ')} of CYP3A4)"
+    return labels
+
+
+def _sources(contract: dict[str, Any]) -> list[str]:
+    """Every published source the page's bases cite, once, in order of first citation."""
+    found: dict[str, None] = {}
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("source"), str) and "rule" in value:
+                found.setdefault(value["source"], None)
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(contract)
+    return list(found)
+
+
+def _number(value: float) -> str:
+    text = f"{value:,.4f}".rstrip("0").rstrip(".")
+    return text or "0"

@@ -1,0 +1,517 @@
+"""The page, Accept and Dismiss: for a patient launched from the EHR (``/smart/...``) and, in
+demo mode, for the bundled examples (``/demo/...``).
+
+The page is assessed afresh from the EHR's data on every view and every form post, so Accept
+writes what the clinician saw or nothing: each form carries the assessment fingerprint, and a
+proposal that changed in between is not written (the page says so). Accept uses the sync job's
+write-back (conditional creates on the fingerprint, superseding the previous proposal), so a
+second Accept creates nothing; the page reports what the EHR did. Forms are POSTs with the
+session's CSRF token; their answers redirect (303) to the page, which shows the result once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Final
+
+import requests
+from flask import redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from fhir_cml.domain import Assessment, PatientRecord
+from fhir_cml.domain.model import Issue
+from fhir_cml.errors import FhirAuthError, FhirNotFoundError
+from fhir_cml.fhir.client import FhirClient
+from fhir_cml.fhir.fetch import fetch_patient
+from fhir_cml.fhir.outbound.identifiers import fingerprint
+from fhir_cml.fhir.writeback import WriteOutcome, write_assessment
+from fhir_cml.state.smart import SessionRecord
+from fhir_cml.web import assessment as assessing
+from fhir_cml.web.runtime import INTERACTIVE_RETRY
+from fhir_cml.web.smart.blueprint import bp
+from fhir_cml.web.smart.demo import DEMO_ISS, Demo
+from fhir_cml.web.smart.errors import RELAUNCH, SmartError, session_expired
+from fhir_cml.web.smart.page import DISMISS_REASONS, MAX_COMMENT, Subject, build_page
+from fhir_cml.web.smart.runtime import SmartRuntime, smart_runtime
+
+log = logging.getLogger("fhir_cml.web.smart")
+
+REFRESH_MARGIN: Final = timedelta(seconds=30)
+_REASONS: Final = dict(DISMISS_REASONS)
+
+
+@dataclass(frozen=True, slots=True)
+class Assessed:
+    """One patient's data as read, and its assessment."""
+
+    assessment: Assessment
+    record: PatientRecord
+    resources: list[dict[str, Any]]
+    issues: list[Issue]
+
+
+def assess_resources(
+    resources: list[dict[str, Any]], patient: str, as_of: date, rt: SmartRuntime
+) -> Assessed:
+    """Reads and assesses one patient's resources as every face does (web.assessment)."""
+    loaded = assessing.load(resources, rt.settings, rt.clock())
+    record = assessing.only_patient(loaded, patient)
+    result = assessing.assess_record(record, as_of, rt.settings.guideline)
+    return Assessed(result, record, resources, list(loaded.issues))
+
+
+# --- the EHR, with the session's token -----------------------------------------------------------
+
+
+class SessionAuth(requests.auth.AuthBase):
+    """The session's access token as a bearer token, refreshed with the refresh token when it is
+    about to expire or the FHIR server answers 401 (once: FhirClient calls ``renew``)."""
+
+    def __init__(self, rt: SmartRuntime, record: SessionRecord) -> None:
+        self.rt = rt
+        self.record = record
+        self._lock = threading.Lock()
+        expires = record.token_expires_at
+        if expires is not None and expires - rt.clock() <= REFRESH_MARGIN:
+            self.token = self._refresh("the EHR's access token has expired")
+        else:
+            assert record.access_token is not None
+            self.token = record.access_token
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = f"Bearer {self.token}"
+        return r
+
+    def renew(self) -> None:
+        with self._lock:
+            self.token = self._refresh("the EHR no longer accepts the app's access token")
+
+    def _refresh(self, why: str) -> str:
+        rt, record = self.rt, self.record
+        if not record.refresh_token or rt.tokens is None or record.token_endpoint is None:
+            rt.sessions.end(record)
+            raise session_expired(f"{why} and it gave no refresh token")
+        try:
+            tokens = rt.tokens.refresh(
+                record.token_endpoint,
+                refresh_token=record.refresh_token,
+                now=rt.clock(),
+            )
+        except SmartError:
+            rt.sessions.end(record)
+            raise session_expired(f"{why} and it refused to renew it") from None
+        if tokens.patient is not None and tokens.patient != record.patient:
+            rt.sessions.end(record)
+            raise SmartError(
+                403,
+                "The EHR changed the patient",
+                "Renewing access returned another patient's context; the session was ended.",
+                RELAUNCH,
+            )
+        rt.state.update_session(
+            record.id,
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            token_expires_at=tokens.expires_at,
+        )
+        log.info("access token renewed")
+        return tokens.access_token
+
+
+def ehr_client(rt: SmartRuntime, record: SessionRecord) -> FhirClient:
+    assert record.iss is not None
+    s = rt.settings
+    return FhirClient(
+        record.iss,
+        auth=SessionAuth(rt, record),
+        timeout=(s.fhir_connect_timeout, s.fhir_timeout),
+        retry=INTERACTIVE_RETRY,
+    )
+
+
+def from_ehr(rt: SmartRuntime, record: SessionRecord, client: FhirClient) -> Assessed:
+    """The session's patient read from the EHR and assessed; refusals become clear pages."""
+    assert record.patient is not None
+    try:
+        fetched = fetch_patient(client, record.patient)
+    except FhirAuthError as err:
+        if err.status == 401:
+            rt.sessions.end(record)
+            raise session_expired("the EHR no longer accepts the app's access token") from None
+        raise SmartError(
+            403,
+            "The EHR refused access to this patient",
+            f"The EHR's FHIR server did not give the app Patient/{record.patient}'s data "
+            f"(HTTP 403): {err.message}. The sign-in may be for another patient.",
+            "Open the app again from this patient's chart.",
+        ) from None
+    except FhirNotFoundError:
+        raise _unknown_patient(record.patient) from None
+    if not any(r.get("resourceType") == "Patient" for r in fetched.resources):
+        raise _unknown_patient(record.patient)
+    return assess_resources(fetched.resources, f"Patient/{record.patient}", as_of(rt, record), rt)
+
+
+def _unknown_patient(patient: str) -> SmartError:
+    return SmartError(
+        404,
+        "Patient not found",
+        f"Patient/{patient} is not known to the EHR's FHIR server.",
+        RELAUNCH,
+    )
+
+
+def as_of(rt: SmartRuntime, record: SessionRecord) -> date:
+    """The launch's ``appContext`` date, else ``FHIR_CML_SMART_AS_OF``, else today (UTC)."""
+    return record.as_of or rt.settings.smart_as_of or rt.clock().date()
+
+
+def ehr_subject(rt: SmartRuntime, record: SessionRecord) -> Subject:
+    assert record.iss is not None
+    assert record.patient is not None
+    return Subject(
+        iss=record.iss,
+        patient=f"Patient/{record.patient}",
+        as_of=as_of(rt, record),
+        demo=False,
+        accept_url=url_for("smart.accept"),
+        dismiss_url=url_for("smart.dismiss"),
+        user=record.fhir_user,
+        logout_url=url_for("smart.logout"),
+    )
+
+
+@bp.get("/smart/app")
+def app_page() -> Response:
+    rt = smart_runtime()
+    record = rt.sessions.current(request)
+    with ehr_client(rt, record) as client:
+        assessed = from_ehr(rt, record, client)
+    return render(rt, record, ehr_subject(rt, record), assessed)
+
+
+@bp.post("/smart/accept")
+def accept() -> Response:
+    rt = smart_runtime()
+    record = rt.sessions.current(request)
+    rt.sessions.check_csrf(record, request.form.get("csrf_token"))
+    subject = ehr_subject(rt, record)
+    with ehr_client(rt, record) as client:
+        assessed = from_ehr(rt, record, client)
+
+        def write(a: Assessment, recorded: datetime) -> dict[str, Any]:
+            return outcome_dict(write_assessment(client, a, recorded, mode=rt.settings.write_mode))
+
+        return accept_proposal(rt, record, subject, assessed, write, url_for("smart.app_page"))
+
+
+@bp.post("/smart/dismiss")
+def dismiss() -> Response:
+    rt = smart_runtime()
+    record = rt.sessions.current(request)
+    rt.sessions.check_csrf(record, request.form.get("csrf_token"))
+    reason, comment = dismissal(request.form)
+    with ehr_client(rt, record) as client:
+        assessed = from_ehr(rt, record, client)
+    subject = ehr_subject(rt, record)
+    return dismiss_proposal(
+        rt, record, subject, assessed, reason, comment, url_for("smart.app_page")
+    )
+
+
+@bp.post("/smart/logout")
+def logout() -> Response:
+    rt = smart_runtime()
+    record = rt.sessions.find(request)
+    if record is not None:
+        rt.sessions.check_csrf(record, request.form.get("csrf_token"))
+        rt.sessions.end(record)
+    response = Response(
+        render_template("smart/signed_out.html"), content_type="text/html; charset=utf-8"
+    )
+    rt.sessions.clear_cookie(response)
+    return response
+
+
+# --- shared by the EHR and the demo --------------------------------------------------------------
+
+
+def render(
+    rt: SmartRuntime,
+    record: SessionRecord,
+    subject: Subject,
+    assessed: Assessed,
+    *,
+    flash: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    page = build_page(
+        assessment=assessed.assessment,
+        record=assessed.record,
+        resources=assessed.resources,
+        subject=subject,
+        csrf_token=record.csrf_token,
+        public_base_url=rt.settings.public_base_url,
+        load_issues=assessed.issues,
+        decisions=rt.state.decisions(subject.iss, subject.patient),
+        flash=flash if flash is not None else rt.state.take_flash(record.id),
+    )
+    body = render_template("smart/page.html", page=page)
+    return Response(body, status=status, content_type="text/html; charset=utf-8")
+
+
+def accept_proposal(
+    rt: SmartRuntime,
+    record: SessionRecord,
+    subject: Subject,
+    assessed: Assessed,
+    write: Callable[[Assessment, datetime], dict[str, Any]],
+    page_url: str,
+) -> Response:
+    """Writes the proposal (if it is the one the clinician saw) and reports what happened."""
+    shown = request.form.get("fingerprint")
+    current = fingerprint(assessed.assessment)
+    if shown != current:
+        return _changed(rt, record, page_url)
+    now = rt.clock().replace(microsecond=0)
+    result = write(assessed.assessment, now)
+    prefix = "DEMO: " if subject.demo else ""
+    if not result.get("ok", True):
+        flash = {
+            "kind": "error",
+            "title": f"{prefix}Not written",
+            "lines": [f"The EHR did not take the proposal: {result.get('error')}"],
+        }
+        return render(rt, record, subject, assessed, flash=flash, status=502)
+    rt.state.record_decision(
+        iss=subject.iss,
+        patient=subject.patient,
+        fingerprint=current,
+        kind="accepted",
+        recommendations=[s.code.value for s in assessed.assessment.recommendations],
+        result=result,
+        user=subject.user,
+        at=now,
+    )
+    rt.state.update_session(record.id, flash=_accept_flash(result, subject.demo))
+    return redirect(page_url, 303)
+
+
+def _accept_flash(result: Mapping[str, Any], demo: bool) -> dict[str, Any]:
+    where = "the demo's in-memory store (no EHR)" if demo else "the EHR"
+    prefix = "DEMO: " if demo else ""
+    if result.get("action") == "unchanged":
+        held = result.get("care_plan") or ", ".join(result.get("existing") or []) or "it"
+        return {
+            "kind": "unchanged",
+            "title": f"{prefix}Nothing new written",
+            "lines": [
+                f"{where[0].upper()}{where[1:]} already holds this proposal ({held}); accepting "
+                "it again creates nothing."
+            ],
+        }
+    lines = [f"Created {x}." for x in result.get("created") or []]
+    lines += [f"Already there, not created again: {x}." for x in result.get("existing") or []]
+    lines += [f"Superseded (updated): {x}." for x in result.get("updated") or []]
+    return {"kind": "accepted", "title": f"{prefix}Written to {where}", "lines": lines}
+
+
+def _changed(rt: SmartRuntime, record: SessionRecord, page_url: str) -> Response:
+    rt.state.update_session(
+        record.id,
+        flash={
+            "kind": "error",
+            "title": "Nothing written: the reading changed",
+            "lines": [
+                "The patient's data or the reading changed since the page was shown. Review the "
+                "updated page and decide again."
+            ],
+        },
+    )
+    return redirect(page_url, 303)
+
+
+def dismissal(form: Mapping[str, str]) -> tuple[str, str | None]:
+    """The reason code and comment of a Dismiss form; SmartError 400 when they do not do."""
+    reason = form.get("reason", "")
+    comment = (form.get("comment") or "").strip() or None
+    if reason not in _REASONS:
+        raise SmartError(
+            400,
+            "Dismissal not recorded",
+            "Choose one of the listed reasons for dismissing the suggestions.",
+            "Go back, choose a reason and submit again.",
+        )
+    if reason == "other" and comment is None:
+        raise SmartError(
+            400,
+            "Dismissal not recorded",
+            "With the reason 'Other', say why in the text box.",
+            "Go back, add a few words and submit again.",
+        )
+    if comment is not None and len(comment) > MAX_COMMENT:
+        raise SmartError(
+            400,
+            "Dismissal not recorded",
+            f"The comment is longer than {MAX_COMMENT} characters.",
+            "Go back, shorten it and submit again.",
+        )
+    return reason, comment
+
+
+def dismiss_proposal(
+    rt: SmartRuntime,
+    record: SessionRecord,
+    subject: Subject,
+    assessed: Assessed,
+    reason: str,
+    comment: str | None,
+    page_url: str,
+) -> Response:
+    current = fingerprint(assessed.assessment)
+    if request.form.get("fingerprint") != current:
+        return _changed(rt, record, page_url)
+    rt.state.record_decision(
+        iss=subject.iss,
+        patient=subject.patient,
+        fingerprint=current,
+        kind="dismissed",
+        recommendations=[s.code.value for s in assessed.assessment.recommendations],
+        reason=reason,
+        comment=comment,
+        user=subject.user,
+        at=rt.clock(),
+    )
+    prefix = "DEMO: " if subject.demo else ""
+    lines = [f"Reason: {_REASONS[reason]}." + (f" {comment}" if comment else "")]
+    lines.append("Nothing was written to the EHR." if not subject.demo else "Nothing was written.")
+    rt.state.update_session(
+        record.id,
+        flash={"kind": "dismissed", "title": f"{prefix}Dismissal recorded", "lines": lines},
+    )
+    return redirect(page_url, 303)
+
+
+def outcome_dict(o: WriteOutcome) -> dict[str, Any]:
+    return {
+        "ok": o.ok,
+        "action": o.action,
+        "created": list(o.created),
+        "existing": list(o.existing),
+        "updated": list(o.updated),
+        "care_plan": o.care_plan,
+        "risk_assessment": o.risk_assessment,
+        "error": o.error,
+    }
+
+
+# --- demo mode -----------------------------------------------------------------------------------
+
+
+def _demo(rt: SmartRuntime) -> Demo:
+    if rt.demo is None:
+        raise SmartError(
+            404,
+            "Demo mode is off",
+            "The demo pages are served only in demo mode.",
+            "Start the app with `fhir-cml serve --demo` (or FHIR_CML_DEMO=true).",
+        )
+    return rt.demo
+
+
+def demo_session(rt: SmartRuntime) -> tuple[SessionRecord, str | None]:
+    """The browser's demo session, or a new one (then with the id to set as cookie)."""
+    try:
+        return rt.sessions.current(request, kinds=("demo",)), None
+    except SmartError:
+        previous = rt.sessions.find(request)
+        if previous is not None:
+            rt.sessions.end(previous)
+        session_id, record = rt.sessions.start("demo", iss=DEMO_ISS)
+        return record, session_id
+
+
+def demo_assessed(rt: SmartRuntime, name: str) -> tuple[Subject, Assessed]:
+    demo = _demo(rt)
+    example = demo.examples.get(name)
+    if example is None:
+        raise SmartError(
+            404, "No such example", f"There is no example patient {name[:80]!r}.", None
+        )
+    assessed = assess_resources(example.resources(), example.patient, demo.as_of, rt)
+    subject = Subject(
+        iss=DEMO_ISS,
+        patient=example.patient,
+        as_of=demo.as_of,
+        demo=True,
+        accept_url=url_for("smart.demo_accept", name=name),
+        dismiss_url=url_for("smart.demo_dismiss", name=name),
+        back_url=url_for("smart.demo_list"),
+    )
+    return subject, assessed
+
+
+@bp.get("/demo")
+def demo_list() -> Response:
+    rt = smart_runtime()
+    demo = _demo(rt)
+    _, new_id = demo_session(rt)
+    rows = []
+    for name, example in demo.examples.items():
+        _, assessed = demo_assessed(rt, name)
+        a = assessed.assessment
+        milestone = f" ({a.eln.milestone.value})" if a.eln.milestone else ""
+        rows.append(
+            {
+                "name": name,
+                "title": example.title,
+                "url": url_for("smart.demo_page", name=name),
+                "summary": f"{a.molecular_response.depth.value}; {a.guideline.label} "
+                f"{a.eln.status.value}{milestone}; {len(a.recommendations)} suggestion"
+                f"{'s' if len(a.recommendations) != 1 else ''}",
+            }
+        )
+    body = render_template("smart/demo_list.html", rows=rows, as_of=demo.as_of)
+    response = Response(body, content_type="text/html; charset=utf-8")
+    if new_id is not None:
+        rt.sessions.set_cookie(response, new_id)
+    return response
+
+
+@bp.get("/demo/<name>")
+def demo_page(name: str) -> Response:
+    rt = smart_runtime()
+    record, new_id = demo_session(rt)
+    subject, assessed = demo_assessed(rt, name)
+    response = render(rt, record, subject, assessed)
+    if new_id is not None:
+        rt.sessions.set_cookie(response, new_id)
+    return response
+
+
+@bp.post("/demo/<name>/accept")
+def demo_accept(name: str) -> Response:
+    rt = smart_runtime()
+    record = rt.sessions.current(request, kinds=("demo",))
+    rt.sessions.check_csrf(record, request.form.get("csrf_token"))
+    subject, assessed = demo_assessed(rt, name)
+    demo = _demo(rt)
+    return accept_proposal(
+        rt, record, subject, assessed, demo.write, url_for("smart.demo_page", name=name)
+    )
+
+
+@bp.post("/demo/<name>/dismiss")
+def demo_dismiss(name: str) -> Response:
+    rt = smart_runtime()
+    record = rt.sessions.current(request, kinds=("demo",))
+    rt.sessions.check_csrf(record, request.form.get("csrf_token"))
+    reason, comment = dismissal(request.form)
+    subject, assessed = demo_assessed(rt, name)
+    return dismiss_proposal(
+        rt, record, subject, assessed, reason, comment, url_for("smart.demo_page", name=name)
+    )

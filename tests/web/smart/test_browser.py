@@ -1,0 +1,137 @@
+"""End to end in headless Chromium: the EHR launches the app, the EHR's authorization server
+signs the user in, the page shows the patient's course and reading, Accept writes the proposal
+to the EHR's FHIR server once, however often it is clicked.
+
+Debian's Chromium (``/usr/bin/chromium``, installed by ``scripts/bootstrap.sh``) driven by
+Playwright; Playwright's own browser download is not used. The app runs on a real loopback port
+(werkzeug's threaded server), so cookies, redirects and forms behave as in a browser at a
+clinic. A screenshot of the page is saved to ``artifacts/smart-page.png``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from fhir_cml.web.smart.serve import Server, make
+from tests.web.smart.conftest import AS_OF, CLIENT_ID, Ehr, launch_url
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[3] / "artifacts"
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: ./scripts/test installs it (apt-get install chromium)",
+            pytrace=False,
+        )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def served(ehr: Ehr, tmp_path: Path) -> Iterator[Server]:
+    """The app on a loopback port, registered at the EHR under its real redirect URI."""
+    server = make(
+        demo=False,
+        host="127.0.0.1",
+        port=0,
+        settings={
+            "state": str(tmp_path / "state.sqlite3"),
+            "smart_issuers": ehr.base,
+            "smart_client_id": CLIENT_ID,
+            "smart_as_of": AS_OF,
+        },
+    )
+    ehr.auth.register(CLIENT_ID, f"{server.base_url}/smart/callback")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    context = chromium.new_context(viewport={"width": 1366, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+def test_ehr_launch_shows_the_course_and_accept_writes_the_proposal_once(
+    ehr: Ehr, served: Server, page: Page
+) -> None:
+    patient = ehr.load("14-dose-history-risk-scores")
+
+    page.goto(served.base_url + launch_url(ehr.base, ehr.auth.launch(patient)))
+    page.wait_for_url(f"{served.base_url}/smart/app")
+
+    # Who, as of when, and the standing notice.
+    expect(page.locator("h1")).to_have_text("Doris History")
+    expect(page.locator(".asof")).to_contain_text(f"Reading as of {AS_OF}")
+    expect(page.locator("header .notice")).to_have_text(
+        "Suggestions for a clinician to review; not orders."
+    )
+    # The reading: ELN 2020 category with its reason, risk scores, the next PCR.
+    eln = page.locator(".reading .row", has_text="ELN 2020 category")
+    expect(eln.locator(".value")).to_have_text("optimal (any time)")
+    expect(eln.locator(".basis").first).to_contain_text("0.031 %")
+    expect(page.locator(".reading .row", has_text="Risk scores")).to_contain_text(
+        "Sokal 1.586 (high)"
+    )
+    expect(page.locator(".reading .row", has_text="Next BCR::ABL1 PCR")).to_contain_text(
+        "due by 2025-08-25"
+    )
+    # A suggestion with the results, rule and source it rests on.
+    cont = page.locator(".suggestion[data-code='continue-therapy']")
+    expect(cont.locator(".text")).to_contain_text("continue imatinib")
+    expect(cont.locator(".evidence").first).to_contain_text("BCR::ABL1 0.031 % IS on 2025-05-26")
+    expect(cont.locator(".meta").first).to_contain_text("Hochhaus")
+    # The chart: nine results, three milestone targets, three reference lines, three troughs.
+    chart = page.locator("svg.course-chart")
+    expect(chart.locator("g.result.detected")).to_have_count(9)
+    expect(chart.locator(".milestone-target")).to_have_count(3)
+    expect(chart.locator("line.reference")).to_have_count(3)
+    expect(chart.locator("rect.trough")).to_have_count(3)
+    expect(chart.locator("rect.therapy-bar.on-hold")).to_have_count(1)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "smart-page.png"), full_page=True)
+
+    page.click("#accept")
+    result = page.locator("#result")
+    expect(result).to_have_class("flash flash-accepted")
+    expect(result).to_contain_text("Created CarePlan/")
+    [care_plan] = ehr.search(f"CarePlan?patient={patient}")
+    assert care_plan["status"] == "draft"
+    assert care_plan["intent"] == "proposal"
+    assert {a["detail"]["code"]["coding"][0]["code"] for a in care_plan["activity"]} == {
+        "continue-therapy",
+        "schedule-pcr",
+    }
+
+    page.click("#accept")
+    expect(result).to_have_class("flash flash-unchanged")
+    expect(result).to_contain_text(f"CarePlan/{care_plan['id']}")
+    assert [p["id"] for p in ehr.search(f"CarePlan?patient={patient}")] == [care_plan["id"]]
+    assert len(ehr.search(f"RiskAssessment?patient={patient}")) == 1
+    assert len(ehr.search("Provenance")) == 1
+    expect(page.locator(".decided")).to_contain_text("This proposal was accepted")
