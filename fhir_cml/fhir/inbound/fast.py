@@ -26,7 +26,13 @@ from fhir_cml.fhir.inbound.bcr_abl1 import (
     read_count,
     transcript_of,
 )
-from fhir_cml.fhir.inbound.codes import LAB_KINDS, OBSERVATION_CODES, Kind, Part, components
+from fhir_cml.fhir.inbound.codes import (
+    COMPONENT_CODES,
+    LAB_KINDS,
+    OBSERVATION_CODES,
+    Kind,
+    Part,
+)
 from fhir_cml.fhir.inbound.context import has_code
 from fhir_cml.fhir.inbound.identity import Candidate
 from fhir_cml.fhir.inbound.observations import LAB_UNITS
@@ -34,6 +40,9 @@ from fhir_cml.fhir.inbound.observations import LAB_UNITS
 _UCUM: Final = c.UCUM
 _ABL1: Final = ControlGene.ABL1
 _GUSB: Final = ControlGene.GUSB
+_ABL1_PART: Final = Part.ABL1_COPIES
+_GUSB_PART: Final = Part.GUSB_COPIES
+_TRANSCRIPT_PART: Final = Part.TRANSCRIPT
 
 # What the first coding's (code, system) means when a fast path reads it: a lab value
 # (LabKind, canonical unit, plausible range) or a BCR::ABL1 IS result (None).
@@ -114,7 +123,9 @@ def _bcr_is(res: dict[str, Any], ref: str, day: date) -> BcrAbl1Result | None:
     found = res.get("valueQuantity")
     if found is not None:
         percent = _amount(found, "%")
-        if percent is None or not 0.0 < percent <= MAX_PERCENT or interpreted_not_detected(res):
+        if percent is None or not 0.0 < percent <= MAX_PERCENT:
+            return None
+        if "interpretation" in res and interpreted_not_detected(res):
             return None
         derived = "percent"
     else:
@@ -127,25 +138,68 @@ def _bcr_is(res: dict[str, Any], ref: str, day: date) -> BcrAbl1Result | None:
     gene: ControlGene | None = None
     copies: int | None = None
     transcript: Transcript | None = None
-    if "component" in res:
-        parts = components(res)
-        comp = parts.get(Part.ABL1_COPIES)
+    listed = res.get("component")
+    if listed is not None:
+        # components() inlined: the first component of each part read here, and no dict of them.
+        abl1 = gusb = spelled = None
+        for comp in listed if type(listed) is list else ():
+            if type(comp) is not dict:
+                continue
+            concept = comp.get("code")
+            if type(concept) is not dict:
+                continue
+            codings = concept.get("coding")
+            for coding in codings if type(codings) is list else ():
+                if type(coding) is dict:
+                    code = coding.get("code")
+                    if type(code) is str:
+                        systems = COMPONENT_CODES.get(code)
+                        system = coding.get("system")
+                        if systems is not None and type(system) is str:
+                            part = systems.get(system)
+                            if part is not None:
+                                if part is _ABL1_PART:
+                                    if abl1 is None:
+                                        abl1 = comp
+                                elif part is _GUSB_PART:
+                                    if gusb is None:
+                                        gusb = comp
+                                elif part is _TRANSCRIPT_PART and spelled is None:
+                                    spelled = comp
+                                break
+        comp = abl1
         gene = _ABL1
         if comp is None:
-            comp = parts.get(Part.GUSB_COPIES)
+            comp = gusb
             gene = _GUSB
         if comp is None:
             gene = None
         else:
-            counted = read_count(comp)
-            if not isinstance(counted, int):
+            counted = _copies(comp)
+            if counted is None:
                 return None
             copies = counted
-        comp = parts.get(Part.TRANSCRIPT)
-        if comp is not None:
-            transcript = transcript_of(comp)
+        if spelled is not None:
+            transcript = transcript_of(spelled)
             if transcript is None:
                 return None
     return BcrAbl1Result(
         ref, day, detectable, percent, True, percent, None, gene, copies, transcript, derived
     )
+
+
+def _copies(comp: dict[str, Any]) -> int | None:
+    """``read_count`` of a component when it reads as a count; the usual {copies} Quantity first."""
+    if "valueInteger" not in comp:
+        quantity = comp.get("valueQuantity")
+        if type(quantity) is dict:
+            value: Any = quantity.get("value")
+            if (
+                type(value) is int
+                and value >= 0
+                and quantity.get("code") == "{copies}"
+                and quantity.get("system", _UCUM) == _UCUM
+            ):
+                return round(float(value))
+    counted = read_count(comp)
+    return counted if isinstance(counted, int) else None

@@ -38,7 +38,10 @@ class Grouper:
     """Collects entries (``add``), then assigns them to patients (``finish``)."""
 
     def __init__(self) -> None:
-        self._pending: list[Entry] = []
+        # (entry, its type, the slot of its subject.reference text or None), in input order.
+        self._pending: list[tuple[Entry, str, list[Any] | None]] = []
+        # subject.reference text -> slot: [(patient key, group)] once the text alone resolved it.
+        self._slots: dict[str, list[Any]] = {}
         self._patients: dict[str, list[Entry]] = {}
         self._index = PatientIndex()
         self._medications = MedicationIndex()
@@ -48,7 +51,16 @@ class Grouper:
     def add(self, entry: Entry) -> None:
         rtype = entry.rtype
         if rtype in SUBJECT_TYPES:
-            self._pending.append(entry)
+            # The subject's reference is read here, while the resource is at hand; finish()
+            # resolves each distinct text once rather than reading every resource again.
+            subject = entry.resource.get("subject")
+            reference = subject.get("reference") if type(subject) is dict else None
+            slot: list[Any] | None = None
+            if type(reference) is str:
+                slot = self._slots.get(reference)
+                if slot is None:
+                    slot = self._slots[reference] = [None, reference]
+            self._pending.append((entry, rtype, slot))
         elif rtype == "Patient":
             key = self._index.add(entry)
             self._patients.setdefault(key, []).append(entry)
@@ -67,18 +79,14 @@ class Grouper:
         index = self._index
         known = index.known
         patients = self._patients
-        # subject.reference text -> its patient's key and group, once the text has resolved.
-        by_reference: dict[str, tuple[str, list[Entry]]] = {}
         key: str | None
-        for entry in self._pending:
-            res = entry.resource
-            subject = res.get("subject")
-            reference = subject.get("reference") if type(subject) is dict else None
-            text = reference if type(reference) is str else None
-            hit = by_reference.get(text) if text is not None else None
+        for entry, rtype, slot in self._pending:
+            hit = slot[0] if slot is not None else None
             if hit is not None:
                 key, group = hit
             else:
+                res = entry.resource
+                text = slot[1] if slot is not None else None
                 found = known(text) if text is not None else None
                 key, problem = found if found is not None else index.resolve(res, "subject")
                 if key is None and "patient" in res:
@@ -97,20 +105,16 @@ class Grouper:
                         )
                     continue
                 group = patients.setdefault(key, [])
-                if text is not None and found is not None and found[0] == key:
-                    by_reference[text] = (key, group)  # resolved from the text alone
+                if slot is not None and found is not None and found[0] == key:
+                    slot[0] = (key, group)  # resolved from the text alone
             group.append(entry)
-            rtype = entry.rtype
             if rtype == "MedicationStatement":
+                res = entry.resource
                 self._add_medication(res, key, group, medications_added)
-            if key not in evidence and _is_evidence(rtype, res):
+                if key not in on_tki and _is_tki(res, self._medications):
+                    on_tki.add(key)
+            elif key not in evidence and _is_evidence(rtype, entry.resource):
                 evidence.add(key)
-            if (
-                rtype == "MedicationStatement"
-                and key not in on_tki
-                and _is_tki(res, self._medications)
-            ):
-                on_tki.add(key)
         for key in sorted(on_tki - evidence):
             issues.append(
                 Issue(
