@@ -47,7 +47,10 @@ def map_entries(
     """The record, and the resources it was read from (one version of each)."""
     ctx = MappingContext(options)
     today = ctx.today
-    refs = [ref_of(entry) for entry in entries]
+    refs: list[str] = []
+    for entry in entries:  # ref_of, with its common case (a string id) inline
+        rid = entry.resource.get("id")
+        refs.append(f"{entry.rtype}/{rid}" if type(rid) is str and rid else ref_of(entry))
     medications = MedicationIndex()
     if len(set(refs)) == len(refs):
         keep: list[int] | range = range(len(entries))
