@@ -1,7 +1,7 @@
 """How fast is ``fhir-cml sync`` against a FHIR server, next to merely reading the same data?
 
 Starts the test FHIR server (tests/fhir_server, Medplum's engine), seeds it with N synthetic CML
-patients (the generator of assess_bench.py: ~48 resources each), and measures in one run:
+patients (synthetic.py, shaped as EHRs send them: ~49 resources each), and measures in one run:
 
   full sync       a first sync (every patient read, assessed and written): with the defaults
                   (--write-mode auto, which finds that this server takes two patients per
@@ -42,7 +42,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assess_bench import patient_resources
+from synthetic import patient_resources
 
 from fhir_cml.fhir.client import Exchange, FhirClient
 from fhir_cml.fhir.fetch import FetchOptions

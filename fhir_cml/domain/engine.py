@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from operator import attrgetter
 
 from fhir_cml.domain.config import DEFAULT_CONFIG, RuleConfig
 from fhir_cml.domain.model import BcrAbl1Result, Issue, PatientRecord
@@ -153,8 +154,30 @@ def assess(
     )
 
 
+_DATED = (
+    "bcr_abl1",
+    "cytogenetics",
+    "labs",
+    "hematologic",
+    "troughs",
+    "mutations",
+    "adherence",
+    "adverse_events",
+)
+
+
+def _any_later(record: PatientRecord, as_of: date) -> bool:
+    for name in _DATED:
+        for item in getattr(record, name):
+            if not item.date <= as_of:
+                return True
+    return False
+
+
 def _up_to(record: PatientRecord, as_of: date, issues: list[Issue]) -> PatientRecord:
     """The record without anything dated after the as-of date."""
+    if not _any_later(record, as_of):
+        return record  # the usual case: nothing to leave out, nothing to copy
     later: list[str] = []
 
     def keep(items: tuple, attr: str = "date") -> tuple:  # type: ignore[type-arg]
@@ -247,6 +270,9 @@ def _twelve_month(therapy: Therapy, calls: Calls, cfg: RuleConfig) -> tuple[floa
     return (best[1], best[2]) if best else None
 
 
+_REF = attrgetter("ref")
+
+
 def _inputs(rec: PatientRecord) -> tuple[str, ...]:
     refs: list[str] = [rec.patient]
     for group in (
@@ -261,7 +287,7 @@ def _inputs(rec: PatientRecord) -> tuple[str, ...]:
         rec.adverse_events,
         rec.other_medications,
     ):
-        refs.extend(item.ref for item in group)
+        refs.extend(map(_REF, group))
     refs.extend(st.ref for st in rec.tki if st.status not in _NOT_USED)
     if rec.transcript_ref:
         refs.append(rec.transcript_ref)

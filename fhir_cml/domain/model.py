@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.vocabulary import (
     ControlGene,
     Cyp3a4Effect,
@@ -26,6 +27,7 @@ from fhir_cml.domain.vocabulary import (
 Day = date  # for fields declared after a field named "date"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Issue:
     """Something the reader or the rules could not use, or want a human to look at."""
@@ -36,6 +38,7 @@ class Issue:
     resource: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class BcrAbl1Result:
     """One BCR::ABL1 quantification.
@@ -58,6 +61,7 @@ class BcrAbl1Result:
     derived_from: str = "percent"  # percent | ratio | log-reduction | undetectable | limit
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CytogeneticResult:
     """Ph+ (t(9;22)) cells as a percentage: metaphase banding or interphase FISH."""
@@ -71,6 +75,7 @@ class CytogeneticResult:
     high_risk_aca: bool | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LabValue:
     """A blood count or clinical finding; units per :class:`LabKind`."""
@@ -81,6 +86,7 @@ class LabValue:
     value: float
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HematologicResponse:
     """A coded statement that the patient is (or is not) in complete hematologic response."""
@@ -90,6 +96,7 @@ class HematologicResponse:
     complete: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TroughLevel:
     """A TKI plasma level in ng/mL (imatinib: 1 umol/L = 493.6 ng/mL)."""
@@ -101,6 +108,7 @@ class TroughLevel:
     hours_since_dose: float | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MutationResult:
     """A BCR::ABL1 kinase-domain mutation analysis.
@@ -116,6 +124,7 @@ class MutationResult:
     hgvs: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AdherenceAssessment:
     ref: str
@@ -123,6 +132,7 @@ class AdherenceAssessment:
     adherent: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AdverseEvent:
     """An adverse event attributed to the TKI; ``affects_quality_of_life`` when it is said to."""
@@ -134,6 +144,7 @@ class AdverseEvent:
     resolved: Day | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TkiStatement:
     """One MedicationStatement for a TKI: what, how much per day, when, and why it ended."""
@@ -150,6 +161,7 @@ class TkiStatement:
     asserted: date | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OtherMedication:
     """A non-TKI medication, kept when it changes TKI exposure through CYP3A4."""
@@ -162,6 +174,7 @@ class OtherMedication:
     end: date | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
     ref: str
@@ -169,6 +182,7 @@ class Diagnosis:
     onset: date | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PatientRecord:
     """All a patient's inputs, each list ordered by date (oldest first)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import BcrAbl1Result, Issue, TroughLevel
 from fhir_cml.domain.rules.catalogue import Rule
 from fhir_cml.domain.vocabulary import (
@@ -26,6 +27,7 @@ from fhir_cml.domain.vocabulary import (
 )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Basis:
     rule: Rule
@@ -33,6 +35,7 @@ class Basis:
     evidence: tuple[str, ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DoseSegment:
     """A stretch of time on one TKI at one daily dose; ``end`` None while it continues."""
@@ -47,6 +50,7 @@ class DoseSegment:
     on_hold: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Gap:
     """Time off TKI between two segments, or an on-hold period."""
@@ -56,6 +60,7 @@ class Gap:
     ref: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Therapy:
     """The TKI course: where therapy time runs from, what the patient takes now, what changed."""
@@ -78,6 +83,7 @@ class Therapy:
     evidence: tuple[str, ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MolecularResponse:
     depth: ResponseDepth
@@ -85,6 +91,7 @@ class MolecularResponse:
     basis: Basis
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MilestoneReading:
     """The guideline's reading of one result at its time on therapy."""
@@ -97,6 +104,7 @@ class MilestoneReading:
     kind: str = "molecular"  # molecular | cytogenetic | hematologic
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ElnReading:
     status: ElnStatus
@@ -105,6 +113,7 @@ class ElnReading:
     history: tuple[MilestoneReading, ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LossOfMmr:
     """Loss of a previously achieved MMR; ``confirmed`` needs two consecutive results > 0.1 %."""
@@ -115,6 +124,7 @@ class LossOfMmr:
     basis: Basis | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TfrReading:
     status: TfrStatus
@@ -125,6 +135,7 @@ class TfrReading:
     stim1_relapse: bool | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TdmReading:
     status: TdmStatus
@@ -133,6 +144,7 @@ class TdmReading:
     at_current_dose: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RiskScore:
     name: str  # sokal | elts | eutos
@@ -141,6 +153,7 @@ class RiskScore:
     basis: Basis
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Interaction:
     medication: str
@@ -149,6 +162,7 @@ class Interaction:
     basis: Basis
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Monitoring:
     next_pcr_due: date | None
@@ -158,6 +172,7 @@ class Monitoring:
     basis: Basis
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Suggestion:
     """One recommendation: a code from the project's CodeSystem, words, and its basis."""
@@ -167,6 +182,7 @@ class Suggestion:
     basis: tuple[Basis, ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Prediction:
     """Trial evidence that applies to the patient's situation (clinical-rules.md section 8)."""
@@ -178,6 +194,7 @@ class Prediction:
     basis: Basis
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Assessment:
     patient: str

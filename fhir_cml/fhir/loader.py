@@ -32,6 +32,7 @@ class Entry:
     """
 
     resource: dict[str, Any]
+    rtype: str  # resource["resourceType"], read once here rather than by every step after
     origin: str  # "labs.ndjson line", "bundle.json entry", or a file name for a whole file
     index: int = 0
     full_url: str | None = None
@@ -151,9 +152,10 @@ class Reader:
                     f"{label} line {number} is not valid JSON ({_text(err)}).", Severity.ERROR
                 )
                 continue
-            if type(doc) is dict and _plain_resource(doc):
+            rtype = _plain_type(doc)
+            if rtype is not None:
                 self.resources += 1
-                yield Entry(doc, origin, number)
+                yield Entry(doc, rtype, origin, number)
             else:
                 yield from self._document(doc, origin, number, None)
 
@@ -163,9 +165,10 @@ class Reader:
         """Resources (or Bundles) given as parsed JSON, e.g. from a FHIR server or a test."""
         origin = f"{origin} item"
         for number, value in enumerate(values, 1):
-            if type(value) is dict and _plain_resource(value):
+            rtype = _plain_type(value)
+            if rtype is not None:
                 self.resources += 1
-                yield Entry(value, origin, number)
+                yield Entry(value, rtype, origin, number)
             else:
                 yield from self._document(value, origin, number, None)
 
@@ -194,7 +197,7 @@ class Reader:
             yield from self._bundle(doc, source)
             return
         self.resources += 1
-        yield Entry(doc, origin, index, full_url)
+        yield Entry(doc, rtype, origin, index, full_url)
 
     def _bundle(self, bundle: dict[str, Any], source: str) -> Iterator[Entry]:
         entries = bundle.get("entry")
@@ -218,9 +221,10 @@ class Reader:
             full_url = item.get("fullUrl")
             if type(full_url) is not str or not full_url:
                 full_url = None
-            if type(resource) is dict and _plain_resource(resource):
+            rtype = _plain_type(resource)
+            if rtype is not None:
                 self.resources += 1
-                yield Entry(resource, origin, number, full_url)
+                yield Entry(resource, rtype, origin, number, full_url)
             else:
                 yield from self._document(resource, origin, number, full_url)
 
@@ -232,10 +236,12 @@ class Reader:
         self.issues.append(Issue(severity, IssueCode.UNREADABLE, message, None))
 
 
-def _plain_resource(doc: dict[str, Any]) -> bool:
-    """A resource that is not a Bundle: the common case, read without further checks."""
+def _plain_type(doc: Any) -> str | None:
+    """The type of a resource that is not a Bundle: the common case, read without further checks."""
+    if type(doc) is not dict:
+        return None
     rtype = doc.get("resourceType")
-    return type(rtype) is str and rtype != "" and rtype != "Bundle"
+    return rtype if type(rtype) is str and rtype != "" and rtype != "Bundle" else None
 
 
 def _files_under(directory: Path) -> list[Path]:

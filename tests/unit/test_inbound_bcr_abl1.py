@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from fhir_cml.domain.vocabulary import ControlGene, IssueCode, Transcript
 from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.inbound.bcr_abl1 import interpreted_not_detected, not_detected_words
+from fhir_cml.fhir.inbound.context import codings, concept_words
 from tests.unit.inbound_builders import (
     OPTIONS,
     bcr,
@@ -20,6 +25,7 @@ from tests.unit.inbound_builders import (
     qty,
     record,
 )
+from tests.unit.test_inbound_fuzz import json_scalars
 
 
 def test_is_percent_with_abl1_copies_and_transcript() -> None:
@@ -347,3 +353,55 @@ def test_one_sample_with_disagreeing_values_is_ambiguous() -> None:
     )
     assert [r.ref for r in rec.bcr_abl1] == ["Observation/pct"]
     assert issue(rec, IssueCode.AMBIGUOUS).resource == "Observation/log"
+
+
+interpretation_texts = st.sampled_from(
+    [
+        "Abnormal",
+        "Not Detected",
+        "BELOW THE LIMIT OF DETECTION",
+        "undetectable (ND)",
+        "High",
+        "ΑΣ | σ",
+    ]
+) | st.text(max_size=12)
+interpretation_codings = st.fixed_dictionaries(
+    {},
+    optional={
+        "system": st.sampled_from([c.V3_INTERPRETATION, c.SNOMED]) | json_scalars,
+        "code": st.sampled_from(["ND", "<", "A", "N"]) | json_scalars,
+        "display": interpretation_texts | json_scalars,
+    },
+)
+interpretations = st.lists(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "coding": st.lists(interpretation_codings | json_scalars, max_size=3) | json_scalars,
+            "text": interpretation_texts | json_scalars,
+        },
+    )
+    | json_scalars,
+    max_size=3,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(interpretations | json_scalars)
+@example([{"coding": [{"system": c.SNOMED, "code": "ND"}]}])
+@example([{"coding": [{"code": "<"}]}])
+@example([{"coding": [{"system": c.V3_INTERPRETATION, "code": "A", "display": "Abnormal"}]}])
+@example([{"coding": [{"system": "urn:lab", "code": "A", "display": "Not detected"}], "text": "A"}])
+@example(["ND", {"coding": {"display": "not detected"}}, {"text": "Below detection limit"}])
+def test_interpretation_reads_as_its_words_and_codes(value: Any) -> None:
+    """Not detected when a concept has an ND or < code, or its text or displays say so."""
+
+    def said(concept: Any) -> bool:
+        codes_say = any(
+            code in ("ND", "<") and system in (c.V3_INTERPRETATION, None)
+            for system, code in codings(concept)
+        )
+        return codes_say or not_detected_words(concept_words(concept))
+
+    expected = isinstance(value, list) and any(said(concept) for concept in value)
+    assert interpreted_not_detected({"interpretation": value}) is expected

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
+from operator import attrgetter
 
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import HematologicResponse, LabValue
 from fhir_cml.domain.vocabulary import LabKind
 
@@ -22,12 +24,16 @@ _LIMITS = {
 _REQUIRED = (LabKind.WBC, LabKind.PLATELETS, LabKind.BASOPHILS)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ChrAssessment:
     date: date
     complete: bool
     refs: tuple[str, ...]
     statement: str
+
+
+_BY_DATE = attrgetter("date")
 
 
 def chr_assessments(
@@ -51,7 +57,7 @@ def chr_assessments(
                 f"Recorded as {word} complete hematologic response on {finding.date.isoformat()}.",
             )
         )
-    out.sort(key=lambda a: a.date)
+    out.sort(key=_BY_DATE)
     return out
 
 

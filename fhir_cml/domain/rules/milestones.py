@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from operator import attrgetter
 
 from fhir_cml.domain.config import RuleConfig
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import BcrAbl1Result, CytogeneticResult, MutationResult
 from fhir_cml.domain.results import Basis, ElnReading, LossOfMmr, MilestoneReading, Therapy
 from fhir_cml.domain.rules import catalogue as rules
@@ -51,9 +53,11 @@ _NAMES = {
     Guideline.ELN2013: "ELN 2013",
     Guideline.ELN2009: "eln2009",
 }
+_BY_DATE_AND_KIND = attrgetter("date", "kind")
 DOSE_SENSITIVE_MUTATIONS = frozenset({"M351T", "L384M"})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Item:
     """One dated piece of evidence that a guideline can read."""
@@ -66,6 +70,7 @@ class Item:
     why_unreadable: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """Everything the milestone reading needs, already filtered to the as-of date."""
@@ -83,15 +88,22 @@ def worst(a: ElnStatus, b: ElnStatus) -> ElnStatus:
     return a if _RANK[a] >= _RANK[b] else b
 
 
+# Each guideline's timed milestones with their months, latest first.
+_LATEST_FIRST = {
+    guideline: tuple((ms, _MONTHS[ms]) for ms in reversed(timed))
+    for guideline, timed in _TIMED.items()
+}
+
+
 def milestone_for(guideline: Guideline, months: float, tolerance: float) -> Milestone | None:
-    timed = _TIMED[guideline]
-    current: Milestone | None = None
-    for ms in timed:
-        if months >= _MONTHS[ms] - tolerance:
-            current = ms
-    if current is timed[-1] and months > _MONTHS[current] + tolerance:
-        return Milestone.ANY
-    return current
+    """The latest milestone whose window has opened; 'any time' once past the last one."""
+    steps = _LATEST_FIRST[guideline]
+    for index, (ms, at) in enumerate(steps):
+        if months >= at - tolerance:
+            if index == 0 and months > at + tolerance:
+                return Milestone.ANY
+            return ms
+    return None
 
 
 def read(
@@ -218,7 +230,7 @@ def _items(evidence: Evidence, start: date) -> list[Item]:
                 HEMATOLOGIC, chr_.date, chr_.refs[0], 1.0 if chr_.complete else 0.0, chr_.statement
             )
         )
-    items.sort(key=lambda i: (i.date, i.kind))
+    items.sort(key=_BY_DATE_AND_KIND)
     return items
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from fhir_cml.domain.config import RuleConfig
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import AdherenceAssessment, AdverseEvent, BcrAbl1Result, MutationResult
 from fhir_cml.domain.results import (
     Basis,
@@ -65,6 +66,7 @@ _ORDER = [
 ]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Context:
     as_of: date

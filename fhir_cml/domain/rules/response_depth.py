@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import BcrAbl1Result
 from fhir_cml.domain.rules.common import copies, pct
 from fhir_cml.domain.vocabulary import ControlGene, IssueCode, ResponseDepth
@@ -31,6 +32,7 @@ ORDER = {
 }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DepthCall:
     depth: ResponseDepth

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from fhir_cml.domain.config import RuleConfig
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import AdherenceAssessment, BcrAbl1Result, Diagnosis
 from fhir_cml.domain.results import Basis, MilestoneReading, TfrReading, Therapy
 from fhir_cml.domain.rules.catalogue import STIM1, TFR_ELIGIBILITY, TFR_RELAPSE
@@ -31,6 +32,7 @@ from fhir_cml.domain.vocabulary import (
 )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Run:
     """An uninterrupted run of readable results meeting a condition, up to the latest one."""

@@ -4,6 +4,7 @@ results below the detection limit; control-gene copies and transcript type from 
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any, Final
 
@@ -75,8 +76,12 @@ _TRANSCRIPTS: Final = {t.value: t for t in Transcript}
 Reading = tuple[bool, float | None, str, float | None]
 
 
+_NOT_DETECTED_SEARCH: Final = re.compile("|".join(map(re.escape, _NOT_DETECTED_WORDS))).search
+
+
 def not_detected_words(words: str) -> bool:
-    return any(word in words for word in _NOT_DETECTED_WORDS)
+    """Whether lower-case text says "not detected" in any of the usual ways (one regex pass)."""
+    return _NOT_DETECTED_SEARCH(words) is not None
 
 
 def transcript_of(holder: dict[str, Any]) -> Transcript | None:
@@ -164,7 +169,7 @@ def _reading(res: dict[str, Any], kind: Kind, ref: str, ctx: MappingContext) -> 
             ref,
         )
         return None
-    if _interpreted_not_detected(res):
+    if interpreted_not_detected(res):
         return (False, None, "undetectable", None)
     absent = res.get("dataAbsentReason")
     if absent is not None:
@@ -235,7 +240,7 @@ def _from_quantity(
             )
             return None
         derived = "percent"
-    if below or ("interpretation" in res and _interpreted_not_detected(res)):
+    if below or ("interpretation" in res and interpreted_not_detected(res)):
         if percent > 0:
             return (False, percent, "limit", None)
         return (False, None, "undetectable", None)
@@ -305,16 +310,42 @@ def _from_concept(value: Any, ref: str, ctx: MappingContext) -> Reading | None:
     return None
 
 
-def _interpreted_not_detected(res: dict[str, Any]) -> bool:
+def interpreted_not_detected(res: dict[str, Any]) -> bool:
+    """Whether Observation.interpretation says "not detected" (ND, <, or in words)."""
     if "interpretation" not in res:
         return False
     for concept in as_list(res.get("interpretation")):
-        for system, code in codings(concept):
-            if code in _ND_INTERPRETATIONS and system in (c.V3_INTERPRETATION, None):
-                return True
-        if not_detected_words(concept_words(concept)):
+        if type(concept) is not dict:
+            continue
+        text = concept.get("text")
+        if type(text) is str and _says_not_detected(text):
             return True
+        for coding in as_list(concept.get("coding")):
+            if type(coding) is dict:
+                code = coding.get("code")
+                if (
+                    type(code) is str
+                    and code in _ND_INTERPRETATIONS
+                    and coding.get("system") in (c.V3_INTERPRETATION, None)
+                ):
+                    return True
+                display = coding.get("display")
+                if type(display) is str and _says_not_detected(display):
+                    return True
     return False
+
+
+_SAID: dict[str, bool] = {}
+
+
+def _says_not_detected(text: str) -> bool:
+    """``not_detected_words`` of one text, remembered: interpretations repeat a few texts."""
+    said = _SAID.get(text)
+    if said is None:
+        said = not_detected_words(text.lower())
+        if len(_SAID) < 10_000:
+            _SAID[text] = said
+    return said
 
 
 def _absent_label(concept: Any) -> str:
@@ -342,6 +373,16 @@ def _control(
 
 def count(comp: dict[str, Any], what: str, ref: str, ctx: MappingContext) -> int | None:
     """A whole count from valueInteger or a unitless/annotated valueQuantity."""
+    found = read_count(comp)
+    if isinstance(found, int):
+        return found
+    code, problem = found
+    ctx.warn(code, f"{what} {problem}", ref)
+    return None
+
+
+def read_count(comp: dict[str, Any]) -> int | tuple[IssueCode, str]:
+    """The count, or the issue code and what is wrong with it (without reporting it)."""
     value = comp.get("valueInteger")
     amount: float | None
     if value is not None:
@@ -350,19 +391,14 @@ def count(comp: dict[str, Any], what: str, ref: str, ctx: MappingContext) -> int
         quantity = units.quantity(comp.get("valueQuantity"))
         amount = quantity[0] if quantity else None
         if quantity is not None and not units.is_count(quantity[1]):
-            ctx.warn(
+            return (
                 IssueCode.UNKNOWN_UNIT,
-                f"{what} has the unit {quoted(quantity[1])}; a count has none (or {{copies}}): "
-                "not used.",
-                ref,
+                f"has the unit {quoted(quantity[1])}; a count has none (or {{copies}}): not used.",
             )
-            return None
     if amount is None:
-        ctx.warn(IssueCode.MISSING_VALUE, f"{what} has no numeric value: not used.", ref)
-        return None
+        return IssueCode.MISSING_VALUE, "has no numeric value: not used."
     if amount < 0:
-        ctx.warn(IssueCode.OUT_OF_RANGE, f"{what} is negative ({amount:g}): not used.", ref)
-        return None
+        return IssueCode.OUT_OF_RANGE, f"is negative ({amount:g}): not used."
     return round(amount)
 
 

@@ -38,7 +38,10 @@ class Grouper:
     """Collects entries (``add``), then assigns them to patients (``finish``)."""
 
     def __init__(self) -> None:
-        self._pending: list[Entry] = []
+        # (entry, its type, the slot of its subject.reference text or None), in input order.
+        self._pending: list[tuple[Entry, str, list[Any] | None]] = []
+        # subject.reference text -> slot: [(patient key, group)] once the text alone resolved it.
+        self._slots: dict[str, list[Any]] = {}
         self._patients: dict[str, list[Entry]] = {}
         self._index = PatientIndex()
         self._medications = MedicationIndex()
@@ -46,9 +49,18 @@ class Grouper:
         self._unsupported: dict[str, int] = {}
 
     def add(self, entry: Entry) -> None:
-        rtype = entry.resource["resourceType"]
+        rtype = entry.rtype
         if rtype in SUBJECT_TYPES:
-            self._pending.append(entry)
+            # The subject's reference is read here, while the resource is at hand; finish()
+            # resolves each distinct text once rather than reading every resource again.
+            subject = entry.resource.get("subject")
+            reference = subject.get("reference") if type(subject) is dict else None
+            slot: list[Any] | None = None
+            if type(reference) is str:
+                slot = self._slots.get(reference)
+                if slot is None:
+                    slot = self._slots[reference] = [None, reference]
+            self._pending.append((entry, rtype, slot))
         elif rtype == "Patient":
             key = self._index.add(entry)
             self._patients.setdefault(key, []).append(entry)
@@ -66,42 +78,43 @@ class Grouper:
         medications_added: dict[str, set[int]] = {}
         index = self._index
         known = index.known
-        for entry in self._pending:
-            res = entry.resource
-            subject = res.get("subject")
-            text = subject.get("reference") if type(subject) is dict else None
-            found = known(text) if type(text) is str else None
-            key, problem = found if found is not None else index.resolve(res, "subject")
-            if key is None and "patient" in res:
-                key, problem = index.resolve(res, "patient")
-            if key is None:
-                without_subject += 1
-                if without_subject <= MAX_SUBJECT_ISSUES:
-                    issues.append(
-                        Issue(
-                            Severity.WARNING,
-                            IssueCode.NO_SUBJECT,
-                            f"{ref_of(entry)} ({entry.source}) {problem}: it cannot be assigned "
-                            "to a patient and is left out.",
-                            ref_of(entry),
+        patients = self._patients
+        key: str | None
+        for entry, rtype, slot in self._pending:
+            hit = slot[0] if slot is not None else None
+            if hit is not None:
+                key, group = hit
+            else:
+                res = entry.resource
+                text = slot[1] if slot is not None else None
+                found = known(text) if text is not None else None
+                key, problem = found if found is not None else index.resolve(res, "subject")
+                if key is None and "patient" in res:
+                    key, problem = index.resolve(res, "patient")
+                if key is None:
+                    without_subject += 1
+                    if without_subject <= MAX_SUBJECT_ISSUES:
+                        issues.append(
+                            Issue(
+                                Severity.WARNING,
+                                IssueCode.NO_SUBJECT,
+                                f"{ref_of(entry)} ({entry.source}) {problem}: it cannot be "
+                                "assigned to a patient and is left out.",
+                                ref_of(entry),
+                            )
                         )
-                    )
-                continue
-            group = self._patients.get(key)
-            if group is None:
-                group = self._patients[key] = []
+                    continue
+                group = patients.setdefault(key, [])
+                if slot is not None and found is not None and found[0] == key:
+                    slot[0] = (key, group)  # resolved from the text alone
             group.append(entry)
-            rtype = res["resourceType"]
             if rtype == "MedicationStatement":
+                res = entry.resource
                 self._add_medication(res, key, group, medications_added)
-            if key not in evidence and _is_evidence(rtype, res):
+                if key not in on_tki and _is_tki(res, self._medications):
+                    on_tki.add(key)
+            elif key not in evidence and _is_evidence(rtype, entry.resource):
                 evidence.add(key)
-            if (
-                rtype == "MedicationStatement"
-                and key not in on_tki
-                and _is_tki(res, self._medications)
-            ):
-                on_tki.add(key)
         for key in sorted(on_tki - evidence):
             issues.append(
                 Issue(

@@ -177,14 +177,31 @@ def identify(res: dict[str, Any], medications: MedicationIndex) -> tuple[Drug | 
             if drug is not None:
                 return drug, problem
     words = " | ".join(concept_words(concept) for concept in concepts)
-    if words:
-        for name, tki in _TKI_NAMES:
-            if name in words:
-                return Drug(tki, None, True, None, name), problem
+    return (_by_name(words) if words else None), problem
+
+
+_NAMED: dict[str, Drug | None] = {}
+
+
+def _by_name(words: str) -> Drug | None:
+    """The TKI or CYP3A4 modulator named in the words, remembered: the same names recur."""
+    try:
+        return _NAMED[words]
+    except KeyError:
+        pass
+    found: Drug | None = None
+    for name, tki in _TKI_NAMES:
+        if name in words:
+            found = Drug(tki, None, True, None, name)
+            break
+    else:
         for name, other in _CYP_NAMES:
             if name in words:
-                return Drug(None, other, True, None, name), problem
-    return None, problem
+                found = Drug(None, other, True, None, name)
+                break
+    if len(_NAMED) < 10_000:
+        _NAMED[words] = found
+    return found
 
 
 def _concepts(res: dict[str, Any], medications: MedicationIndex) -> tuple[list[Any], str | None]:

@@ -25,6 +25,7 @@ from fhir_cml.domain.model import (
     TroughLevel,
 )
 from fhir_cml.domain.vocabulary import IssueCode, Severity
+from fhir_cml.fhir.inbound import fast
 from fhir_cml.fhir.inbound.adverse_events import map_adverse_event
 from fhir_cml.fhir.inbound.context import MappingContext
 from fhir_cml.fhir.inbound.identity import Candidate, latest_versions, resolve
@@ -45,17 +46,21 @@ def map_entries(
 ) -> tuple[PatientRecord, list[dict[str, Any]]]:
     """The record, and the resources it was read from (one version of each)."""
     ctx = MappingContext(options)
-    refs = [ref_of(entry) for entry in entries]
+    today = ctx.today
+    refs: list[str] = []
+    for entry in entries:  # ref_of, with its common case (a string id) inline
+        rid = entry.resource.get("id")
+        refs.append(f"{entry.rtype}/{rid}" if type(rid) is str and rid else ref_of(entry))
     medications = MedicationIndex()
     if len(set(refs)) == len(refs):
         keep: list[int] | range = range(len(entries))
         for entry in entries:
-            if entry.resource["resourceType"] == "Medication":
+            if entry.rtype == "Medication":
                 medications.add(entry)
     else:
         keep = latest_versions(entries, refs, ctx)
         for index in keep:
-            if entries[index].resource["resourceType"] == "Medication":
+            if entries[index].rtype == "Medication":
                 medications.add(entries[index])
 
     births: list[tuple[date, str]] = []
@@ -65,12 +70,16 @@ def map_entries(
     others: list[OtherMedication] = []
     events: list[AdverseEvent] = []
     for index in keep:
-        res = entries[index].resource
+        entry = entries[index]
+        res = entry.resource
         ref = refs[index]
-        rtype = res["resourceType"]
+        rtype = entry.rtype
         try:
             if rtype == "Observation":
-                candidate = map_observation(res, ref, ctx, index)
+                # The common shapes first; anything else, from the start, by the general path.
+                candidate = fast.observation(res, ref, today, index)
+                if candidate is None:
+                    candidate = map_observation(res, ref, ctx, index)
                 if candidate is not None:
                     candidates.append(candidate)
             elif rtype == "MedicationStatement":

@@ -17,9 +17,8 @@ from fhir_cml.fhir.loader import Entry
 
 
 def ref_of(entry: Entry) -> str:
-    res = entry.resource
-    rtype = res["resourceType"]
-    rid = res.get("id")
+    rtype = entry.rtype
+    rid = entry.resource.get("id")
     if type(rid) is str and rid:
         return f"{rtype}/{rid}"
     if type(rid) is int:
