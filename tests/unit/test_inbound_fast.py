@@ -20,7 +20,7 @@ from fhir_cml.fhir.inbound.context import MappingContext
 from fhir_cml.fhir.inbound.identity import Candidate
 from fhir_cml.fhir.inbound.observations import map_observation
 from tests.unit.inbound_builders import OPTIONS, bcr, cml_component, concept, obs, qty
-from tests.unit.test_inbound_fuzz import json_values
+from tests.unit.test_inbound_fuzz import element_paths, json_values
 
 REF = "Observation/o1"
 ORDER = 3
@@ -60,17 +60,6 @@ def _bases() -> list[dict[str, Any]]:
     ])  # fmt: skip
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found.extend(_paths(item, (*prefix, key)))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found.extend(_paths(item, (*prefix, index)))
-    return found
-
-
 _DELETE = object()
 # Elements the fast paths read, so that mutations add them as well as change or delete them.
 KEYS = [
@@ -96,7 +85,7 @@ values = near_boundaries | json_values | st.floats(min_value=-10, max_value=2000
 def mutated(draw: st.DrawFn) -> dict[str, Any]:
     res = copy.deepcopy(draw(st.sampled_from(_bases())))
     for _ in range(draw(st.integers(min_value=0, max_value=3))):
-        paths = [p for p in _paths(res) if p != ("resourceType",)]
+        paths = [p for p in element_paths(res) if p != ("resourceType",)]
         holders = [()] + [p for p in paths if isinstance(_at(res, p), dict)]
         if draw(st.booleans()):  # change or delete an element
             path = draw(st.sampled_from(paths))

@@ -104,14 +104,14 @@ def _valid_resources() -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def element_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     found = [prefix] if prefix else []
     if isinstance(value, dict):
         for key, item in value.items():
-            found.extend(_paths(item, (*prefix, key)))
+            found.extend(element_paths(item, (*prefix, key)))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            found.extend(_paths(item, (*prefix, index)))
+            found.extend(element_paths(item, (*prefix, index)))
     return found
 
 
@@ -134,7 +134,7 @@ def mutated(draw: st.DrawFn) -> list[Any]:
     resources = copy.deepcopy(_valid_resources())
     for _ in range(draw(st.integers(min_value=1, max_value=6))):
         target = draw(st.sampled_from(resources))
-        paths = [p for p in _paths(target) if p != ("resourceType",)]
+        paths = [p for p in element_paths(target) if p != ("resourceType",)]
         if not paths:
             continue
         path = draw(st.sampled_from(paths))

@@ -12,7 +12,6 @@ both on mutated input (tests/unit/test_inbound_fast.py).
 
 from __future__ import annotations
 
-import math
 from datetime import date
 from typing import Any, Final
 
@@ -27,13 +26,13 @@ from fhir_cml.fhir.inbound.bcr_abl1 import (
     transcript_of,
 )
 from fhir_cml.fhir.inbound.codes import (
-    COMPONENT_CODES,
     LAB_KINDS,
     OBSERVATION_CODES,
     Kind,
     Part,
+    components,
 )
-from fhir_cml.fhir.inbound.context import has_code
+from fhir_cml.fhir.inbound.context import has_code, number
 from fhir_cml.fhir.inbound.identity import Candidate
 from fhir_cml.fhir.inbound.observations import LAB_UNITS
 
@@ -102,11 +101,8 @@ def _amount(quantity: Any, unit: str) -> float | None:
     """The value of a UCUM Quantity already in ``unit``, without a comparator."""
     if type(quantity) is not dict:
         return None
-    value: Any = quantity.get("value")
-    kind = type(value)
-    if kind is int:
-        value = float(value)
-    elif kind is not float or not math.isfinite(value):
+    value = number(quantity.get("value"))
+    if value is None:
         return None
     if (
         quantity.get("code") != unit
@@ -114,7 +110,7 @@ def _amount(quantity: Any, unit: str) -> float | None:
         or quantity.get("comparator") is not None
     ):
         return None
-    return float(value)
+    return value
 
 
 def _bcr_is(res: dict[str, Any], ref: str, day: date) -> BcrAbl1Result | None:
@@ -138,39 +134,13 @@ def _bcr_is(res: dict[str, Any], ref: str, day: date) -> BcrAbl1Result | None:
     gene: ControlGene | None = None
     copies: int | None = None
     transcript: Transcript | None = None
-    listed = res.get("component")
-    if listed is not None:
-        # components() inlined: the first component of each part read here, and no dict of them.
-        abl1 = gusb = spelled = None
-        for comp in listed if type(listed) is list else ():
-            if type(comp) is not dict:
-                continue
-            concept = comp.get("code")
-            if type(concept) is not dict:
-                continue
-            codings = concept.get("coding")
-            for coding in codings if type(codings) is list else ():
-                if type(coding) is dict:
-                    code = coding.get("code")
-                    if type(code) is str:
-                        systems = COMPONENT_CODES.get(code)
-                        system = coding.get("system")
-                        if systems is not None and type(system) is str:
-                            part = systems.get(system)
-                            if part is not None:
-                                if part is _ABL1_PART:
-                                    if abl1 is None:
-                                        abl1 = comp
-                                elif part is _GUSB_PART:
-                                    if gusb is None:
-                                        gusb = comp
-                                elif part is _TRANSCRIPT_PART and spelled is None:
-                                    spelled = comp
-                                break
-        comp = abl1
+    if "component" in res:
+        parts = components(res)
+        spelled = parts.get(_TRANSCRIPT_PART)
+        comp = parts.get(_ABL1_PART)
         gene = _ABL1
         if comp is None:
-            comp = gusb
+            comp = parts.get(_GUSB_PART)
             gene = _GUSB
         if comp is None:
             gene = None

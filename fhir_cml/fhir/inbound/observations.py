@@ -116,23 +116,10 @@ def _quantity_in(
     res: dict[str, Any], ref: str, ctx: MappingContext, label: str, target: str
 ) -> float | None:
     """valueQuantity in ``target`` units, or None with an issue."""
-    value = res.get("valueQuantity")
-    quantity = units.quantity(value)
-    if quantity is None:
-        ctx.warn(
-            IssueCode.MISSING_VALUE,
-            f"{label} has no numeric valueQuantity{_absent(res)}: left out.",
-            ref,
-        )
+    exact = _exact_quantity(res, ref, ctx, label)
+    if exact is None:
         return None
-    amount, unit, comparator = quantity
-    if comparator is not None:
-        ctx.warn(
-            IssueCode.AMBIGUOUS,
-            f"{label} is reported as {comparator} {amount:g}, not an exact value: left out.",
-            ref,
-        )
-        return None
+    amount, unit = exact
     factor = units.factor(unit, target)
     if factor is None:
         ctx.warn(
@@ -142,6 +129,30 @@ def _quantity_in(
         )
         return None
     return amount * factor
+
+
+def _exact_quantity(
+    res: dict[str, Any], ref: str, ctx: MappingContext, label: str
+) -> tuple[float, str | None] | None:
+    """(value, unit) of valueQuantity; None with an issue when it is missing or only a bound."""
+    quantity = units.quantity(res.get("valueQuantity"))
+    if quantity is None:
+        ctx.warn(
+            IssueCode.MISSING_VALUE,
+            f"{label} has no numeric valueQuantity{_absent(res)}: left out.",
+            ref,
+        )
+        return None
+    amount, unit, comparator = quantity
+    if comparator is not None:
+        shown = f"{amount:g} {unit}" if unit else f"{amount:g}"
+        ctx.warn(
+            IssueCode.AMBIGUOUS,
+            f"{label} is reported as {comparator} {shown}, not an exact value: left out.",
+            ref,
+        )
+        return None
+    return amount, unit
 
 
 def _in_range(
@@ -243,23 +254,10 @@ def _trough(
     res: dict[str, Any], ref: str, day: date, kind: Kind, ctx: MappingContext
 ) -> TroughLevel | None:
     label = LABELS[kind]
-    quantity = units.quantity(res.get("valueQuantity"))
-    if quantity is None:
-        ctx.warn(
-            IssueCode.MISSING_VALUE,
-            f"{label} has no numeric valueQuantity{_absent(res)}: left out.",
-            ref,
-        )
+    exact = _exact_quantity(res, ref, ctx, label)
+    if exact is None:
         return None
-    amount, unit, comparator = quantity
-    if comparator is not None:
-        ctx.warn(
-            IssueCode.AMBIGUOUS,
-            f"{label} is reported as {comparator} {amount:g} {unit or ''}, not an exact value: "
-            "left out.",
-            ref,
-        )
-        return None
+    amount, unit = exact
     factor = units.imatinib_ng_ml(unit)
     if factor is None:
         ctx.warn(

@@ -7,12 +7,12 @@ instead of UCUM codes are read as the UCUM unit they unambiguously mean.
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from typing import Any, Final
 
 from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.inbound.context import number
 
 _UCUM: Final = c.UCUM
 IMATINIB_MOLAR_MASS: Final = 493.6  # g/mol (clinical-rules.md section 4)
@@ -50,11 +50,8 @@ def quantity(value: Any) -> tuple[float, str | None, str | None] | None:
     """(value, unit, comparator) of a Quantity; the UCUM ``code`` is preferred over ``unit``."""
     if type(value) is not dict:
         return None
-    amount: Any = value.get("value")
-    kind = type(amount)
-    if kind is int:
-        amount = float(amount)
-    elif kind is not float or not math.isfinite(amount):
+    amount = number(value.get("value"))
+    if amount is None:
         return None
     unit = value.get("code")
     if type(unit) is not str or not unit or value.get("system", _UCUM) != _UCUM:
