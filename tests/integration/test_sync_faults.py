@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -338,6 +342,68 @@ def test_a_run_killed_between_read_and_write_is_finished_by_the_next(
     assert_complete(env)
     # Only what was missing was written again.
     assert summary.written == len(CML) - len(done)
+
+
+# The real command in its own process, killed with SIGKILL (no handler, no clean-up) when it
+# reaches the write of its second batch: before sending it, or with it sent.
+_KILLED_AT_A_WRITE = """
+import os, signal, sys
+from fhir_cml.cli import main
+from fhir_cml.jobs import sync
+
+real, calls = sync.write_plans, []
+
+def write_plans(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        if os.environ["KILL_AFTER_WRITING"] == "1":
+            real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+
+sync.write_plans = write_plans
+main(sys.argv[1:], prog_name="fhir-cml")
+"""
+
+
+@pytest.mark.parametrize("after_writing", [False, True], ids=["before-write", "after-write"])
+def test_a_process_killed_hard_at_a_write_is_finished_by_the_next_run(
+    env: SyncEnv, after_writing: bool
+) -> None:
+    argv = [
+        sys.executable,
+        "-c",
+        _KILLED_AT_A_WRITE,
+        "sync",
+        "--fhir-base",
+        env.base,
+        "--state",
+        str(env.state),
+        "--as-of",
+        AS_OF.isoformat(),
+        "--no-progress",
+        "--concurrency",
+        "1",
+        "--batch-size",
+        "1",
+    ]
+    killed = subprocess.run(
+        argv,
+        env={**os.environ, "KILL_AFTER_WRITING": "1" if after_writing else "0"},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+    done = by_status(env.written()["CarePlan"]).get("draft", [])
+    assert len(done) == (2 if after_writing else 1)
+
+    result = env.run()
+    assert result.exit_code == 0, result.output
+    assert_complete(env)
+    store = StateStore(str(env.state))
+    assert [r.status for r in store.runs()] == ["ok", "interrupted"]
+    store.close()
 
 
 def test_a_bug_met_in_one_batch_costs_that_batch_only(
