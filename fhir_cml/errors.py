@@ -29,6 +29,7 @@ __all__ = [
     "PrefetchError",
     "RequestError",
     "StateError",
+    "SyncAlreadyRunning",
     "TokenError",
 ]
 
@@ -74,6 +75,10 @@ class InputError(OperationOutcomeError):
 
 class StateError(FhirCmlError):
     """The state store (SQLite or PostgreSQL) cannot be opened, read or written."""
+
+
+class SyncAlreadyRunning(StateError):
+    """Another sync of the same server holds the state store's run lock; this one did nothing."""
 
 
 # --- Talking to a FHIR server --------------------------------------------------------------------

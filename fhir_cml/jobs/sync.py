@@ -287,7 +287,8 @@ class SyncJob:
     # --- the run -----------------------------------------------------------------------------
 
     def run(self) -> Summary:
-        with _fewer_collections():
+        """Runs the sync; :class:`SyncAlreadyRunning` when another one of the server is going."""
+        with self.store.run_lock(self.settings.server), _fewer_collections():
             return self._run()
 
     def _run(self) -> Summary:

@@ -7,6 +7,8 @@ reader (``fhir-cml`` looking at the run log) never blocks the job.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -16,11 +18,11 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select, update
+from sqlalchemy import Engine, create_engine, event, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from fhir_cml.errors import StateError
+from fhir_cml.errors import StateError, SyncAlreadyRunning
 from fhir_cml.state.schema import (
     SCHEMA_VERSION,
     Base,
@@ -213,6 +215,62 @@ class StateStore:
             if server:
                 query = query.where(SyncRun.server == server)
             return [_run(r) for r in session.scalars(query)]
+
+    @contextmanager
+    def run_lock(self, server: str) -> Iterator[None]:
+        """Held by the one sync of ``server`` that may run on this store at a time.
+
+        Without it a second run (a nightly job still going when the next starts) would take
+        the first for a killed one, and both would write. The lock is the operating system's
+        (a file lock next to a SQLite database) or PostgreSQL's (a session advisory lock), so
+        a killed process never leaves it behind.
+        """
+        key = hashlib.sha256(f"fhir-cml sync {server}".encode()).digest()
+        busy = SyncAlreadyRunning(
+            f"another fhir-cml sync of {server} is running on the state store {self.safe_url}; "
+            "this run did nothing (run it again when that one has finished)"
+        )
+        dialect = self.engine.dialect.name
+        database = self.engine.url.database
+        if dialect == "sqlite" and database and database != ":memory:":
+            lock_path = Path(f"{database}.sync-{key[:8].hex()}.lock")
+            try:
+                handle = lock_path.open("a")
+            except OSError as err:
+                raise StateError(f"cannot create the lock file {lock_path}: {err}") from None
+            with handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise busy from None
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+        elif dialect == "postgresql":
+            number = int.from_bytes(key[:8], "big", signed=True)
+            with self._errors("lock the state store"):
+                connection = self.engine.connect()
+            try:
+                with self._errors("lock the state store"):
+                    locked = connection.scalar(
+                        text("SELECT pg_try_advisory_lock(:key)"), {"key": number}
+                    )
+                    connection.commit()
+                if not locked:
+                    raise busy
+                try:
+                    yield
+                finally:
+                    try:
+                        connection.scalar(text("SELECT pg_advisory_unlock(:key)"), {"key": number})
+                        connection.commit()
+                    except SQLAlchemyError:
+                        connection.invalidate()  # the session ends, and the lock with it
+            finally:
+                connection.close()
+        else:
+            yield  # an in-memory database lives in one process
 
     def abandon_stale_runs(self, server: str) -> int:
         """Marks runs left ``running`` by a killed process as ``interrupted``; returns how many."""

@@ -303,3 +303,21 @@ def test_a_server_that_cannot_be_reached_is_a_clear_failure(tmp_path: Path) -> N
     result = env.run("--retries", "0")
     assert result.exit_code == 3
     assert "cannot connect to the FHIR server" in result.output
+
+
+def test_a_sync_started_while_another_runs_does_nothing_and_says_why(env: SyncEnv) -> None:
+    """Two nightly runs overlapping: the second must not take the first for a killed one."""
+    holder = StateStore(str(env.state))
+    holder.create_all()
+    try:
+        with holder.run_lock(env.base.rstrip("/")):
+            result = env.run()
+            assert result.exit_code == 3
+            assert "another fhir-cml sync of" in result.output
+            assert env.server.stats()["requests"] == 0
+            assert holder.runs() == []
+    finally:
+        holder.close()
+    result = env.run()
+    assert result.exit_code == 0, result.output
+    assert "written            4" in result.output

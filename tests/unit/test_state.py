@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import String, select, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fhir_cml.errors import StateError
+from fhir_cml.errors import StateError, SyncAlreadyRunning
 from fhir_cml.state import (
     Base,
     PatientUpdate,
@@ -219,3 +219,54 @@ def test_workers_starting_together_on_a_new_database_all_come_up(tmp_path: Path)
             barrier = manager.Barrier(4)
             outcomes = pool.starmap(_create_all_after, [(url, barrier)] * 4)
             assert outcomes == ["ok"] * 4
+
+
+def test_one_sync_of_a_server_at_a_time(store: StateStore) -> None:
+    """A second store on the same database (another process's) cannot take a held run lock."""
+    other = StateStore(store.url)
+    try:
+        with store.run_lock(SERVER):
+            with (
+                pytest.raises(SyncAlreadyRunning, match="another fhir-cml sync of"),
+                other.run_lock(SERVER),
+            ):
+                pass
+            with other.run_lock("https://other.example.org/fhir"):
+                pass  # another server's sync may run alongside
+        with other.run_lock(SERVER):
+            pass  # released when the holder is done
+    finally:
+        other.close()
+
+
+def test_a_killed_holder_leaves_no_lock_behind(store: StateStore, tmp_path: Path) -> None:
+    """The lock is the operating system's or PostgreSQL's: a killed process releases it."""
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from fhir_cml.state import StateStore\n"
+            "store = StateStore(sys.argv[1])\n"
+            "with store.run_lock(sys.argv[2]):\n"
+            "    print('locked', flush=True)\n"
+            "    time.sleep(120)\n",
+            store.url,
+            SERVER,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(SyncAlreadyRunning), store.run_lock(SERVER):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    with store.run_lock(SERVER):
+        pass
