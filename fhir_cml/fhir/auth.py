@@ -116,19 +116,24 @@ def load_signing_key(path: Path, *, kid: str | None = None, alg: str | None = No
     return SigningKey(key, chosen, kid or key.kid or key.thumbprint())
 
 
+def smart_configuration(client: FhirClient) -> dict[str, Any]:
+    """The JSON object at ``{base}/.well-known/smart-configuration``; FhirClientError if none."""
+    response = client.request(
+        "GET",
+        ".well-known/smart-configuration",
+        headers={"Accept": "application/json"},
+        auth=False,
+    )
+    return client.json(response, "SMART configuration")
+
+
 def discover(client: FhirClient) -> SmartConfiguration:
     """The token endpoint and capabilities from ``.well-known/smart-configuration``.
 
     Falls back to the ``oauth-uris`` extension of the CapabilityStatement for older servers.
     """
     try:
-        response = client.request(
-            "GET",
-            ".well-known/smart-configuration",
-            headers={"Accept": "application/json"},
-            auth=False,
-        )
-        config = client.json(response, "SMART configuration")
+        config = smart_configuration(client)
     except FhirClientError as err:
         log.info("no .well-known/smart-configuration (%s); trying /metadata", err.status)
         return _from_metadata(client)

@@ -49,7 +49,7 @@ from fhir_cml.domain import RULESET_VERSION, Assessment, Guideline, assess
 from fhir_cml.domain.config import DEFAULT_CONFIG
 from fhir_cml.domain.vocabulary import IssueCode, Severity
 from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
-from fhir_cml.fhir.bulk import BulkOptions, export
+from fhir_cml.fhir.bulk import BulkOptions, ExportResult, export
 from fhir_cml.fhir.client import FhirClient
 from fhir_cml.fhir.fetch import (
     INPUT_TYPES,
@@ -386,21 +386,10 @@ class SyncJob:
     def _bulk_full(self, summary: Summary) -> datetime:
         """Everything from one export; the inbound mapping decides who has CML."""
         s = self.settings
-        directory, temporary = self._bulk_directory()
-        try:
-            result = export(
-                self.client,
-                directory,
-                types=(*INPUT_TYPES, "Medication"),
-                group=s.group,
-                options=s.bulk_options,
-            )
+        with self._export() as (directory, result):
             if result.errors:
                 summary.messages[f"export errors: {result.error_summary()}"] += 1
             loaded = load_paths([directory], self.mapping)
-        finally:
-            if temporary:
-                shutil.rmtree(directory, ignore_errors=True)
         resources = {
             key.removeprefix("Patient/"): group
             for key, group in loaded.resources_by_patient.items()
@@ -419,18 +408,8 @@ class SyncJob:
 
     def _bulk_changes(self, since: datetime) -> tuple[set[str], datetime]:
         """Patients named by the resources of an export ``_since`` the mark."""
-        s = self.settings
-        directory, temporary = self._bulk_directory()
-        try:
-            result = export(
-                self.client,
-                directory,
-                types=(*INPUT_TYPES, "Medication"),
-                since=since,
-                group=s.group,
-                options=s.bulk_options,
-            )
-            changed: set[str] = set()
+        changed: set[str] = set()
+        with self._export(since) as (_directory, result):
             for path in result.files:
                 with path.open("rb") as handle:
                     for line in handle:
@@ -443,9 +422,6 @@ class SyncJob:
                             )
                             if isinstance(pid, str):
                                 changed.add(pid)
-        finally:
-            if temporary:
-                shutil.rmtree(directory, ignore_errors=True)
         return changed, self._mark_from(result.transaction_time)
 
     # --- chunks on the pool ------------------------------------------------------------------
@@ -691,10 +667,26 @@ class SyncJob:
     def _mark_from(self, moment: datetime) -> datetime:
         return moment - self.settings.since_overlap
 
-    def _bulk_directory(self) -> tuple[Path, bool]:
-        if self.settings.bulk_dir is not None:
-            return self.settings.bulk_dir, False
-        return Path(tempfile.mkdtemp(prefix="fhir-cml-export-")), True
+    @contextlib.contextmanager
+    def _export(self, since: datetime | None = None) -> Iterator[tuple[Path, ExportResult]]:
+        """An export of the inputs into ``--bulk-dir``, or a temporary directory removed after."""
+        s = self.settings
+        directory = s.bulk_dir or Path(tempfile.mkdtemp(prefix="fhir-cml-export-"))
+        try:
+            yield (
+                directory,
+                export(
+                    self.client,
+                    directory,
+                    types=(*INPUT_TYPES, "Medication"),
+                    since=since,
+                    group=s.group,
+                    options=s.bulk_options,
+                ),
+            )
+        finally:
+            if s.bulk_dir is None:
+                shutil.rmtree(directory, ignore_errors=True)
 
     def _log_progress(self, summary: Summary, done: int, total: int) -> None:
         if self.progress:

@@ -85,8 +85,10 @@ def test_is_count(unit: str | None, count: bool) -> None:
 
 
 def test_factors_are_cached_per_unit_string() -> None:
-    units.factor("mg/dL", "ng/mL")
-    assert units._factors[("mg/dL", "ng/mL")] == pytest.approx(10_000.0)
+    assert units.factor("mg/dL", "ng/mL") == pytest.approx(10_000.0)
+    hits = units._factor.cache_info().hits
+    assert units.factor("mg/dL", "ng/mL") == pytest.approx(10_000.0)
+    assert units._factor.cache_info().hits == hits + 1
 
 
 def test_quantity_prefers_the_ucum_code() -> None:

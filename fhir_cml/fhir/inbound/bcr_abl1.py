@@ -4,6 +4,7 @@ results below the detection limit; control-gene copies and transcript type from 
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date
 from typing import Any, Final
@@ -335,17 +336,9 @@ def interpreted_not_detected(res: dict[str, Any]) -> bool:
     return False
 
 
-_SAID: dict[str, bool] = {}
-
-
+@functools.lru_cache(maxsize=10_000)  # interpretations repeat a few texts
 def _says_not_detected(text: str) -> bool:
-    """``not_detected_words`` of one text, remembered: interpretations repeat a few texts."""
-    said = _SAID.get(text)
-    if said is None:
-        said = not_detected_words(text.lower())
-        if len(_SAID) < 10_000:
-            _SAID[text] = said
-    return said
+    return not_detected_words(text.lower())
 
 
 def _absent_label(concept: Any) -> str:

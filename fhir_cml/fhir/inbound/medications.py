@@ -7,6 +7,7 @@ dose in mg times the doses per day; a tablet count is converted when the code gi
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
@@ -180,28 +181,16 @@ def identify(res: dict[str, Any], medications: MedicationIndex) -> tuple[Drug | 
     return (_by_name(words) if words else None), problem
 
 
-_NAMED: dict[str, Drug | None] = {}
-
-
+@functools.lru_cache(maxsize=10_000)  # the same names recur
 def _by_name(words: str) -> Drug | None:
-    """The TKI or CYP3A4 modulator named in the words, remembered: the same names recur."""
-    try:
-        return _NAMED[words]
-    except KeyError:
-        pass
-    found: Drug | None = None
+    """The TKI or CYP3A4 modulator named in the words."""
     for name, tki in _TKI_NAMES:
         if name in words:
-            found = Drug(tki, None, True, None, name)
-            break
-    else:
-        for name, other in _CYP_NAMES:
-            if name in words:
-                found = Drug(None, other, True, None, name)
-                break
-    if len(_NAMED) < 10_000:
-        _NAMED[words] = found
-    return found
+            return Drug(tki, None, True, None, name)
+    for name, other in _CYP_NAMES:
+        if name in words:
+            return Drug(None, other, True, None, name)
+    return None
 
 
 def _concepts(res: dict[str, Any], medications: MedicationIndex) -> tuple[list[Any], str | None]:

@@ -7,6 +7,7 @@ instead of UCUM codes are read as the UCUM unit they unambiguously mean.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from typing import Any, Final
@@ -42,8 +43,6 @@ _MAX_CACHED = 10_000
 
 _lock = threading.Lock()
 _registry: Any = None
-_factors: dict[tuple[str, str], float | None] = {}
-_counts: dict[str, bool] = {}
 
 
 def quantity(value: Any) -> tuple[float, str | None, str | None] | None:
@@ -64,17 +63,7 @@ def quantity(value: Any) -> tuple[float, str | None, str | None] | None:
 
 def factor(unit: str | None, target: str) -> float | None:
     """What to multiply a value in ``unit`` by to have it in ``target``; None if it cannot be."""
-    if unit is None:
-        return None
-    key = (unit, target)
-    try:
-        return _factors[key]
-    except KeyError:
-        pass
-    result = _compute(unit, target)
-    if len(_factors) < _MAX_CACHED:
-        _factors[key] = result
-    return result
+    return None if unit is None else _factor(unit, target)
 
 
 def imatinib_ng_ml(unit: str | None) -> float | None:
@@ -90,17 +79,16 @@ def imatinib_ng_ml(unit: str | None) -> float | None:
 
 def is_count(unit: str | None) -> bool:
     """A plain count (copies, metaphases): no unit, ``1``, or only an annotation like ``{copies}``."""
-    if unit is None:
-        return True
-    known = _counts.get(unit)
-    if known is None:
-        known = unit in ("1", "copies") or not _ANNOTATION.sub("", unit).strip()
-        if len(_counts) < _MAX_CACHED:
-            _counts[unit] = known
-    return known
+    return True if unit is None else _is_count(unit)
 
 
-def _compute(unit: str, target: str) -> float | None:
+@functools.lru_cache(maxsize=_MAX_CACHED)
+def _is_count(unit: str) -> bool:
+    return unit in ("1", "copies") or not _ANNOTATION.sub("", unit).strip()
+
+
+@functools.lru_cache(maxsize=_MAX_CACHED)  # a few units recur in every feed; UCUM parsing is slow
+def _factor(unit: str, target: str) -> float | None:
     unit = ALIASES.get(unit.strip(), unit.strip())
     if unit == target:
         return 1.0

@@ -32,7 +32,7 @@ from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
 from fhir_cml.errors import FhirClientError, FhirTimeoutError
-from fhir_cml.fhir.auth import PrivateKeyAssertion, SigningKey
+from fhir_cml.fhir.auth import PrivateKeyAssertion, SigningKey, smart_configuration
 from fhir_cml.fhir.client import USER_AGENT, FhirClient, RetryPolicy
 from fhir_cml.web.settings import Settings
 from fhir_cml.web.smart.errors import SmartError
@@ -106,13 +106,7 @@ def discover(iss: str, settings: Settings) -> SmartConfiguration:
         iss, timeout=(settings.fhir_connect_timeout, settings.fhir_timeout), retry=RETRY
     )
     try:
-        response = client.request(
-            "GET",
-            ".well-known/smart-configuration",
-            headers={"Accept": "application/json"},
-            auth=False,
-        )
-        config = client.json(response, "SMART configuration")
+        config = smart_configuration(client)
     except FhirClientError as err:
         raise SmartError(
             504 if isinstance(err, FhirTimeoutError) else 502,
