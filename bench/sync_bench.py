@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from synthetic import patient_resources
 
-from fhir_cml.fhir.client import Exchange, FhirClient
-from fhir_cml.fhir.fetch import FetchOptions
+from fhir_cml.ehr.client import Exchange, FhirClient
+from fhir_cml.ehr.fetch import FetchOptions
 from fhir_cml.jobs.sync import Summary, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 from tests.support.fhir_server import FhirTestServer, start_fhir_server

@@ -20,10 +20,10 @@ from typing import Any, Final
 import click
 
 from fhir_cml import __version__
+from fhir_cml.app.assessing import assess_loaded, why_nothing
 from fhir_cml.domain import Assessment, Guideline
 from fhir_cml.domain.model import Issue
 from fhir_cml.errors import OperationOutcomeError
-from fhir_cml.fhir.assessing import assess_loaded, why_nothing
 from fhir_cml.fhir.inbound import MappingOptions, load_paths
 from fhir_cml.fhir.outbound import transaction_bundle, validate
 from fhir_cml.jobs.sync_cli import sync

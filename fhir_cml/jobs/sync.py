@@ -11,7 +11,7 @@ One run:
 3. **Compare**: a patient whose inputs have the same fingerprint as at the last successful
    reading is left alone.
 4. **Assess** the others (inbound mapping, then the domain's ``assess``) and **write back**
-   (see :mod:`fhir_cml.fhir.writeback`): conditional creates, superseding the previous
+   (see :mod:`fhir_cml.ehr.writeback`): conditional creates, superseding the previous
    suggestion; several patients per transaction.
 5. **Remember** per patient what was read and written (the state store), then move the
    high-water mark to the server's clock at the start of the run (less ``since_overlap``).
@@ -48,10 +48,9 @@ from tqdm import tqdm
 from fhir_cml.domain import RULESET_VERSION, Assessment, Guideline, assess
 from fhir_cml.domain.config import DEFAULT_CONFIG
 from fhir_cml.domain.vocabulary import IssueCode, Severity
-from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
-from fhir_cml.fhir.bulk import BulkOptions, ExportResult, export
-from fhir_cml.fhir.client import FhirClient
-from fhir_cml.fhir.fetch import (
+from fhir_cml.ehr.bulk import BulkOptions, ExportResult, export
+from fhir_cml.ehr.client import FhirClient
+from fhir_cml.ehr.fetch import (
     INPUT_TYPES,
     FetchOptions,
     Population,
@@ -63,8 +62,7 @@ from fhir_cml.fhir.fetch import (
     input_fingerprint,
     patient_id_of,
 )
-from fhir_cml.fhir.inbound import MappingOptions, load_paths, records_from_resources
-from fhir_cml.fhir.writeback import (
+from fhir_cml.ehr.writeback import (
     Plan,
     TransactionLimit,
     WriteMode,
@@ -72,6 +70,8 @@ from fhir_cml.fhir.writeback import (
     plan_writes,
     write_plans,
 )
+from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
+from fhir_cml.fhir.inbound import MappingOptions, load_paths, records_from_resources
 from fhir_cml.state import PatientState, PatientUpdate, StateStore
 
 log = logging.getLogger("fhir_cml.sync")

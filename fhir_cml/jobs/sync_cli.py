@@ -16,16 +16,16 @@ import click
 import requests
 
 from fhir_cml.domain import Guideline
-from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
-from fhir_cml.fhir.auth import (
+from fhir_cml.ehr.auth import (
     DEFAULT_SCOPE,
     SmartBackendAuth,
     load_signing_key,
     server_credentials,
 )
-from fhir_cml.fhir.client import BearerToken, FhirClient, RetryPolicy
-from fhir_cml.fhir.fetch import FetchOptions, Population
-from fhir_cml.fhir.writeback import WriteMode
+from fhir_cml.ehr.client import BearerToken, FhirClient, RetryPolicy
+from fhir_cml.ehr.fetch import FetchOptions, Population
+from fhir_cml.ehr.writeback import WriteMode
+from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
 from fhir_cml.jobs.sync import EXIT_RUN_FAILED, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 

@@ -27,7 +27,8 @@ __all__ = ["Settings", "blueprints", "create_app"]
 
 def blueprints() -> list[Blueprint]:
     """Every face the app serves, in registration order. Add a new face's blueprint here."""
-    from fhir_cml.web import cds_hooks, fhir_api, health, smart
+    from fhir_cml.web import fhir_api, health, smart
+    from fhir_cml.web.cds import hooks as cds_hooks
 
     return [health.bp, fhir_api.bp, cds_hooks.bp, smart.bp]
 

@@ -1,7 +1,7 @@
 """One patient's resources to one assessment, as the web faces need it.
 
 Reading goes through the inbound reader (``records_from_resources``, which never raises for bad
-content) and assessing through :mod:`fhir_cml.fhir.assessing`, as on the command line. The web
+content) and assessing through :mod:`fhir_cml.app.assessing`, as on the command line. The web
 faces take exactly one patient per call; :func:`only_patient` says, as a 422, why the input is
 not that.
 """
@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
+from fhir_cml.app.assessing import assess_loaded, why_nothing
 from fhir_cml.domain import Assessment, Guideline, PatientRecord
 from fhir_cml.errors import OperationOutcomeError, RequestError
-from fhir_cml.fhir.assessing import assess_loaded, why_nothing
 from fhir_cml.fhir.inbound import LoadResult, MappingOptions, records_from_resources
 from fhir_cml.fhir.outbound.operation_outcome import from_issue
 from fhir_cml.web.settings import Settings

@@ -24,11 +24,11 @@ from typing import Any, Final
 from flask import Blueprint, Response, request
 
 from fhir_cml import conformance
+from fhir_cml.app.assessing import checked_result_bundle
+from fhir_cml.ehr.fetch import fetch_patient
+from fhir_cml.ehr.writeback import WriteOutcome, write_assessment
 from fhir_cml.errors import OperationOutcomeError, RequestError
-from fhir_cml.fhir.assessing import checked_result_bundle
-from fhir_cml.fhir.fetch import fetch_patient
 from fhir_cml.fhir.outbound.operation_outcome import issue_element
-from fhir_cml.fhir.writeback import WriteOutcome, write_assessment
 from fhir_cml.web import assessment
 from fhir_cml.web.http import check_accept, fhir_response, read_json
 from fhir_cml.web.operation import OperationInput, from_body, from_query, merge

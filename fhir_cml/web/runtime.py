@@ -1,7 +1,7 @@
 """What the application holds for its lifetime, made once by ``create_app``.
 
 The settings, the state store (with the CDS tables created), and the EHR's FHIR server: one
-shared :class:`~fhir_cml.fhir.client.FhirClient` (thread-safe, a session per thread) whose
+shared :class:`~fhir_cml.ehr.client.FhirClient` (thread-safe, a session per thread) whose
 credentials come from the settings. A private key is read at start-up, so a wrong path fails
 before the first request; SMART discovery and the first token wait for the first call, so the
 service starts while the EHR is down (``/readyz`` says so).
@@ -17,12 +17,12 @@ import requests
 from flask import current_app
 from sqlalchemy import text
 
+from fhir_cml.ehr.auth import SigningKey, load_signing_key, server_credentials
+from fhir_cml.ehr.client import FhirClient, RetryPolicy
 from fhir_cml.errors import ConfigurationError
-from fhir_cml.fhir.auth import SigningKey, load_signing_key, server_credentials
-from fhir_cml.fhir.client import FhirClient, RetryPolicy
 from fhir_cml.state import StateStore
 from fhir_cml.state.cds import CdsState
-from fhir_cml.web.cds_jwt import TokenVerifier
+from fhir_cml.web.cds.tokens import TokenVerifier
 from fhir_cml.web.settings import Settings, env_name
 
 __all__ = ["Ehr", "Runtime", "runtime"]

@@ -40,8 +40,8 @@ from pydantic_settings import (
 )
 
 from fhir_cml.domain import Guideline
+from fhir_cml.ehr.auth import DEFAULT_SCOPE
 from fhir_cml.errors import ConfigurationError
-from fhir_cml.fhir.auth import DEFAULT_SCOPE
 
 PREFIX: Final = "FHIR_CML_"
 CONFIG_ENV: Final = "FHIR_CML_CONFIG"

@@ -22,8 +22,8 @@ import pytest
 import requests
 import responses
 
-from fhir_cml.fhir.client import FhirClient, RetryPolicy
-from fhir_cml.fhir.fetch import FetchOptions
+from fhir_cml.ehr.client import FhirClient, RetryPolicy
+from fhir_cml.ehr.fetch import FetchOptions
 from fhir_cml.jobs import sync as sync_module
 from fhir_cml.jobs.sync import Summary, SyncJob, SyncSettings
 from fhir_cml.state import StateStore

@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, RSAKey
 
-from fhir_cml.web.cds_services import SERVICES
+from fhir_cml.web.cds.services import SERVICES
 
 _CURVE = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 

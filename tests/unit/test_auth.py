@@ -14,8 +14,7 @@ import responses
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
-from fhir_cml.errors import ConfigurationError, TokenError
-from fhir_cml.fhir.auth import (
+from fhir_cml.ehr.auth import (
     ASSERTION_LIFETIME,
     DEFAULT_SCOPE,
     SmartBackendAuth,
@@ -23,7 +22,8 @@ from fhir_cml.fhir.auth import (
     discover,
     load_signing_key,
 )
-from fhir_cml.fhir.client import FhirClient, RetryPolicy
+from fhir_cml.ehr.client import FhirClient, RetryPolicy
+from fhir_cml.errors import ConfigurationError, TokenError
 
 BASE = "https://ehr.example.org/fhir"
 TOKEN_URL = "https://auth.example.org/token"
@@ -169,7 +169,7 @@ def test_a_refusal_from_the_token_endpoint_is_a_token_error(
 def test_an_unreachable_token_endpoint_is_retried_then_reported(
     tmp_path: Path, rsa_key: RSAKey, mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("fhir_cml.fhir.auth.time.sleep", lambda _s: None)
+    monkeypatch.setattr("fhir_cml.ehr.auth.time.sleep", lambda _s: None)
     for _ in range(3):
         mocked.post(TOKEN_URL, body=requests.ConnectionError("refused"))
     auth = SmartBackendAuth("c", load_signing_key(pem_file(tmp_path, rsa_key)), TOKEN_URL)

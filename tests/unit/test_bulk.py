@@ -12,9 +12,9 @@ import requests
 import responses
 from responses import matchers
 
+from fhir_cml.ehr.bulk import BulkOptions, export
+from fhir_cml.ehr.client import FhirClient, RetryPolicy
 from fhir_cml.errors import BulkExportError
-from fhir_cml.fhir.bulk import BulkOptions, export
-from fhir_cml.fhir.client import FhirClient, RetryPolicy
 
 BASE = "https://ehr.example.org/fhir"
 STATUS = f"{BASE}/$export-status/job-1"

@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 from fhir.resources.R4B.bundle import Bundle
 
 from fhir_cml import cli
-from fhir_cml.fhir import assessing
+from fhir_cml.app import assessing
 from fhir_cml.fhir import canonical as c
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cli"

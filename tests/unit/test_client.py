@@ -13,6 +13,13 @@ from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from fhir_cml import __version__
+from fhir_cml.ehr.client import (
+    BearerToken,
+    FhirClient,
+    RetryPolicy,
+    only_conditional_creates,
+    outcome_text,
+)
 from fhir_cml.errors import (
     FhirAuthError,
     FhirClientError,
@@ -24,13 +31,6 @@ from fhir_cml.errors import (
     FhirTimeoutError,
     FhirTransportError,
     OperationOutcomeError,
-)
-from fhir_cml.fhir.client import (
-    BearerToken,
-    FhirClient,
-    RetryPolicy,
-    only_conditional_creates,
-    outcome_text,
 )
 
 BASE = "https://ehr.example.org/fhir"

@@ -10,7 +10,7 @@ import pytest
 
 from fhir_cml.domain.vocabulary import IssueCode, Severity
 from fhir_cml.fhir.inbound import load_paths
-from fhir_cml.fhir.loader import Reader, size_text
+from fhir_cml.fhir.inbound.loader import Reader, size_text
 from tests.unit.inbound_builders import DATA, OPTIONS, obs
 
 

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 
 from fhir_cml.domain import assess
-from fhir_cml.fhir import canonical as c
-from fhir_cml.fhir.client import FhirClient
-from fhir_cml.fhir.fetch import (
+from fhir_cml.ehr.client import FhirClient
+from fhir_cml.ehr.fetch import (
     BCR_ABL1_CODES,
     CML_CONDITION_CODES,
     TKI_CODES,
@@ -23,12 +22,7 @@ from fhir_cml.fhir.fetch import (
     input_query,
     patient_id_of,
 )
-from fhir_cml.fhir.inbound import MappingOptions, records_from_resources
-from fhir_cml.fhir.inbound.codes import CML_EVIDENCE_KINDS, kind_of
-from fhir_cml.fhir.inbound.medications import MedicationIndex, identify
-from fhir_cml.fhir.inbound.patients import is_cml
-from fhir_cml.fhir.outbound import build
-from fhir_cml.fhir.writeback import (
+from fhir_cml.ehr.writeback import (
     TransactionLimit,
     _groups,
     _location,
@@ -36,6 +30,12 @@ from fhir_cml.fhir.writeback import (
     _rewrite_references,
     make_plan,
 )
+from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.inbound import MappingOptions, records_from_resources
+from fhir_cml.fhir.inbound.codes import CML_EVIDENCE_KINDS, kind_of
+from fhir_cml.fhir.inbound.medications import MedicationIndex, identify
+from fhir_cml.fhir.inbound.patients import is_cml
+from fhir_cml.fhir.outbound import build
 from fhir_cml.jobs.sync import RUN_GC_THRESHOLD, Summary, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 from tests.support.sync_data import AS_OF, CML_PATIENTS, pcr

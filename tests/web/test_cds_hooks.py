@@ -20,7 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from fhir_cml.web import assessment
-from fhir_cml.web.cds_services import SERVICES
+from fhir_cml.web.cds.services import SERVICES
 from fhir_cml.web.runtime import runtime
 from tests.support.cds import (
     SigningEhr,

@@ -18,7 +18,7 @@ from flask import Flask
 from fhir_cml.errors import AuthenticationError
 from fhir_cml.state import StateStore
 from fhir_cml.state.cds import CdsState
-from fhir_cml.web.cds_jwt import JwksCache, TokenVerifier
+from fhir_cml.web.cds.tokens import JwksCache, TokenVerifier
 from fhir_cml.web.settings import load_settings
 from tests.support.cds import SigningEhr, patient_view, unsigned
 

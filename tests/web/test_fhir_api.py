@@ -272,7 +272,7 @@ def test_patient_level_without_an_ehr_is_501(client: FlaskClient) -> None:
 def test_a_failing_rule_is_a_500_that_names_no_patient(
     client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fhir_cml.fhir import assessing
+    from fhir_cml.app import assessing
 
     def explode(*_: Any) -> None:
         raise RuntimeError("Patient/cml-t315i broke it")

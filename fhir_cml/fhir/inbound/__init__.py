@@ -17,9 +17,9 @@ from typing import Any
 from fhir_cml.domain.model import Issue, PatientRecord
 from fhir_cml.domain.vocabulary import IssueCode, Severity
 from fhir_cml.fhir.inbound.grouping import Grouper
+from fhir_cml.fhir.inbound.loader import Entry, Reader
 from fhir_cml.fhir.inbound.options import MappingOptions
 from fhir_cml.fhir.inbound.record import INTERNAL_ERROR, map_entries
-from fhir_cml.fhir.loader import Entry, Reader
 
 __all__ = [
     "LoadResult",

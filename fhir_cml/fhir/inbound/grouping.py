@@ -14,11 +14,11 @@ from typing import Any, Final
 
 from fhir_cml.domain.model import Issue
 from fhir_cml.domain.vocabulary import IssueCode, Severity
+from fhir_cml.fhir.inbound.loader import Entry
 from fhir_cml.fhir.inbound.medications import MedicationIndex, identify, medication_reference
 from fhir_cml.fhir.inbound.observations import is_bcr_abl1
 from fhir_cml.fhir.inbound.patients import is_cml_condition
 from fhir_cml.fhir.inbound.references import PatientIndex, ref_of
-from fhir_cml.fhir.loader import Entry
 
 SUBJECT_TYPES: Final = frozenset(
     {"Observation", "Condition", "MedicationStatement", "AdverseEvent"}

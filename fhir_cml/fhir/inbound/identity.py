@@ -10,8 +10,8 @@ from typing import Any, Final
 from fhir_cml.domain.vocabulary import IssueCode
 from fhir_cml.fhir.inbound.codes import BCR_ABL1_KINDS, Kind
 from fhir_cml.fhir.inbound.context import MappingContext, as_dict, as_list, as_str
+from fhir_cml.fhir.inbound.loader import Entry
 from fhir_cml.fhir.inbound.references import identifier_key
-from fhir_cml.fhir.loader import Entry
 
 USED_STATUSES: Final = frozenset({"final", "amended", "corrected"})
 CORRECTIONS: Final = frozenset({"amended", "corrected"})

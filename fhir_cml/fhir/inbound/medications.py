@@ -27,8 +27,8 @@ from fhir_cml.fhir.inbound.context import (
     number,
     quoted,
 )
+from fhir_cml.fhir.inbound.loader import Entry
 from fhir_cml.fhir.inbound.references import literal
-from fhir_cml.fhir.loader import Entry
 
 TKI_RXNORM: Final = {
     "282388": Tki.IMATINIB,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from fhir_cml.fhir.loader import DEFAULT_MAX_JSON_BYTES
+from fhir_cml.fhir.inbound.loader import DEFAULT_MAX_JSON_BYTES
 
 
 @dataclass(frozen=True)

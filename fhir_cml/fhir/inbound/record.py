@@ -29,12 +29,12 @@ from fhir_cml.fhir.inbound import fast
 from fhir_cml.fhir.inbound.adverse_events import map_adverse_event
 from fhir_cml.fhir.inbound.context import MappingContext
 from fhir_cml.fhir.inbound.identity import Candidate, latest_versions, resolve
+from fhir_cml.fhir.inbound.loader import Entry
 from fhir_cml.fhir.inbound.medications import MedicationIndex, map_statement
 from fhir_cml.fhir.inbound.observations import TranscriptFinding, map_observation
 from fhir_cml.fhir.inbound.options import MappingOptions
 from fhir_cml.fhir.inbound.patients import birth_date, map_condition
 from fhir_cml.fhir.inbound.references import ref_of
-from fhir_cml.fhir.loader import Entry
 
 INTERNAL_ERROR = "internal error"
 _BY_DATE = attrgetter("date", "ref")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fhir_cml.fhir.inbound.context import as_dict, as_list, as_str
-from fhir_cml.fhir.loader import Entry
+from fhir_cml.fhir.inbound.loader import Entry
 
 
 def ref_of(entry: Entry) -> str:

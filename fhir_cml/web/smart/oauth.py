@@ -31,9 +31,9 @@ import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
+from fhir_cml.ehr.auth import PrivateKeyAssertion, SigningKey, smart_configuration
+from fhir_cml.ehr.client import USER_AGENT, FhirClient, RetryPolicy
 from fhir_cml.errors import FhirClientError, FhirTimeoutError
-from fhir_cml.fhir.auth import PrivateKeyAssertion, SigningKey, smart_configuration
-from fhir_cml.fhir.client import USER_AGENT, FhirClient, RetryPolicy
 from fhir_cml.web.settings import Settings
 from fhir_cml.web.smart.errors import SmartError
 

@@ -10,8 +10,8 @@ from typing import Final
 
 from flask import current_app
 
+from fhir_cml.ehr.auth import SigningKey, load_signing_key
 from fhir_cml.errors import ConfigurationError
-from fhir_cml.fhir.auth import SigningKey, load_signing_key
 from fhir_cml.state import StateStore
 from fhir_cml.state.smart import SmartState
 from fhir_cml.web.settings import Settings, env_name

@@ -24,11 +24,11 @@ from werkzeug.wrappers import Response
 
 from fhir_cml.domain import Assessment, PatientRecord
 from fhir_cml.domain.model import Issue
+from fhir_cml.ehr.client import FhirClient
+from fhir_cml.ehr.fetch import fetch_patient
+from fhir_cml.ehr.writeback import WriteOutcome, write_assessment
 from fhir_cml.errors import FhirAuthError, FhirNotFoundError
-from fhir_cml.fhir.client import FhirClient
-from fhir_cml.fhir.fetch import fetch_patient
 from fhir_cml.fhir.outbound.identifiers import fingerprint
-from fhir_cml.fhir.writeback import WriteOutcome, write_assessment
 from fhir_cml.state.smart import SessionRecord
 from fhir_cml.web import assessment as assessing
 from fhir_cml.web.runtime import INTERACTIVE_RETRY

@@ -15,8 +15,8 @@ import responses
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
+from fhir_cml.ehr.auth import load_signing_key
 from fhir_cml.errors import ConfigurationError
-from fhir_cml.fhir.auth import load_signing_key
 from fhir_cml.web.settings import Settings, load_settings
 from fhir_cml.web.smart.errors import SmartError
 from fhir_cml.web.smart.oauth import TokenEndpoint, discover, requested_scope

@@ -15,9 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from fhir_cml.fhir.client import BearerToken, FhirClient
-from fhir_cml.fhir.fetch import fetch_patient
-from fhir_cml.fhir.writeback import WriteOutcome
+from fhir_cml.ehr.client import BearerToken, FhirClient
+from fhir_cml.ehr.fetch import fetch_patient
+from fhir_cml.ehr.writeback import WriteOutcome
 from fhir_cml.web.smart.oauth import DEFAULT_SCOPES
 from tests.support.fhir_server import FhirTestServer
 from tests.web.conftest import PUBLIC

@@ -25,8 +25,8 @@ from fhir_cml.domain.vocabulary import ElnStatus, Milestone, Recommendation, Tdm
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound import Written
 from fhir_cml.fhir.outbound.identifiers import identifier
-from fhir_cml.web.cds_orders import Finding
-from fhir_cml.web.cds_services import MONITORING_TOPIC
+from fhir_cml.web.cds.orders import Finding
+from fhir_cml.web.cds.services import MONITORING_TOPIC
 from fhir_cml.web.settings import Settings
 
 MAX_SUMMARY: Final = 139  # "<140-character summary"

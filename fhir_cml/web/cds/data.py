@@ -16,9 +16,9 @@ import re
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote
 
+from fhir_cml.ehr.client import BearerToken, FhirClient
 from fhir_cml.errors import FhirNotFoundError, PrefetchError
-from fhir_cml.fhir.client import BearerToken, FhirClient
-from fhir_cml.web.cds_request import FhirAccess, HookCall
+from fhir_cml.web.cds.hook_request import FhirAccess, HookCall
 from fhir_cml.web.runtime import INTERACTIVE_RETRY
 from fhir_cml.web.settings import Settings, env_name
 

@@ -147,7 +147,7 @@ class FhirClient:
     """A FHIR R4 server at ``base_url``; safe to share between threads.
 
     ``auth`` is any :class:`requests.auth.AuthBase` (a :class:`BearerToken`, or
-    :class:`fhir_cml.fhir.auth.SmartBackendAuth`); an auth object with a ``renew()`` method gets
+    :class:`fhir_cml.ehr.auth.SmartBackendAuth`); an auth object with a ``renew()`` method gets
     one chance to renew its token when the server answers 401. ``timeout`` is (connect, read)
     seconds. ``sleep`` is what waits between retries (tests pass a recorder).
     """

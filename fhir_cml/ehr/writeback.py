@@ -36,15 +36,15 @@ from datetime import datetime
 from typing import Any, Literal
 
 from fhir_cml.domain.results import Assessment
-from fhir_cml.errors import FhirClientError, FhirHttpError, FhirResponseError
-from fhir_cml.fhir import canonical as c
-from fhir_cml.fhir.client import FhirClient, outcome_text
-from fhir_cml.fhir.fetch import (
+from fhir_cml.ehr.client import FhirClient, outcome_text
+from fhir_cml.ehr.fetch import (
     DEFAULT_FETCH,
     FetchOptions,
     current_suggestions,
     risk_assessments_by_identifier,
 )
+from fhir_cml.errors import FhirClientError, FhirHttpError, FhirResponseError
+from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound import Successor, Written, build, supersede, transaction_entries
 from fhir_cml.fhir.outbound.supersede import local_reference, replacing, update_entries
 

@@ -34,7 +34,7 @@ from fhir_cml.domain.vocabulary import (
     Tki,
 )
 from fhir_cml.fhir.inbound import MappingOptions, map_patient
-from fhir_cml.web.cds_request import HookCall
+from fhir_cml.web.cds.hook_request import HookCall
 
 # T315I resists imatinib and the second-generation TKIs; ponatinib and asciminib act on it.
 T315I_RESISTANT: Final = frozenset({Tki.IMATINIB, Tki.DASATINIB, Tki.NILOTINIB, Tki.BOSUTINIB})

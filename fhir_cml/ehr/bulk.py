@@ -30,8 +30,8 @@ from typing import Any
 
 import requests
 
+from fhir_cml.ehr.client import FhirClient, outcome_text, same_origin
 from fhir_cml.errors import BulkExportError, FhirClientError
-from fhir_cml.fhir.client import FhirClient, outcome_text, same_origin
 
 log = logging.getLogger(__name__)
 

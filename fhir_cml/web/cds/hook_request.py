@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from fhir_cml.errors import RequestError
 from fhir_cml.state.cds import Feedback
-from fhir_cml.web.cds_services import ORDER_SELECT, ORDER_SIGN, Service
+from fhir_cml.web.cds.services import ORDER_SELECT, ORDER_SIGN, Service
 
 FHIR_ID: Final = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 

@@ -2,10 +2,10 @@
 
 - ``GET /cds-services``: discovery; public, as it carries no patient data.
 - ``POST /cds-services/{id}``: a hook call. Order of checks: an unknown service is 404; then
-  the EHR's JWT (401, see :mod:`fhir_cml.web.cds_jwt`, ``aud`` = this URL); then the body (400,
-  :mod:`fhir_cml.web.cds_request`); then the data (prefetch, or fetched with
-  ``fhirAuthorization``; 412 without either, :mod:`fhir_cml.web.cds_data`). The answer is
-  ``{"cards": [...]}`` (:mod:`fhir_cml.web.cards`), empty when there is nothing to say (no CML
+  the EHR's JWT (401, see :mod:`fhir_cml.web.cds.tokens`, ``aud`` = this URL); then the body (400,
+  :mod:`fhir_cml.web.cds.hook_request`); then the data (prefetch, or fetched with
+  ``fhirAuthorization``; 412 without either, :mod:`fhir_cml.web.cds.data`). The answer is
+  ``{"cards": [...]}`` (:mod:`fhir_cml.web.cds.cards`), empty when there is nothing to say (no CML
   evidence, no order of concern).
 - ``POST /cds-services/{id}/feedback``: accepted/overridden outcomes, stored in the state
   store; 200 with an empty body.
@@ -22,9 +22,11 @@ from flask import Blueprint, Response, request
 
 from fhir_cml.errors import RequestError
 from fhir_cml.fhir.outbound import build
-from fhir_cml.web import assessment, cards, cds_data, cds_orders, cds_request
-from fhir_cml.web.cds_jwt import VerifiedToken
-from fhir_cml.web.cds_services import PATIENT_VIEW, SERVICES, Service, discovery
+from fhir_cml.web import assessment
+from fhir_cml.web.cds import cards, data, hook_request
+from fhir_cml.web.cds import orders as order_checks
+from fhir_cml.web.cds.services import PATIENT_VIEW, SERVICES, Service, discovery
+from fhir_cml.web.cds.tokens import VerifiedToken
 from fhir_cml.web.http import json_response, read_json
 from fhir_cml.web.runtime import runtime
 
@@ -41,8 +43,8 @@ def call(service_id: str) -> Response:
     service = _service(service_id)
     url = f"{runtime().settings.cds_base}/{service_id}"
     _verify([url])
-    hook_call = cds_request.parse(service, read_json())
-    resources = cds_data.gather(hook_call, runtime().settings)
+    hook_call = hook_request.parse(service, read_json())
+    resources = data.gather(hook_call, runtime().settings)
     if service.hook == PATIENT_VIEW:
         found = _monitoring(hook_call, resources)
     else:
@@ -55,7 +57,7 @@ def feedback(service_id: str) -> Response:
     _service(service_id)
     url = f"{runtime().settings.cds_base}/{service_id}"
     token = _verify([f"{url}/feedback", url])
-    items = cds_request.parse_feedback(read_json())
+    items = hook_request.parse_feedback(read_json())
     runtime().cds.record_feedback(service_id, items, issuer=token.iss, tenant=token.tenant)
     return Response(status=200)
 
@@ -75,7 +77,7 @@ def _verify(audiences: list[str]) -> VerifiedToken:
     return runtime().verifier.verify(request.headers.get("Authorization"), audiences)
 
 
-def _monitoring(call: cds_request.HookCall, resources: list[dict[str, Any]]) -> list[Any]:
+def _monitoring(call: hook_request.HookCall, resources: list[dict[str, Any]]) -> list[Any]:
     settings = runtime().settings
     now = datetime.now(UTC).replace(microsecond=0)
     loaded = assessment.load(resources, settings, now)
@@ -86,14 +88,14 @@ def _monitoring(call: cds_request.HookCall, resources: list[dict[str, Any]]) -> 
     return [cards.monitoring_card(result, build(result, now), settings)]
 
 
-def _orders(call: cds_request.HookCall, resources: list[dict[str, Any]]) -> list[Any]:
+def _orders(call: hook_request.HookCall, resources: list[dict[str, Any]]) -> list[Any]:
     settings = runtime().settings
     now = datetime.now(UTC).replace(microsecond=0)
     as_of = assessment.today()
-    record, orders = cds_orders.read_orders(
+    record, orders = order_checks.read_orders(
         call, resources, assessment.options(settings, now), as_of
     )
     return [
         cards.order_card(finding, settings, as_of.isoformat(), call.patient_key)
-        for finding in cds_orders.check(record, orders, as_of)
+        for finding in order_checks.check(record, orders, as_of)
     ]

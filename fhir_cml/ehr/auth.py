@@ -32,8 +32,8 @@ from authlib.oauth2.rfc7523.assertion import private_key_jwt_sign
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, Key, KeySet, RSAKey
 
+from fhir_cml.ehr.client import USER_AGENT, BearerToken, FhirClient
 from fhir_cml.errors import ConfigurationError, FhirClientError, TokenError
-from fhir_cml.fhir.client import USER_AGENT, BearerToken, FhirClient
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from enum import StrEnum
 from typing import Any, Final
 
 from fhir_cml import __version__
+from fhir_cml.ehr.client import FhirClient
 from fhir_cml.fhir import canonical as c
-from fhir_cml.fhir.client import FhirClient
 from fhir_cml.fhir.inbound.codes import OBSERVATION_CODES, kind_of
 from fhir_cml.fhir.inbound.medications import TKI_ATC, TKI_RXNORM
 from fhir_cml.fhir.inbound.references import literal
