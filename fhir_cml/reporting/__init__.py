@@ -27,7 +27,19 @@ from fhir_cml.domain.rules.catalogue import RULESET_VERSION
 from fhir_cml.domain.rules.common import pct
 from fhir_cml.domain.vocabulary import ElnStatus, Guideline, RiskCategory
 
-__all__ = ["LoadSummary", "basis_item", "patient_contract", "to_contract", "to_text"]
+__all__ = [
+    "LoadSummary",
+    "Sources",
+    "basis_item",
+    "contract_head",
+    "contract_tail",
+    "patient_contract",
+    "patient_text",
+    "text_head",
+    "text_tail",
+    "to_contract",
+    "to_text",
+]
 
 GENERATOR = "fhir-cml"
 
@@ -54,17 +66,33 @@ def to_contract(
     issues: Iterable[Issue] = (),
 ) -> dict[str, Any]:
     """The ``--format json`` document; ``issues`` are those not tied to an assessed patient."""
-    summary = load_summary or LoadSummary()
+    return {
+        **contract_head(as_of=as_of, guideline=guideline),
+        "patients": [patient_contract(a) for a in assessments],
+        **contract_tail(len(assessments), load_summary=load_summary, issues=issues),
+    }
+
+
+def contract_head(*, as_of: date, guideline: Guideline) -> dict[str, Any]:
+    """The members of the JSON contract before ``patients`` (known before any patient is)."""
     return {
         "as_of": as_of.isoformat(),
         "guideline": guideline.value,
         "ruleset_version": RULESET_VERSION,
         "generator": {"name": GENERATOR, "version": __version__},
-        "patients": [patient_contract(a) for a in assessments],
+    }
+
+
+def contract_tail(
+    assessed: int, *, load_summary: LoadSummary | None = None, issues: Iterable[Issue] = ()
+) -> dict[str, Any]:
+    """The members after ``patients``: what is known once every patient has been read."""
+    summary = load_summary or LoadSummary()
+    return {
         "issues": [issue_item(i) for i in issues],
         "summary": {
-            "patients": len(assessments) + summary.skipped,
-            "assessed": len(assessments),
+            "patients": assessed + summary.skipped,
+            "assessed": assessed,
             "skipped": summary.skipped,
             "resources": summary.resources,
             "files": summary.files,
@@ -252,7 +280,7 @@ WIDTH = 100
 _LABEL = 14  # width of the label column
 
 
-class _Sources:
+class Sources:
     """Numbers each published source once, so a basis line can cite it briefly."""
 
     def __init__(self) -> None:
@@ -275,30 +303,44 @@ def to_text(
     issues: Iterable[Issue] = (),
 ) -> str:
     """Every patient as a compact block, then what could not be read, then the sources cited."""
+    sources = Sources()
+    lines = text_head(len(assessments), as_of=as_of, guideline=guideline, load_summary=load_summary)
+    for a in assessments:
+        lines += ["", *patient_text(a, sources)]
+    lines += text_tail(sources, issues)
+    return "\n".join(lines) + "\n"
+
+
+def text_head(
+    assessed: int, *, as_of: date, guideline: Guideline, load_summary: LoadSummary | None = None
+) -> list[str]:
+    """The first lines of the text: what was read, as of when, against which guideline."""
     summary = load_summary or LoadSummary()
-    sources = _Sources()
-    lines = [
+    return [
         f"{GENERATOR} {__version__} (rules {RULESET_VERSION}) - {guideline.label} - as of "
         f"{as_of.isoformat()}",
-        f"{_count(len(assessments), 'patient')} assessed, {summary.skipped} skipped "
+        f"{_count(assessed, 'patient')} assessed, {summary.skipped} skipped "
         f"({_count(summary.files, 'file')}, {_count(summary.resources, 'resource')}, "
         f"{summary.unreadable} unreadable). Suggestions for a clinician to review; not orders.",
     ]
-    for a in assessments:
-        lines += ["", *patient_text(a, sources)]
+
+
+def text_tail(sources: Sources, issues: Iterable[Issue] = ()) -> list[str]:
+    """The lines after the patients: the input issues, then the sources the patients cited."""
+    lines: list[str] = []
     general = list(issues)
     if general:
         lines += ["", "Input issues"]
         lines += [_wrap(_issue_line(i), "  - ", "    ") for i in general]
     if sources.numbers:
         lines += ["", "Sources", *sources.lines()]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def patient_text(a: Assessment, sources: _Sources | None = None) -> list[str]:
+def patient_text(a: Assessment, sources: Sources | None = None) -> list[str]:
     """One patient's block; without a shared ``sources`` the block lists its own at the end."""
     own = sources is None
-    cited = sources if sources is not None else _Sources()
+    cited = sources if sources is not None else Sources()
 
     def row(label: str, text: str) -> str:
         return _wrap(text, f"{label:<{_LABEL}}", " " * _LABEL)

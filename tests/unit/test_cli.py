@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir_cml import cli
 from fhir_cml.app import assessing
 from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.inbound import partition
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cli"
 GOOD = DATA / "good.json"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def run(*args: str | Path) -> Result:
@@ -174,3 +177,88 @@ def test_a_failing_assessment_is_reported_and_the_others_written(
     assert result.exit_code == 3
     assert "Patient/cli-1: assessment failed" in result.stderr
     assert json.loads(result.stdout)["patients"] == []
+
+
+def test_ndjson_is_one_valid_transaction_per_patient_and_line() -> None:
+    result = run(EXAMPLES, "--as-of", "2025-06-30", "--format", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 17
+    patients = set()
+    for line in lines:
+        bundle = json.loads(line)
+        Bundle.model_validate(bundle)
+        assert bundle["type"] == "transaction"
+        assert [e["resource"]["resourceType"] for e in bundle["entry"]] == [
+            "RiskAssessment",
+            "CarePlan",
+            "Provenance",
+        ]
+        patients.add(bundle["entry"][0]["resource"]["subject"]["reference"])
+    assert len(patients) == 17
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "bundle"])
+def test_large_input_in_partitions_and_workers_gives_the_same_result(
+    monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    args = (EXAMPLES, "--as-of", "2025-06-30", "--format", fmt)
+    whole = run(*args)
+    monkeypatch.setattr(partition, "PARTITION_BYTES", 20_000)
+    alone = run(*args, "--jobs", "1")
+    forked = run(*args, "--jobs", "2")
+    assert whole.exit_code == alone.exit_code == forked.exit_code == 0, forked.stderr
+    assert forked.stdout == alone.stdout  # worker processes change nothing, not even the order
+    if fmt == "text":  # the same blocks; sources are numbered in the order they are cited
+
+        def blocks(text: str) -> list[str]:
+            patients = text.split("\nSources\n")[0].split("\n== ")[1:]
+            unwrapped = (" ".join(b.split()) for b in patients)
+            return sorted(re.sub(r"source \d+", "source", b) for b in unwrapped)
+
+        assert blocks(alone.stdout) == blocks(whole.stdout)
+        assert alone.stdout.splitlines()[:2] == whole.stdout.splitlines()[:2]
+        return
+    parts, one = json.loads(alone.stdout), json.loads(whole.stdout)
+    if fmt == "bundle":
+        Bundle.model_validate(parts)
+        key = "entry"
+        parts[key] = sorted(parts[key], key=lambda e: e["fullUrl"])
+        one[key] = sorted(one[key], key=lambda e: e["fullUrl"])
+        parts.pop("timestamp")
+        one.pop("timestamp")
+        for doc in (parts, one):  # recorded when each run began
+            for entry in doc[key]:
+                entry["resource"].pop("recorded", None)
+                entry["resource"].pop("occurrenceDateTime", None)
+                entry["resource"].pop("created", None)
+    else:
+        parts["patients"].sort(key=lambda p: p["patient"])
+    assert parts == one
+
+
+def test_a_failed_run_leaves_the_output_file_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "result.json"
+    out.write_text("yesterday's result")
+
+    def broken(*_: Any) -> dict[str, Any]:
+        return {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": 1}]}
+
+    monkeypatch.setattr(cli, "transaction_bundle", broken)
+    result = run(GOOD, "--as-of", "2025-06-30", "--format", "bundle", "--output", out)
+    assert result.exit_code == 3
+    assert out.read_text() == "yesterday's result"
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_a_progress_bar_only_when_asked_or_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partition, "PARTITION_BYTES", 20_000)
+    quiet = run(EXAMPLES, "--as-of", "2025-06-30", "--format", "json")
+    assert "patients/s" not in quiet.stderr and "%|" not in quiet.stderr
+    shown = run(EXAMPLES, "--as-of", "2025-06-30", "--format", "json", "--progress")
+    assert shown.exit_code == 0, shown.stderr
+    assert "partitioning" in shown.stderr
+    assert "assessing" in shown.stderr
+    assert "17/17" in shown.stderr

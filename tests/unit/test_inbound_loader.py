@@ -206,3 +206,22 @@ def test_load_paths_with_files_but_no_resources(tmp_path: Path) -> None:
     (tmp_path / "empty.ndjson").write_text("\n\n")
     result = load_paths([tmp_path], OPTIONS)
     assert "No FHIR resources found" in result.issues[0].message
+
+
+def test_nesting_the_parser_accepts_is_still_refused_by_name(tmp_path: Path) -> None:
+    """Arrays inside arrays, within the JSON parser's depth limit, are not walked to the end."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 1000 + "]" * 1000)
+    reader, sources = _read(path)
+    assert sources == []
+    assert "nested too deeply" in reader.issues[0].message
+
+
+def test_a_line_cut_short_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "Observation.ndjson"
+    path.write_text('{"resourceType": "Observation", "id": "a"}\n{"resourceType": "Observ')
+    reader, sources = _read(path)
+    assert len(sources) == 1
+    [issue] = reader.issues
+    assert "line 2 is not valid JSON" in issue.message
+    assert "cut short" in issue.message

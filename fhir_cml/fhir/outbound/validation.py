@@ -9,9 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
-from fhir.resources.R4B import get_fhir_model_class
-from pydantic import ValidationError
-
 from fhir_cml.errors import OperationOutcomeError
 from fhir_cml.fhir.outbound.operation_outcome import issue_element
 
@@ -26,6 +23,10 @@ _ERROR_TYPE: Final = {
 
 def validate(resource: dict[str, Any]) -> None:
     """Raise :class:`OperationOutcomeError` unless ``resource`` is a valid FHIR R4 resource."""
+    # The models take a few hundred milliseconds to import: paid by the runs that validate.
+    from fhir.resources.R4B import get_fhir_model_class
+    from pydantic import ValidationError
+
     kind = resource.get("resourceType") if isinstance(resource, dict) else None
     if not isinstance(kind, str):
         raise OperationOutcomeError(
