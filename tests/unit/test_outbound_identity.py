@@ -46,7 +46,8 @@ def test_texts_do_not_count_but_codes_do() -> None:
     reworded = replace(
         a,
         recommendations=tuple(
-            Suggestion(s.code, s.text + " (reworded)", s.basis) for s in a.recommendations
+            Suggestion(s.code, s.finding, (*s.params, ("reworded", True)), s.basis)
+            for s in a.recommendations
         ),
     )
     assert fingerprint(reworded) == fingerprint(a)
