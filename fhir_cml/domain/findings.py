@@ -122,3 +122,6 @@ class Finding(StrEnum):
     ORDER_ABOVE_HIGHEST_STEP = "order-above-highest-step"
     BEYOND_HIGHEST_STEP = "beyond-highest-step"
     ORDER_INTERACTION = "order-interaction"
+    MONITORING_UNREAD = "monitoring-unread"
+    MONITORING_UNREAD_UNDATED = "monitoring-unread-undated"
+    NO_TKI_RECORD = "no-tki-record"

@@ -247,7 +247,7 @@ _SCHEDULE = {
 }
 
 
-def _schedule(p: P) -> str:
+def _why(p: P) -> str:
     phase = str(p.raw("phase"))
     months = number(p.num("phase_months"))
     if phase == "after-dose-reduction":
@@ -260,9 +260,17 @@ def _schedule(p: P) -> str:
         why = f"monthly during the first {months} months on TKI"
     else:
         why = _SCHEDULE.get(phase, "on the schedule for this phase")
+    return why
+
+
+def _state(p: P) -> str:
+    return f"overdue since {p.due}" if p.has("overdue") else f"next due by {p.due}"
+
+
+def _schedule(p: P) -> str:
+    why = _why(p)
     since = f"latest sample {p.latest}" if p.has("latest") else f"no sample since {p.phase_start}"
-    state = f"overdue since {p.due}" if p.has("overdue") else f"next due by {p.due}"
-    return f"RQ-PCR {why}; {since}: {state}."
+    return f"RQ-PCR {why}; {since}: {_state(p)}."
 
 
 # --- Therapeutic drug monitoring -----------------------------------------------------------------
@@ -492,6 +500,11 @@ MESSAGES: dict[F, Message] = {
         f"{p.first} to {p.last} it is read as a treatment-free remission attempt. Record the "
         "reason to confirm."
     ),
+    F.NO_TKI_RECORD: lambda p: (
+        "No TKI record (a MedicationStatement, MedicationRequest, MedicationDispense or "
+        "MedicationAdministration naming a TKI): therapy is unknown and time-based rules are not "
+        "evaluable."
+    ),
     F.NO_USABLE_START: lambda p: (
         "No TKI statement gives a usable start date: time on therapy is unknown and time-based "
         "rules are not evaluable."
@@ -592,6 +605,14 @@ MESSAGES: dict[F, Message] = {
         "TKI stopped for a reason other than TFR: the schedule is for the clinician to set."
     ),
     F.MONITORING_SCHEDULE: _schedule,
+    F.MONITORING_UNREAD: lambda p: (
+        f"RQ-PCR {_why(p)}; a BCR::ABL1 sample of {p.sample} exists but could not be read "
+        f"({p.reason}): {_state(p)}, counted from that sample; check the result."
+    ),
+    F.MONITORING_UNREAD_UNDATED: lambda p: (
+        f"RQ-PCR {_why(p)}; a BCR::ABL1 result without a readable date exists but could not be "
+        f"read ({p.reason}): whether the next PCR is due cannot be said; check the result."
+    ),
     # drug level and interactions
     F.TDM_OFF_IMATINIB: lambda p: (
         f"Imatinib trough {p.ng_ml} ng/mL on {p.date} was drawn while the patient was not taking "

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from fhir_cml.domain.basis import Months, basis
+from fhir_cml.domain.basis import Months, Value, basis
 from fhir_cml.domain.config import RuleConfig
 from fhir_cml.domain.findings import Finding
-from fhir_cml.domain.model import BcrAbl1Result
+from fhir_cml.domain.model import BcrAbl1Result, UnreadResult
 from fhir_cml.domain.results import Monitoring, Therapy
 from fhir_cml.domain.rules.catalogue import MONITORING
 from fhir_cml.domain.rules.common import months_between
@@ -28,6 +28,7 @@ def schedule(
     tfr_status: TfrStatus,
     as_of: date,
     cfg: RuleConfig,
+    unread: Sequence[UnreadResult] = (),
 ) -> Monitoring:
     if therapy.status is TherapyStatus.NONE or therapy.start is None:
         return Monitoring(
@@ -63,6 +64,20 @@ def schedule(
         phase_start = therapy.start
         interval, phase = cfg.standard_interval_days, "standard"
     latest = results[-1] if results else None
+    phase_months = Months(
+        cfg.after_reduction_months
+        if phase == "after-dose-reduction"
+        else cfg.early_monitoring_months
+    )
+    why: dict[str, Value] = {
+        "phase": phase,
+        "interval_days": interval,
+        "phase_start": phase_start,
+        "phase_months": phase_months,
+    }
+    pending = _unread_since(unread, latest, phase_start, as_of)
+    if pending is not None:
+        return _unread_schedule(pending, interval, phase, why, as_of, cfg.overdue_grace_days)
     if latest is not None and latest.date >= phase_start:
         due = latest.date + timedelta(days=interval)
         sample: date | None = latest.date
@@ -81,13 +96,66 @@ def schedule(
             MONITORING,
             Finding.MONITORING_SCHEDULE,
             refs,
-            phase=phase,
-            interval_days=interval,
-            phase_start=phase_start,
-            phase_months=Months(cfg.after_reduction_months)
-            if phase == "after-dose-reduction"
-            else Months(cfg.early_monitoring_months),
+            **why,
             latest=sample,
+            due=due,
+            overdue=overdue,
+        ),
+    )
+
+
+def _unread_since(
+    unread: Sequence[UnreadResult], latest: BcrAbl1Result | None, phase_start: date, as_of: date
+) -> UnreadResult | None:
+    """The latest result that exists but could not be read, if it may be newer than the latest read.
+
+    An unread result without a readable date may be the newest of all: it counts too.
+    """
+    newest: UnreadResult | None = None
+    for item in unread:
+        if item.date is None:
+            return item
+        if item.date > as_of or item.date < phase_start:
+            continue
+        if latest is not None and item.date <= latest.date:
+            continue
+        if newest is None or item.date > (newest.date or date.min):
+            newest = item
+    return newest
+
+
+def _unread_schedule(
+    pending: UnreadResult,
+    interval: int,
+    phase: str,
+    why: dict[str, Value],
+    as_of: date,
+    grace: int,
+) -> Monitoring:
+    """A PCR was done but cannot be read: the next is due one interval after that sample."""
+    ref = (pending.ref,)
+    if pending.date is None:
+        return Monitoring(
+            None,
+            False,
+            interval,
+            phase,
+            basis(MONITORING, Finding.MONITORING_UNREAD_UNDATED, ref, **why, reason=pending.reason),
+        )
+    due = pending.date + timedelta(days=interval)
+    overdue = as_of > due + timedelta(days=grace)
+    return Monitoring(
+        due,
+        overdue,
+        interval,
+        phase,
+        basis(
+            MONITORING,
+            Finding.MONITORING_UNREAD,
+            ref,
+            **why,
+            sample=pending.date,
+            reason=pending.reason,
             due=due,
             overdue=overdue,
         ),

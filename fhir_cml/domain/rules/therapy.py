@@ -40,7 +40,17 @@ def build_therapy(statements: tuple[TkiStatement, ...], as_of: date) -> tuple[Th
         if segment is not None:
             segments.append(segment)
     if not segments:
-        if statements:
+        if not statements:
+            issues.append(
+                Issue(
+                    Severity.WARNING,
+                    IssueCode.NO_THERAPY_START,
+                    "",
+                    None,
+                    basis(INPUTS, Finding.NO_TKI_RECORD),
+                )
+            )
+        else:
             issues.append(
                 Issue(
                     Severity.WARNING,
