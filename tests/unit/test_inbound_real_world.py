@@ -17,7 +17,7 @@ from fhir_cml.ehr.fetch import CML_CONDITION_CODES
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.inbound.patients import is_cml
 from fhir_cml.fhir.inbound.text_values import quantity_from_text
-from fhir_cml.reporting import say
+from fhir_cml.reporting import issue_message, say
 from tests.unit.inbound_builders import (
     bcr,
     codes,
@@ -183,7 +183,7 @@ def test_no_tki_record_at_all_is_a_data_issue() -> None:
     assessment = assess(rec, AS_OF, Guideline.ELN2020)
     found = [i for i in assessment.issues if i.code is IssueCode.NO_THERAPY_START]
     assert found
-    assert "No TKI record" in found[0].message
+    assert "No TKI record" in issue_message(found[0])
 
 
 def test_other_medications_not_read_are_summed_up() -> None:
