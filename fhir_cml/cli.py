@@ -28,7 +28,7 @@ from fhir_cml.fhir.inbound import MappingOptions, load_paths
 from fhir_cml.fhir.inbound.conceptmaps import concept_maps_from
 from fhir_cml.fhir.outbound import transaction_bundle, validate
 from fhir_cml.jobs.survey_cli import survey
-from fhir_cml.jobs.sync_cli import sync
+from fhir_cml.jobs.sync_cli import concept_map_option, sync
 from fhir_cml.reporting import LoadSummary, to_contract, to_text
 
 EXIT_OK: Final = 0
@@ -82,14 +82,7 @@ def main() -> None:
     default=None,
     help="The laboratory's IS conversion factor for non-IS BCR::ABL1 results that carry none.",
 )
-@click.option(
-    "--concept-map",
-    "concept_maps",
-    multiple=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="The site's ConceptMap (JSON file, Bundle or directory): local codes and units to the "
-    "ones fhir-cml reads. Repeatable.",
-)
+@concept_map_option
 @click.option(
     "--max-file-size",
     type=click.FloatRange(min=0, min_open=True),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Final
 
 from fhir_cml.domain.model import Issue, PatientRecord
@@ -35,18 +35,11 @@ _VALUE_SHAPES: Final = (
     "valueInteger",
     "dataAbsentReason",
 )
-_RECORD_LISTS: Final = (
-    "diagnoses",
-    "bcr_abl1",
-    "cytogenetics",
-    "labs",
-    "hematologic",
-    "troughs",
-    "mutations",
-    "adherence",
-    "adverse_events",
-    "tki",
-    "other_medications",
+# The record's lists of values, each value naming the resource it was read from (``ref``).
+_RECORD_LISTS: Final = tuple(
+    f.name
+    for f in fields(PatientRecord)
+    if f.name not in ("issues", "unread_bcr_abl1") and str(f.type).startswith("tuple[")
 )
 NOT_READ_REASONS: Final = {
     "not-a-code-read": "a code fhir-cml does not read (a local code is read once mapped)",

@@ -22,7 +22,7 @@ from fhir_cml.fhir.inbound import MappingOptions
 from fhir_cml.fhir.inbound.conceptmaps import concept_maps_from
 from fhir_cml.fhir.inbound.loader import Reader
 from fhir_cml.fhir.survey import survey as survey_of
-from fhir_cml.jobs.sync_cli import _authenticate, sync
+from fhir_cml.jobs.sync_cli import _authenticate, concept_map_option, sync
 from fhir_cml.reporting.survey import render_survey
 
 EXIT_USAGE: Final = 2
@@ -44,13 +44,7 @@ AUTH_OPTIONS: Final = ("token", "client_id", "private_key", "key_id", "alg", "to
     show_default=True,
     help="Where survey.html, survey.json and conceptmap-draft.json are written.",
 )
-@click.option(
-    "--concept-map",
-    "concept_maps",
-    multiple=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="The site's ConceptMap so far: survey what it still leaves unread. Repeatable.",
-)
+@concept_map_option
 @click.pass_context
 def survey(
     ctx: click.Context,

@@ -53,6 +53,17 @@ def _instant(value: str | None) -> datetime | None:
     return moment
 
 
+# The site's ConceptMaps, an option of assess, sync and survey alike.
+concept_map_option = click.option(
+    "--concept-map",
+    "concept_maps",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="The site's ConceptMap (JSON file, Bundle or directory): local codes and units to the "
+    "ones fhir-cml reads. Repeatable.",
+)
+
+
 @click.command("sync")
 @click.option(
     "--fhir-base",
@@ -201,14 +212,7 @@ def _instant(value: str | None) -> datetime | None:
     show_default=True,
     help="Re-read unchanged patients after this many days (conclusions age).",
 )
-@click.option(
-    "--concept-map",
-    "concept_maps",
-    multiple=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="The site's ConceptMap (JSON file, Bundle or directory): local codes and units to the "
-    "ones fhir-cml reads. Repeatable.",
-)
+@concept_map_option
 @click.option(
     "--terminology-server",
     metavar="URL",
