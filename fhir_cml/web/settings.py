@@ -63,6 +63,22 @@ def _http_url(value: str, name: str) -> str:
     return value.rstrip("/")
 
 
+def _origin(value: str) -> str:
+    """An origin as a CSP source: ``https://host[:port]``, nothing else (no path, no wildcard)."""
+    parts = urlsplit(value.strip())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "*" in value
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username
+    ):
+        raise ValueError(f"an EHR origin must look like https://ehr.example.org, not {value!r}")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
 def _string_list(value: Any) -> Any:
     """A list from JSON (``["a","b"]``) or from a comma-separated string (``a,b``)."""
     if isinstance(value, str):
@@ -179,6 +195,10 @@ class Settings(BaseSettings):
     smart_key_id: str | None = None
     smart_scope: str | None = None
     smart_offline_access: bool = False
+    # SMART v2 online_access: a refresh token usable while the user is signed in at the EHR.
+    smart_online_access: bool = True
+    # EHR origins (https://ehr.example.org) allowed to show the app in a frame; none: no framing.
+    smart_frame_ancestors: Annotated[tuple[str, ...], NoDecode] = ()
     smart_session_idle_minutes: int = Field(default=30, gt=0, le=24 * 60)
     smart_session_max_hours: float = Field(default=12.0, gt=0, le=7 * 24)
     # A fixed as-of date for the app's readings (training, demonstrations); unset: today.
@@ -248,6 +268,16 @@ class Settings(BaseSettings):
     @classmethod
     def _smart_issuers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_http_url(v, "a SMART issuer (FHIR base URL)") for v in value)
+
+    @field_validator("smart_frame_ancestors", mode="before")
+    @classmethod
+    def _frame_list(cls, value: Any) -> Any:
+        return _string_list(value)
+
+    @field_validator("smart_frame_ancestors")
+    @classmethod
+    def _frame_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_origin(v) for v in value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -7,8 +7,8 @@
   discovery entry names one hook, hence two entries for the same checks.
 
 Prefetch templates ask for what the inbound reader reads, by code, so that an EHR sends the
-relevant results and not every Observation of the chart. MedicationStatements are asked for
-without a code filter: the strong CYP3A4 inhibitors and inducers taken alongside a TKI matter
+relevant results and not every Observation of the chart. MedicationStatements and
+MedicationRequests (US Core has no MedicationStatement) are asked for without a code filter: the strong CYP3A4 inhibitors and inducers taken alongside a TKI matter
 as much as the TKI itself, and statements that name their drug by reference carry no code.
 Every search asks for a page large enough for a whole CML record (``_count``), results newest
 first (``_sort=-date``): the specification wants prefetch in one page, and a reading is made
@@ -62,6 +62,9 @@ _OTHER_KINDS: Final = set(Kind) - _BCR_KINDS - {Kind.TROUGH}
 
 PATIENT: Final = "Patient/{{context.patientId}}"
 MEDICATIONS: Final = search("MedicationStatement", "patient={{context.patientId}}")
+# US Core records medications as MedicationRequests. Plain searches only (the recommended
+# prefetch subset has no _include): a referenced Medication falls back to the reference's display.
+MEDICATION_REQUESTS: Final = search("MedicationRequest", "patient={{context.patientId}}")
 CONDITIONS: Final = search("Condition", "patient={{context.patientId}}")
 MONITORING_PREFETCH: Final = {
     "patient": PATIENT,
@@ -69,6 +72,7 @@ MONITORING_PREFETCH: Final = {
     "troughs": _observations([Kind.TROUGH]),
     "otherResults": _observations(_OTHER_KINDS),
     "medications": MEDICATIONS,
+    "medicationRequests": MEDICATION_REQUESTS,
     "conditions": CONDITIONS,
     "adverseEvents": search("AdverseEvent", "subject=Patient/{{context.patientId}}"),
 }
@@ -76,6 +80,7 @@ ORDER_PREFETCH: Final = {
     "patient": PATIENT,
     "mutations": _observations([Kind.MUTATION]),
     "medications": MEDICATIONS,
+    "medicationRequests": MEDICATION_REQUESTS,
     "conditions": CONDITIONS,
 }
 # What each prefetch key holds, in words for a clinician (cards that say what is missing).
@@ -84,7 +89,8 @@ KEY_LABELS: Final = {
     "bcrAbl1": "BCR::ABL1 results",
     "troughs": "imatinib trough levels",
     "otherResults": "blood counts, cytogenetics and other results",
-    "medications": "medications",
+    "medications": "medications (statements)",
+    "medicationRequests": "medication orders and prescriptions",
     "conditions": "diagnoses",
     "adverseEvents": "adverse events",
     "mutations": "kinase-domain mutation results",
