@@ -196,6 +196,61 @@ def order_card(finding: Finding, settings: Settings, as_of: str, patient: str) -
     return card
 
 
+def incomplete_card(
+    settings: Settings, patient: str, as_of: str, missing: Sequence[str], *, kind: str
+) -> dict[str, Any]:
+    """A card saying that part of the patient's data did not arrive, so that nothing is read as
+    if it were whole. ``kind``: ``reading`` (a CML patient: no reading is shown), ``unknown``
+    (the data that would show CML did not arrive), ``orders`` (the order checks ran on part of
+    the record)."""
+    summary, indicator, lead = _INCOMPLETE[kind]
+    lines = [lead, "", "**Not complete:**", ""]
+    lines += [f"- {line}" for line in missing]
+    lines += ["", _INCOMPLETE_FIX]
+    card: dict[str, Any] = {
+        "uuid": str(uuid.uuid4()),
+        "summary": shorten(summary),
+        "indicator": indicator,
+        "detail": "\n".join(lines),
+        "source": {"label": f"fhir-cml ({settings.guideline.label})", "topic": MONITORING_TOPIC},
+    }
+    if kind != "unknown":
+        card["links"] = [smart_link(settings, patient, as_of)]
+    return card
+
+
+_INCOMPLETE: Final = {
+    "reading": (
+        "CML: no reading - part of this patient's data did not arrive from the EHR",
+        "warning",
+        "fhir-cml shows **no CML reading** for this patient: part of the data it reads did not "
+        "arrive, and a reading made from part of the record can be wrong (the latest BCR::ABL1 "
+        "result, or a change of TKI, may be in the part that is missing). Open the CML course "
+        "for the whole record.",
+    ),
+    "unknown": (
+        "fhir-cml could not check this patient for CML: the EHR's data did not all arrive",
+        "info",
+        "fhir-cml could not tell whether this patient has CML: the diagnoses or BCR::ABL1 "
+        "results did not arrive, so no reading is shown.",
+    ),
+    "orders": (
+        "CML order checks ran on part of the record: a check that found nothing may have "
+        "missed something",
+        "warning",
+        "fhir-cml checked the TKI orders against **part** of this patient's record: the rest "
+        "did not arrive. A warning shown still holds; the absence of a warning does not mean "
+        "that none applies (a T315I result or an interacting medication may be in the part "
+        "that is missing).",
+    ),
+}
+_INCOMPLETE_FIX: Final = (
+    "For the EHR's integration team: send each prefetch key in one page (no `next` link), or "
+    "give `fhirServer` and `fhirAuthorization` so that fhir-cml can read the rest within its "
+    "deadline."
+)
+
+
 def override_reasons() -> list[dict[str, str]]:
     return [
         {"code": code, "system": OVERRIDE_SYSTEM, "display": display}
