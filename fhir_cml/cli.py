@@ -29,9 +29,11 @@ from fhir_cml.domain import Assessment, Guideline
 from fhir_cml.domain.model import Issue
 from fhir_cml.errors import OperationOutcomeError
 from fhir_cml.fhir.inbound import LoadResult, MappingOptions, map_paths
+from fhir_cml.fhir.inbound.conceptmaps import concept_maps_from
 from fhir_cml.fhir.outbound import transaction_bundle, validate
 from fhir_cml.fhir.outbound.provenance import instant
-from fhir_cml.reporting import LoadSummary
+from fhir_cml.jobs.options import concept_map_option
+from fhir_cml.reporting import LoadSummary, issue_message
 from fhir_cml.reporting.stream import (
     ContractReport,
     JsonDocument,
@@ -52,17 +54,21 @@ MAX_DEFAULT_JOBS: Final = 4  # a worker holds a partition, about 200 MB
 
 
 class _Commands(click.Group):
-    """Imports ``sync`` (a database, HTTP and OAuth libraries: most of the start-up time) only
-    when it is the command run or listed."""
+    """Imports ``sync`` and ``survey`` (a database, HTTP and OAuth libraries: most of the
+    start-up time) only when one of them is run or listed."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), "sync"})
+        return sorted({*super().list_commands(ctx), "survey", "sync"})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name == "sync":
             from fhir_cml.jobs.sync_cli import sync
 
             return sync
+        if cmd_name == "survey":
+            from fhir_cml.jobs.survey_cli import survey
+
+            return survey
         return super().get_command(ctx, cmd_name)
 
 
@@ -112,6 +118,7 @@ def main() -> None:
     default=None,
     help="The laboratory's IS conversion factor for non-IS BCR::ABL1 results that carry none.",
 )
+@concept_map_option
 @click.option(
     "--max-file-size",
     type=click.FloatRange(min=0, min_open=True),
@@ -146,6 +153,7 @@ def assess_command(
     fmt: str,
     output: Path | None,
     conversion_factor: float | None,
+    concept_maps: tuple[Path, ...],
     max_file_size: float,
     work_dir: Path | None,
     progress: bool | None,
@@ -158,10 +166,16 @@ def assess_command(
     day = as_of.date() if as_of is not None else date.today()
     chosen = Guideline(guideline)
     now = datetime.now(UTC)
+    terminology = None
+    if concept_maps:
+        terminology = concept_maps_from(concept_maps)
+        for problem in terminology.problems:
+            _say(f"warning: {problem}")
     options = MappingOptions(
         now=now,
         conversion_factor=conversion_factor,
         max_json_bytes=int(max_file_size * 1024 * 1024),
+        terminology=terminology,
     )
     bars = _Bars(sys.stderr.isatty() if progress is None else progress)
     sink = _sink(output)
@@ -375,8 +389,9 @@ class _Bars:
 
 
 def _issue_text(issue: Issue) -> str:
-    where = f"{issue.resource}: " if issue.resource and issue.resource not in issue.message else ""
-    return f"{issue.severity.value}: {where}{issue.message}"
+    message = issue_message(issue)
+    where = f"{issue.resource}: " if issue.resource and issue.resource not in message else ""
+    return f"{issue.severity.value}: {where}{message}"
 
 
 def _say(message: str) -> None:

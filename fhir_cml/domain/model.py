@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from fhir_cml.domain.basis import Basis
 from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.vocabulary import (
     ControlGene,
@@ -30,12 +31,17 @@ Day = date  # for fields declared after a field named "date"
 @quick_init
 @dataclass(frozen=True, slots=True)
 class Issue:
-    """Something the reader or the rules could not use, or want a human to look at."""
+    """Something the reader or the rules could not use, or want a human to look at.
+
+    The FHIR reader words its issues in ``message``; the rules give a structured ``basis``
+    instead (``message`` empty), which :func:`fhir_cml.reporting.issue_message` words.
+    """
 
     severity: Severity
     code: IssueCode
     message: str
     resource: str | None = None
+    basis: Basis | None = None
 
 
 @quick_init
@@ -184,6 +190,21 @@ class Diagnosis:
 
 @quick_init
 @dataclass(frozen=True, slots=True)
+class UnreadResult:
+    """A result that was done but could not be read (a text value, an unknown unit, ...).
+
+    It is kept so that the rules do not take its absence for a test never done (e.g. a PCR
+    "overdue" when the laboratory sent one that fhir-cml cannot read). ``date`` is None when the
+    result gives none that can be read.
+    """
+
+    ref: str
+    date: date | None
+    reason: str
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
 class PatientRecord:
     """All a patient's inputs, each list ordered by date (oldest first)."""
 
@@ -203,3 +224,4 @@ class PatientRecord:
     issues: tuple[Issue, ...] = field(default=())
     transcript: Transcript | None = None
     transcript_ref: str | None = None
+    unread_bcr_abl1: tuple[UnreadResult, ...] = ()  # BCR::ABL1 results present but not read

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -24,8 +25,11 @@ from fhir_cml.ehr.auth import (
 )
 from fhir_cml.ehr.client import BearerToken, FhirClient, RetryPolicy
 from fhir_cml.ehr.fetch import FetchOptions, Population
+from fhir_cml.ehr.terminology import site_terminology
 from fhir_cml.ehr.writeback import WriteMode
 from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
+from fhir_cml.fhir.inbound.conceptmaps import Terminology
+from fhir_cml.jobs.options import concept_map_option
 from fhir_cml.jobs.sync import EXIT_RUN_FAILED, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 
@@ -133,7 +137,8 @@ def _instant(value: str | None) -> datetime | None:
     "--population",
     multiple=True,
     type=click.Choice([p.value for p in Population]),
-    help="How to find CML patients: by Condition (default), TKI MedicationStatement, "
+    help="How to find CML patients: by Condition (default), TKI MedicationStatement or "
+    "MedicationRequest, "
     "BCR::ABL1 Observation; repeat to combine.",
 )
 @click.option(
@@ -197,6 +202,13 @@ def _instant(value: str | None) -> datetime | None:
     show_default=True,
     help="Re-read unchanged patients after this many days (conclusions age).",
 )
+@concept_map_option
+@click.option(
+    "--terminology-server",
+    metavar="URL",
+    help="Translate local codes and units with ConceptMap/$translate on this server (the FHIR "
+    "server's own credentials when it is the same URL).",
+)
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -238,6 +250,8 @@ def sync(
     recheck_days: int,
     write_mode: str,
     transaction_size: int | None,
+    concept_maps: tuple[Path, ...],
+    terminology_server: str | None,
     report: Path | None,
     progress: bool | None,
 ) -> None:
@@ -287,6 +301,11 @@ def sync(
         click.echo(f"fhir-cml sync: {err}", err=True)
         ctx.exit(EXIT_RUN_FAILED)
     job = SyncJob(settings, client, store, progress=show_bar, report=report)
+    problems: list[str] = []
+    if concept_maps or terminology_server:
+        terminology, problems = _terminology(client, concept_maps, terminology_server)
+        job.mapping = replace(job.mapping, terminology=terminology)
+    said = len(problems)
     try:
         summary = job.run()
     except FhirCmlError as err:  # the state store failed: nothing can be remembered
@@ -297,6 +316,8 @@ def sync(
         store.close()
     for line in summary.lines():
         click.echo(line)
+    for problem in problems[said:]:  # met while translating (the terminology server)
+        click.echo(f"fhir-cml sync: {problem}", err=True)
     ctx.exit(summary.exit_code)
 
 
@@ -345,3 +366,17 @@ def _configure_logging(progress: bool) -> None:
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         root.addHandler(handler)
     root.setLevel(logging.WARNING if progress else logging.INFO)
+
+
+def _terminology(
+    client: FhirClient, concept_maps: tuple[Path, ...], server: str | None
+) -> tuple[Terminology | None, list[str]]:
+    """The site's ConceptMaps and terminology server; problems loading them go to stderr."""
+    remote = None
+    if server is not None:
+        same = server.rstrip("/") == client.base_url
+        remote = client if same else FhirClient(server, timeout=client.timeout)
+    terminology, problems = site_terminology(list(concept_maps), remote)
+    for problem in problems:
+        click.echo(f"fhir-cml sync: {problem}", err=True)
+    return terminology, problems

@@ -29,16 +29,13 @@ import orjson
 from fhir_cml.domain.model import Issue
 from fhir_cml.domain.results import Assessment
 from fhir_cml.domain.vocabulary import Guideline
-from fhir_cml.reporting import (
+from fhir_cml.reporting.contract import (
     LoadSummary,
-    Sources,
     contract_head,
     contract_tail,
     patient_contract,
-    patient_text,
-    text_head,
-    text_tail,
 )
+from fhir_cml.reporting.text import Sources, patient_text, text_head, text_tail
 
 __all__ = ["ContractReport", "JsonDocument", "NdjsonLines", "Sink", "TextReport", "encode"]
 

@@ -9,7 +9,10 @@ conformance resources it names.
 - ``GET|POST /fhir/Patient/{id}/$cml-assess``: the data is fetched from the EHR's FHIR server
   (``FHIR_CML_FHIR_BASE``); ``writeBack=true`` (POST only: it changes the EHR) writes the
   suggestions with the same idempotent rules as ``fhir-cml sync``, and the OperationOutcome in
-  the answer says what was created and what was already there.
+  the answer says what was created and what was already there. Only for an authenticated
+  caller whose scopes cover the patient (and the write): :mod:`fhir_cml.web.callers`; with no
+  way to authenticate callers configured the operation is off (403). The caller is checked
+  before the id, the body or the EHR are looked at, so a refused caller learns nothing.
 
 Both answer a Bundle (collection): RiskAssessment, CarePlan, Provenance and an OperationOutcome
 of the issues met while reading and assessing.
@@ -24,9 +27,8 @@ from typing import Any, Final
 from flask import Blueprint, Response, request
 
 from fhir_cml import conformance
-from fhir_cml.app.assessing import checked_result_bundle
+from fhir_cml.app import WriteOutcome, WriteSettings, checked_result_bundle, write_back
 from fhir_cml.ehr.fetch import fetch_patient
-from fhir_cml.ehr.writeback import WriteOutcome, write_assessment
 from fhir_cml.errors import OperationOutcomeError, RequestError
 from fhir_cml.fhir.outbound.operation_outcome import issue_element
 from fhir_cml.web import assessment
@@ -38,6 +40,7 @@ from fhir_cml.web.settings import env_name
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+SECURITY_SERVICE: Final = "http://terminology.hl7.org/CodeSystem/restful-security-service"
 CONFORMANCE_TYPES: Final = frozenset(
     {
         "CapabilityStatement",
@@ -57,13 +60,27 @@ def _negotiate() -> None:
 
 @bp.get("/metadata")
 def metadata() -> Response:
-    return fhir_response(capability_statement(runtime().settings.public_base_url))
+    settings = runtime().settings
+    return fhir_response(
+        capability_statement(settings.public_base_url, secured=settings.api_callers_configured)
+    )
 
 
-def capability_statement(public_base_url: str) -> dict[str, Any]:
-    """The generated CapabilityStatement, with ``implementation.url`` set to this base."""
+def capability_statement(public_base_url: str, *, secured: bool = False) -> dict[str, Any]:
+    """The generated CapabilityStatement, with ``implementation.url`` set to this base, and
+    with ``rest.security`` when callers of the patient-level operation are authenticated."""
     statement = conformance.load("CapabilityStatement", "fhir-cml")
     statement.setdefault("implementation", {})["url"] = f"{public_base_url}/fhir"
+    if secured:
+        statement["rest"][0]["security"] = {
+            "service": [{"coding": [{"system": SECURITY_SERVICE, "code": "SMART-on-FHIR"}]}],
+            "description": (
+                "Patient/[id]/$cml-assess needs a bearer access token (SMART Backend Services) "
+                "whose scopes cover the patient: system/ or patient/ read of Patient and the "
+                "input types, and create/update of RiskAssessment and CarePlan and create of "
+                "Provenance for writeBack. $cml-assess with the data in the body needs none."
+            ),
+        }
     return statement
 
 
@@ -103,6 +120,10 @@ def assess_system() -> Response:
 
 @bp.route("/Patient/<patient_id>/$cml-assess", methods=["GET", "POST"])
 def assess_patient(patient_id: str) -> Response:
+    callers = runtime().callers
+    if not callers.enabled:
+        raise callers.off()
+    caller = callers.authenticate(request.headers.get("Authorization"))
     if not FHIR_ID.match(patient_id):
         raise RequestError(f"{patient_id[:80]!r} is not a FHIR id.", expression="id")
     query = from_query(request.args.to_dict(flat=False))
@@ -113,6 +134,7 @@ def assess_patient(patient_id: str) -> Response:
             "writeBack=true changes the EHR: send it with POST.",
             expression="writeBack",
         )
+    callers.authorize(caller, patient_id, write=bool(given.write_back))
     ehr = runtime().ehr
     if ehr is None:
         raise RequestError(
@@ -143,7 +165,9 @@ def _assess(resources: list[Any], given: OperationInput, patient: str | None) ->
     bundle = checked_result_bundle([result], now, loaded.issues)
     if given.write_back:
         assert rt.ehr is not None
-        written = write_assessment(rt.ehr.client(), result, now, mode=rt.settings.write_mode)
+        written = write_back(
+            rt.ehr.client(), result, now, settings=WriteSettings(mode=rt.settings.write_mode)
+        )
         if not written.ok:
             raise _write_failed(written)
         bundle["entry"][-1]["resource"]["issue"] += write_back_issues(written)

@@ -338,7 +338,8 @@ def test_a_bulk_export_read_in_partitions_gives_the_same_suggestions(
     monkeypatch.setattr(streaming, "write_partitions", spy)
     result = env.run("--bulk")
     assert result.exit_code == 0, result.output
-    assert counts and counts[0] > 2
+    assert counts
+    assert counts[0] > 2
     assert "no CML evidence: 1" in result.output
     assert "assessed           4" in result.output
     assert by_status(env.written()["CarePlan"]) == {"draft": CML}

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from joserfc import jwt
+import requests
+from joserfc import jws
 from joserfc.jwk import ECKey, Key, RSAKey
 
 from fhir_cml.web.cds.services import SERVICES
@@ -74,7 +75,11 @@ class SigningEhr:
             payload.pop(name, None)
         protected: dict[str, Any] = {"alg": self.alg, "typ": "JWT", "kid": self.kid}
         protected.update(header or {})
-        return jwt.encode(protected, payload, self.key, algorithms=[protected["alg"]])
+        if protected.get("typ", "") is None:  # None: left out
+            del protected["typ"]
+        # JSON with \u escapes, so that even a lone surrogate can be sent
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        return jws.serialize_compact(protected, data, self.key, algorithms=[protected["alg"]])
 
 
 def unsigned(header: Mapping[str, Any], payload: Mapping[str, Any], signature: bytes = b"") -> str:
@@ -123,6 +128,38 @@ def prefetch_for(
             if r["resourceType"] == path and (codes is None or _coded(r, codes))
         ]
         out[key] = searchset(matches)
+    return out
+
+
+def server_prefetch(
+    base_url: str,
+    service_id: str,
+    patient_id: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The prefetch an EHR makes by running each template against its FHIR server at
+    ``base_url`` and sending the first answer as it came (a read's resource or null; a search's
+    first page, ``next`` link and ``total`` included). ``params`` replace template parameters
+    where a template has them (e.g. ``{"_sort": "date"}`` for an EHR that sorts its own way)."""
+    out: dict[str, Any] = {}
+    for key, template in SERVICES[service_id].prefetch.items():
+        rendered = template.replace("{{context.patientId}}", patient_id)
+        path, _, query = rendered.partition("?")
+        given = dict(parse_qsl(query))
+        given.update({k: v for k, v in (params or {}).items() if k in given})
+        response = requests.get(
+            f"{base_url}/{path}",
+            params=given,
+            headers={"Accept": "application/fhir+json", **(headers or {})},
+            timeout=30,
+        )
+        if response.status_code == 404 and not query:
+            out[key] = None
+            continue
+        response.raise_for_status()
+        out[key] = response.json()
     return out
 
 

@@ -169,14 +169,15 @@ def test_contract_values_are_the_documented_codes() -> None:
     empty = by_patient["Patient/empty"]
     assert empty["latest_bcr_abl1"] is None
     assert empty["eln"]["milestone"] is None
-    assert empty["issues"] == [
-        {
-            "severity": "warning",
-            "code": "missing-date",
-            "message": "Observation without an effective date: left out.",
-            "resource": "Observation/empty-nodate",
-        }
-    ]
+    assert empty["issues"][0] == {
+        "severity": "warning",
+        "code": "missing-date",
+        "message": "Observation without an effective date: left out.",
+        "resource": "Observation/empty-nodate",
+    }
+    # No TKI record at all is a data issue of its own (not silence).
+    assert [(i["code"], i["resource"]) for i in empty["issues"][1:]] == [("no-therapy-start", None)]
+    assert "No TKI record" in empty["issues"][1]["message"]
 
 
 def test_contract_is_plain_json_with_iso_dates() -> None:
@@ -220,7 +221,9 @@ def test_text_gives_every_suggestion_with_its_basis_and_source(text: str) -> Non
     number = re.search(r"\[t315i-no-escalation; source (\d+)\]", block)
     assert number
     sources = text.split("\nSources\n")[1]
-    assert f"  {number.group(1)}. Imatinib dose escalation strategies (seed 003)" in sources
+    cited = sources.split(f"\n  {number.group(1)}. ")[1]
+    assert cited.startswith("Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing")
+    assert "doi:10.1186/s13045-019-0815-5" in " ".join(cited.split())
 
 
 def test_text_lists_data_issues_and_input_issues(text: str) -> None:

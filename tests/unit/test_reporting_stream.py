@@ -69,9 +69,7 @@ def test_the_contract_report_is_the_contract(assessments: list[Assessment]) -> N
         report.finish(SUMMARY, [])
 
     streamed = json.loads(written(write))
-    whole = to_contract(
-        assessments, as_of=AS_OF, guideline=Guideline.ELN2020, load_summary=SUMMARY
-    )
+    whole = to_contract(assessments, as_of=AS_OF, guideline=Guideline.ELN2020, load_summary=SUMMARY)
     assert streamed == json.loads(json.dumps(whole))
     assert streamed["summary"]["assessed"] == len(assessments) == 17
     assert streamed["summary"]["patients"] == 19

@@ -16,6 +16,7 @@ from typing import Any
 
 from fhir_cml.domain.model import Issue, PatientRecord
 from fhir_cml.domain.vocabulary import IssueCode, Severity
+from fhir_cml.fhir.inbound.conceptmaps import translate_entries
 from fhir_cml.fhir.inbound.loader import Reader
 from fhir_cml.fhir.inbound.loading import LoadResult, load
 from fhir_cml.fhir.inbound.options import MappingOptions
@@ -58,7 +59,7 @@ def map_patient(
 ) -> PatientRecord:
     """One patient's resources (already selected by the caller) to a record."""
     reader = Reader(options.max_json_bytes)
-    entries = list(reader.read_values(resources))
+    entries = list(translate_entries(reader.read_values(resources), options.terminology))
     record, _ = map_entries(patient_key, entries, options)
     if reader.issues:
         record = replace(record, issues=(*reader.issues, *record.issues))

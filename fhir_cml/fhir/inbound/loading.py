@@ -10,6 +10,7 @@ from typing import Any
 
 from fhir_cml.domain.model import Issue, PatientRecord
 from fhir_cml.domain.vocabulary import IssueCode, Severity
+from fhir_cml.fhir.inbound.conceptmaps import translate_entries
 from fhir_cml.fhir.inbound.grouping import Grouper, Groups
 from fhir_cml.fhir.inbound.loader import Entry, Reader
 from fhir_cml.fhir.inbound.options import MappingOptions
@@ -67,6 +68,7 @@ def load_entries(
     With ``retain``, the parsed entries are kept there instead of freed (by a process that ends
     straight after, and so need not free them one by one).
     """
+    entries = translate_entries(entries, options.terminology)  # the site's codes, before grouping
     with without_cyclic_gc():
         return _grouped_and_mapped(entries, options, keep_resources, patients_expected, retain)
 

@@ -31,10 +31,11 @@ from fhir_cml.fhir.inbound.context import MappingContext
 from fhir_cml.fhir.inbound.identity import Candidate, latest_versions, resolve
 from fhir_cml.fhir.inbound.loader import Entry
 from fhir_cml.fhir.inbound.medications import MedicationIndex, map_statement
-from fhir_cml.fhir.inbound.observations import TranscriptFinding, map_observation
+from fhir_cml.fhir.inbound.observations import LOCAL_CODE, TranscriptFinding, map_observation
 from fhir_cml.fhir.inbound.options import MappingOptions
 from fhir_cml.fhir.inbound.patients import birth_date, map_condition
 from fhir_cml.fhir.inbound.references import ref_of
+from fhir_cml.fhir.inbound.supplies import SUPPLY_TYPES, Supply, courses, map_supply
 
 INTERNAL_ERROR = "internal error"
 _BY_DATE = attrgetter("date", "ref")
@@ -68,6 +69,7 @@ def map_entries(
     candidates: list[Candidate] = []
     tki: list[TkiStatement] = []
     others: list[OtherMedication] = []
+    supplies: list[Supply] = []
     events: list[AdverseEvent] = []
     for index in keep:
         entry = entries[index]
@@ -88,6 +90,12 @@ def map_entries(
                     tki.append(statement)
                 elif statement is not None:
                     others.append(statement)
+            elif rtype in SUPPLY_TYPES:
+                supply = map_supply(res, rtype, ref, ctx, medications)
+                if isinstance(supply, Supply):
+                    supplies.append(supply)
+                elif supply is not None:
+                    others.append(supply)
             elif rtype == "Condition":
                 diagnosis = map_condition(res, ref, ctx)
                 if diagnosis is not None:
@@ -134,6 +142,8 @@ def map_entries(
     for values in lists.values():
         values.sort(key=_BY_DATE)
     events.sort(key=_BY_DATE)
+    if supplies:
+        tki = courses(tki, supplies, ctx)
     tki.sort(key=_by_start)
     others.sort(key=_by_start)
     diagnoses.sort(key=lambda d: (d.onset or date.min, d.ref))
@@ -156,6 +166,7 @@ def map_entries(
         issues=tuple(ctx.issues),
         transcript=transcript.transcript if transcript else None,
         transcript_ref=transcript.ref if transcript else None,
+        unread_bcr_abl1=tuple(sorted(ctx.unread, key=lambda u: (u.date or date.min, u.ref))),
     )
     return record, [entries[index].resource for index in keep]
 
@@ -188,8 +199,15 @@ def _not_read_summary(ctx: MappingContext) -> None:
     more = len(ranked) - _MAX_LISTED
     if more > 0:
         listed += f"; and {more} other kinds"
+    hint = ""
+    if any(label.startswith(LOCAL_CODE) for label in ctx.not_read):
+        hint = (
+            " A site's own code is read once its ConceptMap maps it (equivalent) to a code "
+            "fhir-cml reads, e.g. LOINC 69380-4 for BCR::ABL1 on the IS (docs/inbound.md, "
+            '"Local codes and units"; `fhir-cml survey` drafts the ConceptMap).'
+        )
     ctx.info(
         IssueCode.UNKNOWN_CODE,
-        f"Not used (not read by fhir-cml's CML rules): {listed}.",
+        f"Not used (not read by fhir-cml's CML rules): {listed}.{hint}",
         None,
     )

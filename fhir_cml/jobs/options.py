@@ -1,0 +1,17 @@
+"""Command-line options shared by several commands, in a module light enough for all of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+# The site's ConceptMaps, an option of assess, sync and survey alike.
+concept_map_option = click.option(
+    "--concept-map",
+    "concept_maps",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="The site's ConceptMap (JSON file, Bundle or directory): local codes and units to the "
+    "ones fhir-cml reads. Repeatable.",
+)
