@@ -379,6 +379,7 @@ def accept_proposal(
         recommendations=[s.code.value for s in assessed.assessment.recommendations],
         result=result,
         user=subject.user,
+        user_name=subject.user_name,
         at=now,
     )
     rt.state.update_session(record.id, flash=_accept_flash(result, subject.demo))
@@ -468,6 +469,7 @@ def dismiss_proposal(
         reason=reason,
         comment=comment,
         user=subject.user,
+        user_name=subject.user_name,
         at=rt.clock(),
     )
     prefix = "DEMO: " if subject.demo else ""

@@ -124,7 +124,7 @@ def test_ehr_launch_shows_the_course_and_accept_writes_the_proposal_once(
     expect(cont.locator(".evidence").first).to_contain_text("BCR::ABL1 0.031 % IS on 2025-05-26")
     expect(cont.locator(".meta").first).to_contain_text("Hochhaus")
     # The chart: nine results, three milestone targets, three reference lines, three troughs.
-    chart = page.locator("svg.course-chart")
+    chart = page.locator("svg.course-chart.wide")
     expect(chart.locator("g.result.detected")).to_have_count(9)
     expect(chart.locator(".milestone-target")).to_have_count(3)
     expect(chart.locator("line.reference")).to_have_count(3)

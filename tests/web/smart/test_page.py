@@ -82,7 +82,8 @@ def test_the_page_answers_how_the_patient_responds(browser: FlaskClient, ehr: Eh
     # The chart and its table.
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in body
     assert '<title id="chart-title">' in body
-    assert body.count('<g class="result detected"') == 4  # baseline, 3, 6 and 11.5 months
+    # Two layouts (wide and narrow) of one chart, each with the baseline, 3, 6 and 11.5 months.
+    assert body.count('<g class="result detected"') == 2 * 4
     assert '<table class="results-table">' in body
     # The forms carry the CSRF token and the fingerprint of what is shown.
     fields = form_fields(body)
