@@ -15,6 +15,7 @@ import responses
 from flask import Flask
 from flask.testing import FlaskClient
 
+from fhir_cml.ehr.fetch import INPUT_TYPES
 from tests.support.cds import SigningEhr
 from tests.support.fhir_server import FhirTestServer
 
@@ -268,7 +269,7 @@ def test_a_refused_write_is_502(mocked: FlaskClient) -> None:
     by_type: dict[str, list[dict[str, Any]]] = {}
     for entry in bundle["entry"]:
         by_type.setdefault(entry["resource"]["resourceType"], []).append(entry["resource"])
-    for kind in ("Patient", "Condition", "Observation", "MedicationStatement", "AdverseEvent"):
+    for kind in INPUT_TYPES:
         page = {
             "resourceType": "Bundle",
             "type": "searchset",

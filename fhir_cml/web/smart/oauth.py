@@ -47,6 +47,7 @@ DEFAULT_SCOPES: Final = (
     "patient/Patient.rs",
     "patient/Observation.rs",
     "patient/MedicationStatement.rs",
+    "patient/MedicationRequest.rs",
     "patient/Medication.rs",
     "patient/Condition.rs",
     "patient/AdverseEvent.rs",
