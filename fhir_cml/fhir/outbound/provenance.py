@@ -1,7 +1,9 @@
 """A Provenance for what one assessment writes (profile cml-provenance, docs/outbound.md).
 
 The domain has no clock, so the moment of writing (``recorded``) comes from the caller; it must be
-timezone-aware because FHIR ``instant`` requires a zone.
+timezone-aware because FHIR ``instant`` requires a zone. fhir-cml itself is always the
+``assembler``; a clinician whose decision led to the write (Accept in the SMART app) is a further
+agent, so the record says who decided as well as what computed.
 """
 
 from __future__ import annotations
@@ -23,10 +25,19 @@ def instant(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def agent(who: dict[str, Any], role: str) -> dict[str, Any]:
+    """A Provenance agent: ``who`` (a Reference) in ``role`` (provenance-participant-type)."""
+    return {"type": concept(PROVENANCE_PARTICIPANT, role), "who": who}
+
+
 def build_provenance(
-    assessment: Assessment, targets: Sequence[str], recorded: datetime
+    assessment: Assessment,
+    targets: Sequence[str],
+    recorded: datetime,
+    agents: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """``targets``: references of the RiskAssessment and CarePlan being written."""
+    """``targets``: references of the RiskAssessment and CarePlan being written; ``agents``:
+    further agents (see :func:`agent`) after fhir-cml's own."""
     a = assessment
     resource: dict[str, Any] = {
         "resourceType": "Provenance",
@@ -39,9 +50,34 @@ def build_provenance(
             {
                 "type": concept(PROVENANCE_PARTICIPANT, "assembler", "Assembler"),
                 "who": software(a.ruleset_version),
-            }
+            },
+            *agents,
         ],
     }
     if a.inputs:
         resource["entity"] = [{"role": "source", "what": input_reference(ref)} for ref in a.inputs]
     return resource
+
+
+def build_revocation(
+    target: str,
+    recorded: datetime,
+    reason: str,
+    agents: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """The Provenance of a suggestion withdrawn (a clinician dismissed it): ``target`` the
+    CarePlan revoked (``CarePlan/<id>/_history/<version>`` when known), ``reason`` in words."""
+    return {
+        "resourceType": "Provenance",
+        "target": [reference(target)],
+        "recorded": instant(recorded),
+        "activity": concept(PROVENANCE_ACTIVITY, "UPDATE", "revise"),
+        "reason": [{"text": reason}],
+        "agent": [
+            {
+                "type": concept(PROVENANCE_PARTICIPANT, "assembler", "Assembler"),
+                "who": software(),
+            },
+            *agents,
+        ],
+    }
