@@ -37,6 +37,7 @@ from enum import StrEnum
 from html import escape
 from typing import Final
 
+from fhir_cml.domain import guidelines
 from fhir_cml.domain.config import DEFAULT_CONFIG
 from fhir_cml.domain.model import BcrAbl1Result, PatientRecord
 from fhir_cml.domain.results import Assessment
@@ -82,11 +83,7 @@ NARROW: Final = Layout(
 
 REFERENCE_LINES: Final = (("MMR", 0.1), ("MR4", 0.01), ("MR4.5", 0.0032))
 # Molecular milestone targets (optimal response) by guideline: (months, IS % at most).
-TARGETS: Final = {
-    Guideline.ELN2020: ((3.0, 10.0), (6.0, 1.0), (12.0, 0.1)),
-    Guideline.ELN2013: ((3.0, 10.0), (6.0, 1.0), (12.0, 0.1)),
-    Guideline.ELN2009: ((18.0, 0.1),),
-}
+TARGETS: Final = {g: guidelines.targets(g) for g in Guideline}  # from the guideline tables
 # IS % an undetectable result is drawn at, by the level its control-gene copies support.
 LEVEL_VALUE: Final = {
     ResponseDepth.MR4: 0.01,
@@ -224,11 +221,25 @@ class Zone:
 def milestone_zones(guideline: Guideline) -> tuple[Zone, ...]:
     """The guideline's optimal/warning/failure zones per milestone, for the chart.
 
-    The one seam between the chart and the guideline tables: the zones are read from the
-    tables the rules read, never written here. Until a guideline's bands are published as
-    data the chart shows its targets only.
+    The one seam between the chart and the guideline tables (:mod:`fhir_cml.domain.guidelines`,
+    the tables the rules read): no threshold is written here. A milestone's zone spans the
+    months its reading applies to: from ``milestone_tolerance_months`` before it until the next
+    milestone's window opens (the last: as long again after it). A band that applies only
+    under a condition (for example high risk) is left out: the zone shows the plain reading.
     """
-    return ()
+    tolerance = DEFAULT_CONFIG.milestone_tolerance_months
+    found = guidelines.milestones(guideline)
+    zones: list[Zone] = []
+    for index, (_, months, bands) in enumerate(found):
+        start = max(0.0, months - tolerance)
+        end = found[index + 1][1] - tolerance if index + 1 < len(found) else months + tolerance
+        for band in bands:
+            if band.needs is not None:
+                continue
+            low = band.above.value if band.above is not None else 0.0
+            high = band.upto.value if band.upto is not None else math.inf
+            zones.append(Zone(start, end, band.status, low, high))
+    return tuple(zones)
 
 
 @dataclass(frozen=True, slots=True)
