@@ -52,6 +52,7 @@ from fhir_cml.domain.vocabulary import (
     ResponseDepth,
     TdmStatus,
 )
+from fhir_cml.reporting.words import say
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +309,7 @@ def chart_data(
             continue
         reading = read_tdm([t], assessment.therapy, DEFAULT_CONFIG)
         invalid = reading.status is TdmStatus.TIMING_INVALID
-        why = reading.basis.statement if invalid and reading.basis else ""
+        why = say(reading.basis) if invalid and reading.basis else ""
         troughs.append(
             TroughPoint(
                 t.date,

@@ -20,6 +20,7 @@ from fhir_cml.domain.rules.catalogue import RULESET_VERSION
 from fhir_cml.domain.rules.common import pct
 from fhir_cml.fhir.outbound.identifiers import fingerprint
 from fhir_cml.reporting import issue_item, patient_contract
+from fhir_cml.reporting.summary import status_parts
 from fhir_cml.state.smart import DecisionRecord
 from fhir_cml.web.smart.chart import NARROW, ChartData, chart_data, render_svg
 
@@ -54,12 +55,6 @@ _ACTION: Final = {
     "repeat-pcr": "repeat the PCR",
     "pcr-overdue": "the PCR is overdue",
     "review-interactions": "review interacting drugs",
-}
-_STATUS_WORDS: Final = {
-    "optimal": "Optimal response",
-    "warning": "Warning",
-    "suboptimal": "Suboptimal response",
-    "failure": "Failure",
 }
 _THERAPY_STATUS: Final = {
     "active": "active",
@@ -195,7 +190,7 @@ def build_page(
         chart=data,
         chart_svg=render_svg(data),
         chart_svg_narrow=render_svg(data, NARROW),
-        status_line=status_line(contract, record),
+        status_line=status_line(assessment, record, contract),
         status_state=_STATUS_CLASS.get(contract["eln"]["status"], ""),
         fingerprint=fingerprint(assessment),
         evidence=evidence_labels(record),
@@ -220,30 +215,23 @@ def distinct(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def status_line(c: dict[str, Any], record: PatientRecord) -> str:
-    """The reading in one line, e.g. "Failure at 12 months - T315I - consider switching TKI":
-    the ELN category, what matters most beside it, and the lead suggestion."""
-    eln = c["eln"]
-    status, milestone = eln["status"], eln["milestone"]
-    if status == "not-evaluable":
-        parts = ["ELN category not evaluable"]
-    else:
-        words = _STATUS_WORDS.get(status, status)
-        timed = milestone not in (None, "any")
-        parts = [f"{words} at {milestone[:-1]} months" if timed else words]
-    as_of = date.fromisoformat(c["as_of"])
+def status_line(assessment: Assessment, record: PatientRecord, c: dict[str, Any]) -> str:
+    """The reading in one line, e.g. "ELN 2020 failure at 12 months - T315I - no MMR, BCR::ABL1
+    3.1 % (2025-06-02) - consider switching TKI": the status parts every face shows
+    (:func:`fhir_cml.reporting.summary.status_parts`), the kinase-domain mutations found, and
+    the lead suggestion in a few words (the suggestions follow in full)."""
+    parts = status_parts(assessment, next_pcr=False)
+    as_of = assessment.as_of
     mutations = sorted(
         {m.mutation or "mutation" for m in record.mutations if m.detected and m.date <= as_of}
     )
     if mutations:
-        parts.append(", ".join(mutations))
+        at = 2 if c["tfr"]["status"] == "molecular-relapse" else 1
+        parts.insert(at, ", ".join(mutations))
     if c["loss_of_mmr"]["lost"]:
         parts.append("loss of MMR" + (" (confirmed)" if c["loss_of_mmr"]["confirmed"] else ""))
-    tfr = c["tfr"]["status"]
-    if tfr in ("in-tfr", "molecular-relapse"):
-        parts.append(_TFR[tfr])
-    if c["pcr_overdue"]:
-        parts.append(f"PCR overdue since {c['next_pcr_due']}")
+    if c["tfr"]["status"] == "in-tfr":
+        parts.append(_TFR["in-tfr"])
     actions = [
         _ACTION[r["code"]]
         for r in c["recommendations"]
@@ -251,8 +239,8 @@ def status_line(c: dict[str, Any], record: PatientRecord) -> str:
     ]
     if actions:
         parts.append(actions[0])
-    elif status == "optimal":
-        parts.append(f"continue {c['therapy']['drug']}" if c["therapy"]["drug"] else "no change")
+    elif c["eln"]["status"] == "optimal" and c["therapy"]["drug"]:
+        parts.append(f"continue {c['therapy']['drug']}")
     return " - ".join(parts)
 
 

@@ -109,7 +109,7 @@ def test_the_status_line_says_the_reading_at_a_glance(
     page = opened(chromium, demo, "03-failure-t315i", SCREEN)
     try:
         status = page.locator("#status").inner_text()
-        assert status.startswith("Failure at 12 months")
+        assert status.startswith("ELN 2020 failure at 12 months - T315I")
         assert "T315I" in status
         assert "consider switching TKI" in status
     finally:
