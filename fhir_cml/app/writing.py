@@ -176,25 +176,9 @@ def revoke(
                 status=409,
                 code="conflict",
             )
-        care_plan = dict(found[0], status="revoked")
-        where = local_reference(care_plan)
-        version = (care_plan.get("meta") or {}).get("versionId")
-        client.request(
-            "PUT",
-            where,
-            json=care_plan,
-            headers={
-                "Prefer": "return=minimal",
-                **({"If-Match": f'W/"{version}"'} if version else {}),
-            },
-        )
-        # Read back: the answer to the update may carry no body.
-        revoked = client.read("CarePlan", str(care_plan["id"]))
-        if revoked.get("status") != "revoked":
-            raise FhirResponseError(f"update {where}: the server did not revoke it")
-        now = (revoked.get("meta") or {}).get("versionId")
+        where = local_reference(found[0])
         provenance = build_revocation(
-            f"{where}/_history/{now}" if now else where,
+            _put(client, dict(found[0], status="revoked"), found[0], "revoked"),
             recorded,
             reason,
             [decider.as_agent()] if decider else (),

@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from fhir_cml.app import write_back
+from fhir_cml.app import WriteOutcome, write_back
 from fhir_cml.ehr.client import BearerToken, FhirClient
 from fhir_cml.ehr.fetch import fetch_patient
 from fhir_cml.web.smart.views import assess_resources
@@ -31,8 +31,8 @@ def text(response: TestResponse) -> str:
     return html.unescape(response.get_data(as_text=True))
 
 
-def nightly_sync(smart_app: Flask, ehr: Ehr, patient: str) -> dict[str, Any]:
-    """Writes the patient's draft proposal as the sync job does (no clinician); its CarePlan."""
+def sync_run(smart_app: Flask, ehr: Ehr, patient: str) -> WriteOutcome:
+    """Reads, assesses and writes the patient as the sync job does (no clinician)."""
     client = FhirClient(ehr.base)
     client.auth = BearerToken(ehr.auth.admin_token())
     with client:
@@ -42,6 +42,12 @@ def nightly_sync(smart_app: Flask, ehr: Ehr, patient: str) -> dict[str, Any]:
         )
         outcome = write_back(client, assessed.assessment, SYNC_RUN)
     assert outcome.ok, outcome.error
+    return outcome
+
+
+def nightly_sync(smart_app: Flask, ehr: Ehr, patient: str) -> dict[str, Any]:
+    """The patient's draft proposal written by the sync job; its CarePlan."""
+    sync_run(smart_app, ehr, patient)
     [care_plan] = ehr.search(f"CarePlan?patient={patient}")
     assert care_plan["status"] == "draft"
     return care_plan
@@ -123,15 +129,7 @@ def test_dismissing_revokes_the_draft_with_the_reason_and_the_practitioner(
     assert decision.kind == "dismissed"
     assert decision.user_label == f"Dr {USER_NAME}"
     # A later sync of the same reading does not propose it again: it was dismissed.
-    client = FhirClient(ehr.base)
-    client.auth = BearerToken(ehr.auth.admin_token())
-    with client:
-        fetched = fetch_patient(client, patient)
-        assessed = assess_resources(
-            fetched.resources, f"Patient/{patient}", date(2025, 6, 30), smart(smart_app)
-        )
-        again = write_back(client, assessed.assessment, SYNC_RUN)
-    assert not again.created
+    assert not sync_run(smart_app, ehr, patient).created
     assert [p["status"] for p in ehr.search(f"CarePlan?patient={patient}")] == ["revoked"]
 
 

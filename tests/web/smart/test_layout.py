@@ -14,6 +14,7 @@ import io
 import threading
 import unicodedata
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -50,11 +51,21 @@ def demo() -> Iterator[Server]:
     thread.join(timeout=5)
 
 
-def opened(chromium: Browser, demo: Server, example: str, viewport: dict[str, int]) -> Page:  # noqa: F811
+@contextmanager
+def opened(
+    chromium: Browser,  # noqa: F811
+    demo: Server,
+    example: str,
+    viewport: dict[str, int],
+) -> Iterator[Page]:
+    """The example's page in a new browser context, closed after the block."""
     context = chromium.new_context(viewport=viewport)  # type: ignore[arg-type]
-    page = context.new_page()
-    page.goto(f"{demo.base_url}/demo/{example}")
-    return page
+    try:
+        page = context.new_page()
+        page.goto(f"{demo.base_url}/demo/{example}")
+        yield page
+    finally:
+        context.close()
 
 
 def measure(page: Page) -> dict[str, float]:
@@ -83,8 +94,7 @@ def test_a_typical_patient_fits_two_screens_with_the_decision_first(
     example: str,
     name: str,
 ) -> None:
-    page = opened(chromium, demo, example, SCREEN)
-    try:
+    with opened(chromium, demo, example, SCREEN) as page:
         m = measure(page)
         MEASURED[f"{example} 1280x800"] = m
         ARTIFACTS.mkdir(exist_ok=True)
@@ -98,22 +108,17 @@ def test_a_typical_patient_fits_two_screens_with_the_decision_first(
         assert page.locator("#status").inner_text().strip() != ""
         # The bases are folded: details on demand.
         assert page.locator("details.why[open]").count() == 0
-    finally:
-        page.context.close()
 
 
 def test_the_status_line_says_the_reading_at_a_glance(
     chromium: Browser,  # noqa: F811
     demo: Server,
 ) -> None:
-    page = opened(chromium, demo, "03-failure-t315i", SCREEN)
-    try:
+    with opened(chromium, demo, "03-failure-t315i", SCREEN) as page:
         status = page.locator("#status").inner_text()
         assert status.startswith("ELN 2020 failure at 12 months - T315I")
         assert "T315I" in status
         assert "consider switching TKI" in status
-    finally:
-        page.context.close()
 
 
 @pytest.mark.parametrize(("example", "name"), TYPICAL)
@@ -123,8 +128,7 @@ def test_at_375_px_nothing_scrolls_sideways_and_the_chart_is_legible(
     example: str,
     name: str,
 ) -> None:
-    page = opened(chromium, demo, example, PHONE)
-    try:
+    with opened(chromium, demo, example, PHONE) as page:
         m = measure(page)
         smallest = page.evaluate(
             """() => {
@@ -145,8 +149,6 @@ def test_at_375_px_nothing_scrolls_sideways_and_the_chart_is_legible(
         assert page.locator("svg.course-chart.narrow").is_visible()
         assert not page.locator("svg.course-chart.wide").is_visible()
         assert page.locator("#accept").is_visible()
-    finally:
-        page.context.close()
 
 
 @pytest.mark.parametrize(("example", "name"), TYPICAL)
@@ -156,8 +158,7 @@ def test_printed_on_a4_in_two_pages_each_with_the_name_and_date(
     example: str,
     name: str,
 ) -> None:
-    page = opened(chromium, demo, example, SCREEN)
-    try:
+    with opened(chromium, demo, example, SCREEN) as page:
         page.emulate_media(media="print")
         pdf = page.pdf(format="A4", print_background=False, prefer_css_page_size=True)
         ARTIFACTS.mkdir(exist_ok=True)
@@ -170,8 +171,6 @@ def test_printed_on_a4_in_two_pages_each_with_the_name_and_date(
             assert name in text
             assert "as of 2025-06-30" in text
         assert "Accept for" not in " ".join(p.extract_text() for p in pages)  # no forms on paper
-    finally:
-        page.context.close()
 
 
 def test_report_the_figures() -> None:
