@@ -505,8 +505,8 @@ DISPLAYS: Final[dict[tuple[str, str], str]] = {
     (canonical.RXNORM, "282388"): "imatinib",
     (canonical.RXNORM, "403878"): "imatinib 100 MG Oral Tablet",
     (canonical.RXNORM, "403879"): "imatinib 400 MG Oral Tablet",
-    (canonical.RXNORM, "404588"): "Gleevec 100 MG Oral Tablet",
-    (canonical.RXNORM, "404589"): "Gleevec 400 MG Oral Tablet",
+    (canonical.RXNORM, "404588"): "imatinib 100 MG Oral Tablet [Gleevec]",
+    (canonical.RXNORM, "404589"): "imatinib 400 MG Oral Tablet [Gleevec]",
     (canonical.RXNORM, "662281"): "nilotinib",
     (canonical.RXNORM, "475342"): "dasatinib",
     (canonical.RXNORM, "1307619"): "bosutinib",
@@ -525,6 +525,33 @@ DISPLAYS: Final[dict[tuple[str, str], str]] = {
     (canonical.RXNORM, "121243"): "voriconazole",
     (canonical.RXNORM, "2002"): "carbamazepine",
     (canonical.RXNORM, "8183"): "phenytoin",
+    # Dasatinib and bosutinib products: RxNorm names as listed in NMDP's CIBMTR reporting guide
+    # (nmdp-ig/cibmtr-reporting-ig, med-form2400-post-hct-disease-therapy-valueset.fsh).
+    **{
+        (canonical.RXNORM, code): name
+        for code, name in {
+            "643105": "dasatinib 20 MG Oral Tablet",
+            "643107": "dasatinib 50 MG Oral Tablet",
+            "643109": "dasatinib 70 MG Oral Tablet",
+            "1045406": "dasatinib 80 MG Oral Tablet",
+            "799047": "dasatinib 100 MG Oral Tablet",
+            "1045402": "dasatinib 140 MG Oral Tablet",
+            "643173": "dasatinib 20 MG Oral Tablet [Sprycel]",
+            "643175": "dasatinib 50 MG Oral Tablet [Sprycel]",
+            "643177": "dasatinib 70 MG Oral Tablet [Sprycel]",
+            "1045408": "dasatinib 80 MG Oral Tablet [Sprycel]",
+            "799830": "dasatinib 100 MG Oral Tablet [Sprycel]",
+            "1045404": "dasatinib 140 MG Oral Tablet [Sprycel]",
+            "1307624": "bosutinib 100 MG Oral Tablet",
+            "1987732": "bosutinib 400 MG Oral Tablet",
+            "1307633": "bosutinib 500 MG Oral Tablet",
+            "1307630": "bosutinib 100 MG Oral Tablet [Bosulif]",
+            "1987734": "bosutinib 400 MG Oral Tablet [Bosulif]",
+            "1307635": "bosutinib 500 MG Oral Tablet [Bosulif]",
+        }.items()
+    },
+    # NDF-RT's St. John's wort ingredient as mapped to RxNorm (docs/inbound.md).
+    (canonical.RXNORM, "258326"): "St. John's wort extract",
 }
 # Read by the service, display not confirmed: not in the ValueSets (said in their descriptions).
 UNCONFIRMED: Final[dict[tuple[str, str], str]] = {
