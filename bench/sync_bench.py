@@ -46,6 +46,7 @@ from synthetic import patient_resources
 
 from fhir_cml.ehr.client import Exchange, FhirClient
 from fhir_cml.ehr.fetch import FetchOptions
+from fhir_cml.jobs import sync as sync_job
 from fhir_cml.jobs.sync import Summary, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 from tests.support.fhir_server import FhirTestServer, start_fhir_server
@@ -225,7 +226,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep Python's collector thresholds during the syncs (to measure what raising them "
+        "does)",
+    )
     args = parser.parse_args(argv)
+    if args.default_gc:
+        sync_job.RUN_GC_THRESHOLD = gc.get_threshold()
 
     server = start_fhir_server(args=["--export-polls", "1", "--export-retry-after", "1"])
     results: list[Measured] = []
