@@ -272,7 +272,7 @@ def test_the_card_detail_gives_the_basis_with_rules_sources_and_dates(
     assert "(`eln2020-12m`)" in detail
     assert "T315I detected on 2025-06-02" in detail
     assert "**Sources**" in detail
-    assert "Hochhaus A et al. European LeukemiaNet 2020" in detail
+    assert "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020" in detail
     assert card["summary"] == (
         "CML: ELN 2020 failure at 12 months; no MMR, BCR::ABL1 3.1 % (2025-06-02)"
     )
