@@ -223,11 +223,6 @@ class Settings(BaseSettings):
     def _urls(cls, value: str | None) -> str | None:
         return None if value in (None, "") else _http_url(str(value), "the URL")
 
-    @field_validator("cds_algorithms", "api_algorithms", mode="before")
-    @classmethod
-    def _algorithm_list(cls, value: Any) -> Any:
-        return _string_list(value)
-
     @field_validator("cds_algorithms", "api_algorithms")
     @classmethod
     def _algorithms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -246,20 +241,23 @@ class Settings(BaseSettings):
     def _issuers(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
 
-    @field_validator("cds_fhir_servers", "smart_issuers", "smart_frame_ancestors", mode="before")
+    @field_validator(
+        "cds_algorithms",
+        "api_algorithms",
+        "cds_fhir_servers",
+        "cds_cors_origins",
+        "smart_issuers",
+        "smart_frame_ancestors",
+        mode="before",
+    )
     @classmethod
-    def _server_list(cls, value: Any) -> Any:
+    def _lists(cls, value: Any) -> Any:
         return _string_list(value)
 
     @field_validator("cds_fhir_servers")
     @classmethod
     def _servers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_http_url(v, "a CDS FHIR server") for v in value)
-
-    @field_validator("cds_cors_origins", mode="before")
-    @classmethod
-    def _origin_list(cls, value: Any) -> Any:
-        return _string_list(value)
 
     @field_validator("cds_cors_origins")
     @classmethod
