@@ -31,6 +31,7 @@ from fhir_cml.domain.rules.tdm import read_tdm
 from fhir_cml.domain.rules.tfr import latest_run, read_tfr
 from fhir_cml.domain.rules.therapy import build_therapy
 from fhir_cml.domain.vocabulary import (
+    ElnStatus,
     Guideline,
     IssueCode,
     MedicationStatus,
@@ -147,6 +148,7 @@ def assess(
         child=age is not None and age < config.adult_age_years,
         resistant=any(m.detected and m.date >= since for m in rec.mutations),
         advanced=any(d.phase in (Phase.ACCELERATED, Phase.BLAST) for d in rec.diagnoses),
+        failing=eln2020.status is ElnStatus.FAILURE,
     )
     return Assessment(
         patient=record.patient,

@@ -25,18 +25,20 @@ def predictions(
     child: bool = False,
     resistant: bool = False,
     advanced: bool = False,
+    failing: bool = False,
 ) -> tuple[Prediction, ...]:
     """The trial figures whose population the patient belongs to: IRIS only on continuous
-    first-line imatinib in chronic phase without a resistance mutation (not after a relapse off
-    treatment); STIM1 only for imatinib, with its own relapse definition; neither for children
-    (adult trials)."""
+    first-line imatinib in chronic phase without a resistance mutation and without a failure since
+    (not after a relapse off treatment: the figures are by the 12-month response of patients who
+    stayed on imatinib); STIM1 only for imatinib, with its own relapse definition; neither for
+    children (adult trials)."""
     out: list[Prediction] = []
     iris_population = (
         therapy.drug is Tki.IMATINIB
         and therapy.line == 1
         and therapy.status in (TherapyStatus.ACTIVE, TherapyStatus.INTERRUPTED)
         and not therapy.tfr_stops
-        and not (child or resistant or advanced)
+        and not (child or resistant or advanced or failing)
     )
     if iris_population and twelve_month_value is not None:
         value, ref = twelve_month_value

@@ -90,7 +90,9 @@ def test_facts_rarely_recorded_make_eligible_with_what_to_confirm() -> None:
     assert switched.tfr.status is TfrStatus.ELIGIBLE
     assert Finding.TFR_SWITCH_REASON_UNKNOWN in [b.finding for b in switched.tfr.to_confirm]
     # no IS result and no recorded transcript: the transcript is confirmed too
-    off_is = [pcr(r.date, r.is_percent, copies=r.control_copies, on_is=False) for r in deep_course()]
+    off_is = [
+        pcr(r.date, r.is_percent, copies=r.control_copies, on_is=False) for r in deep_course()
+    ]
     unknown = assess(candidate(bcr_abl1=off_is), months(70)).tfr
     assert Finding.TFR_TRANSCRIPT_UNKNOWN in [b.finding for b in unknown.to_confirm]
 
