@@ -194,12 +194,7 @@ class Reader:
                 label=label,
             )
             return
-        rtype = _plain_type(doc)
-        if rtype is not None:
-            self.resources += 1
-            yield Entry(doc, rtype, origin, number)
-        else:
-            yield from self._document(doc, origin, number, None)
+        yield from self._value(doc, origin, number)
 
     # --- values already parsed -----------------------------------------------------------------
 
@@ -207,12 +202,16 @@ class Reader:
         """Resources (or Bundles) given as parsed JSON, e.g. from a FHIR server or a test."""
         origin = f"{origin} item"
         for number, value in enumerate(values, 1):
-            rtype = _plain_type(value)
-            if rtype is not None:
-                self.resources += 1
-                yield Entry(value, rtype, origin, number)
-            else:
-                yield from self._document(value, origin, number, None)
+            yield from self._value(value, origin, number)
+
+    def _value(self, value: Any, origin: str, number: int) -> Iterator[Entry]:
+        """A resource, the common case read straight away; anything else as a document."""
+        rtype = _plain_type(value)
+        if rtype is not None:
+            self.resources += 1
+            yield Entry(value, rtype, origin, number)
+        else:
+            yield from self._document(value, origin, number, None)
 
     # --- documents, Bundles and resources ------------------------------------------------------
 
