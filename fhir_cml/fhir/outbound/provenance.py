@@ -81,3 +81,23 @@ def build_revocation(
             *agents,
         ],
     }
+
+
+def build_decision(
+    target: str, recorded: datetime, agents: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    """The Provenance of a clinician's decision to take up a suggestion already written (Accept
+    of a proposal a sync wrote before): ``target`` the CarePlan, ``agents`` who decided."""
+    return {
+        "resourceType": "Provenance",
+        "target": [reference(target)],
+        "recorded": instant(recorded),
+        "reason": [{"text": "Suggestion accepted by a clinician"}],
+        "agent": [
+            {
+                "type": concept(PROVENANCE_PARTICIPANT, "assembler", "Assembler"),
+                "who": software(),
+            },
+            *agents,
+        ],
+    }

@@ -22,7 +22,7 @@ import requests
 from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from fhir_cml.app import WriteOutcome, WriteSettings, write_back
+from fhir_cml.app import WriteOutcome, write_back
 from fhir_cml.domain import Assessment, PatientRecord
 from fhir_cml.domain.model import Issue
 from fhir_cml.ehr.client import FhirClient
@@ -287,8 +287,7 @@ def accept(launch: str) -> Response:
         assessed = from_ehr(rt, record, client)
 
         def write(a: Assessment, recorded: datetime) -> dict[str, Any]:
-            settings = WriteSettings(mode=rt.settings.write_mode)
-            return outcome_dict(write_back(client, a, recorded, settings=settings))
+            return outcome_dict(write_back(client, a, recorded, settings=rt.settings.writing))
 
         page = url_for("smart.app_page", launch=launch)
         return accept_proposal(rt, record, subject, assessed, write, page)
