@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from fhir_cml.domain.basis import Basis
 from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.vocabulary import (
     ControlGene,
@@ -30,12 +31,17 @@ Day = date  # for fields declared after a field named "date"
 @quick_init
 @dataclass(frozen=True, slots=True)
 class Issue:
-    """Something the reader or the rules could not use, or want a human to look at."""
+    """Something the reader or the rules could not use, or want a human to look at.
+
+    The FHIR reader words its issues in ``message``; the rules give a structured ``basis``
+    instead (``message`` empty), which :func:`fhir_cml.reporting.issue_message` words.
+    """
 
     severity: Severity
     code: IssueCode
     message: str
     resource: str | None = None
+    basis: Basis | None = None
 
 
 @quick_init
@@ -106,6 +112,9 @@ class TroughLevel:
     ng_ml: float
     drug: Tki = Tki.IMATINIB
     hours_since_dose: float | None = None
+    # The code itself names a trough (LOINC 103609-4, "--trough"); False for a level whose code
+    # has no timing (LOINC 57844-3), which is a trough only when the time since the dose is given.
+    trough_by_code: bool = True
 
 
 @quick_init

@@ -84,10 +84,18 @@ log = logging.getLogger(__name__)
 # What writing one patient's assessment came to: the suggestion was already there (unchanged),
 # written anew (create), written over an earlier one (supersede), completed from a part-written
 # state (repair), put back after being superseded (reinstate); or nothing was written because a
-# clinician withdrew this suggestion (withdrawn) or the EHR moved it on (decided). ``revoke``: a
-# suggestion withdrawn (fhir_cml.app.revoke).
+# clinician withdrew this suggestion (withdrawn) or the EHR moved it on (decided). ``revoke`` and
+# ``accept``: a clinician's decision recorded (fhir_cml.app.revoke, fhir_cml.app.accept).
 Action = Literal[
-    "create", "supersede", "unchanged", "repair", "reinstate", "withdrawn", "decided", "revoke"
+    "create",
+    "supersede",
+    "unchanged",
+    "repair",
+    "reinstate",
+    "withdrawn",
+    "decided",
+    "revoke",
+    "accept",
 ]
 # batch: every round in one batch per group (the default; ``auto`` is the same). transaction:
 # every round as a transaction, for servers that take transactions only.
@@ -138,16 +146,12 @@ class Held:
 @dataclass(frozen=True, slots=True)
 class Target:
     """The suggestion one patient should end with: ``written`` (built and validated, linked
-    through ``urn:uuid`` fullUrls). ``accept``: a clinician's explicit decision (a withdrawn
-    suggestion is put back); ``decider``: that clinician (a Reference), and ``decision`` the
-    Provenance recording the decision (validated; its target is named when written), written
-    when the suggestion was there before."""
+    through ``urn:uuid`` fullUrls). ``accept``: a clinician's explicit decision, which puts back
+    a suggestion withdrawn earlier (fhir_cml.app.accept then records the acceptance)."""
 
     patient_id: str
     written: Written
     accept: bool = False
-    decider: dict[str, Any] | None = None
-    decision: dict[str, Any] | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -180,7 +184,6 @@ class Change:
         "reinstate-plan",
         "reinstate-risk",
         "provenance",
-        "decision",
         "replace-risk",
         "revoke-plan",
     ]
@@ -199,7 +202,6 @@ class Change:
             "reinstate-plan": f"put {where} back to draft",
             "reinstate-risk": f"make {where} current again",
             "provenance": "create Provenance",
-            "decision": "record the clinician's decision (Provenance)",
             "replace-risk": f"mark {where} replaced",
             "revoke-plan": f"revoke {where}",
         }[self.kind]
@@ -252,18 +254,6 @@ def next_changes(target: Target, held: Held) -> tuple[list[Change], State]:
     if held.provenance(risk_ref, plan_ref) is None:
         provenance = dict(w.provenance, target=[{"reference": risk_ref}, {"reference": plan_ref}])
         changes.append(Change("provenance", fp, _create(None, provenance, f"target={risk_ref}")))
-    decider = target.decider
-    if (
-        state == "current"
-        and target.decision is not None
-        and decider is not None
-        and held.provenance(plan_ref, who=decider) is None
-        and not any(_has_agent(ch.entry["resource"], decider) for ch in changes)
-    ):
-        decision = dict(target.decision, target=[{"reference": plan_ref}])
-        reference = decider.get("reference")
-        condition = f"target={plan_ref}&agent={reference}" if isinstance(reference, str) else None
-        changes.append(Change("decision", fp, _create(None, decision, condition)))
     for other, old in sorted(held.risks.items()):
         if other != fp and _current_risk(old):
             changes.append(Change("replace-risk", other, update_entry(replaced(old, risk_ref))))
@@ -744,8 +734,6 @@ def _unknown(p: _Patient, changes: Iterable[Change]) -> None:
             p.stale_plans.add(change.fingerprint)
         else:  # a RiskAssessment, or a Provenance (found with its target's RiskAssessment)
             p.stale_risks.add(change.fingerprint)
-            if change.kind == "decision":
-                p.stale_plans.add(change.fingerprint)
 
 
 def _retry(

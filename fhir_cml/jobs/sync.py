@@ -28,7 +28,6 @@ to the state store and, on request, to a JSON report.
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import hashlib
 import json
@@ -77,6 +76,7 @@ from fhir_cml.ehr.fetch import (
 )
 from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
 from fhir_cml.fhir.inbound import MappingOptions, load_paths, records_from_resources
+from fhir_cml.fhir.inbound.conceptmaps import translations_used
 from fhir_cml.state import PatientState, PatientUpdate, StateStore
 
 log = logging.getLogger("fhir_cml.sync")
@@ -115,6 +115,10 @@ class SyncSettings:
     since_overlap: timedelta = timedelta(minutes=5)
     rules: RuleConfig = DEFAULT_CONFIG
     claim_profiles: bool = False
+    # The site's ConceptMaps (their content digest) and terminology server: a change starts a
+    # new high-water mark, so the next run reads everyone and the fingerprints pick out the
+    # patients whose codes the change touches.
+    translations: str = ""
 
     def check(self) -> None:
         if self.full and self.since is not None:
@@ -132,9 +136,10 @@ class SyncSettings:
     def scope(self) -> str:
         """What the high-water mark belongs to: the server and how the population is found."""
         base = self.fhir_base.rstrip("/")
+        maps = f"#maps={self.translations}" if self.translations else ""
         if self.group:
-            return f"{base}#group={self.group}"
-        return f"{base}#population={','.join(sorted(p.value for p in self.population))}"
+            return f"{base}#group={self.group}{maps}"
+        return f"{base}#population={','.join(sorted(p.value for p in self.population))}{maps}"
 
     @property
     def server(self) -> str:
@@ -536,7 +541,7 @@ class SyncJob:
         to_assess: list[str] = []
         for pid in chunk:
             resources = inputs.get(pid) or []
-            fingerprint = input_fingerprint(resources, self.reading)
+            fingerprint = input_fingerprint(*self._fingerprinted(resources))
             result = PatientResult(pid, "skipped", input_fingerprint=fingerprint)
             results[pid] = result
             if not resources:
@@ -550,6 +555,17 @@ class SyncJob:
         if assessments:
             self._write(assessments, results)
         return [results[pid] for pid in chunk]
+
+    def _fingerprinted(
+        self, resources: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        """What the fingerprint covers: with the site's ConceptMaps, the resources as translated
+        and a digest of the translations they use (docs/inbound.md, "Local codes and units")."""
+        terminology = self.mapping.terminology
+        if terminology is None:
+            return resources, self.settings.reading
+        seen, digest = translations_used(resources, terminology)
+        return seen, (*self.settings.reading, *((f"translations:{digest}",) if digest else ()))
 
     def _fetch(self, chunk: list[str]) -> dict[str, list[dict[str, Any]]]:
         found = fetch_patients(self.client, chunk, self.settings.fetch)
@@ -677,17 +693,10 @@ class SyncJob:
             self._recheck_on(r.assessment),
         )
 
-    @functools.cached_property
-    def reading(self) -> tuple[str, ...]:
-        """What every input fingerprint of this run covers besides the inputs: the settings
-        (:attr:`SyncSettings.reading`) and the site's code translations (``--concept-map``,
-        set on :attr:`mapping` before the run)."""
-        return (*self.settings.reading, _terminology_part(self.mapping.terminology))
-
     @property
     def settings_digest(self) -> str:
         """The settings part of :attr:`reading` (all but the as-of date), hashed."""
-        settings = [part for part in self.reading if not part.startswith("as-of ")]
+        settings = [part for part in self.settings.reading if not part.startswith("as-of ")]
         return hashlib.sha256("\n".join(settings).encode()).hexdigest()
 
     def _reading_changed(self) -> str | None:
@@ -807,22 +816,6 @@ def _report_item(r: PatientResult) -> dict[str, Any]:
         if r.write.outcome:
             item["outcome"] = r.write.outcome
     return item
-
-
-def _terminology_part(terminology: Any) -> str:
-    """What a reading owes to the site's translations: the ConceptMaps' content (a changed map
-    reassesses everyone), or the terminology server's address (its answers are its own)."""
-    if terminology is None:
-        return "terminology none"
-    codes, units = getattr(terminology, "codes", None), getattr(terminology, "units", None)
-    if isinstance(codes, dict) and isinstance(units, dict):
-        text = json.dumps([sorted(map(list, codes.items())), sorted(map(list, units.items()))])
-        return "concept maps " + hashlib.sha256(text.encode()).hexdigest()
-    parts = [getattr(terminology, name, None) for name in ("first", "then")]
-    if all(part is not None for part in parts):
-        return " + ".join(_terminology_part(part) for part in parts)
-    client = getattr(terminology, "client", None)
-    return f"terminology {type(terminology).__name__} {getattr(client, 'base_url', '')}".strip()
 
 
 def _fail(result: PatientResult, reason: str, kind: str) -> None:

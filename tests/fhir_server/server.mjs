@@ -33,6 +33,7 @@ const USAGE = `Usage: node server.mjs [options]
   --introspection-client-id ID / --introspection-client-secret S   HTTP Basic for introspection
   --smart-authorize-url URL / --smart-token-url URL   advertised in /metadata and
                                {base}/.well-known/smart-configuration
+  --delay-ms N                 wait N ms before answering each FHIR request (a slow EHR; default 0)
   --no-validate                store resources without validating them
   --log                        log each request to stderr; env FHIR_SERVER_LOG=1
 
@@ -69,6 +70,7 @@ const { values: opts } = parseArgs({
     'introspection-client-secret': { type: 'string' },
     'smart-authorize-url': { type: 'string' },
     'smart-token-url': { type: 'string' },
+    'delay-ms': { type: 'string', default: '0' },
     'no-validate': { type: 'boolean', default: false },
     'empty-minimal-bundles': { type: 'boolean', default: false },
     'transactions-as-batches': { type: 'boolean', default: false },
@@ -96,6 +98,8 @@ const basePath = '/' + opts['base-path'].replace(/^\/+|\/+$/g, '');
 const defaultCount = int('default-count');
 const maxCount = int('max-count');
 const retryAfter = int('export-retry-after');
+const startDelay = int('delay-ms');
+let generation = 0; // bumped by every reset
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const VERSION = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')).version;
@@ -117,7 +121,9 @@ const auth = new Auth({
 });
 const startedAt = new Date().toISOString();
 let stats = newStats();
+// Switchable behaviours (POST /_admin/behaviour); /_admin/reset restores the start-up ones.
 const startBehaviour = parseBehaviour({
+  delayMs: startDelay,
   emptyMinimalBundles: opts['empty-minimal-bundles'],
   transactionsAsBatches: opts['transactions-as-batches'],
   rateLimit: opts['rate-limit'],
@@ -217,6 +223,15 @@ function parseJson(text) {
 // FHIR REST
 
 async function fhir(req, url, body) {
+  if (behaviour.delayMs > 0) {
+    // Outside the one-at-a-time queue: concurrent requests wait side by side, as on a slow EHR.
+    const asked = generation;
+    await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
+    if (asked !== generation || req.socket.destroyed) {
+      // The client gave up, or the test that made it has ended: never counted, never run.
+      return outcomeReply(503, 'Request abandoned', 'transient');
+    }
+  }
   const method = req.method;
   const path = url.pathname.slice(basePath.length).replace(/^\/+|\/+$/g, '');
   const base = `http://${req.headers.host ?? `${opts.host}:${server.address().port}`}${basePath}`;
@@ -573,7 +588,12 @@ function failingEntries(entries) {
 
 /** Behaviours from the command line or an admin call, checked. */
 function parseBehaviour(given) {
+  const delayMs = given.delayMs ?? 0;
+  if (!Number.isInteger(delayMs) || delayMs < 0) {
+    throw Object.assign(new Error('delayMs must be a non-negative integer'), { status: 400 });
+  }
   const out = {
+    delayMs,
     emptyMinimalBundles: Boolean(given.emptyMinimalBundles),
     transactionsAsBatches: Boolean(given.transactionsAsBatches),
     strictInvariants: Boolean(given.strictInvariants),
@@ -807,6 +827,7 @@ async function admin(method, path, body, headers) {
     store.clear();
     bulk.clear();
     setBehaviour(startBehaviour);
+    generation++;
     return json({ reset: true });
   }
   if (method === 'GET' && path === '/_admin/behaviour') {

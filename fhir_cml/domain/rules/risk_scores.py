@@ -1,21 +1,29 @@
-"""Baseline risk scores: Sokal, ELTS and EUTOS (clinical-rules.md section 7).
+"""Baseline risk scores: Sokal (Sokal et al. 1984), ELTS (Pfirrmann et al. 2016), EUTOS (Hasford
+et al. 2011).
 
 Inputs are the values closest to the start of first-line TKI, from up to ``baseline_window_days``
 before it to the start itself: age (years), spleen (cm below the costal margin), blasts and
 basophils (% in peripheral blood), platelets (x10^9/L). A missing value makes that score not
-evaluable; nothing is assumed.
+evaluable; nothing is assumed. All three were derived in adults: for a patient under 18 the
+category is given with that caution. Where ELTS and Sokal disagree, ELN 2020 recommends ELTS (it
+predicts death from CML better in patients on imatinib), and the ELTS reading says so.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 
+from fhir_cml.domain.basis import Basis, Value, basis
 from fhir_cml.domain.config import RuleConfig
+from fhir_cml.domain.findings import Finding
+from fhir_cml.domain.guidelines.table import Bound, Op
 from fhir_cml.domain.model import LabValue
-from fhir_cml.domain.results import Basis, RiskScore
+from fhir_cml.domain.results import RiskScore
 from fhir_cml.domain.rules.catalogue import ELTS, EUTOS, SOKAL, Rule
+from fhir_cml.domain.rules.common import age_on
 from fhir_cml.domain.vocabulary import LabKind, RiskCategory
 
 _NEEDS = {
@@ -27,6 +35,23 @@ _NEEDS_AGE = {"sokal": True, "elts": True, "eutos": False}
 _RULES: dict[str, Rule] = {"sokal": SOKAL, "elts": ELTS, "eutos": EUTOS}
 
 
+# Cut-offs, lowest category first: a score is in the first category whose bound admits it.
+CUTS: dict[str, tuple[tuple[RiskCategory, Bound | None], ...]] = {
+    "sokal": (
+        (RiskCategory.LOW, Bound(Op.LT, 0.8)),
+        (RiskCategory.INTERMEDIATE, Bound(Op.LE, 1.2)),
+        (RiskCategory.HIGH, None),
+    ),
+    "elts": (
+        (RiskCategory.LOW, Bound(Op.LE, 1.5680)),
+        (RiskCategory.INTERMEDIATE, Bound(Op.LE, 2.2185)),
+        (RiskCategory.HIGH, None),
+    ),
+    "eutos": ((RiskCategory.LOW, Bound(Op.LE, 87)), (RiskCategory.HIGH, None)),
+}
+_DIGITS = {"sokal": 3, "elts": 4, "eutos": 1}
+
+
 def baseline_scores(
     labs: Sequence[LabValue],
     birth_date: date | None,
@@ -36,9 +61,7 @@ def baseline_scores(
 ) -> tuple[RiskScore, ...]:
     if reference_date is None:
         return tuple(
-            _not_evaluable(
-                name, "no start of TKI therapy or diagnosis date to take baseline values at", ()
-            )
+            _not_evaluable(name, basis(_RULES[name], Finding.RISK_NO_DATE, (), score=name))
             for name in _RULES
         )
     earliest = reference_date - timedelta(days=cfg.baseline_window_days)
@@ -48,12 +71,13 @@ def baseline_scores(
             held = chosen.get(lab.kind)
             if held is None or lab.date >= held.date:
                 chosen[lab.kind] = lab
-    age = _age(birth_date, reference_date)
+    whole = age_on(birth_date, reference_date)
+    age = float(whole) if whole is not None else None
     scores = []
     for name in _RULES:
-        missing = [k.value for k in _NEEDS[name] if k not in chosen]
+        missing: list[Value] = [k for k in _NEEDS[name] if k not in chosen]
         if _NEEDS_AGE[name] and age is None:
-            missing.insert(0, "age (birth date)")
+            missing.insert(0, "age")
         refs = tuple(chosen[k].ref for k in _NEEDS[name] if k in chosen)
         if _NEEDS_AGE[name] and birth_ref:
             refs = (birth_ref, *refs)
@@ -61,22 +85,44 @@ def baseline_scores(
             scores.append(
                 _not_evaluable(
                     name,
-                    f"baseline {', '.join(missing)} not recorded between "
-                    f"{earliest.isoformat()} and {reference_date.isoformat()}",
-                    refs,
+                    basis(
+                        _RULES[name],
+                        Finding.RISK_MISSING_INPUTS,
+                        refs,
+                        score=name,
+                        missing=tuple(missing),
+                        earliest=earliest,
+                        latest=reference_date,
+                    ),
                 )
             )
             continue
         v = {k: chosen[k].value for k in _NEEDS[name]}
-        scores.append(_score(name, v, age, refs, reference_date))
-    return tuple(scores)
+        child = whole is not None and whole < cfg.adult_age_years
+        scores.append(_score(name, v, age, refs, reference_date, child))
+    return _elts_preferred(tuple(scores))
 
 
-def _age(birth: date | None, on: date) -> float | None:
-    if birth is None:
-        return None
-    years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
-    return float(years)
+def _elts_preferred(scores: tuple[RiskScore, ...]) -> tuple[RiskScore, ...]:
+    """ELN 2020 prefers the ELTS score to Sokal: where they disagree, the ELTS reading says so."""
+    by_name = {s.name: s for s in scores}
+    sokal_score, elts_score = by_name.get("sokal"), by_name.get("elts")
+    if (
+        sokal_score is None
+        or elts_score is None
+        or RiskCategory.NOT_EVALUABLE in (sokal_score.category, elts_score.category)
+        or sokal_score.category is elts_score.category
+    ):
+        return scores
+    noted = replace(
+        elts_score,
+        basis=replace(
+            elts_score.basis,
+            params=(*elts_score.basis.params, ("sokal_disagrees", sokal_score.category)),
+            evidence=elts_score.basis.evidence,
+        ),
+    )
+    return tuple(noted if s is elts_score else s for s in scores)
 
 
 def sokal(age: float, spleen: float, platelets: float, blasts: float) -> float:
@@ -101,56 +147,57 @@ def eutos(basophils: float, spleen: float) -> float:
     return 7 * basophils + 4 * spleen
 
 
+def category(name: str, value: float) -> RiskCategory:
+    for cat, bound in CUTS[name]:
+        if bound is None or bound.admits(value):
+            return cat
+    raise AssertionError("the last cut-off admits every value")
+
+
 def _score(
-    name: str, v: dict[LabKind, float], age: float | None, refs: tuple[str, ...], on: date
+    name: str,
+    v: dict[LabKind, float],
+    age: float | None,
+    refs: tuple[str, ...],
+    on: date,
+    child: bool,
 ) -> RiskScore:
+    inputs: tuple[tuple[Value, Value], ...]
     if name == "eutos":
         value = eutos(v[LabKind.BASOPHILS], v[LabKind.SPLEEN])
-        category = RiskCategory.LOW if value <= 87 else RiskCategory.HIGH
-        inputs = f"basophils {v[LabKind.BASOPHILS]:g} %, spleen {v[LabKind.SPLEEN]:g} cm"
-        cut = "<= 87 low, > 87 high"
-        shown = round(value, 1)
+        inputs = ((LabKind.BASOPHILS, v[LabKind.BASOPHILS]), (LabKind.SPLEEN, v[LabKind.SPLEEN]))
     else:
         assert age is not None
         args = (age, v[LabKind.SPLEEN], v[LabKind.PLATELETS], v[LabKind.BLASTS])
         inputs = (
-            f"age {age:g} y, spleen {v[LabKind.SPLEEN]:g} cm, platelets {v[LabKind.PLATELETS]:g} x10^9/L, "
-            f"blasts {v[LabKind.BLASTS]:g} %"
+            ("age", age),
+            (LabKind.SPLEEN, v[LabKind.SPLEEN]),
+            (LabKind.PLATELETS, v[LabKind.PLATELETS]),
+            (LabKind.BLASTS, v[LabKind.BLASTS]),
         )
-        if name == "sokal":
-            value = sokal(*args)
-            category = (
-                RiskCategory.LOW
-                if value < 0.8
-                else RiskCategory.INTERMEDIATE
-                if value <= 1.2
-                else RiskCategory.HIGH
-            )
-            cut = "< 0.8 low, 0.8-1.2 intermediate, > 1.2 high"
-            shown = round(value, 3)
-        else:
-            value = elts(*args)
-            category = (
-                RiskCategory.LOW
-                if value <= 1.5680
-                else RiskCategory.INTERMEDIATE
-                if value <= 2.2185
-                else RiskCategory.HIGH
-            )
-            cut = "<= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high"
-            shown = round(value, 4)
-    statement = (
-        f"{name.upper() if name != 'sokal' else 'Sokal'} score {shown:g} at baseline ({on.isoformat()}; "
-        f"{inputs}): {category.value} ({cut})."
-    )
-    return RiskScore(name, shown, category, Basis(_RULES[name], statement, refs))
-
-
-def _not_evaluable(name: str, why: str, refs: tuple[str, ...]) -> RiskScore:
-    label = "Sokal" if name == "sokal" else name.upper()
+        value = sokal(*args) if name == "sokal" else elts(*args)
+    shown = round(value, _DIGITS[name])
+    found = category(name, value)
+    cuts = tuple((cat, bound.op, bound.value) if bound else (cat,) for cat, bound in CUTS[name])
     return RiskScore(
         name,
-        None,
-        RiskCategory.NOT_EVALUABLE,
-        Basis(_RULES[name], f"{label} score not evaluable: {why}.", refs),
+        shown,
+        found,
+        basis(
+            _RULES[name],
+            Finding.RISK_SCORE,
+            refs,
+            score=name,
+            value=shown,
+            on=on,
+            inputs=inputs,
+            category=found,
+            cuts=cuts,
+            # derived in adults: for a child the category is shown with that caution
+            child=child,
+        ),
     )
+
+
+def _not_evaluable(name: str, why: Basis) -> RiskScore:
+    return RiskScore(name, None, RiskCategory.NOT_EVALUABLE, why)

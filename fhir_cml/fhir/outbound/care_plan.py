@@ -26,6 +26,7 @@ from fhir_cml.fhir.outbound.identifiers import (
     software,
 )
 from fhir_cml.fhir.outbound.risk_assessment import cml_condition
+from fhir_cml.reporting import say, suggestion_text
 
 NOT_ORDERS: Final = "Suggestions from fhir-cml for a clinician to review; not orders."
 # CarePlan.activity.detail.reasonReference may point at these types only (FHIR R4).
@@ -73,7 +74,7 @@ def activity(suggestion: Suggestion) -> dict[str, Any]:
         )
     detail["code"] = {"coding": [coding(CS_RECOMMENDATION, suggestion.code.value)]}
     if bases:
-        detail["reasonCode"] = [{"text": b.statement} for b in bases]
+        detail["reasonCode"] = [{"text": say(b)} for b in bases]
     reasons = [
         ref
         for ref in dict.fromkeys(ref for b in bases for ref in b.evidence)
@@ -82,7 +83,7 @@ def activity(suggestion: Suggestion) -> dict[str, Any]:
     if reasons:
         detail["reasonReference"] = [input_reference(ref) for ref in reasons]
     detail["status"] = "not-started"
-    detail["description"] = suggestion.text
+    detail["description"] = suggestion_text(suggestion)
     return {"detail": detail}
 
 

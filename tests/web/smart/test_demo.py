@@ -42,7 +42,7 @@ def test_the_list_shows_every_example_with_its_reading(demo: Flask) -> None:
     assert "Suggestions for a clinician to review; not orders." in body
     assert "Readings as of <strong>2025-06-30</strong>" in body
     links = re.findall(r'<a href="/demo/([\w-]+)">([^<]+)</a>', body)
-    assert len(links) == len(list(EXAMPLES.glob("*.json"))) == 17
+    assert len(links) == len(list(EXAMPLES.glob("*.json"))) == 20
     assert ("01-optimal-responder", "Ima Optimal") in links
     row = re.search(r"Tom Threefifteen</a></td><td>([^<]+)</td>", body)
     assert row is not None
@@ -56,7 +56,8 @@ def test_an_example_opens_the_same_page_marked_demo(demo: Flask) -> None:
     assert '<p class="demo-flag" role="note"><strong>DEMO</strong>' in body
     assert "<title>DEMO: Rhea Lapse" in body
     assert "Reading as of <strong>2025-06-30</strong>" in body
-    assert "Accept: write the proposal to the demo store" in body
+    assert "Accept for Rhea Lapse" in body
+    assert "Writes the suggestions to the demo store" in body
     assert "molecular relapse after stopping" in body
     assert 'data-code="restart-tki"' in body
     assert "Signed in as" not in body
