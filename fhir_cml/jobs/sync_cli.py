@@ -62,6 +62,12 @@ concept_map_option = click.option(
     help="The site's ConceptMap (JSON file, Bundle or directory): local codes and units to the "
     "ones fhir-cml reads. Repeatable.",
 )
+terminology_server_option = click.option(
+    "--terminology-server",
+    metavar="URL",
+    help="Translate local codes and units with ConceptMap/$translate on this server (the FHIR "
+    "server's own credentials when it is the same URL).",
+)
 
 
 @click.command("sync")
@@ -213,12 +219,7 @@ concept_map_option = click.option(
     help="Re-read unchanged patients after this many days (conclusions age).",
 )
 @concept_map_option
-@click.option(
-    "--terminology-server",
-    metavar="URL",
-    help="Translate local codes and units with ConceptMap/$translate on this server (the FHIR "
-    "server's own credentials when it is the same URL).",
-)
+@terminology_server_option
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
