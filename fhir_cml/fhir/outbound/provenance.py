@@ -64,10 +64,13 @@ def build_revocation(
     recorded: datetime,
     reason: str,
     agents: Sequence[dict[str, Any]] = (),
+    patient: str | None = None,
 ) -> dict[str, Any]:
     """The Provenance of a suggestion withdrawn (a clinician dismissed it): ``target`` the
-    CarePlan revoked (``CarePlan/<id>/_history/<version>`` when known), ``reason`` in words."""
-    return {
+    CarePlan revoked (``CarePlan/<id>/_history/<version>`` when known), ``reason`` in words.
+    ``patient`` (``Patient/<id>``) is named as its source entity, which keeps the record in the
+    patient's compartment (a SMART app's patient-scoped token may write it)."""
+    resource: dict[str, Any] = {
         "resourceType": "Provenance",
         "target": [reference(target)],
         "recorded": instant(recorded),
@@ -81,3 +84,21 @@ def build_revocation(
             *agents,
         ],
     }
+    if patient is not None:
+        resource["entity"] = [{"role": "source", "what": reference(patient)}]
+    return resource
+
+
+def build_acceptance(
+    targets: Sequence[str],
+    recorded: datetime,
+    reason: str,
+    agents: Sequence[dict[str, Any]],
+    patient: str | None = None,
+) -> dict[str, Any]:
+    """The Provenance of a suggestion a clinician accepted: ``targets`` the CarePlan put in
+    force (``active``; its version when known), then those it replaced (revoked), ``agents``
+    the clinician who decided."""
+    resource = build_revocation(targets[0], recorded, reason, agents, patient)
+    resource["target"] = [reference(t) for t in targets]
+    return resource
