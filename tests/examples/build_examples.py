@@ -52,6 +52,7 @@ AE_OUTCOME = "http://terminology.hl7.org/CodeSystem/adverse-event-outcome"
 AE_SERIOUSNESS = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
 MRN = "https://hospital.example.org/fhir/identifier/mrn"
 MED_REQUEST_CATEGORY = "http://terminology.hl7.org/CodeSystem/medicationrequest-category"
+TKI_MEDICATION_REQUEST = f"{BASE}/StructureDefinition/tki-medication-request"
 US_CORE_MEDICATION_REQUEST = (
     "http://hl7.org/fhir/us/core/StructureDefinition/us-core-medicationrequest"
 )
@@ -632,7 +633,7 @@ class Patient:
         request: dict[str, Any] = {
             "resourceType": "MedicationRequest",
             "id": f"{self.slug}-{sid}",
-            "meta": {"profile": [US_CORE_MEDICATION_REQUEST]},
+            "meta": {"profile": [TKI_MEDICATION_REQUEST, US_CORE_MEDICATION_REQUEST]},
             "status": status,
         }
         if reason:
