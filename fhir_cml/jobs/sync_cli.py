@@ -221,6 +221,13 @@ terminology_server_option = click.option(
 @concept_map_option
 @terminology_server_option
 @click.option(
+    "--medication-records",
+    "extra_types",
+    multiple=True,
+    type=click.Choice(["MedicationDispense", "MedicationAdministration"]),
+    help="Read these records of the TKI too, where the site keeps them (repeatable).",
+)
+@click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the per-patient outcome (ids included) to this JSON file.",
@@ -263,6 +270,7 @@ def sync(
     transaction_size: int | None,
     concept_maps: tuple[Path, ...],
     terminology_server: str | None,
+    extra_types: tuple[str, ...],
     report: Path | None,
     progress: bool | None,
 ) -> None:
@@ -289,7 +297,9 @@ def sync(
             population=tuple(Population(p) for p in population) or (Population.CONDITION,),
             guideline=Guideline(guideline),
             conversion_factor=conversion_factor,
-            fetch=FetchOptions(batch_size=batch_size, page_size=page_size),
+            fetch=FetchOptions(
+                batch_size=batch_size, page_size=page_size, extra_types=tuple(extra_types)
+            ),
             recheck_days=recheck_days,
             write_mode=_write_mode(write_mode),
             transaction_size=transaction_size,
