@@ -340,7 +340,16 @@ class Patient:
             }
         )
 
-    def karyotype(self, day: str, positive: int, counted: int, iscn: str) -> None:
+    def karyotype(
+        self,
+        day: str,
+        positive: int,
+        counted: int,
+        iscn: str,
+        *,
+        high_risk_aca: bool = False,
+        in_ph_positive: bool = False,
+    ) -> None:
         when = _d(day)
         self.add(
             {
@@ -370,7 +379,7 @@ class Patient:
                     },
                     {
                         "code": _cc(CS_CML, "high-risk-aca", "High-risk additional abnormality"),
-                        "valueBoolean": False,
+                        "valueBoolean": high_risk_aca,
                     },
                     {
                         "code": _cc(
@@ -378,7 +387,7 @@ class Patient:
                             "clonal-abnormality-ph-positive",
                             "Clonal chromosome abnormality in Ph+ cells",
                         ),
-                        "valueBoolean": False,
+                        "valueBoolean": in_ph_positive,
                     },
                 ],
             }
@@ -1273,11 +1282,109 @@ def tfr_ongoing() -> Patient:
     return p
 
 
+def tfr_restart() -> Patient:
+    """Imatinib 2015-2024, stopped for TFR on 1 Jul 2024; loss of MMR (0.21 %) on 24 Mar 2025;
+    imatinib restarted on 14 Apr 2025; MMR not yet regained (0.15 % on 26 May 2025)."""
+    p = Patient("cml-tfr-restart", "18-tfr-restart-after-relapse.json")
+    p.patient("Otto", "Restart", "male", "1962-02-14", "EX-000118")
+    p.condition("2015-02-16")
+    p.pcr("2015-02-23", 48.0, 51000, transcript="e14a2")
+    p.tki(
+        "imatinib",
+        400,
+        "2015-03-02",
+        end="2024-07-01",
+        status="stopped",
+        reason=TFR_STOP,
+        asserted="2024-07-01",
+    )
+    p.tki("imatinib-restart", 400, "2025-04-14", asserted="2025-05-26")
+    p.pcrs(
+        [
+            ("2015-06-01", 4.8, 77000),
+            ("2015-08-31", 0.7, 82000),
+            ("2016-02-29", 0.06, 69000),
+            ("2020-06-01", ND, 63000),
+            ("2021-06-07", ND, 58000),
+            ("2022-06-06", ND, 71000),
+            ("2023-06-05", ND, 66000),
+            ("2024-06-03", ND, 59000),
+            # after the stop
+            ("2024-08-05", ND, 61000),
+            ("2024-10-07", 0.006, 57000),
+            ("2025-01-06", 0.031, 64000),
+            ("2025-03-24", 0.21, 70000),
+            # after the restart
+            ("2025-05-26", 0.15, 75000),
+        ]
+    )
+    return p
+
+
+def emergent_aca() -> Patient:
+    """Imatinib since Jan 2023; milestones met; at 18 months trisomy 8 in the Ph+ cells (a
+    high-risk additional chromosomal abnormality emerging on treatment)."""
+    p = Patient("cml-emergent-aca", "19-emergent-aca.json")
+    p.patient("Ada", "Clone", "female", "1959-07-30", "EX-000119")
+    p.condition("2023-01-02")
+    p.karyotype("2023-01-02", 20, 20, "46,XX,t(9;22)(q34;q11.2)[20]")
+    p.pcr("2023-01-02", 66.0, 47000, transcript="e13a2")
+    p.tki("imatinib", 400, "2023-01-09", asserted="2025-06-02")
+    p.pcrs(
+        [
+            ("2023-04-03", 6.1, 81000),
+            ("2023-07-03", 0.8, 76000),
+            ("2023-12-18", 0.09, 69000),
+            ("2024-07-01", 0.35, 72000),
+            ("2025-01-06", 0.52, 80000),
+            ("2025-06-02", 0.61, 77000),
+        ]
+    )
+    p.karyotype(
+        "2024-07-01",
+        3,
+        20,
+        "47,XX,+8,t(9;22)(q34;q11.2)[3]/46,XX[17]",
+        high_risk_aca=True,
+        in_ph_positive=True,
+    )
+    return p
+
+
+def paediatric() -> Patient:
+    """A 14-year-old on imatinib 300 mg since Sep 2019, in deep molecular response since 2021:
+    an adult would be a TFR candidate; a child stops only within a study."""
+    p = Patient("cml-paediatric", "20-paediatric.json")
+    p.patient("Pia", "Young", "female", "2011-05-20", "EX-000120")
+    p.condition("2019-08-19")
+    p.counts("2019-08-26", wbc=112, platelets=410, basophils=4, blasts=2, spleen=5)
+    p.pcr("2019-08-26", 71.0, 45000, transcript="e14a2")
+    p.tki("imatinib", 300, "2019-09-02", asserted="2025-06-09")
+    p.pcrs(
+        [
+            ("2019-12-02", 3.9, 78000),
+            ("2020-03-02", 0.45, 84000),
+            ("2020-08-31", 0.05, 66000),
+            ("2021-03-01", ND, 62000),
+            ("2021-09-06", ND, 59000),
+            ("2022-03-07", ND, 71000),
+            ("2022-09-05", ND, 68000),
+            ("2023-03-06", ND, 57000),
+            ("2023-09-04", ND, 64000),
+            ("2024-03-04", ND, 60000),
+            ("2024-09-02", ND, 73000),
+            ("2025-03-03", ND, 58000),
+            ("2025-06-09", ND, 61000),
+        ]
+    )
+    return p
+
+
 def us_core_orders() -> Patient:
     """Dasatinib 100 mg ordered every 3 months from 8 Jan 2024 (US Core MedicationRequests, RxNorm
     clinical drug only, 1 tablet daily); reduced to 50 mg on 30 Dec 2024 for a pleural effusion."""
-    p = Patient("cml-orders", "18-us-core-medication-requests.json")
-    p.patient("Orla", "Orders", "female", "1971-05-19", "EX-000118")
+    p = Patient("cml-orders", "21-us-core-medication-requests.json")
+    p.patient("Orla", "Orders", "female", "1971-05-19", "EX-000121")
     p.condition("2023-12-18")
     p.pcr("2023-12-27", 52.0, 38000, transcript="e14a2")
     dasatinib_100 = ("799047", "dasatinib 100 MG Oral Tablet", "Dasatinib 100 mg tablet")
@@ -1307,8 +1414,8 @@ def us_core_orders() -> Patient:
 def local_laboratory() -> Patient:
     """Imatinib 400 mg since 4 Mar 2024; the laboratory's own codes, values as text ("0,0380 %IS")
     and its unit spelling; MMR at 12 months."""
-    p = Patient("cml-local-lab", "19-local-lab-codes.json")
-    p.patient("Lola", "Local", "female", "1966-09-02", "EX-000119")
+    p = Patient("cml-local-lab", "22-local-lab-codes.json")
+    p.patient("Lola", "Local", "female", "1966-09-02", "EX-000122")
     p.condition("2024-02-19")
     p.pcr("2024-02-26", 61.0, 41000, transcript="e13a2+e14a2")
     p.tki("imatinib", 400, "2024-03-04", asserted="2025-06-02")
@@ -1326,8 +1433,8 @@ def local_laboratory() -> Patient:
 
 def dispensed() -> Patient:
     """Imatinib 400 mg known only from the pharmacy's dispenses (90 days each) since 3 Jun 2024."""
-    p = Patient("cml-dispensed", "20-medication-dispense.json")
-    p.patient("Dita", "Dispense", "male", "1958-11-23", "EX-000120")
+    p = Patient("cml-dispensed", "23-medication-dispense.json")
+    p.patient("Dita", "Dispense", "male", "1958-11-23", "EX-000123")
     p.condition("2024-05-20")
     p.pcr("2024-05-27", 74.0, 36000, transcript="e14a2")
     for n, day in enumerate(["2024-06-03", "2024-08-30", "2024-11-27", "2025-02-24", "2025-05-23"]):
@@ -1360,6 +1467,9 @@ PATIENTS = (
     early,
     reduced,
     tfr_ongoing,
+    tfr_restart,
+    emergent_aca,
+    paediatric,
     us_core_orders,
     local_laboratory,
     dispensed,
@@ -1380,7 +1490,7 @@ def build() -> dict[str, str]:
 
 
 def site_concept_maps() -> dict[str, str]:
-    """examples/conceptmaps/: the site's ConceptMap for the laboratory of 19-local-lab-codes."""
+    """examples/conceptmaps/: the site's ConceptMap for the laboratory of 22-local-lab-codes."""
 
     def element(code: str, display: str, to: str) -> dict[str, Any]:
         target = {"code": to, "equivalence": "equivalent"}
@@ -1394,7 +1504,7 @@ def site_concept_maps() -> dict[str, str]:
         "title": "The molecular laboratory's own codes and units, for fhir-cml",
         "status": "active",
         "description": "What the Molecular Haematology Laboratory's local test codes and unit "
-        "spellings mean (examples/19-local-lab-codes.json). Pass it with --concept-map.",
+        "spellings mean (examples/22-local-lab-codes.json). Pass it with --concept-map.",
         "group": [
             {
                 "source": LOCAL_LAB,

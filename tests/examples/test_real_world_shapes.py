@@ -166,7 +166,7 @@ def resources_of(name: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("name", FILES)
 def test_the_real_world_shape_reads_the_same(name: str, shape: str) -> None:
-    site = concept_maps_from([EXAMPLES / "conceptmaps"])  # 19-local-lab-codes needs it
+    site = concept_maps_from([EXAMPLES / "conceptmaps"])  # 22-local-lab-codes needs it
     canonical = reading(resources_of(name), site)
     resources = resources_of(name)
     maps = ConceptMaps(codes=dict(site.codes), units=dict(site.units))

@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = json.loads((ROOT / "tests" / "examples" / "expected_readings.json").read_text())
 EXAMPLES = {e["patient"]: e for e in EXPECTED["examples"]}
-# The site's ConceptMap for the laboratory of 19-local-lab-codes, as ./scripts/demo passes it.
-# and the dispenses of 20-medication-dispense.
+# The site's ConceptMap for the laboratory of 22-local-lab-codes, as ./scripts/demo passes it.
+# and the dispenses of 23-medication-dispense.
 SITE_MAPS = (
     "--concept-map",
     str(ROOT / "examples" / "conceptmaps"),
