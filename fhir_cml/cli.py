@@ -27,12 +27,13 @@ from fhir_cml import __version__
 from fhir_cml.app.assessing import Assessed, assess_loaded, why_nothing
 from fhir_cml.domain import Assessment, Guideline
 from fhir_cml.domain.model import Issue
+from fhir_cml.ehr.client import FhirClient
+from fhir_cml.ehr.terminology import site_terminology
 from fhir_cml.errors import OperationOutcomeError
 from fhir_cml.fhir.inbound import LoadResult, MappingOptions, map_paths
-from fhir_cml.fhir.inbound.conceptmaps import concept_maps_from
 from fhir_cml.fhir.outbound import transaction_bundle, validate
 from fhir_cml.fhir.outbound.provenance import instant
-from fhir_cml.jobs.options import concept_map_option
+from fhir_cml.jobs.options import concept_map_option, terminology_server_option
 from fhir_cml.reporting import LoadSummary, issue_message
 from fhir_cml.reporting.stream import (
     ContractReport,
@@ -119,6 +120,7 @@ def main() -> None:
     help="The laboratory's IS conversion factor for non-IS BCR::ABL1 results that carry none.",
 )
 @concept_map_option
+@terminology_server_option
 @click.option(
     "--max-file-size",
     type=click.FloatRange(min=0, min_open=True),
@@ -154,6 +156,7 @@ def assess_command(
     output: Path | None,
     conversion_factor: float | None,
     concept_maps: tuple[Path, ...],
+    terminology_server: str | None,
     max_file_size: float,
     work_dir: Path | None,
     progress: bool | None,
@@ -166,11 +169,11 @@ def assess_command(
     day = as_of.date() if as_of is not None else date.today()
     chosen = Guideline(guideline)
     now = datetime.now(UTC)
-    terminology = None
-    if concept_maps:
-        terminology = concept_maps_from(concept_maps)
-        for problem in terminology.problems:
-            _say(f"warning: {problem}")
+    remote = FhirClient(terminology_server) if terminology_server else None
+    terminology, problems = site_terminology(list(concept_maps), remote)
+    for problem in problems:
+        _say(f"warning: {problem}")
+    said = len(problems)
     options = MappingOptions(
         now=now,
         conversion_factor=conversion_factor,
@@ -192,10 +195,14 @@ def assess_command(
             list(inputs),
             options,
             work,
-            jobs=jobs or _default_jobs(),
+            # A terminology server is asked from this process, which reports what it answers.
+            jobs=1 if remote is not None else jobs or _default_jobs(),
             work_dir=work_dir,
             progress=bars,
         ):
+            for problem in problems[said:]:  # met while translating (the terminology server)
+                bars.say(f"warning: {problem}")
+            said = len(problems)
             for issue in part.issues:
                 bars.say(_issue_text(issue))
             totals.add(part)

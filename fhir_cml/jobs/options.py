@@ -15,3 +15,9 @@ concept_map_option = click.option(
     help="The site's ConceptMap (JSON file, Bundle or directory): local codes and units to the "
     "ones fhir-cml reads. Repeatable.",
 )
+terminology_server_option = click.option(
+    "--terminology-server",
+    metavar="URL",
+    help="Translate local codes and units with ConceptMap/$translate on this server (the FHIR "
+    "server's own credentials when it is the same URL).",
+)

@@ -29,7 +29,7 @@ from fhir_cml.ehr.terminology import search_codes, site_terminology, terminology
 from fhir_cml.ehr.writeback import WriteMode
 from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
 from fhir_cml.fhir.inbound.conceptmaps import Terminology
-from fhir_cml.jobs.options import concept_map_option
+from fhir_cml.jobs.options import concept_map_option, terminology_server_option
 from fhir_cml.jobs.sync import EXIT_RUN_FAILED, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 
@@ -171,15 +171,15 @@ def _instant(value: str | None) -> datetime | None:
     type=click.Choice(["auto", "transaction", "batch"]),
     default="auto",
     show_default=True,
-    help="transaction: each group of patients in one transaction (atomic per patient); "
-    "batch: three batches in dependency order, for servers that cap transactions; auto: "
-    "transactions, or batches once the server proves to take few patients per transaction.",
+    help="How each step of the write is sent for a group of patients (the readings, then the "
+    "suggestions, then the Provenances and the superseding): batch (auto is the same), or "
+    "transaction, for servers that take transactions only.",
 )
 @click.option(
     "--transaction-size",
     type=click.IntRange(1, 500),
-    help="Patients per transaction (default: --batch-size; lowered by itself when the server "
-    "refuses big transactions).",
+    help="Patients per write request (default: --batch-size; lowered by itself when the "
+    "server refuses big bundles).",
 )
 @click.option(
     "--timeout",
@@ -196,6 +196,22 @@ def _instant(value: str | None) -> datetime | None:
     help="Retries of a request that is safe to repeat.",
 )
 @click.option(
+    "--claim-profiles/--no-claim-profiles",
+    envvar="FHIR_CML_CLAIM_PROFILES",
+    default=False,
+    show_default=True,
+    help="Name fhir-cml's profiles in meta.profile of what is written. Only for servers that "
+    "hold the profiles: such a server refuses a profile it cannot read (then the client also "
+    "needs system/StructureDefinition.rs, added to the default scopes).",
+)
+@click.option(
+    "--quota-wait",
+    type=click.FloatRange(0),
+    default=900.0,
+    show_default=True,
+    help="Seconds the run may wait in all for the server's rate limit (429, RateLimit header).",
+)
+@click.option(
     "--recheck-days",
     type=click.IntRange(1),
     default=30,
@@ -203,11 +219,13 @@ def _instant(value: str | None) -> datetime | None:
     help="Re-read unchanged patients after this many days (conclusions age).",
 )
 @concept_map_option
+@terminology_server_option
 @click.option(
-    "--terminology-server",
-    metavar="URL",
-    help="Translate local codes and units with ConceptMap/$translate on this server (the FHIR "
-    "server's own credentials when it is the same URL).",
+    "--medication-records",
+    "extra_types",
+    multiple=True,
+    type=click.Choice(["MedicationDispense", "MedicationAdministration"]),
+    help="Read these records of the TKI too, where the site keeps them (repeatable).",
 )
 @click.option(
     "--report",
@@ -247,11 +265,14 @@ def sync(
     page_size: int,
     timeout: float,
     retries: int,
+    claim_profiles: bool,
+    quota_wait: float,
     recheck_days: int,
     write_mode: str,
     transaction_size: int | None,
     concept_maps: tuple[Path, ...],
     terminology_server: str | None,
+    extra_types: tuple[str, ...],
     report: Path | None,
     progress: bool | None,
 ) -> None:
@@ -278,18 +299,23 @@ def sync(
             population=tuple(Population(p) for p in population) or (Population.CONDITION,),
             guideline=Guideline(guideline),
             conversion_factor=conversion_factor,
-            fetch=FetchOptions(batch_size=batch_size, page_size=page_size),
+            fetch=FetchOptions(
+                batch_size=batch_size, page_size=page_size, extra_types=tuple(extra_types)
+            ),
             recheck_days=recheck_days,
             write_mode=_write_mode(write_mode),
+            claim_profiles=claim_profiles,
             transaction_size=transaction_size,
         )
         settings.check()
         client = FhirClient(
             settings.fhir_base,
             timeout=(10.0, timeout),
-            retry=RetryPolicy(attempts=retries),
+            retry=RetryPolicy(attempts=retries, quota_budget=quota_wait),
             pool_size=max(4, settings.concurrency),
         )
+        if claim_profiles and scope == DEFAULT_SCOPE:
+            scope += " system/StructureDefinition.rs"  # servers read claimed profiles as us
         client.auth = _authenticate(
             client, token, client_id, private_key, key_id, alg, token_url, scope
         )

@@ -39,6 +39,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from fhir_cml.app import WriteSettings
 from fhir_cml.domain import Guideline
 from fhir_cml.ehr.auth import DEFAULT_SCOPE
 from fhir_cml.errors import ConfigurationError
@@ -155,6 +156,9 @@ class Settings(BaseSettings):
     fhir_timeout: float = Field(default=30.0, gt=0)
     ready_timeout: float = Field(default=2.0, gt=0)
     write_mode: Literal["auto", "transaction", "batch"] = "transaction"
+    # Name fhir-cml's profiles in meta.profile of what is written (docs/sync.md: only for EHRs
+    # that hold them; the token then needs read access to StructureDefinition).
+    claim_profiles: bool = False
     # State store (SQLite path or database URL), shared with `fhir-cml sync`.
     state: str | None = None
     # Requests
@@ -210,6 +214,11 @@ class Settings(BaseSettings):
     # Demo mode: the app over the bundled example patients, without an EHR.
     demo: bool = False
     demo_examples: Path | None = None
+    # The site's local codes and units (fhir_cml.web.terminology): ConceptMap files or
+    # directories, and a terminology server asked ConceptMap/$translate within a deadline.
+    concept_maps: Annotated[tuple[Path, ...], NoDecode] = ()
+    terminology_server: str | None = None
+    terminology_deadline: float = Field(default=1.0, gt=0, le=30)
     # Logs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -218,7 +227,21 @@ class Settings(BaseSettings):
     def _public(cls, value: str) -> str:
         return _http_url(value, "the public base URL")
 
-    @field_validator("fhir_base", "token_url", "api_introspection_url")
+    @field_validator("concept_maps", mode="before")
+    @classmethod
+    def _map_list(cls, value: Any) -> Any:
+        return _string_list(value)
+
+    @field_validator("concept_maps")
+    @classmethod
+    def _maps(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        from fhir_cml.web.terminology import check_concept_maps
+
+        if value:
+            check_concept_maps(value)
+        return value
+
+    @field_validator("fhir_base", "token_url", "api_introspection_url", "terminology_server")
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
         return None if value in (None, "") else _http_url(str(value), "the URL")
@@ -308,6 +331,12 @@ class Settings(BaseSettings):
                 f"{env_name('api_introspection_client_id')} and "
                 f"{env_name('api_introspection_client_secret')}"
             )
+        if self.terminology_server and self.terminology_deadline >= self.cds_deadline:
+            raise ValueError(
+                f"{env_name('terminology_deadline')} ({self.terminology_deadline:g} s) must be "
+                f"shorter than {env_name('cds_deadline')} ({self.cds_deadline:g} s): translating "
+                "the local codes happens within a hook call's deadline"
+            )
         if self.smart_issuers and not self.smart_client_id:
             raise ValueError(
                 f"{env_name('smart_issuers')} is given but {env_name('smart_client_id')} (the "
@@ -353,6 +382,11 @@ class Settings(BaseSettings):
     def fhir_api_base(self) -> str:
         """``{public base}/fhir``: this service's FHIR base, the audience of callers' tokens."""
         return f"{self.public_base_url}/fhir"
+
+    @property
+    def writing(self) -> WriteSettings:
+        """How writeBack and the SMART app's Accept write (the application service's settings)."""
+        return WriteSettings(mode=self.write_mode, claim_profiles=self.claim_profiles)
 
     @property
     def api_callers_configured(self) -> bool:

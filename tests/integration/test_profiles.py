@@ -93,6 +93,17 @@ def risk_assessment() -> Resource:
             },
             {"url": c.EXT_TDM_STATUS, "valueCodeableConcept": coding(c.CS_TDM_STATUS, "none")},
             {"url": c.EXT_NEXT_PCR_DUE, "valueDate": "2025-09-30"},
+            {
+                "url": c.EXT_RISK_SCORE,
+                "extension": [
+                    {"url": "score", "valueCoding": {"system": c.CS_CML, "code": c.SOKAL_SCORE}},
+                    {"url": "value", "valueDecimal": 0.71},
+                    {
+                        "url": "category",
+                        "valueCoding": {"system": c.CS_RISK_CATEGORY, "code": "low"},
+                    },
+                ],
+            },
             basis("response-depth"),
         ],
         "identifier": [{"system": c.ID_ASSESSMENT, "value": "0f" * 32}],
@@ -106,13 +117,8 @@ def risk_assessment() -> Resource:
         "basis": [{"reference": "Observation/pcr-1"}],
         "prediction": [
             {
-                "outcome": coding(c.CS_CML, c.SOKAL_SCORE),
-                "qualitativeRisk": coding(c.CS_RISK_CATEGORY, "low"),
-                "rationale": "Sokal 0.71: low. [sokal: Sokal JE et al. 1984]",
-            },
-            {
                 "outcome": coding(c.CS_CML, c.PROGRESSION_AP_BC),
-                "probabilityDecimal": 0.0,
+                "probabilityDecimal": 0,
                 "whenRange": {"high": {"value": 5, "unit": "a", "system": UCUM, "code": "a"}},
                 "rationale": "IRIS: no progression with MMR at 12 months.",
             },
@@ -257,6 +263,43 @@ def tki_statement() -> Resource:
     }
 
 
+def tki_request() -> Resource:
+    """A TKI order shaped as US Core sends it (its required elements and must-supports)."""
+    return {
+        "resourceType": "MedicationRequest",
+        "meta": {"profile": [f"{c.BASE}/StructureDefinition/tki-medication-request"]},
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": coding(c.RXNORM, "799047"),
+        "subject": {"reference": "Patient/p1"},
+        "authoredOn": "2024-01-08",
+        "requester": {"reference": "Practitioner/dr"},
+        "dosageInstruction": [
+            {
+                "timing": {
+                    "repeat": {
+                        "boundsPeriod": {"start": "2024-01-10"},
+                        "frequency": 1,
+                        "period": 1,
+                        "periodUnit": "d",
+                    }
+                },
+                "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
+            }
+        ],
+        "dispenseRequest": {
+            "validityPeriod": {"start": "2024-01-08", "end": "2025-01-08"},
+            "numberOfRepeatsAllowed": 3,
+            "expectedSupplyDuration": {
+                "value": 90,
+                "unit": "days",
+                "system": UCUM,
+                "code": "d",
+            },
+        },
+    }
+
+
 BASELINES: dict[str, Callable[[], Resource]] = {
     "risk-assessment": risk_assessment,
     "care-plan": care_plan,
@@ -265,6 +308,7 @@ BASELINES: dict[str, Callable[[], Resource]] = {
     "trough": trough,
     "mutation": mutation,
     "tki-statement": tki_statement,
+    "tki-request": tki_request,
 }
 
 Change = Callable[[Resource], object]
@@ -381,6 +425,15 @@ ACCEPTED: dict[str, Resource] = {
             ],
         ),
     ),
+    "bcr-value-as-text": changed(bcr_abl1, drop("valueQuantity"), put("valueString", "< 0,0032 %")),
+    "bcr-free-text-unit": changed(bcr_abl1, put("valueQuantity", {"value": 0.05, "unit": "% IS"})),
+    "trough-value-as-text": changed(trough, drop("valueQuantity"), put("valueString", "850 ng/mL")),
+    "tki-request-stopped-with-reason": changed(
+        tki_request,
+        put("status", "stopped"),
+        put("statusReason", {"text": "Stopped to attempt treatment-free remission"}),
+        drop("dispenseRequest"),
+    ),
     "mutation-coded-finding": changed(
         mutation, put("valueCodeableConcept", {"text": "T315I"}), drop("component")
     ),
@@ -432,6 +485,15 @@ ACCEPTED: dict[str, Resource] = {
         put("replaces", [{"reference": "CarePlan/old"}]),
     ),
     "provenance-without-entities": changed(provenance, drop("entity")),
+    "provenance-with-the-clinician-who-accepted": changed(
+        provenance,
+        lambda r: r["agent"].append(
+            {
+                "type": coding(c.PROVENANCE_PARTICIPANT, "verifier"),
+                "who": {"reference": "Practitioner/dr-a", "display": "Dr A"},
+            }
+        ),
+    ),
 }
 
 
@@ -561,11 +623,15 @@ BROKEN: dict[str, tuple[Resource, str]] = {
     "risk-assessment-unknown-risk-category": (
         changed(
             risk_assessment,
-            lambda r: r["prediction"][0].__setitem__(
-                "qualitativeRisk", coding(c.CS_RISK_CATEGORY, "very-high")
+            lambda r: r["extension"][7]["extension"][2].__setitem__(
+                "valueCoding", {"system": c.CS_RISK_CATEGORY, "code": "very-high"}
             ),
         ),
-        "RiskAssessment.prediction[0].qualitativeRisk",
+        "RiskAssessment.extension[7].extension[2].valueCoding",
+    ),
+    "risk-assessment-prediction-without-probability": (
+        changed(risk_assessment, lambda r: r["prediction"][0].pop("probabilityDecimal")),
+        "RiskAssessment.prediction[0].probability[x]",
     ),
     "risk-assessment-occurrence-period": (
         changed(
@@ -584,12 +650,12 @@ BROKEN: dict[str, tuple[Resource, str]] = {
         changed(provenance, put("activity", coding(c.PROVENANCE_ACTIVITY, "UPDATE"))),
         "Provenance.activity",
     ),
-    "provenance-agent-author": (
+    "provenance-agent-author": (  # fhir-cml must be the assembler (cml-prov-1)
         changed(
             provenance,
             lambda r: r["agent"][0].__setitem__("type", coding(c.PROVENANCE_PARTICIPANT, "author")),
         ),
-        "Provenance.agent.type",
+        "Provenance",
     ),
     "provenance-no-occurred": (
         changed(provenance, drop("occurredDateTime")),
@@ -626,9 +692,9 @@ BROKEN: dict[str, tuple[Resource, str]] = {
         changed(bcr_abl1, lambda r: r["component"].append(copy.deepcopy(r["component"][0]))),
         "Observation.component",
     ),
-    "bcr-value-as-text": (
-        changed(bcr_abl1, drop("valueQuantity"), put("valueString", "0.05 %")),
-        "Observation.valueString",
+    "bcr-value-as-a-boolean": (
+        changed(bcr_abl1, drop("valueQuantity"), put("valueBoolean", True)),
+        "Observation.valueBoolean",
     ),
     "bcr-no-result-at-all": (changed(bcr_abl1, drop("valueQuantity")), "Observation"),
     "bcr-quantity-without-number": (
@@ -643,9 +709,9 @@ BROKEN: dict[str, tuple[Resource, str]] = {
     "bcr-no-date": (changed(bcr_abl1, drop("effectiveDateTime")), "Observation.effective[x]"),
     "bcr-status-unknown-code": (changed(bcr_abl1, put("status", "done")), "Observation.status"),
     # Trough, mutation, TKI
-    "trough-value-as-text": (
-        changed(trough, drop("valueQuantity"), put("valueString", "850 ng/mL")),
-        "Observation.valueString",
+    "trough-value-as-a-ratio": (
+        changed(trough, drop("valueQuantity"), put("valueRatio", {"numerator": {"value": 1}})),
+        "Observation.valueRatio",
     ),
     "trough-no-value": (changed(trough, drop("valueQuantity")), "Observation.value[x]"),
     "trough-without-unit": (changed(trough, put("valueQuantity", {"value": 850})), "Observation"),
