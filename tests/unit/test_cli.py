@@ -213,7 +213,7 @@ def test_large_input_in_partitions_and_workers_gives_the_same_result(
     if fmt == "text":  # the same blocks; sources are numbered in the order they are cited
 
         def blocks(text: str) -> list[str]:
-            patients = text.split("\nSources\n")[0].split("\n== ")[1:]
+            patients = re.split(r"\n(?:Sources|Input issues)\n", text)[0].split("\n== ")[1:]
             unwrapped = (" ".join(b.split()) for b in patients)
             return sorted(re.sub(r"source \d+", "source", b) for b in unwrapped)
 
