@@ -54,7 +54,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.synthetic import patient_resources  # noqa: E402
-from tests.support.cds import SigningEhr, hook_request, server_prefetch  # noqa: E402
+from tests.support.cds import (  # noqa: E402
+    SigningEhr,
+    fhir_authorization,
+    hook_request,
+    server_prefetch,
+)
 from tests.support.fhir_server import FhirTestServer, start_fhir_server  # noqa: E402
 from tests.support.service import ServiceProcess, run_service  # noqa: E402
 
@@ -324,13 +329,7 @@ def run(
         if args.slow_duration:
             without = hook_request("patient-view", patient)
             without["fhirServer"] = fhir.base_url
-            without["fhirAuthorization"] = {
-                "access_token": "bench",
-                "token_type": "Bearer",
-                "expires_in": 300,
-                "scope": "patient/*.rs",
-                "subject": "fhir-cml",
-            }
+            without["fhirAuthorization"] = fhir_authorization("bench", "patient/*.rs")
             for label, delay in (("slow", args.slow_ms), ("hanging", args.hang_ms)):
                 fhir.delay(delay)
                 slow[label] = slow_ehr_run(
