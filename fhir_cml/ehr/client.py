@@ -424,7 +424,7 @@ class FhirClient:
                 refused.retry_after = wait
                 response.close()
                 self._quota.hold(wait, refused, self.retry.quota_seconds)
-                log.warning("%s: the server's quota is spent; waiting %.0fs", interaction, wait)
+                log.info("%s: the server's quota is spent; waiting %.0fs", interaction, wait)
                 continue
             renew = getattr(self.auth, "renew", None)
             if status == 401 and not renewed and auth and callable(renew):
