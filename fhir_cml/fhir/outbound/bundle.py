@@ -42,7 +42,7 @@ def build(assessment: Assessment, recorded: datetime) -> Written:
     return Written(
         ids,
         build_risk_assessment(assessment, ids),
-        build_care_plan(assessment, ids.risk_assessment, ids),
+        build_care_plan(assessment, ids.risk_assessment, recorded, ids),
         build_provenance(assessment, (ids.risk_assessment, ids.care_plan), recorded),
     )
 

@@ -1,7 +1,8 @@
 """A Provenance for what one assessment writes (profile cml-provenance, docs/outbound.md).
 
 The domain has no clock, so the moment of writing (``recorded``) comes from the caller; it must be
-timezone-aware because FHIR ``instant`` requires a zone.
+timezone-aware because FHIR ``instant`` requires a zone. The activity recorded is the writing, so
+``occurred[x]`` is that moment too; the as-of date of the reading is on the RiskAssessment.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 
 from fhir_cml.domain.results import Assessment
 from fhir_cml.fhir.canonical import PROFILE_PROVENANCE, PROVENANCE_ACTIVITY, PROVENANCE_PARTICIPANT
-from fhir_cml.fhir.outbound.elements import concept, day
+from fhir_cml.fhir.outbound.elements import as_of_extension, concept
 from fhir_cml.fhir.outbound.identifiers import input_reference, reference, software
+from fhir_cml.fhir.outbound.narrative import provenance_text
 
 
 def instant(moment: datetime) -> str:
@@ -31,8 +33,10 @@ def build_provenance(
     resource: dict[str, Any] = {
         "resourceType": "Provenance",
         "meta": {"profile": [PROFILE_PROVENANCE]},
+        "text": provenance_text(a, recorded, len(targets)),
+        "extension": [as_of_extension(a)],
         "target": [reference(t) for t in targets],
-        "occurredDateTime": day(a.as_of),
+        "occurredDateTime": instant(recorded),
         "recorded": instant(recorded),
         "activity": concept(PROVENANCE_ACTIVITY, "CREATE", "create"),
         "agent": [

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_cml.fhir.canonical import EXT_REPLACED_BY
+from fhir_cml.fhir.outbound.narrative import superseded
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,9 @@ def supersede(
     risk = _of_type(old_risk_assessment, "RiskAssessment")
     revoked = copy.deepcopy(care_plan)
     revoked["status"] = "revoked"
+    superseded(revoked)
     replaced = copy.deepcopy(risk)
+    superseded(replaced)
     others = [e for e in replaced.get("extension", []) if e.get("url") != EXT_REPLACED_BY]
     replaced["extension"] = [
         *others,

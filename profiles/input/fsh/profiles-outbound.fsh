@@ -1,6 +1,14 @@
 // Profiles of what fhir-cml writes (docs/outbound.md). Strict: every resource the engine writes
 // is validated against them in the test suite.
 
+// Each simple extension slice names its URL in the snapshot too (extension[x].url fixed), as SUSHI
+// and the IG Publisher otherwise leave it implicit in the extension's definition: servers whose
+// validators match extensions to slices by that child (Medplum's, for one) then count them right.
+// A complex extension unfolded this way confuses those validators (its own sub-slices are counted
+// on the parent), so a required one is 0..1 with an invariant that requires it (cml-ra-1).
+RuleSet: SliceUrl(path, slice, url)
+* {path}[{slice}].url = {url} (exactly)
+
 RuleSet: Software(path)
 * {path}.identifier 1..1
 * {path}.identifier.system 1..1
@@ -19,12 +27,21 @@ Description: "fhir-cml's reading of a CML patient's response to TKI therapy as o
     $EXT_AS_OF named asOf 1..1 MS and
     $EXT_RULESET_VERSION named rulesetVersion 1..1 MS and
     $EXT_MOLECULAR_RESPONSE named molecularResponse 1..1 MS and
-    $EXT_ELN_RESPONSE named elnResponse 1..1 MS and
+    $EXT_ELN_RESPONSE named elnResponse 0..1 MS and
     $EXT_TFR_STATUS named tfrStatus 1..1 MS and
     $EXT_TDM_STATUS named tdmStatus 1..1 MS and
     $EXT_NEXT_PCR_DUE named nextPcrDue 0..1 MS and
     $EXT_BASIS named basis 0..* MS and
     $EXT_REPLACED_BY named replacedBy 0..1 MS
+* insert SliceUrl(extension, asOf, $EXT_AS_OF)
+* insert SliceUrl(extension, rulesetVersion, $EXT_RULESET_VERSION)
+* insert SliceUrl(extension, molecularResponse, $EXT_MOLECULAR_RESPONSE)
+* insert SliceUrl(extension, tfrStatus, $EXT_TFR_STATUS)
+* insert SliceUrl(extension, tdmStatus, $EXT_TDM_STATUS)
+* insert SliceUrl(extension, nextPcrDue, $EXT_NEXT_PCR_DUE)
+* insert SliceUrl(extension, replacedBy, $EXT_REPLACED_BY)
+* obeys cml-ra-1
+* extension[elnResponse] ^short = "The ELN reading (exactly one: invariant cml-ra-1)"
 * extension[basis] ^short = "The basis of each conclusion of the reading"
 * extension[replacedBy] ^short = "Set when a later, different assessment supersedes this one"
 * identifier 1..* MS
@@ -73,6 +90,11 @@ Description: "fhir-cml's reading of a CML patient's response to TKI therapy as o
 * note MS
 * note ^short = "The reading in sentences"
 
+Invariant: cml-ra-1
+Description: "The reading has exactly one ELN response extension."
+Expression: "extension.where(url = 'https://fhir-cml.org/fhir/StructureDefinition/eln-response').count() = 1"
+Severity: #error
+
 Profile: CmlCarePlan
 Parent: CarePlan
 Id: cml-care-plan
@@ -103,8 +125,11 @@ Description: "fhir-cml's suggestions for a clinician to review, never orders: a 
 * description MS
 * subject MS
 * subject only Reference(Patient)
+* extension contains $EXT_AS_OF named asOf 1..1 MS
+* insert SliceUrl(extension, asOf, $EXT_AS_OF)
+* extension[asOf] ^short = "The as-of date of the reading behind the suggestions"
 * created 1..1 MS
-* created ^short = "The as-of date"
+* created ^short = "The moment of writing (the as-of date is in the asOf extension)"
 * author 1..1 MS
 * insert Software(author)
 * addresses MS
@@ -134,6 +159,34 @@ Description: "fhir-cml's suggestions for a clinician to review, never orders: a 
 * activity.detail.status ^short = "not-started when written"
 * activity.detail.description 1..1 MS
 
+Profile: CmlAssessResult
+Parent: Bundle
+Id: cml-assess-result
+Title: "$cml-assess result"
+Description: "What $cml-assess returns: a Bundle (collection) with, per assessed patient, the RiskAssessment, the CarePlan and the Provenance, then one OperationOutcome with every issue met while reading and assessing."
+* type = #collection (exactly)
+* timestamp 1..1 MS
+* timestamp ^short = "The moment of writing"
+* entry 1..* MS
+* entry.fullUrl 1..1 MS
+* entry.resource 1..1 MS
+* entry.resource only RiskAssessment or CarePlan or Provenance or OperationOutcome
+* entry.search 0..0
+* entry.request 0..0
+* entry.response 0..0
+
+Profile: CmlAssessOutput
+Parent: Parameters
+Id: cml-assess-output
+Title: "$cml-assess output parameters"
+Description: "The output of $cml-assess as Parameters (its outputProfile): one parameter, return, holding the result Bundle. Because return is the only output and a resource, the operation answers with the Bundle itself."
+* parameter 1..1 MS
+* parameter.name = "return" (exactly)
+* parameter.value[x] 0..0
+* parameter.resource 1..1 MS
+* parameter.resource only CmlAssessResult
+* parameter.part 0..0
+
 Profile: CmlProvenance
 Parent: Provenance
 Id: cml-provenance
@@ -142,9 +195,12 @@ Description: "What produced a RiskAssessment and its CarePlan: fhir-cml (the sof
 * target MS
 * target only Reference(RiskAssessment or CarePlan)
 * target ^short = "The RiskAssessment and the CarePlan"
+* extension contains $EXT_AS_OF named asOf 1..1 MS
+* insert SliceUrl(extension, asOf, $EXT_AS_OF)
+* extension[asOf] ^short = "The as-of date of the reading the targets hold"
 * occurred[x] 1..1 MS
 * occurred[x] only dateTime
-* occurred[x] ^short = "The as-of date"
+* occurred[x] ^short = "The moment of writing (as recorded; the as-of date is in the asOf extension)"
 * recorded MS
 * recorded ^short = "The moment of writing"
 * activity 1..1 MS

@@ -11,7 +11,7 @@ Usage: #definition
 * name = "ResponseDepth"
 * title = "Molecular response depth from BCR::ABL1 (IS) and control-gene copies"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Molecular response depth from BCR::ABL1 (IS) and control-gene copies. Source: Cross NCP et al. Laboratory recommendations for scoring deep molecular responses following treatment for chronic myeloid leukemia. Leukemia 2015;29:999-1003; clinical-rules section 1."
 * relatedArtifact[0].type = #citation
@@ -28,7 +28,7 @@ Usage: #definition
 * name = "IsConversion"
 * title = "Only results on the International Scale (or converted with a laboratory conversion factor) are used for response decisions"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Only results on the International Scale (or converted with a laboratory conversion factor) are used for response decisions. Source: Cross NCP et al. Laboratory recommendations for scoring deep molecular responses following treatment for chronic myeloid leukemia. Leukemia 2015;29:999-1003."
 * relatedArtifact[0].type = #citation
@@ -43,7 +43,7 @@ Usage: #definition
 * name = "CompleteHematologicResponse"
 * title = "Complete hematologic response: WBC < 10 x10^9/L, platelets < 450 x10^9/L, basophils < 5 %, no blasts in peripheral blood, spleen not palpable"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Complete hematologic response: WBC < 10 x10^9/L, platelets < 450 x10^9/L, basophils < 5 %, no blasts in peripheral blood, spleen not palpable. Source: Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response definitions."
 * relatedArtifact[0].type = #citation
@@ -58,7 +58,7 @@ Usage: #definition
 * name = "Eln2020Baseline"
 * title = "ELN 2020 baseline warning: high-risk ELTS or high-risk ACA"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2020 baseline warning: high-risk ELTS or high-risk ACA. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984."
 * relatedArtifact[0].type = #citation
@@ -74,7 +74,7 @@ Usage: #definition
 * name = "Eln20203m"
 * title = "ELN 2020 at 3 months: optimal <= 10 %; warning > 10 %; failure > 10 % confirmed within 1-3 months"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2020 at 3 months: optimal <= 10 %; warning > 10 %; failure > 10 % confirmed within 1-3 months. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, milestone table."
 * relatedArtifact[0].type = #citation
@@ -92,7 +92,7 @@ Usage: #definition
 * name = "Eln20206m"
 * title = "ELN 2020 at 6 months: optimal <= 1 %; warning > 1-10 %; failure > 10 %"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2020 at 6 months: optimal <= 1 %; warning > 1-10 %; failure > 10 %. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, milestone table."
 * relatedArtifact[0].type = #citation
@@ -108,7 +108,7 @@ Usage: #definition
 * name = "Eln202012m"
 * title = "ELN 2020 at 12 months: optimal <= 0.1 %; warning > 0.1-1 %; failure > 1 %"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2020 at 12 months: optimal <= 0.1 %; warning > 0.1-1 %; failure > 1 %. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, milestone table."
 * relatedArtifact[0].type = #citation
@@ -124,7 +124,7 @@ Usage: #definition
 * name = "Eln2020Any"
 * title = "ELN 2020 at any time: optimal <= 0.1 %; warning > 0.1-1 % or loss of MMR; failure > 1 %, resistance mutations, high-risk ACA; loss of MMR after stopping TKI is failure"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2020 at any time: optimal <= 0.1 %; warning > 0.1-1 % or loss of MMR; failure > 1 %, resistance mutations, high-risk ACA; loss of MMR after stopping TKI is failure. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, milestone table."
 * relatedArtifact[0].type = #citation
@@ -140,7 +140,7 @@ Usage: #definition
 * name = "Eln20133m"
 * title = "ELN 2013 at 3 months: optimal <= 10 % and/or Ph+ <= 35 %; warning > 10 % and/or Ph+ 36-95 %; failure no CHR and/or Ph+ > 95 %"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2013 at 3 months: optimal <= 10 % and/or Ph+ <= 35 %; warning > 10 % and/or Ph+ 36-95 %; failure no CHR and/or Ph+ > 95 %. Source: Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response to first-line TKI."
 * relatedArtifact[0].type = #citation
@@ -156,7 +156,7 @@ Usage: #definition
 * name = "Eln20136m"
 * title = "ELN 2013 at 6 months: optimal < 1 % and/or Ph+ 0; warning 1-10 % and/or Ph+ 1-35 %; failure > 10 % and/or Ph+ > 35 %"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2013 at 6 months: optimal < 1 % and/or Ph+ 0; warning 1-10 % and/or Ph+ 1-35 %; failure > 10 % and/or Ph+ > 35 %. Source: Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response to first-line TKI."
 * relatedArtifact[0].type = #citation
@@ -172,7 +172,7 @@ Usage: #definition
 * name = "Eln201312m"
 * title = "ELN 2013 at 12 months: optimal <= 0.1 %; warning > 0.1-1 %; failure > 1 % and/or Ph+ > 0"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2013 at 12 months: optimal <= 0.1 %; warning > 0.1-1 %; failure > 1 % and/or Ph+ > 0. Source: Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response to first-line TKI."
 * relatedArtifact[0].type = #citation
@@ -188,7 +188,7 @@ Usage: #definition
 * name = "Eln2013Any"
 * title = "ELN 2013 then and at any time: optimal MMR or better; warning > 0.1 %; failure loss of CHR, loss of CCyR, confirmed loss of MMR (2 consecutive tests, one >= 1 %), mutations, clonal chromosome abnormalities in Ph+ cells"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2013 then and at any time: optimal MMR or better; warning > 0.1 %; failure loss of CHR, loss of CCyR, confirmed loss of MMR (2 consecutive tests, one >= 1 %), mutations, clonal chromosome abnormalities in Ph+ cells. Source: Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response to first-line TKI."
 * relatedArtifact[0].type = #citation
@@ -204,7 +204,7 @@ Usage: #definition
 * name = "Eln20093m"
 * title = "At 3 months, no complete hematologic response is a suboptimal response"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "At 3 months, no complete hematologic response is a suboptimal response. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'."
 * relatedArtifact[0].type = #citation
@@ -220,7 +220,7 @@ Usage: #definition
 * name = "Eln20096m"
 * title = "At 6 months, no partial cytogenetic response (Ph+ > 35 %) is a suboptimal response; no cytogenetic response (Ph+ > 95 %) is failure"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "At 6 months, no partial cytogenetic response (Ph+ > 35 %) is a suboptimal response; no cytogenetic response (Ph+ > 95 %) is failure. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; failure: Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051."
 * relatedArtifact[0].type = #citation
@@ -236,7 +236,7 @@ Usage: #definition
 * name = "Eln200912m"
 * title = "At 12 months, no complete cytogenetic response (Ph+ > 0 %) is a suboptimal response; less than partial cytogenetic response (Ph+ > 35 %) is failure"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "At 12 months, no complete cytogenetic response (Ph+ > 0 %) is a suboptimal response; less than partial cytogenetic response (Ph+ > 35 %) is failure. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; failure: Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051."
 * relatedArtifact[0].type = #citation
@@ -252,7 +252,7 @@ Usage: #definition
 * name = "Eln200918m"
 * title = "At 18 months, no MMR is a suboptimal response; less than complete cytogenetic response (Ph+ > 0 %) is failure"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "At 18 months, no MMR is a suboptimal response; less than complete cytogenetic response (Ph+ > 0 %) is failure. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; failure: Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051."
 * relatedArtifact[0].type = #citation
@@ -268,7 +268,7 @@ Usage: #definition
 * name = "Eln2009Any"
 * title = "At any time, loss of CHR, CCyR or MMR or new clonal chromosomal abnormalities is a suboptimal response; a mutation poorly sensitive to imatinib (T315I) is failure"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "At any time, loss of CHR, CCyR or MMR or new clonal chromosomal abnormalities is a suboptimal response; a mutation poorly sensitive to imatinib (T315I) is failure. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; failure: Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051."
 * relatedArtifact[0].type = #citation
@@ -284,7 +284,7 @@ Usage: #definition
 * name = "MilestoneWindow"
 * title = "A result is read against the latest milestone whose window has opened (window opens the configured tolerance before the milestone); after the last milestone it is read as 'any time'"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "A result is read against the latest milestone whose window has opened (window opens the configured tolerance before the milestone); after the last milestone it is read as 'any time'. Source: Project convention over Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984 and Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884."
 * relatedArtifact[0].type = #citation
@@ -299,7 +299,7 @@ Usage: #definition
 * name = "LossOfMmr"
 * title = "Loss of MMR: a result > 0.1 % after MMR was achieved; confirmed by a second consecutive result > 0.1 % (ELN 2013: one of the two >= 1 %)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Loss of MMR: a result > 0.1 % after MMR was achieved; confirmed by a second consecutive result > 0.1 % (ELN 2013: one of the two >= 1 %). Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984; Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884."
 * relatedArtifact[0].type = #citation
@@ -316,7 +316,7 @@ Usage: #definition
 * name = "EscalationWorkup"
 * title = "Before escalating imatinib: check adherence, measure the trough level, test for kinase-domain mutations"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Before escalating imatinib: check adherence, measure the trough level, test for kinase-domain mutations. Source: Imatinib dose optimization strategies and clinical evidence (seed 002), FAQ Q1; Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'."
 * relatedArtifact[0].type = #citation
@@ -337,7 +337,7 @@ Usage: #definition
 * name = "DoseEscalation"
 * title = "Suboptimal response on imatinib with a trough < 1000 ng/mL (adherence checked) or a dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Suboptimal response on imatinib with a trough < 1000 ng/mL (adherence checked) or a dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; Imatinib dose optimization strategies and clinical evidence (seed 002)."
 * relatedArtifact[0].type = #citation
@@ -354,7 +354,7 @@ Usage: #definition
 * name = "T315iNoEscalation"
 * title = "T315I confers absolute resistance to imatinib: never escalate, switch TKI"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "T315I confers absolute resistance to imatinib: never escalate, switch TKI. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'."
 * relatedArtifact[0].type = #citation
@@ -371,7 +371,7 @@ Usage: #definition
 * name = "SwitchTki"
 * title = "Failure, resistance mutations or intolerance favour switching to another TKI guided by the mutation profile"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Failure, resistance mutations or intolerance favour switching to another TKI guided by the mutation profile. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984."
 * relatedArtifact[0].type = #citation
@@ -388,7 +388,7 @@ Usage: #definition
 * name = "DoseReduction"
 * title = "Stable MMR for at least 1-2 years with adverse events affecting quality of life (or a supratherapeutic trough with toxicity): consider a dose reduction, then monitor every 4-6 weeks for 6-12 months"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Stable MMR for at least 1-2 years with adverse events affecting quality of life (or a supratherapeutic trough with toxicity): consider a dose reduction, then monitor every 4-6 weeks for 6-12 months. Source: Imatinib dose optimization strategies and clinical evidence (seed 002), protocol 1 and FAQ Q2."
 * relatedArtifact[0].type = #citation
@@ -405,7 +405,7 @@ Usage: #definition
 * name = "ContinueTherapy"
 * title = "Optimal response: continue the current TKI and dose"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Optimal response: continue the current TKI and dose. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984."
 * relatedArtifact[0].type = #citation
@@ -422,7 +422,7 @@ Usage: #definition
 * name = "TdmReading"
 * title = "Imatinib trough at steady state (>= 29 days of therapy, >= 8 days without a dose change, drawn immediately before the next dose): < 1000 ng/mL subtherapeutic; >= 2000 ng/mL supratherapeutic (toxicity watch)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Imatinib trough at steady state (>= 29 days of therapy, >= 8 days without a dose change, drawn immediately before the next dose): < 1000 ng/mL subtherapeutic; >= 2000 ng/mL supratherapeutic (toxicity watch). Source: Imatinib dose optimization strategies and clinical evidence (seed 002), protocol 2; Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)."
 * relatedArtifact[0].type = #citation
@@ -437,7 +437,7 @@ Usage: #definition
 * name = "Cyp3a4Interactions"
 * title = "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review, consider TDM"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review, consider TDM. Source: Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004); clinical-rules section 4."
 * relatedArtifact[0].type = #citation
@@ -456,7 +456,7 @@ Usage: #definition
 * name = "TfrEligibility"
 * title = "ELN 2020 TFR criteria: mandatory (chronic phase, IS qPCR, motivated and adherent), minimal (first-line or intolerance-only second line, e13a2/e14a2, TKI > 5 y imatinib or > 4 y 2G-TKI, MR4 or deeper > 2 y, no prior failure), optimal (TKI > 5 y; DMR > 3 y at MR4 or > 2 y at MR4.5)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2020 TFR criteria: mandatory (chronic phase, IS qPCR, motivated and adherent), minimal (first-line or intolerance-only second line, e13a2/e14a2, TKI > 5 y imatinib or > 4 y 2G-TKI, MR4 or deeper > 2 y, no prior failure), optimal (TKI > 5 y; DMR > 3 y at MR4 or > 2 y at MR4.5). Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, TFR requirements."
 * relatedArtifact[0].type = #citation
@@ -473,7 +473,7 @@ Usage: #definition
 * name = "TfrMolecularRelapse"
 * title = "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart TKI within 4 weeks"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart TKI within 4 weeks. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984; Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)."
 * relatedArtifact[0].type = #citation
@@ -490,7 +490,7 @@ Usage: #definition
 * name = "Stim1Relapse"
 * title = "STIM1 definition of molecular relapse: two consecutive positive results one month apart with a >= 1-log increase (reported for comparison only)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "STIM1 definition of molecular relapse: two consecutive positive results one month apart with a >= 1-log increase (reported for comparison only). Source: Mahon FX et al. Discontinuation of imatinib in patients with CML who have maintained complete molecular remission for at least 2 years (STIM). Lancet Oncol 2010;11:1029-1035; Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)."
 * relatedArtifact[0].type = #citation
@@ -505,7 +505,7 @@ Usage: #definition
 * name = "MonitoringSchedule"
 * title = "RQ-PCR monthly during the first 3 months, then every 3 months; every 4-6 weeks for 6-12 months after a dose reduction; after stopping TKI monthly for months 1-6, every 2 months for months 7-12, every 3 months after"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "RQ-PCR monthly during the first 3 months, then every 3 months; every 4-6 weeks for 6-12 months after a dose reduction; after stopping TKI monthly for months 1-6, every 2 months for months 7-12, every 3 months after. Source: Imatinib clinical trial validation, major molecular response (seed 000); Imatinib dose optimization strategies and clinical evidence (seed 002); Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)."
 * relatedArtifact[0].type = #citation
@@ -526,7 +526,7 @@ Usage: #definition
 * name = "Sokal"
 * title = "Sokal score at baseline: < 0.8 low, 0.8-1.2 intermediate, > 1.2 high"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Sokal score at baseline: < 0.8 low, 0.8-1.2 intermediate, > 1.2 high. Source: Sokal JE et al. Prognostic discrimination in 'good-risk' CML. Blood 1984;63:789-799."
 * relatedArtifact[0].type = #citation
@@ -541,7 +541,7 @@ Usage: #definition
 * name = "Elts"
 * title = "ELTS score at baseline: <= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELTS score at baseline: <= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high. Source: Pfirrmann M et al. Prognosis of long-term survival considering disease-specific death in patients with CML (ELTS score). Leukemia 2016;30:48-56."
 * relatedArtifact[0].type = #citation
@@ -556,7 +556,7 @@ Usage: #definition
 * name = "Eutos"
 * title = "EUTOS score at baseline: <= 87 low, > 87 high"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "EUTOS score at baseline: <= 87 low, > 87 high. Source: Hasford J et al. Predicting complete cytogenetic response: the EUTOS score. Blood 2011;118:686-692."
 * relatedArtifact[0].type = #citation
@@ -571,7 +571,7 @@ Usage: #definition
 * name = "IrisProgression"
 * title = "IRIS 5-year freedom from progression to AP/BC: 100 % with CCyR and MMR at 12 months, 98 % with CCyR without MMR, 87 % without CCyR"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "IRIS 5-year freedom from progression to AP/BC: 100 % with CCyR and MMR at 12 months, 98 % with CCyR without MMR, 87 % without CCyR. Source: Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004) (IRIS 5-year follow-up)."
 * relatedArtifact[0].type = #citation
@@ -586,7 +586,7 @@ Usage: #definition
 * name = "TfrOutcomes"
 * title = "Treatment-free remission after stopping imatinib: STIM1 39 % relapse-free at 36 months; STIM2 61 % at a median of 12 months; TWISTER 47.1 % at 24 months; most relapses within 6 months"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Treatment-free remission after stopping imatinib: STIM1 39 % relapse-free at 36 months; STIM2 61 % at a median of 12 months; TWISTER 47.1 % at 24 months; most relapses within 6 months. Source: Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)."
 * relatedArtifact[0].type = #citation
@@ -601,7 +601,7 @@ Usage: #definition
 * name = "IrisEscalationOutcomes"
 * title = "IRIS dose escalation: 42 % reached a subsequent cytogenetic response; 3 years after escalation 89 % free from progression, 84 % overall survival"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "IRIS dose escalation: 42 % reached a subsequent cytogenetic response; 3 years after escalation 89 % free from progression, 84 % overall survival. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'."
 * relatedArtifact[0].type = #citation
