@@ -24,6 +24,7 @@ __all__ = [
     "FhirServerError",
     "FhirTimeoutError",
     "FhirTransportError",
+    "ForbiddenError",
     "InputError",
     "OperationOutcomeError",
     "PrefetchError",
@@ -174,7 +175,9 @@ class BulkExportError(FhirClientError):
 #
 # RequestError                     the request cannot be served as sent (.status: 400, 404, 405,
 # |                                413, 415, 422...)
-# +-- AuthenticationError          no acceptable CDS Hooks JWT from a trusted EHR (401)
+# +-- AuthenticationError          no acceptable bearer token: the CDS Hooks JWT of a trusted EHR,
+# |                                or a caller's access token on the FHIR API (401)
+# +-- ForbiddenError               an authenticated caller whose scopes do not cover it (403)
 # +-- PrefetchError                a CDS Hooks call lacks data it was not allowed to fetch (412)
 
 
@@ -193,10 +196,24 @@ class RequestError(OperationOutcomeError):
 
 
 class AuthenticationError(RequestError):
-    """The CDS Hooks bearer JWT is missing or not acceptable; the message says why."""
+    """The bearer token is missing or not acceptable; the message says why.
 
-    def __init__(self, message: str) -> None:
+    ``challenge`` is the ``WWW-Authenticate`` value to answer with (RFC 6750), when not the
+    default ``Bearer error="invalid_token"``.
+    """
+
+    def __init__(self, message: str, *, challenge: str | None = None) -> None:
         super().__init__(message, status=401, code="login")
+        self.challenge = challenge
+
+
+class ForbiddenError(RequestError):
+    """An authenticated caller whose token does not allow the request (403); ``challenge`` as
+    for :class:`AuthenticationError` (``error="insufficient_scope"``)."""
+
+    def __init__(self, message: str, *, challenge: str | None = None) -> None:
+        super().__init__(message, status=403, code="forbidden")
+        self.challenge = challenge
 
 
 class PrefetchError(RequestError):

@@ -112,7 +112,7 @@ def assess(
         else None
     )
     interactions = current_interactions(rec.other_medications, taking, as_of)
-    monitoring = schedule(therapy, rec.bcr_abl1, tfr.status, as_of, config)
+    monitoring = schedule(therapy, rec.bcr_abl1, tfr.status, as_of, config, rec.unread_bcr_abl1)
     suggestions = recommend(
         Context(
             as_of,

@@ -184,6 +184,21 @@ class Diagnosis:
 
 @quick_init
 @dataclass(frozen=True, slots=True)
+class UnreadResult:
+    """A result that was done but could not be read (a text value, an unknown unit, ...).
+
+    It is kept so that the rules do not take its absence for a test never done (e.g. a PCR
+    "overdue" when the laboratory sent one that fhir-cml cannot read). ``date`` is None when the
+    result gives none that can be read.
+    """
+
+    ref: str
+    date: date | None
+    reason: str
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
 class PatientRecord:
     """All a patient's inputs, each list ordered by date (oldest first)."""
 
@@ -203,3 +218,4 @@ class PatientRecord:
     issues: tuple[Issue, ...] = field(default=())
     transcript: Transcript | None = None
     transcript_ref: str | None = None
+    unread_bcr_abl1: tuple[UnreadResult, ...] = ()  # BCR::ABL1 results present but not read

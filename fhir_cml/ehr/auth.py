@@ -48,6 +48,7 @@ DEFAULT_SCOPE = " ".join(
         "system/Condition.rs",
         "system/Observation.rs",
         "system/MedicationStatement.rs",
+        "system/MedicationRequest.rs",
         "system/Medication.rs",
         "system/AdverseEvent.rs",
         "system/RiskAssessment.crus",

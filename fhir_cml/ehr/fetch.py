@@ -1,12 +1,13 @@
 """Reading the CML population and each patient's inputs from a FHIR server, in few requests.
 
 - **Population** (:func:`find_population`): the patients with a CML Condition (SNOMED CT
-  92818009, ICD-10 C92.1x), a TKI MedicationStatement, or a BCR::ABL1 result, as configured.
+  92818009, ICD-10 C92.1x, ICD-O-3 9875/3), a TKI MedicationStatement or MedicationRequest, or a
+  BCR::ABL1 result, as configured.
   Only references are needed, so these searches ask for ``_elements=subject`` and large pages.
 - **Inputs** (:func:`fetch_patients`): one search per resource type for many patients at once
   (``patient=a,b,c``), Observations narrowed to the codes fhir-cml reads (a CML patient has
-  thousands of other results), MedicationStatements with their Medications (``_include``):
-  five searches for a batch of patients instead of five per patient.
+  thousands of other results), MedicationStatements and MedicationRequests with their
+  Medications (``_include``): six searches for a batch of patients instead of six per patient.
 - **Changes** (:func:`changed_patients`): the patients with an input updated since a moment
   (``_lastUpdated=ge``), for incremental runs.
 
@@ -50,6 +51,7 @@ CML_CONDITION_CODES: Final = (
     (c.ICD10_CM, "C92.10"),
     (c.ICD10_CM, "C92.11"),
     (c.ICD10_CM, "C92.12"),
+    (c.ICD_O_3, "9875/3"),
 )
 # TKIs by the codes fhir-cml reads (the inbound mapper's RxNorm and ATC tables).
 TKI_CODES: Final = (
@@ -68,13 +70,30 @@ BCR_ABL1_CODES: Final = (
 READ_OBSERVATION_CODES: Final = tuple(
     sorted((system, code) for code, systems in OBSERVATION_CODES.items() for system in systems)
 )
-INPUT_TYPES: Final = ("Patient", "Condition", "Observation", "MedicationStatement", "AdverseEvent")
+INPUT_TYPES: Final = (
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationStatement",
+    "MedicationRequest",
+    "AdverseEvent",
+)
+# Records that name their drug (directly or by a Medication): read with their Medications.
+MEDICATION_RECORDS: Final = (
+    "MedicationStatement",
+    "MedicationRequest",
+    "MedicationDispense",
+    "MedicationAdministration",
+)
 # How each input type names its patient in a search (AdverseEvent has no `patient` parameter).
 PATIENT_PARAM: Final = {
     "Patient": "_id",
     "Condition": "patient",
     "Observation": "patient",
     "MedicationStatement": "patient",
+    "MedicationRequest": "patient",
+    "MedicationDispense": "patient",
+    "MedicationAdministration": "patient",
     "AdverseEvent": "subject",
     "CarePlan": "patient",
     "RiskAssessment": "patient",
@@ -88,7 +107,8 @@ class FetchOptions:
     ``batch_size`` patients go into one search (``patient=a,b,c``) unless their ids are longer
     than ``max_ids_chars`` together (URLs over ~8 KB are refused by many servers and proxies).
     ``page_size`` is ``_count``. ``observation_codes`` narrows the Observation searches (None:
-    all Observations). ``post`` searches with ``POST [type]/_search``.
+    all Observations). ``post`` searches with ``POST [type]/_search``. ``extra_types`` adds input
+    types a site has (``MedicationDispense``, ``MedicationAdministration``).
     """
 
     batch_size: int = 50
@@ -97,6 +117,8 @@ class FetchOptions:
     observation_codes: tuple[tuple[str, str], ...] | None = READ_OBSERVATION_CODES
     elements: bool = True
     post: bool = False
+    # MedicationDispense / MedicationAdministration too, where a site records them.
+    extra_types: tuple[str, ...] = ()
 
 
 DEFAULT_FETCH: Final = FetchOptions()
@@ -141,10 +163,11 @@ def _population_searches(kind: Population) -> list[tuple[str, list[tuple[str, st
     if kind is Population.OBSERVATION:
         return [("Observation", [("code", _tokens(BCR_ABL1_CODES))])]
     codes = _tokens(TKI_CODES)
-    # A statement names its drug by code, or by reference to a Medication (chained search).
+    # A statement or an order names its drug by code, or by reference to a Medication (chained).
     return [
-        ("MedicationStatement", [("code", codes)]),
-        ("MedicationStatement", [("medication.code", codes)]),
+        (resource_type, [(param, codes)])
+        for resource_type in ("MedicationStatement", "MedicationRequest")
+        for param in ("code", "medication.code")
     ]
 
 
@@ -171,7 +194,7 @@ def changed_patients(
     moment = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     changed: set[str] = set()
     medications: set[str] = set()
-    for resource_type in (*INPUT_TYPES, "Medication"):
+    for resource_type in (*INPUT_TYPES, *options.extra_types, "Medication"):
         params: list[tuple[str, str]] = [("_lastUpdated", f"ge{moment}")]
         if resource_type == "Observation" and options.observation_codes:
             params.append(("code", _tokens(options.observation_codes)))
@@ -189,15 +212,16 @@ def changed_patients(
                 pid = patient_id_of(resource)
                 if pid is not None:
                     changed.add(pid)
-    # A changed Medication changes the patients whose statements name it.
+    # A changed Medication changes the patients whose statements and orders name it.
     for chunk in _chunks(sorted(medications), options.batch_size):
         params = [("medication", ",".join(chunk))]
-        for resource in client.search(
-            "MedicationStatement", _with_paging(params, options, elements=True), post=options.post
-        ):
-            pid = patient_id_of(resource)
-            if pid is not None:
-                changed.add(pid)
+        for resource_type in ("MedicationStatement", "MedicationRequest", *options.extra_types):
+            for resource in client.search(
+                resource_type, _with_paging(params, options, elements=True), post=options.post
+            ):
+                pid = patient_id_of(resource)
+                if pid is not None:
+                    changed.add(pid)
     return changed
 
 
@@ -233,7 +257,7 @@ def fetch_patients(
     wanted = list(dict.fromkeys(patient_ids))
     inputs = {pid: PatientInputs(pid) for pid in wanted}
     medications: dict[str, dict[str, Any]] = {}
-    for resource_type in INPUT_TYPES:
+    for resource_type in (*INPUT_TYPES, *options.extra_types):
         for resource in client.search(
             resource_type, input_query(resource_type, wanted, options), post=options.post
         ):
@@ -252,7 +276,7 @@ def fetch_patients(
             named = {
                 ref
                 for r in patient.resources
-                if r.get("resourceType") == "MedicationStatement"
+                if r.get("resourceType") in MEDICATION_RECORDS
                 for ref in [_medication_key(r)]
                 if ref is not None and ref in medications
             }
@@ -279,8 +303,8 @@ def input_query(
     params: list[tuple[str, str]] = [(param, value)]
     if resource_type == "Observation" and options.observation_codes:
         params.append(("code", _tokens(options.observation_codes)))
-    if resource_type == "MedicationStatement":
-        params.append(("_include", "MedicationStatement:medication"))
+    if resource_type in MEDICATION_RECORDS:
+        params.append(("_include", f"{resource_type}:medication"))
     return _with_paging(params, options, elements=False)
 
 

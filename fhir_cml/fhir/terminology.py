@@ -40,6 +40,10 @@ _MCODE_TREND: Final = (
     "https://hl7.org/fhir/us/mcode/ValueSet-mcode-condition-status-trend-vs.html (STU4)"
 )
 _NDC_GLEEVEC: Final = "https://ndclist.com/ndc/0078-0401/rxnorm"
+_RXNAV: Final = (
+    "checked against RxNav's ingredient concepts (https://mor.nlm.nih.gov/RxNav/), as the inbound "
+    "mapper's drug tables record; page not recorded"
+)
 _KIP: Final = "https://build.fhir.org/ig/KIP-infrastructure/implementation-guide/{}"
 # Displays confirmed when the value sets were first written; the page each was seen on was not
 # recorded then. Kept because the inbound mapper's value sets have carried them since.
@@ -130,12 +134,23 @@ CONFIRMED: Final[dict[tuple[str, str], Confirmed]] = {
     (SNOMED, "271299001"): Confirmed("Patient's condition worsened (finding)", _MCODE_TREND),
     (SNOMED, "709137006"): Confirmed("Patient condition undetermined (finding)", _MCODE_TREND),
     # --- RxNorm --------------------------------------------------------------------------------
-    (RXNORM, "282388"): Confirmed("imatinib", _EARLIER),
+    (RXNORM, "282388"): Confirmed("imatinib", _RXNAV),
+    (RXNORM, "475342"): Confirmed("dasatinib", _RXNAV),
+    (RXNORM, "1307619"): Confirmed("bosutinib", _RXNAV),
+    (RXNORM, "1364347"): Confirmed("ponatinib", _RXNAV),
+    (RXNORM, "2584304"): Confirmed("asciminib", _RXNAV),
+    (RXNORM, "6135"): Confirmed("ketoconazole", _RXNAV),
+    (RXNORM, "21212"): Confirmed("clarithromycin", _RXNAV),
+    (RXNORM, "85762"): Confirmed("ritonavir", _RXNAV),
+    (RXNORM, "1306284"): Confirmed("cobicistat", _RXNAV),
+    (RXNORM, "9384"): Confirmed("rifampin", _RXNAV),
+    (RXNORM, "8134"): Confirmed("phenobarbital", _RXNAV),
+    (RXNORM, "1307298"): Confirmed("enzalutamide", _RXNAV),
     (RXNORM, "403878"): Confirmed("imatinib 100 MG Oral Tablet", _NDC_GLEEVEC),
     (RXNORM, "403879"): Confirmed("imatinib 400 MG Oral Tablet", _NDC_GLEEVEC),
     (RXNORM, "404588"): Confirmed("Gleevec 100 MG Oral Tablet", _NDC_GLEEVEC),
     (RXNORM, "404589"): Confirmed("Gleevec 400 MG Oral Tablet", _NDC_GLEEVEC),
-    (RXNORM, "662281"): Confirmed("nilotinib", _EARLIER),
+    (RXNORM, "662281"): Confirmed("nilotinib", _RXNAV),
     (RXNORM, "197853"): Confirmed("ketoconazole 200 MG Oral Tablet", _EARLIER),
     (RXNORM, "28031"): Confirmed("itraconazole", _EARLIER),
     (RXNORM, "282446"): Confirmed("posaconazole", _EARLIER),

@@ -133,7 +133,8 @@ def _instant(value: str | None) -> datetime | None:
     "--population",
     multiple=True,
     type=click.Choice([p.value for p in Population]),
-    help="How to find CML patients: by Condition (default), TKI MedicationStatement, "
+    help="How to find CML patients: by Condition (default), TKI MedicationStatement or "
+    "MedicationRequest, "
     "BCR::ABL1 Observation; repeat to combine.",
 )
 @click.option(

@@ -1,7 +1,9 @@
-"""The SMART app's tables: browser sessions (with the EHR's tokens) and clinicians' decisions.
+"""The SMART app's tables: launch sessions (with the EHR's tokens) and clinicians' decisions.
 
-Tokens never reach the browser: it holds an opaque session id, and this table is keyed by the
-SHA-256 of that id, so a copy of the database does not hand out live sessions. Sessions live in
+One row per launch: a browser with two patients open in two tabs has two rows, each with its
+own patient, tokens and CSRF token. A row is keyed by the SHA-256 of the launch id (carried in
+the page's URL) and bound to the browser by the SHA-256 of its cookie; both are needed to use it,
+and a copy of the database hands out neither. Tokens never reach the browser. Sessions live in
 the shared state store (SQLite by default, PostgreSQL when configured), so every worker process
 and replica of the service sees the same ones. The policy (what expires when, which cookie) is
 the web face's (:mod:`fhir_cml.web.smart.sessions`); this module only stores.
@@ -22,12 +24,13 @@ from fhir_cml.state.store import StateStore
 
 
 class SmartSession(Base):
-    """One browser session: ``pending`` while the EHR signs the user in, then ``active``
-    (``demo`` in demo mode, without an EHR)."""
+    """One launch's session: ``pending`` while the EHR signs the user in, then ``active``
+    (``demo`` in demo mode, without an EHR: one per browser)."""
 
-    __tablename__ = "smart_session"
+    __tablename__ = "smart_launch"
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie value
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the launch id
+    browser: Mapped[str] = mapped_column(String(64), index=True)  # SHA-256 of the cookie value
     kind: Mapped[str] = mapped_column(String(16))  # pending | active | demo
     iss: Mapped[str | None] = mapped_column(String(1024))
     launch: Mapped[str | None] = mapped_column(Text)
@@ -43,6 +46,8 @@ class SmartSession(Base):
     scope: Mapped[str | None] = mapped_column(Text)
     patient: Mapped[str | None] = mapped_column(String(128))
     fhir_user: Mapped[str | None] = mapped_column(String(1024))
+    user_name: Mapped[str | None] = mapped_column(String(256))  # the fhirUser's name, when read
+    patient_name: Mapped[str | None] = mapped_column(String(256))  # as the page last showed it
     as_of: Mapped[date | None]
     csrf_token: Mapped[str] = mapped_column(String(64))
     flash: Mapped[dict[str, Any] | None]
@@ -74,6 +79,7 @@ class SessionRecord:
     """A snapshot of a :class:`SmartSession` row (``id`` is the hashed key)."""
 
     id: str
+    browser: str
     kind: str
     csrf_token: str
     created_at: datetime
@@ -93,6 +99,8 @@ class SessionRecord:
     scope: str | None = None
     patient: str | None = None
     fhir_user: str | None = None
+    user_name: str | None = None
+    patient_name: str | None = None
     as_of: date | None = None
     flash: dict[str, Any] | None = None
 
@@ -150,20 +158,38 @@ class SmartState:
             row.flash = None
             return flash
 
-    def consume_state(self, key: str, state: str) -> bool:
-        """Marks a pending session's OAuth ``state`` used; False when it does not match or was
-        already used. One conditional UPDATE, so two callbacks racing cannot both succeed."""
+    def take_pending(self, browser: str, state: str) -> SessionRecord | None:
+        """The browser's pending sign-in that sent ``state``, its state marked used; None when
+        there is none or the state was used already. The state is cleared by one conditional
+        UPDATE, so two callbacks racing cannot both have it."""
         with self.store.session() as session:
-            result = session.execute(
-                update(SmartSession)
-                .where(
-                    SmartSession.id == key,
+            key = session.scalar(
+                select(SmartSession.id).where(
+                    SmartSession.browser == browser,
                     SmartSession.kind == "pending",
                     SmartSession.state == state,
                 )
+            )
+            if key is None:
+                return None
+            result = session.execute(
+                update(SmartSession)
+                .where(SmartSession.id == key, SmartSession.state == state)
                 .values(state=None)
             )
-            return int(getattr(result, "rowcount", 0) or 0) == 1
+            if int(getattr(result, "rowcount", 0) or 0) != 1:
+                return None
+            row = session.get(SmartSession, key)
+            return _record(row) if row is not None else None
+
+    def browser_sessions(self, browser: str, kind: str | None = None) -> list[SessionRecord]:
+        """The browser's sessions (of one kind), oldest first."""
+        with self.store.session() as session:
+            query = select(SmartSession).where(SmartSession.browser == browser)
+            if kind is not None:
+                query = query.where(SmartSession.kind == kind)
+            rows = session.scalars(query.order_by(SmartSession.created_at, SmartSession.id))
+            return [_record(row) for row in rows]
 
     def delete_session(self, key: str) -> None:
         with self.store.session() as session:

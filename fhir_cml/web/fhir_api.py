@@ -10,7 +10,10 @@ conformance resources it names.
 - ``GET|POST /fhir/Patient/{id}/$cml-assess``: the data is fetched from the EHR's FHIR server
   (``FHIR_CML_FHIR_BASE``); ``writeBack=true`` (POST only: it changes the EHR) writes the
   suggestions with the same idempotent rules as ``fhir-cml sync``, and the OperationOutcome in
-  the answer says what was created and what was already there.
+  the answer says what was created and what was already there. Only for an authenticated
+  caller whose scopes cover the patient (and the write): :mod:`fhir_cml.web.callers`; with no
+  way to authenticate callers configured the operation is off (403). The caller is checked
+  before the id, the body or the EHR are looked at, so a refused caller learns nothing.
 
 Both answer a Bundle (collection): RiskAssessment, CarePlan, Provenance and an OperationOutcome
 of the issues met while reading and assessing.
@@ -40,6 +43,7 @@ from fhir_cml.web.settings import env_name
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+SECURITY_SERVICE: Final = c.RESTFUL_SECURITY_SERVICE
 CONFORMANCE_TYPES: Final = frozenset(
     {
         "CapabilityStatement",
@@ -63,23 +67,40 @@ def _negotiate() -> None:
 @bp.get("/metadata")
 def metadata() -> Response:
     settings = runtime().settings
-    return fhir_response(capability_statement(settings.public_base_url, settings.token_url))
+    return fhir_response(
+        capability_statement(settings.public_base_url, secured=settings.api_callers_configured)
+    )
 
 
-def capability_statement(public_base_url: str, token_url: str | None = None) -> dict[str, Any]:
-    """The generated CapabilityStatement, with ``implementation.url`` set to this base and, when
-    the deployment names its authorization server's token endpoint, that endpoint in the SMART
-    ``oauth-uris`` extension of the server's security."""
+def capability_statement(public_base_url: str, *, secured: bool = False) -> dict[str, Any]:
+    """The generated CapabilityStatement, with ``implementation.url`` set to this base, and its
+    server security saying what this installation does with callers of the patient-level
+    operation: scopes it checks when callers are authenticated, that the operation is off when
+    no way to authenticate them is configured."""
     statement = conformance.load("CapabilityStatement", "fhir-cml")
     statement.setdefault("implementation", {})["url"] = f"{public_base_url}/fhir"
-    if token_url:
-        security = statement["rest"][0].setdefault("security", {})
-        security["extension"] = [
-            {
-                "url": c.SMART_OAUTH_URIS,
-                "extension": [{"url": "token", "valueUri": token_url}],
-            }
-        ]
+    security = statement["rest"][0].setdefault("security", {})
+    security["service"] = [
+        {
+            "coding": [
+                {"system": SECURITY_SERVICE, "code": "SMART-on-FHIR", "display": "SMART-on-FHIR"}
+            ]
+        }
+    ]
+    if secured:
+        security["description"] = (
+            "Patient/[id]/$cml-assess needs a bearer access token (SMART Backend Services) "
+            "whose scopes cover the patient: system/ or patient/ read of Patient and the "
+            "input types, and create/update of RiskAssessment and CarePlan and create of "
+            "Provenance for writeBack. $cml-assess with the data in the body and the "
+            "conformance resources need none."
+        )
+    else:
+        security["description"] = (
+            "Patient/[id]/$cml-assess is off on this installation (403): no way to authenticate "
+            "its callers is configured. $cml-assess with the data in the body and the "
+            "conformance resources need no token."
+        )
     return statement
 
 
@@ -155,6 +176,10 @@ def assess_system() -> Response:
 
 @bp.route("/Patient/<patient_id>/$cml-assess", methods=["GET", "POST"])
 def assess_patient(patient_id: str) -> Response:
+    callers = runtime().callers
+    if not callers.enabled:
+        raise callers.off()
+    caller = callers.authenticate(request.headers.get("Authorization"))
     if not FHIR_ID.match(patient_id):
         raise RequestError(f"{patient_id[:80]!r} is not a FHIR id.", expression="id")
     query = from_query(request.args.to_dict(flat=False))
@@ -165,6 +190,7 @@ def assess_patient(patient_id: str) -> Response:
             "writeBack=true changes the EHR: send it with POST.",
             expression="writeBack",
         )
+    callers.authorize(caller, patient_id, write=bool(given.write_back))
     ehr = runtime().ehr
     if ehr is None:
         raise RequestError(

@@ -169,7 +169,10 @@ def register(app: Flask) -> None:
         status = err.status if 400 <= err.status < 600 else 500
         if status >= 500:
             log.error("internal error", extra={"error": type(err).__name__})
-        headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if status == 401 else None
+        challenge = getattr(err, "challenge", None)
+        if status == 401:
+            challenge = challenge or 'Bearer error="invalid_token"'
+        headers = {"WWW-Authenticate": challenge} if challenge else None
         return _answer(err.outcome, status, headers)
 
     @app.errorhandler(HTTPException)

@@ -22,7 +22,8 @@ from fhir_cml.ehr.client import FhirClient, RetryPolicy
 from fhir_cml.errors import ConfigurationError
 from fhir_cml.state import StateStore
 from fhir_cml.state.cds import CdsState
-from fhir_cml.web.cds.tokens import TokenVerifier
+from fhir_cml.web.callers import Callers
+from fhir_cml.web.cds.tokens import JwksCache, TokenPolicy, TokenVerifier
 from fhir_cml.web.settings import Settings, env_name
 
 __all__ = ["Ehr", "Runtime", "runtime"]
@@ -99,7 +100,8 @@ class Runtime:
     store: StateStore
     cds: CdsState
     ehr: Ehr | None
-    verifier: TokenVerifier
+    verifier: TokenVerifier  # the EHR's JWT on CDS Hooks calls
+    callers: Callers  # callers of Patient/[id]/$cml-assess
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
@@ -108,7 +110,9 @@ class Runtime:
         store.engine.dispose()  # no connection survives into forked workers (gunicorn --preload)
         ehr = Ehr(settings) if settings.fhir_base else None
         cds = CdsState(store)
-        return cls(settings, store, cds, ehr, TokenVerifier(settings, cds))
+        jwks = JwksCache(settings.cds_jwks_cache_seconds, settings.cds_jwks_refresh_seconds)
+        verifier = TokenVerifier(TokenPolicy.cds(settings), cds, jwks)
+        return cls(settings, store, cds, ehr, verifier, Callers(settings, cds, jwks))
 
     def state_ok(self) -> None:
         """Raises StateError unless the state store answers a trivial query."""

@@ -50,6 +50,8 @@ JWT_ALGORITHMS: Final = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
 )
 DEFAULT_JWT_ALGORITHMS: Final = ("RS384", "ES384")  # the two the CDS Hooks spec recommends
+# Authorization servers commonly sign access tokens with RS256 too.
+DEFAULT_API_ALGORITHMS: Final = ("RS256", "RS384", "ES256", "ES384")
 
 
 def _http_url(value: str, name: str) -> str:
@@ -59,6 +61,22 @@ def _http_url(value: str, name: str) -> str:
     if parts.query or parts.fragment:
         raise ValueError(f"{name} must not carry a query or fragment: {value!r}")
     return value.rstrip("/")
+
+
+def _origin(value: str) -> str:
+    """An origin as a CSP source: ``https://host[:port]``, nothing else (no path, no wildcard)."""
+    parts = urlsplit(value.strip())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "*" in value
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username
+    ):
+        raise ValueError(f"an EHR origin must look like https://ehr.example.org, not {value!r}")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def _string_list(value: Any) -> Any:
@@ -71,8 +89,11 @@ def _string_list(value: Any) -> Any:
     return value
 
 
-class CdsIssuer(BaseModel):
-    """An EHR allowed to call the CDS services: its ``iss`` and where its public keys are.
+class TrustedIssuer(BaseModel):
+    """An issuer of bearer JWTs the service accepts: its ``iss`` and where its public keys are.
+
+    For CDS Hooks it is an EHR (``FHIR_CML_CDS_ISSUERS``); for ``Patient/[id]/$cml-assess`` it is
+    the authorization server that issues the callers' access tokens (``FHIR_CML_API_ISSUERS``).
 
     ``jwks_url`` is fetched (and cached); ``jwks`` gives the keys out of band instead. A token's
     ``jku`` header is honoured only when it is ``jwks_url`` or listed in ``jku``. ``sub``, when
@@ -98,7 +119,7 @@ class CdsIssuer(BaseModel):
         return tuple(_http_url(v, "jku") for v in value)
 
     @model_validator(mode="after")
-    def _has_keys(self) -> CdsIssuer:
+    def _has_keys(self) -> TrustedIssuer:
         if self.jwks_url is None and not self.jku and self.jwks is None:
             raise ValueError(f"issuer {self.iss!r} needs jwks_url, jku or jwks")
         if self.jwks is not None and not isinstance(self.jwks.get("keys"), list):
@@ -107,6 +128,9 @@ class CdsIssuer(BaseModel):
 
     def allowed_jku(self, url: str) -> bool:
         return url == self.jwks_url or url in self.jku
+
+
+CdsIssuer = TrustedIssuer
 
 
 class Settings(BaseSettings):
@@ -138,7 +162,7 @@ class Settings(BaseSettings):
     guideline: Guideline = Guideline.ELN2020
     conversion_factor: float | None = Field(default=None, gt=0, le=100)
     # CDS Hooks
-    cds_issuers: tuple[CdsIssuer, ...] = ()
+    cds_issuers: tuple[TrustedIssuer, ...] = ()
     cds_algorithms: Annotated[tuple[str, ...], NoDecode] = DEFAULT_JWT_ALGORITHMS
     cds_leeway: int = Field(default=60, ge=0, le=600)
     cds_max_token_lifetime: int = Field(default=3600, gt=0)
@@ -147,6 +171,18 @@ class Settings(BaseSettings):
     cds_fhir_servers: Annotated[tuple[str, ...], NoDecode] = ()
     cds_client_id: str | None = None
     smart_launch_path: str = "/launch"
+    # Callers of Patient/[id]/$cml-assess: SMART Backend Services access tokens that are JWTs
+    # from these authorization servers, and/or any token the EHR's introspection endpoint
+    # (RFC 7662) says is active. With neither, the patient-level operation is off.
+    api_issuers: tuple[TrustedIssuer, ...] = ()
+    api_algorithms: Annotated[tuple[str, ...], NoDecode] = DEFAULT_API_ALGORITHMS
+    api_leeway: int = Field(default=60, ge=0, le=600)
+    api_max_token_lifetime: int = Field(default=3600, gt=0)
+    api_introspection_url: str | None = None
+    api_introspection_client_id: str | None = None
+    api_introspection_client_secret: SecretStr | None = None
+    api_introspection_timeout: float = Field(default=2.0, gt=0, le=30)
+    api_introspection_cache_seconds: int = Field(default=60, ge=0, le=3600)
     # SMART on FHIR app (fhir_cml.web.smart): the EHRs (FHIR bases, `iss`) allowed to launch it,
     # its registration there, and its sessions.
     smart_issuers: Annotated[tuple[str, ...], NoDecode] = ()
@@ -156,6 +192,10 @@ class Settings(BaseSettings):
     smart_key_id: str | None = None
     smart_scope: str | None = None
     smart_offline_access: bool = False
+    # SMART v2 online_access: a refresh token usable while the user is signed in at the EHR.
+    smart_online_access: bool = True
+    # EHR origins (https://ehr.example.org) allowed to show the app in a frame; none: no framing.
+    smart_frame_ancestors: Annotated[tuple[str, ...], NoDecode] = ()
     smart_session_idle_minutes: int = Field(default=30, gt=0, le=24 * 60)
     smart_session_max_hours: float = Field(default=12.0, gt=0, le=7 * 24)
     # A fixed as-of date for the app's readings (training, demonstrations); unset: today.
@@ -171,17 +211,17 @@ class Settings(BaseSettings):
     def _public(cls, value: str) -> str:
         return _http_url(value, "the public base URL")
 
-    @field_validator("fhir_base", "token_url")
+    @field_validator("fhir_base", "token_url", "api_introspection_url")
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
         return None if value in (None, "") else _http_url(str(value), "the URL")
 
-    @field_validator("cds_algorithms", mode="before")
+    @field_validator("cds_algorithms", "api_algorithms", mode="before")
     @classmethod
     def _algorithm_list(cls, value: Any) -> Any:
         return _string_list(value)
 
-    @field_validator("cds_algorithms")
+    @field_validator("cds_algorithms", "api_algorithms")
     @classmethod
     def _algorithms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
@@ -194,7 +234,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("cds_issuers", mode="before")
+    @field_validator("cds_issuers", "api_issuers", mode="before")
     @classmethod
     def _issuers(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
@@ -226,6 +266,16 @@ class Settings(BaseSettings):
     def _smart_issuers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_http_url(v, "a SMART issuer (FHIR base URL)") for v in value)
 
+    @field_validator("smart_frame_ancestors", mode="before")
+    @classmethod
+    def _frame_list(cls, value: Any) -> Any:
+        return _string_list(value)
+
+    @field_validator("smart_frame_ancestors")
+    @classmethod
+    def _frame_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_origin(v) for v in value)
+
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
         if self.token is not None and (self.client_id or self.private_key):
@@ -241,9 +291,18 @@ class Settings(BaseSettings):
         if (self.client_id or self.token) and not self.fhir_base:
             given = env_name("token") if self.token is not None else env_name("client_id")
             raise ValueError(f"{given} is given but {env_name('fhir_base')} is not")
-        issuers = [i.iss for i in self.cds_issuers]
-        if len(set(issuers)) != len(issuers):
-            raise ValueError(f"{env_name('cds_issuers')} lists an issuer twice")
+        for name in ("cds_issuers", "api_issuers"):
+            issuers = [i.iss for i in getattr(self, name)]
+            if len(set(issuers)) != len(issuers):
+                raise ValueError(f"{env_name(name)} lists an issuer twice")
+        if bool(self.api_introspection_client_id) != (
+            self.api_introspection_client_secret is not None
+        ):
+            raise ValueError(
+                f"token introspection with HTTP Basic needs both "
+                f"{env_name('api_introspection_client_id')} and "
+                f"{env_name('api_introspection_client_secret')}"
+            )
         if self.smart_issuers and not self.smart_client_id:
             raise ValueError(
                 f"{env_name('smart_issuers')} is given but {env_name('smart_client_id')} (the "
@@ -285,7 +344,18 @@ class Settings(BaseSettings):
         """The redirect URI to register at the EHR: ``{public base}/smart/callback``."""
         return f"{self.public_base_url}/smart/callback"
 
-    def issuer(self, iss: str) -> CdsIssuer | None:
+    @property
+    def fhir_api_base(self) -> str:
+        """``{public base}/fhir``: this service's FHIR base, the audience of callers' tokens."""
+        return f"{self.public_base_url}/fhir"
+
+    @property
+    def api_callers_configured(self) -> bool:
+        """Whether callers of ``Patient/[id]/$cml-assess`` can be authenticated at all."""
+        return bool(self.api_issuers) or self.api_introspection_url is not None
+
+    def issuer(self, iss: str) -> TrustedIssuer | None:
+        """The CDS Hooks issuer ``iss`` (an EHR allowed to call the CDS services), if listed."""
         for issuer in self.cds_issuers:
             if issuer.iss == iss:
                 return issuer

@@ -30,7 +30,7 @@ export class Auth {
 
   /**
    * Checks the request's bearer token.
-   * @returns {Promise<{ok: true, patient?: string} | {ok: false, status: number, error?: string, message: string}>}
+   * @returns {Promise<{ok: true, patient?: string, user?: string} | {ok: false, status: number, error?: string, message: string}>}
    */
   async check(headers) {
     if (!this.enabled) {
@@ -52,7 +52,10 @@ export class Auth {
     if (info?.active !== true) {
       return { ok: false, status: 401, error: 'invalid_token', message: 'The bearer token is not valid' };
     }
-    return { ok: true, patient: typeof info.patient === 'string' && info.patient ? info.patient : undefined };
+    // `sub` naming a FHIR resource (SMART's fhirUser, e.g. Practitioner/123) may be read by the
+    // user's own token whatever its patient binding: `openid fhirUser` grants that.
+    const user = typeof info.sub === 'string' && /^[A-Z][A-Za-z]+\/[A-Za-z0-9.-]+$/.test(info.sub) ? info.sub : undefined;
+    return { ok: true, patient: typeof info.patient === 'string' && info.patient ? info.patient : undefined, user };
   }
 
   async introspect(token) {

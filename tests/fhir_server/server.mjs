@@ -206,7 +206,7 @@ async function fhir(req, url, body) {
     const challenge = `Bearer realm="fhir"${access.error ? `, error="${access.error}"` : ''}`;
     return outcomeReply(access.status, access.message, 'login', access.status === 401 ? { 'www-authenticate': challenge } : {});
   }
-  const ctx = { method, path, url, body, headers: req.headers, base, patient: access.patient };
+  const ctx = { method, path, url, body, headers: req.headers, base, patient: access.patient, user: access.user };
   return exclusive(async () => {
     store.restrictToPatient = access.patient;
     try {
@@ -271,7 +271,8 @@ async function engine(ctx, type, id) {
     }
   }
   const existing = id ? store.resourcesOfType(type).get(id) : undefined;
-  if (patient) {
+  const ownUser = interaction === 'read' && ctx.user !== undefined && ctx.user === `${type}/${id}`;
+  if (patient && !ownUser) {
     const denied =
       !['read', 'vread', 'create', 'update', 'patch', 'delete'].includes(interaction) ||
       (existing && !patientsOf(existing).has(patient)) ||
@@ -285,7 +286,7 @@ async function engine(ctx, type, id) {
   // In a transaction so that a write whose result leaves the token's compartment is undone.
   const [outcome, resource] = await store.withTransaction(async () => {
     const response = await router.handleRequest(request, store);
-    if (patient && response[1] && !patientsOf(response[1]).has(patient)) {
+    if (patient && !ownUser && response[1] && !patientsOf(response[1]).has(patient)) {
       throw new OperationOutcomeError(forbidden);
     }
     return response;

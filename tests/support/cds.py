@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from joserfc import jwt
+from joserfc import jws
 from joserfc.jwk import ECKey, Key, RSAKey
 
 from fhir_cml.web.cds.services import SERVICES
@@ -74,7 +74,11 @@ class SigningEhr:
             payload.pop(name, None)
         protected: dict[str, Any] = {"alg": self.alg, "typ": "JWT", "kid": self.kid}
         protected.update(header or {})
-        return jwt.encode(protected, payload, self.key, algorithms=[protected["alg"]])
+        if protected.get("typ", "") is None:  # None: left out
+            del protected["typ"]
+        # JSON with \u escapes, so that even a lone surrogate can be sent
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        return jws.serialize_compact(protected, data, self.key, algorithms=[protected["alg"]])
 
 
 def unsigned(header: Mapping[str, Any], payload: Mapping[str, Any], signature: bytes = b"") -> str:

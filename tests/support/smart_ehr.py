@@ -8,7 +8,13 @@ authlib's OAuth 2.0 server on Flask, on a loopback port in a thread:
   patient, and requires PKCE with S256 (no challenge, or another method, is refused).
 - ``POST /token``: code (the PKCE verifier is checked: missing or wrong is refused) and
   refresh token grants; the response carries ``patient``, ``need_patient_banner`` and, with
-  ``openid``, an ``id_token`` with ``fhirUser``.
+  ``openid``, an ``id_token`` with ``fhirUser`` (absolute, or relative to the FHIR base with
+  ``relative_fhir_user``). As real servers do, a refresh token comes only with
+  ``online_access`` or ``offline_access``, and an ``online_access`` one is refused once the user
+  has signed out of the EHR (``user_online = False``).
+- ``GET /frame``: a page of the EHR that shows the app in an iframe (``?src=<launch URL>``), as
+  EHRs that embed SMART apps do; served on any address the server listens on, so a test can
+  open it on another origin (``localhost`` against the app's ``127.0.0.1``).
 - ``POST /introspect``: RFC 7662 for the FHIR server (HTTP Basic as the client
   ``fhir-server``): ``active``, ``scope``, ``client_id``, ``sub``, ``patient``, ``exp``.
 
@@ -42,6 +48,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Flask, jsonify, request
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from markupsafe import escape
 from werkzeug.serving import BaseWSGIServer, make_server
 
 RESOURCE_SERVER = "fhir-server"
@@ -170,6 +177,8 @@ class TestEhr:
     issue_refresh_tokens: bool = True
     app_context: str | None = None  # sent as the token response's appContext
     user: str = USER
+    relative_fhir_user: bool = False  # fhirUser as "Practitioner/x" rather than an absolute URL
+    user_online: bool = True  # signed in at the EHR: online_access refresh tokens work
     clients: dict[str, Client] = field(default_factory=dict)
     launches: dict[str, str] = field(default_factory=dict)
     codes: dict[str, Code] = field(default_factory=dict)
@@ -212,6 +221,9 @@ class TestEhr:
         self.access_lifetime = 3600
         self.issue_refresh_tokens = True
         self.app_context = None
+        self.user = USER
+        self.relative_fhir_user = False
+        self.user_online = True
 
     # --- the Flask app -----------------------------------------------------------------------
 
@@ -259,6 +271,9 @@ class TestEhr:
             def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
                 for token in ehr.tokens.values():
                     if token.refresh_token == refresh_token and not token.revoked:
+                        scopes = token.scope.split()
+                        if "offline_access" not in scopes and not ehr.user_online:
+                            return None  # online access ends with the user's EHR session
                         return token
                 return None
 
@@ -315,6 +330,16 @@ class TestEhr:
         def introspect() -> Any:
             return server.create_endpoint_response(Introspection.ENDPOINT_NAME)
 
+        @app.get("/frame")
+        def frame() -> Any:
+            src = escape(request.args.get("src", ""))
+            return (
+                "<!doctype html><html><head><title>Test EHR</title></head><body>"
+                "<h1>Test EHR: patient chart</h1>"
+                f'<iframe id="app" src="{src}" width="1200" height="900"></iframe>'
+                "</body></html>"
+            )
+
         return app
 
     def _smart_context(self, grant: Any) -> None:
@@ -344,7 +369,8 @@ class TestEhr:
         source = req.authorization_code or req.refresh_token
         patient = source.patient if source is not None else None
         scope = str(token.get("scope") or "")
-        if not self.issue_refresh_tokens:
+        wants_refresh = {"online_access", "offline_access"} & set(scope.split())
+        if not self.issue_refresh_tokens or not wants_refresh:
             token.pop("refresh_token", None)
         token["expires_in"] = self.access_lifetime
         self.tokens[token["access_token"]] = Token(
@@ -370,7 +396,9 @@ class TestEhr:
                 "aud": req.client.client_id,
                 "iat": now,
                 "exp": now + 300,
-                "fhirUser": f"{self.fhir_base}/{self.user}",
+                "fhirUser": self.user
+                if self.relative_fhir_user
+                else f"{self.fhir_base}/{self.user}",
             }
             token["id_token"] = jwt.encode({"alg": "RS256"}, claims, self.key)
 

@@ -169,14 +169,15 @@ def test_contract_values_are_the_documented_codes() -> None:
     empty = by_patient["Patient/empty"]
     assert empty["latest_bcr_abl1"] is None
     assert empty["eln"]["milestone"] is None
-    assert empty["issues"] == [
-        {
-            "severity": "warning",
-            "code": "missing-date",
-            "message": "Observation without an effective date: left out.",
-            "resource": "Observation/empty-nodate",
-        }
-    ]
+    assert empty["issues"][0] == {
+        "severity": "warning",
+        "code": "missing-date",
+        "message": "Observation without an effective date: left out.",
+        "resource": "Observation/empty-nodate",
+    }
+    # No TKI record at all is a data issue of its own (not silence).
+    assert [(i["code"], i["resource"]) for i in empty["issues"][1:]] == [("no-therapy-start", None)]
+    assert "No TKI record" in empty["issues"][1]["message"]
 
 
 def test_contract_is_plain_json_with_iso_dates() -> None:

@@ -87,7 +87,7 @@ def test_without_prefetch_everything_is_fetched_and_the_card_is_the_same(
     [card] = response.get_json()["cards"]
     assert card["summary"] == with_prefetch["summary"]
     assert card["indicator"] == with_prefetch["indicator"] == "critical"
-    assert protected.stats()["requests"] == 7  # one read and six searches, one per template
+    assert protected.stats()["requests"] == 8  # one read and seven searches, one per template
 
 
 def test_only_the_missing_keys_are_fetched(

@@ -18,7 +18,7 @@ from flask import Flask
 from fhir_cml.errors import AuthenticationError
 from fhir_cml.state import StateStore
 from fhir_cml.state.cds import CdsState
-from fhir_cml.web.cds.tokens import JwksCache, TokenVerifier
+from fhir_cml.web.cds.tokens import JwksCache, TokenPolicy, TokenVerifier
 from fhir_cml.web.settings import load_settings
 from tests.support.cds import SigningEhr, patient_view, unsigned
 
@@ -77,7 +77,7 @@ def make_verifier(
     cache = JwksCache(
         chosen.cds_jwks_cache_seconds, chosen.cds_jwks_refresh_seconds, clock=clock or Clock()
     )
-    return TokenVerifier(chosen, state, cache, now=lambda: now)
+    return TokenVerifier(TokenPolicy.cds(chosen), state, cache, now=lambda: now)
 
 
 def refused(verifier: TokenVerifier, token: str | None, match: str, aud: str = AUD) -> None:
@@ -326,6 +326,7 @@ def test_malformed_authorization(state: CdsState, header: str | None, match: str
     ("header", "match"),
     [
         ({"typ": "at+jwt"}, "typ must be JWT"),
+        ({"typ": None}, "no typ"),  # CDS Hooks: typ REQUIRED, fixed value JWT
         ({"crit": ["kid"]}, "critical header"),
         ({"kid": ""}, "no kid"),
     ],
@@ -338,6 +339,35 @@ def test_header_checks(
     match: str,
 ) -> None:
     refused(make_verifier(state), ehr.token(AUD, now=NOW, header=header), match)
+
+
+def test_a_typ_that_is_not_a_string(ehr: SigningEhr, state: CdsState) -> None:
+    claims = {"iss": ISS, "aud": AUD, "exp": NOW + 300, "iat": NOW, "jti": "j"}
+    token = unsigned({"alg": "RS384", "typ": 1, "kid": ehr.kid}, claims, b"sig")
+    refused(make_verifier(state), token, "typ must be JWT")
+
+
+@pytest.mark.parametrize(
+    ("jti", "match"),
+    [
+        ("x" * 257, "jti claim is longer than 256 characters"),
+        ("", "jti claim must be a non-empty string"),
+        (12, "jti claim must be a non-empty string"),
+        ("a\udc80b", "not text"),
+        ("a\nb", "not text"),
+    ],
+)
+def test_unusable_jti_values_are_refused_with_their_reason(
+    ehr: SigningEhr, state: CdsState, jwks_server: responses.RequestsMock, jti: Any, match: str
+) -> None:
+    refused(make_verifier(state), ehr.token(AUD, now=NOW, jti=jti), match)
+
+
+def test_a_jti_of_the_longest_length_is_accepted(
+    ehr: SigningEhr, state: CdsState, jwks_server: responses.RequestsMock
+) -> None:
+    token = ehr.token(AUD, now=NOW, jti="x" * 256)
+    assert make_verifier(state).verify(f"Bearer {token}", [AUD]).jti == "x" * 256
 
 
 # --- the JWK Set cache ----------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """End to end: the real server process (gunicorn, two workers, on loopback) driven over HTTP.
 
-$cml-assess with the data in the body; Patient/{id}/$cml-assess with writeBack against the
-test FHIR server, twice (the second time nothing new is created); a patient-view hook with a
+$cml-assess with the data in the body; Patient/{id}/$cml-assess refused without an access token
+and, with one (a JWT of an authorization server whose keys the service fetches over HTTP), with
+writeBack against the test FHIR server, twice (the second time nothing new is created); a
+patient-view hook with a
 JWT signed by an EHR whose keys the service fetches over HTTP; the same token again (refused by
 whichever worker gets it); feedback; and the JSON log lines the process wrote.
 """
@@ -25,7 +27,9 @@ pytestmark = pytest.mark.integration
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "03-failure-t315i.json"
 PUBLIC = "https://cml.example.org"
 ISS = "https://ehr.example.org"
+AUTH = "https://auth.example.org"
 FHIR_JSON = "application/fhir+json"
+CALLER_SCOPES = "system/*.rs system/RiskAssessment.cus system/CarePlan.cus system/Provenance.c"
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +44,23 @@ def jwks(ehr: SigningEhr) -> Iterator[JwksServer]:
 
 
 @pytest.fixture(scope="module")
+def authorization_server() -> SigningEhr:
+    """Issues the access tokens of callers of Patient/{id}/$cml-assess."""
+    return SigningEhr.make(AUTH, alg="RS256")
+
+
+@pytest.fixture(scope="module")
+def auth_jwks(authorization_server: SigningEhr) -> Iterator[JwksServer]:
+    with JwksServer(authorization_server.jwks) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def service(
-    tmp_path_factory: pytest.TempPathFactory, fhir_server: FhirTestServer, jwks: JwksServer
+    tmp_path_factory: pytest.TempPathFactory,
+    fhir_server: FhirTestServer,
+    jwks: JwksServer,
+    auth_jwks: JwksServer,
 ) -> Iterator[ServiceProcess]:
     state = tmp_path_factory.mktemp("e2e") / "state.sqlite3"
     env = {
@@ -49,6 +68,7 @@ def service(
         "FHIR_CML_FHIR_BASE": fhir_server.base_url,
         "FHIR_CML_STATE": str(state),
         "FHIR_CML_CDS_ISSUERS": json.dumps([{"iss": ISS, "jwks_url": f"{jwks.url}/jwks"}]),
+        "FHIR_CML_API_ISSUERS": json.dumps([{"iss": AUTH, "jwks_url": f"{auth_jwks.url}/jwks"}]),
     }
     with run_service(env, workers=2) as running:
         yield running
@@ -81,8 +101,26 @@ def test_the_operation_with_the_data_in_the_body(service: ServiceProcess) -> Non
     assert response.json()["entry"][0]["resource"]["resourceType"] == "RiskAssessment"
 
 
+def test_patient_level_needs_an_authenticated_caller(
+    service: ServiceProcess, loaded: dict[str, Any], fhir_server: FhirTestServer
+) -> None:
+    fhir_server.reset_stats()
+    answers = []
+    for patient in ("cml-t315i", "nobody"):
+        response = requests.get(f"{service.url}/fhir/Patient/{patient}/$cml-assess", timeout=30)
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        answers.append(response.json())
+    assert answers[0] == answers[1]  # nothing said about which patients exist
+    assert fhir_server.stats()["requests"] == 0
+
+
 def test_patient_level_write_back_twice(
-    service: ServiceProcess, loaded: dict[str, Any], fhir_base: str
+    service: ServiceProcess,
+    loaded: dict[str, Any],
+    fhir_base: str,
+    authorization_server: SigningEhr,
+    auth_jwks: JwksServer,
 ) -> None:
     url = f"{service.url}/fhir/Patient/cml-t315i/$cml-assess"
     body = {
@@ -92,9 +130,11 @@ def test_patient_level_write_back_twice(
             {"name": "writeBack", "valueBoolean": True},
         ],
     }
+    token = authorization_server.token(f"{PUBLIC}/fhir", scope=CALLER_SCOPES, lifetime=600)
+    headers = {"Content-Type": FHIR_JSON, "Authorization": f"Bearer {token}"}
     said = []
     for _ in range(2):
-        response = requests.post(url, json=body, headers={"Content-Type": FHIR_JSON}, timeout=30)
+        response = requests.post(url, json=body, headers=headers, timeout=30)
         assert response.status_code == 200, response.text
         outcome = response.json()["entry"][-1]["resource"]
         said.append([i["diagnostics"] for i in outcome["issue"] if "writeBack" in i["diagnostics"]])
@@ -104,6 +144,7 @@ def test_patient_level_write_back_twice(
     ]
     for kind in ("RiskAssessment", "CarePlan", "Provenance"):
         assert len(requests.get(f"{fhir_base}/{kind}", timeout=10).json().get("entry", [])) == 1
+    assert auth_jwks.hits >= 1
 
 
 def test_a_patient_view_hook_with_a_signed_jwt(

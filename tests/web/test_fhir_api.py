@@ -264,9 +264,9 @@ def test_unknown_routes_and_methods(client: FlaskClient) -> None:
     outcome_of(client.delete("/fhir/Patient/1/$cml-assess"), 405)
 
 
-def test_patient_level_without_an_ehr_is_501(client: FlaskClient) -> None:
-    outcome = outcome_of(client.get("/fhir/Patient/p1/$cml-assess"), 501)
-    assert "FHIR_CML_FHIR_BASE" in outcome["issue"][0]["diagnostics"]
+def test_patient_level_without_configured_callers_is_off(client: FlaskClient) -> None:
+    outcome = outcome_of(client.get("/fhir/Patient/p1/$cml-assess"), 403)
+    assert "FHIR_CML_API_ISSUERS" in outcome["issue"][0]["diagnostics"]
 
 
 def test_a_failing_rule_is_a_500_that_names_no_patient(

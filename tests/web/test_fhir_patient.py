@@ -1,5 +1,6 @@
 """GET|POST /fhir/Patient/{id}/$cml-assess against the real test FHIR server (the EHR), with
-writeBack, and the EHR's failures as 502/504."""
+writeBack, and the EHR's failures as 502/504. The caller is authenticated with a JWT access
+token of an allow-listed authorization server (who may call is tested in test_fhir_callers)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ import responses
 from flask import Flask
 from flask.testing import FlaskClient
 
+from fhir_cml.ehr.fetch import INPUT_TYPES
+from tests.support.cds import SigningEhr
 from tests.support.fhir_server import FhirTestServer
+
+from .conftest import PUBLIC
 
 pytestmark = pytest.mark.integration
 
@@ -22,6 +27,24 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 FHIR_JSON = "application/fhir+json"
 PATIENT = "cml-t315i"
 OP = f"/fhir/Patient/{PATIENT}/$cml-assess"
+AUTHORIZATION_SERVER = SigningEhr.make("https://auth.example.org")
+ALL_SCOPES = "system/*.rs system/RiskAssessment.cus system/CarePlan.cus system/Provenance.c"
+
+
+def callers(**settings: Any) -> dict[str, Any]:
+    """Settings that accept access tokens of AUTHORIZATION_SERVER."""
+    return {
+        "api_issuers": [{"iss": AUTHORIZATION_SERVER.iss, "jwks": AUTHORIZATION_SERVER.jwks}],
+        **settings,
+    }
+
+
+def authenticated(app: Flask, scope: str = ALL_SCOPES) -> FlaskClient:
+    """A test client that sends an access token (reused for every request, as a caller does)."""
+    client = app.test_client()
+    token = AUTHORIZATION_SERVER.token(f"{PUBLIC}/fhir", scope=scope, lifetime=600)
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client
 
 
 def load(server: FhirTestServer, name: str = "03-failure-t315i.json") -> dict[str, Any]:
@@ -32,7 +55,7 @@ def load(server: FhirTestServer, name: str = "03-failure-t315i.json") -> dict[st
 
 @pytest.fixture
 def ehr_client(make_app: Callable[..., Flask], fhir_base: str) -> FlaskClient:
-    return make_app(fhir_base=fhir_base).test_client()
+    return authenticated(make_app(**callers(fhir_base=fhir_base)))
 
 
 def write_back(client: FlaskClient, as_of: str = "2025-06-30") -> Any:
@@ -187,9 +210,9 @@ def test_with_a_bearer_token_for_the_ehr(
 ) -> None:
     protected = fhir_server_factory(tokens=["service-token"])
     load(protected)
-    good = make_app(fhir_base=protected.base_url, token="service-token").test_client()
+    good = authenticated(make_app(**callers(fhir_base=protected.base_url, token="service-token")))
     assert good.get(f"{OP}?asOf=2025-06-30").status_code == 200
-    bad = make_app(fhir_base=protected.base_url, token="stale-token").test_client()
+    bad = authenticated(make_app(**callers(fhir_base=protected.base_url, token="stale-token")))
     response = bad.get(OP)
     assert response.status_code == 502
     assert "401" in response.get_json()["issue"][0]["diagnostics"]
@@ -202,7 +225,7 @@ EHR = "https://ehr.example.org/fhir"
 
 @pytest.fixture
 def mocked(make_app: Callable[..., Flask]) -> FlaskClient:
-    return make_app(fhir_base=EHR).test_client()
+    return authenticated(make_app(**callers(fhir_base=EHR)))
 
 
 @responses.activate
@@ -234,7 +257,9 @@ def test_an_ehr_answering_garbage_is_502(mocked: FlaskClient) -> None:
 
 
 def test_an_ehr_that_cannot_be_reached_is_502(make_app: Callable[..., Flask]) -> None:
-    client = make_app(fhir_base="http://127.0.0.1:9/fhir", fhir_connect_timeout=1).test_client()
+    client = authenticated(
+        make_app(**callers(fhir_base="http://127.0.0.1:9/fhir", fhir_connect_timeout=1))
+    )
     assert client.get(OP).status_code == 502
 
 
@@ -244,7 +269,7 @@ def test_a_refused_write_is_502(mocked: FlaskClient) -> None:
     by_type: dict[str, list[dict[str, Any]]] = {}
     for entry in bundle["entry"]:
         by_type.setdefault(entry["resource"]["resourceType"], []).append(entry["resource"])
-    for kind in ("Patient", "Condition", "Observation", "MedicationStatement", "AdverseEvent"):
+    for kind in INPUT_TYPES:
         page = {
             "resourceType": "Bundle",
             "type": "searchset",

@@ -62,7 +62,7 @@ def test_an_unsafe_request_id_is_replaced(client: FlaskClient, captured: Capture
 def test_no_patient_data_in_the_logs(client: FlaskClient, captured: Captured) -> None:
     bundle = json.loads(EXAMPLE.read_text())
     assert client.post("/fhir/$cml-assess?asOf=2025-06-30", json=bundle).status_code == 200
-    client.get("/fhir/Patient/cml-t315i/$cml-assess?asOf=2025-06-30")  # 501: no EHR here
+    client.get("/fhir/Patient/cml-t315i/$cml-assess?asOf=2025-06-30")  # 403: no callers here
     client.post(
         "/fhir/$cml-assess",
         data='{"resourceType": "Patient", "id": "cml-t315i"}',
@@ -81,7 +81,7 @@ def test_an_unexpected_error_is_logged_by_type_only(
 ) -> None:
     from fhir_cml.web import fhir_api
 
-    def explode(*_: Any) -> None:
+    def explode(*_: Any, **__: Any) -> None:
         raise KeyError("Patient/cml-t315i")
 
     monkeypatch.setattr(fhir_api, "capability_statement", explode)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from fhir_cml.domain.config import RuleConfig
-from fhir_cml.domain.model import BcrAbl1Result
+from fhir_cml.domain.model import BcrAbl1Result, UnreadResult
 from fhir_cml.domain.results import Basis, Monitoring, Therapy
 from fhir_cml.domain.rules.catalogue import MONITORING
 from fhir_cml.domain.rules.common import months_between
@@ -26,6 +26,7 @@ def schedule(
     tfr_status: TfrStatus,
     as_of: date,
     cfg: RuleConfig,
+    unread: Sequence[UnreadResult] = (),
 ) -> Monitoring:
     if therapy.status is TherapyStatus.NONE or therapy.start is None:
         return Monitoring(
@@ -83,6 +84,9 @@ def schedule(
         interval, phase = cfg.standard_interval_days, "standard"
         why = "every 3 months on TKI"
     latest = results[-1] if results else None
+    pending = _unread_since(unread, latest, phase_start, as_of)
+    if pending is not None:
+        return _unread_schedule(pending, interval, phase, why, as_of, cfg.overdue_grace_days)
     if latest is not None and latest.date >= phase_start:
         due = latest.date + timedelta(days=interval)
         since_text = f"latest sample {latest.date.isoformat()}"
@@ -95,3 +99,45 @@ def schedule(
     state = f"overdue since {due.isoformat()}" if overdue else f"next due by {due.isoformat()}"
     statement = f"RQ-PCR {why}; {since_text}: {state}."
     return Monitoring(due, overdue, interval, phase, Basis(MONITORING, statement, refs))
+
+
+def _unread_since(
+    unread: Sequence[UnreadResult], latest: BcrAbl1Result | None, phase_start: date, as_of: date
+) -> UnreadResult | None:
+    """The latest result that exists but could not be read, if it may be newer than the latest read.
+
+    An unread result without a readable date may be the newest of all: it counts too.
+    """
+    newest: UnreadResult | None = None
+    for item in unread:
+        if item.date is None:
+            return item
+        if item.date > as_of or item.date < phase_start:
+            continue
+        if latest is not None and item.date <= latest.date:
+            continue
+        if newest is None or item.date > (newest.date or date.min):
+            newest = item
+    return newest
+
+
+def _unread_schedule(
+    pending: UnreadResult, interval: int, phase: str, why: str, as_of: date, grace: int
+) -> Monitoring:
+    """A PCR was done but cannot be read: the next is due one interval after that sample."""
+    if pending.date is None:
+        statement = (
+            f"RQ-PCR {why}; a BCR::ABL1 result without a readable date exists but could not be "
+            f"read ({pending.reason}): whether the next PCR is due cannot be said; check the result."
+        )
+        return Monitoring(
+            None, False, interval, phase, Basis(MONITORING, statement, (pending.ref,))
+        )
+    due = pending.date + timedelta(days=interval)
+    overdue = as_of > due + timedelta(days=grace)
+    state = f"overdue since {due.isoformat()}" if overdue else f"next due by {due.isoformat()}"
+    statement = (
+        f"RQ-PCR {why}; a BCR::ABL1 sample of {pending.date.isoformat()} exists but could not be "
+        f"read ({pending.reason}): {state}, counted from that sample; check the result."
+    )
+    return Monitoring(due, overdue, interval, phase, Basis(MONITORING, statement, (pending.ref,)))

@@ -39,7 +39,18 @@ def build_therapy(statements: tuple[TkiStatement, ...], as_of: date) -> tuple[Th
         if segment is not None:
             segments.append(segment)
     if not segments:
-        if statements:
+        if not statements:
+            issues.append(
+                Issue(
+                    Severity.WARNING,
+                    IssueCode.NO_THERAPY_START,
+                    "No TKI record (a MedicationStatement, MedicationRequest, MedicationDispense "
+                    "or MedicationAdministration naming a TKI): therapy is unknown and time-based "
+                    "rules are not evaluable.",
+                    None,
+                )
+            )
+        else:
             issues.append(
                 Issue(
                     Severity.WARNING,

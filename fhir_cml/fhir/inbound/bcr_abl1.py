@@ -26,6 +26,7 @@ from fhir_cml.fhir.inbound.context import (
     number,
     quoted,
 )
+from fhir_cml.fhir.inbound.text_values import observed_quantity, quantity_from_text
 
 MAX_PERCENT: Final = 1000.0  # IS % above this is not a measurement (diagnosis is ~100 %)
 MAX_LOG_REDUCTION: Final = 10.0
@@ -164,9 +165,12 @@ def _reading(res: dict[str, Any], kind: Kind, ref: str, ctx: MappingContext) -> 
     if value is not None:
         if type(value) is str and not_detected_words(value.lower()):
             return (False, None, "undetectable", None)
+        parsed = quantity_from_text(value)
+        if parsed.quantity is not None:
+            return _from_quantity(res, parsed.quantity, kind, ref, ctx)
         ctx.warn(
             IssueCode.MISSING_VALUE,
-            f"BCR::ABL1 result has the text {quoted(value)} instead of a number: left out.",
+            f"BCR::ABL1 result has the text {quoted(value)}, which {parsed.problem}: left out.",
             ref,
         )
         return None
@@ -199,6 +203,14 @@ def _from_quantity(
         )
         return None
     amount, unit, comparator = quantity
+    if kind is Kind.BCR_NOT_IS and units.names_is(unit):
+        ctx.warn(
+            IssueCode.AMBIGUOUS,
+            f"BCR::ABL1 result is coded as not on the International Scale but its unit "
+            f"{quoted(unit)} says IS: left out (correct the code or the unit).",
+            ref,
+        )
+        return None
     below = comparator in ("<", "<=")
     above = comparator in (">", ">=")
     if kind is Kind.BCR_LOG:
@@ -381,7 +393,7 @@ def read_count(comp: dict[str, Any]) -> int | tuple[IssueCode, str]:
     if value is not None:
         amount = number(value)
     else:
-        quantity = units.quantity(comp.get("valueQuantity"))
+        quantity = units.quantity(observed_quantity(comp)[0])
         amount = quantity[0] if quantity else None
         if quantity is not None and not units.is_count(quantity[1]):
             return (

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any, Final
 
-from fhir_cml.domain.model import Issue
+from fhir_cml.domain.model import Issue, UnreadResult
 from fhir_cml.domain.vocabulary import IssueCode, Severity
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.inbound.options import MappingOptions
@@ -107,6 +107,7 @@ class MappingContext:
         "now_aware",
         "now_naive",
         "today",
+        "unread",
     )
 
     def __init__(self, options: MappingOptions) -> None:
@@ -117,6 +118,8 @@ class MappingContext:
         self.issues: list[Issue] = []
         # What was left out without an issue of its own, counted for one summary issue.
         self.not_read: dict[str, int] = {}
+        # BCR::ABL1 results that exist but could not be read (never "no test done").
+        self.unread: list[UnreadResult] = []
 
     def issue(self, severity: Severity, code: IssueCode, message: str, ref: str | None) -> None:
         self.issues.append(Issue(severity, code, message, ref))
@@ -126,6 +129,12 @@ class MappingContext:
 
     def info(self, code: IssueCode, message: str, ref: str | None) -> None:
         self.issues.append(Issue(Severity.INFORMATION, code, message, ref))
+
+    def unread_result(self, ref: str, day: date | None) -> None:
+        """Keeps a result that was done but not read, with the reason its last issue gave."""
+        last = self.issues[-1] if self.issues else None
+        reason = last.message if last is not None and last.resource == ref else "not readable"
+        self.unread.append(UnreadResult(ref, day, reason.rstrip(".")[:200]))
 
     def count_not_read(self, label: str) -> None:
         self.not_read[label] = self.not_read.get(label, 0) + 1

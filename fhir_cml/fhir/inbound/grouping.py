@@ -20,9 +20,11 @@ from fhir_cml.fhir.inbound.observations import is_bcr_abl1
 from fhir_cml.fhir.inbound.patients import is_cml_condition
 from fhir_cml.fhir.inbound.references import PatientIndex, ref_of
 
-SUBJECT_TYPES: Final = frozenset(
-    {"Observation", "Condition", "MedicationStatement", "AdverseEvent"}
+# Records naming a drug: their Medication goes with the patient; a TKI alone is no evidence.
+MEDICATION_RECORDS: Final = frozenset(
+    {"MedicationStatement", "MedicationRequest", "MedicationDispense", "MedicationAdministration"}
 )
+SUBJECT_TYPES: Final = frozenset({"Observation", "Condition", "AdverseEvent"}) | MEDICATION_RECORDS
 READ_TYPES: Final = SUBJECT_TYPES | {"Patient", "Medication"}
 MAX_SUBJECT_ISSUES: Final = 100
 
@@ -108,7 +110,7 @@ class Grouper:
                 if slot is not None and found is not None and found[0] == key:
                     slot[0] = (key, group)  # resolved from the text alone
             group.append(entry)
-            if rtype == "MedicationStatement":
+            if rtype in MEDICATION_RECORDS:
                 res = entry.resource
                 self._add_medication(res, key, group, medications_added)
                 if key not in on_tki and _is_tki(res, self._medications):
@@ -144,7 +146,8 @@ class Grouper:
                     Severity.INFORMATION,
                     IssueCode.UNSUPPORTED_TYPE,
                     f"Not read: {listed} (fhir-cml reads Patient, Observation, Condition, "
-                    "MedicationStatement, Medication and AdverseEvent).",
+                    "MedicationStatement, MedicationRequest, MedicationDispense, "
+                    "MedicationAdministration, Medication and AdverseEvent).",
                     None,
                 )
             )

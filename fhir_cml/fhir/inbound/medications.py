@@ -30,13 +30,21 @@ from fhir_cml.fhir.inbound.context import (
 from fhir_cml.fhir.inbound.loader import Entry
 from fhir_cml.fhir.inbound.references import literal
 
+# RxNorm: each TKI's ingredient (IN), and the clinical and branded drugs whose strength the
+# tablet count needs. Codes checked against RxNav's ingredient concepts and the NDC crosswalk of
+# Gleevec (docs/inbound.md lists them); the other TKIs' clinical drugs (e.g. "dasatinib 100 MG
+# Oral Tablet") are read through their Medication's ingredient, a site ConceptMap, or the name.
 TKI_RXNORM: Final = {
     "282388": Tki.IMATINIB,
-    "403878": Tki.IMATINIB,
-    "403879": Tki.IMATINIB,
-    "404588": Tki.IMATINIB,
-    "404589": Tki.IMATINIB,
+    "403878": Tki.IMATINIB,  # imatinib 100 MG Oral Tablet
+    "403879": Tki.IMATINIB,  # imatinib 400 MG Oral Tablet
+    "404588": Tki.IMATINIB,  # Gleevec 100 MG Oral Tablet
+    "404589": Tki.IMATINIB,  # Gleevec 400 MG Oral Tablet
+    "475342": Tki.DASATINIB,
     "662281": Tki.NILOTINIB,
+    "1307619": Tki.BOSUTINIB,
+    "1364347": Tki.PONATINIB,
+    "2584304": Tki.ASCIMINIB,
 }
 _TABLET_MG: Final = {"403878": 100.0, "403879": 400.0, "404588": 100.0, "404589": 400.0}
 TKI_ATC: Final = {
@@ -78,12 +86,19 @@ CYP3A4_ATC: Final = {
     "L02BB04": "enzalutamide",
 }
 CYP3A4_RXNORM: Final = {
-    "2002": "carbamazepine",
-    "8183": "phenytoin",
-    "121243": "voriconazole",
+    "6135": "ketoconazole",
+    "197853": "ketoconazole",  # ketoconazole 200 MG Oral Tablet
     "28031": "itraconazole",
     "282446": "posaconazole",
-    "197853": "ketoconazole",  # ketoconazole 200 MG Oral Tablet
+    "121243": "voriconazole",
+    "21212": "clarithromycin",
+    "85762": "ritonavir",
+    "1306284": "cobicistat",
+    "9384": "rifampicin",  # rifampin
+    "2002": "carbamazepine",
+    "8183": "phenytoin",
+    "8134": "phenobarbital",
+    "1307298": "enzalutamide",
 }
 _CYP_NAMES: Final = (
     *((name, name) for name in STRONG_CYP3A4),
@@ -255,14 +270,14 @@ def map_statement(
     if drug.other is not None:
         return OtherMedication(ref, drug.other, status, STRONG_CYP3A4[drug.other], start, end)
     assert drug.tki is not None
-    daily, per_day = _daily_dose(res, drug, ref, ctx, label)
+    daily, per_day = daily_dose(res.get("dosage"), drug, ref, ctx, f"{label} statement")
     asserted_text = res.get("dateAsserted")
     asserted = (
         ctx.day(asserted_text, ref, f"{label} statement dateAsserted")
         if asserted_text is not None
         else None
     )
-    reason, reason_text = _stop_reason(res)
+    reason, reason_text = stop_reason(res)
     return TkiStatement(
         ref, drug.tki, status, start, end, daily, per_day, reason, reason_text, asserted
     )
@@ -298,14 +313,15 @@ def _period(
     return start, end
 
 
-def _daily_dose(
-    res: dict[str, Any], drug: Drug, ref: str, ctx: MappingContext, label: str
+def daily_dose(
+    dosage: Any, drug: Drug, ref: str, ctx: MappingContext, label: str
 ) -> tuple[float | None, int | None]:
-    dosages = [d for d in as_list(res.get("dosage")) if type(d) is dict]
+    """Daily dose in mg and doses per day from Dosage elements (``dosage``, ``dosageInstruction``)."""
+    dosages = [d for d in as_list(dosage) if type(d) is dict]
     if not dosages:
         ctx.info(
             IssueCode.MISSING_VALUE,
-            f"{label} statement has no dosage: the daily dose is unknown.",
+            f"{label} has no dosage: the daily dose is unknown.",
             ref,
         )
         return None, None
@@ -313,9 +329,9 @@ def _daily_dose(
     if len(dosages) > 1 and any(d.get("sequence") != first_sequence for d in dosages):
         ctx.warn(
             IssueCode.AMBIGUOUS,
-            f"{label} statement has {len(dosages)} dosages in sequence (one after another): "
+            f"{label} has {len(dosages)} dosages in sequence (one after another): "
             "which applies when is not recorded, so the daily dose is left unknown. Record each "
-            "dose as its own statement.",
+            "dose as its own statement or order.",
             ref,
         )
         return None, None
@@ -360,8 +376,7 @@ def _dose_mg(
     if dose is None:
         ctx.info(
             IssueCode.MISSING_VALUE,
-            f"{label} statement has no doseQuantity{_dosage_text(dosage)}: the daily dose is "
-            "unknown.",
+            f"{label} has no doseQuantity{_dosage_text(dosage)}: the daily dose is unknown.",
             ref,
         )
         return None
@@ -429,8 +444,10 @@ def _dosage_text(dosage: dict[str, Any]) -> str:
     return f" (dosage text: {text[:80]!r})" if text else ""
 
 
-def _stop_reason(res: dict[str, Any]) -> tuple[StopReason | None, str | None]:
-    reasons = as_list(res.get("statusReason"))
+def stop_reason(res: dict[str, Any]) -> tuple[StopReason | None, str | None]:
+    """Why a TKI was stopped or changed, from ``statusReason`` (a code, else words in the text)."""
+    found = res.get("statusReason")
+    reasons = [found] if type(found) is dict else as_list(found)  # 0..1 on a request
     if not reasons:
         return None, None
     text: str | None = None

@@ -40,6 +40,7 @@ from fhir_cml.fhir.inbound.context import (
 )
 from fhir_cml.fhir.inbound.identity import USED_STATUSES, Candidate
 from fhir_cml.fhir.inbound.mutations import map_mutation
+from fhir_cml.fhir.inbound.text_values import observed_quantity
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,8 @@ LAB_UNITS: Final = {
 }
 MAX_TROUGH_NG_ML: Final = 100_000.0
 MAX_HOURS_SINCE_DOSE: Final = 240.0
+# A sample taken and analysed, with a result not (yet) final: a test was done.
+_DONE_STATUSES: Final = frozenset({"preliminary", "registered"})
 _ADHERENT: Final = frozenset({"1156699004"})
 _NOT_ADHERENT: Final = frozenset({"702565001", "715036001", "275928001", "129834002", "448176008"})
 
@@ -98,9 +101,17 @@ def map_observation(
             "are used; left out.",
             ref,
         )
+        if kind in CML_EVIDENCE_KINDS and type(status) is str and status in _DONE_STATUSES:
+            ctx.unread_result(ref, _plain_day(res))
         return None
     when = ctx.effective(res, ref, label)
     if when is None:
+        if (
+            kind in CML_EVIDENCE_KINDS
+            and ctx.issues
+            and ctx.issues[-1].code is IssueCode.MISSING_DATE
+        ):
+            ctx.unread_result(ref, None)
         return None
     text, day = when
     if kind in BCR_ABL1_KINDS:
@@ -108,8 +119,23 @@ def map_observation(
     else:
         item = _MAPPERS[kind](res, ref, day, kind, ctx)
     if item is None:
+        if kind in CML_EVIDENCE_KINDS:
+            ctx.unread_result(ref, day)
         return None
     return Candidate(kind, text, status, item, ref, res, order)
+
+
+def _plain_day(res: dict[str, Any]) -> date | None:
+    """The day an Observation names, without checks or issues (for a result set aside anyway)."""
+    text = res.get("effectiveDateTime")
+    if text is None:
+        text = as_dict(res.get("effectivePeriod")).get("start")
+    if type(text) is str and len(text) >= 10:
+        try:
+            return date.fromisoformat(text[:10])
+        except ValueError:
+            return None
+    return None
 
 
 def _quantity_in(
@@ -135,11 +161,13 @@ def _exact_quantity(
     res: dict[str, Any], ref: str, ctx: MappingContext, label: str
 ) -> tuple[float, str | None] | None:
     """(value, unit) of valueQuantity; None with an issue when it is missing or only a bound."""
-    quantity = units.quantity(res.get("valueQuantity"))
+    found, problem = observed_quantity(res)
+    quantity = units.quantity(found)
     if quantity is None:
+        shown = f" ({problem})" if problem else _absent(res)
         ctx.warn(
             IssueCode.MISSING_VALUE,
-            f"{label} has no numeric valueQuantity{_absent(res)}: left out.",
+            f"{label} has no numeric valueQuantity{shown}: left out.",
             ref,
         )
         return None

@@ -35,6 +35,7 @@ from fhir_cml.fhir.inbound.observations import TranscriptFinding, map_observatio
 from fhir_cml.fhir.inbound.options import MappingOptions
 from fhir_cml.fhir.inbound.patients import birth_date, map_condition
 from fhir_cml.fhir.inbound.references import ref_of
+from fhir_cml.fhir.inbound.supplies import SUPPLY_TYPES, Supply, courses, map_supply
 
 INTERNAL_ERROR = "internal error"
 _BY_DATE = attrgetter("date", "ref")
@@ -68,6 +69,7 @@ def map_entries(
     candidates: list[Candidate] = []
     tki: list[TkiStatement] = []
     others: list[OtherMedication] = []
+    supplies: list[Supply] = []
     events: list[AdverseEvent] = []
     for index in keep:
         entry = entries[index]
@@ -88,6 +90,12 @@ def map_entries(
                     tki.append(statement)
                 elif statement is not None:
                     others.append(statement)
+            elif rtype in SUPPLY_TYPES:
+                supply = map_supply(res, rtype, ref, ctx, medications)
+                if isinstance(supply, Supply):
+                    supplies.append(supply)
+                elif supply is not None:
+                    others.append(supply)
             elif rtype == "Condition":
                 diagnosis = map_condition(res, ref, ctx)
                 if diagnosis is not None:
@@ -134,6 +142,8 @@ def map_entries(
     for values in lists.values():
         values.sort(key=_BY_DATE)
     events.sort(key=_BY_DATE)
+    if supplies:
+        tki = courses(tki, supplies, ctx)
     tki.sort(key=_by_start)
     others.sort(key=_by_start)
     diagnoses.sort(key=lambda d: (d.onset or date.min, d.ref))
@@ -156,6 +166,7 @@ def map_entries(
         issues=tuple(ctx.issues),
         transcript=transcript.transcript if transcript else None,
         transcript_ref=transcript.ref if transcript else None,
+        unread_bcr_abl1=tuple(sorted(ctx.unread, key=lambda u: (u.date or date.min, u.ref))),
     )
     return record, [entries[index].resource for index in keep]
 

@@ -37,6 +37,21 @@ ALIASES: Final = {
     "hour": "h",
     "hours": "h",
 }
+# Free-text spellings of the BCR::ABL1 percentage on the International Scale, compared without
+# spaces and in upper case: "% IS", "%IS", "% (IS)", "IS %", "%{IS}" (a UCUM annotation).
+IS_PERCENT: Final = frozenset(
+    {
+        "%IS",
+        "%(IS)",
+        "%[IS]",
+        "%{IS}",
+        "IS%",
+        "%INTERNATIONALSCALE",
+        "%(INTERNATIONALSCALE)",
+        "%{INTERNATIONALSCALE}",
+    }
+)
+_SPACES = re.compile(r"\s+")
 _ANNOTATION = re.compile(r"\{[^{}]*\}")
 _MAX_UNIT_LENGTH = 64
 _MAX_CACHED = 10_000
@@ -87,9 +102,20 @@ def _is_count(unit: str) -> bool:
     return unit in ("1", "copies") or not _ANNOTATION.sub("", unit).strip()
 
 
+def names_is(unit: str | None) -> bool:
+    """Whether a unit's spelling says the value is on the International Scale ("% IS")."""
+    return unit is not None and _compact(unit) in IS_PERCENT
+
+
+@functools.lru_cache(maxsize=_MAX_CACHED)
+def _compact(unit: str) -> str:
+    return _SPACES.sub("", unit).upper()
+
+
 @functools.lru_cache(maxsize=_MAX_CACHED)  # a few units recur in every feed; UCUM parsing is slow
 def _factor(unit: str, target: str) -> float | None:
-    unit = ALIASES.get(unit.strip(), unit.strip())
+    unit = unit.strip()
+    unit = ALIASES.get(unit) or ("%" if _compact(unit) in IS_PERCENT else unit)
     if unit == target:
         return 1.0
     if not unit or len(unit) > _MAX_UNIT_LENGTH:

@@ -7,8 +7,8 @@
   discovery entry names one hook, hence two entries for the same checks.
 
 Prefetch templates ask for what the inbound reader reads, by code, so that an EHR sends the
-relevant results and not every Observation of the chart. MedicationStatements are asked for
-without a code filter: the strong CYP3A4 inhibitors and inducers taken alongside a TKI matter
+relevant results and not every Observation of the chart. MedicationStatements and
+MedicationRequests (US Core has no MedicationStatement) are asked for without a code filter: the strong CYP3A4 inhibitors and inducers taken alongside a TKI matter
 as much as the TKI itself, and statements that name their drug by reference carry no code.
 """
 
@@ -42,12 +42,16 @@ _BCR_KINDS: Final = {*BCR_ABL1_KINDS, Kind.TRANSCRIPT}
 _OTHER_KINDS: Final = set(Kind) - _BCR_KINDS - {Kind.TROUGH}
 
 PATIENT: Final = "Patient/{{context.patientId}}"
+# US Core records medications as MedicationRequests. Plain searches only (the recommended
+# prefetch subset has no _include): a referenced Medication falls back to the reference's display.
+MEDICATION_REQUESTS: Final = "MedicationRequest?patient={{context.patientId}}"
 MONITORING_PREFETCH: Final = {
     "patient": PATIENT,
     "bcrAbl1": _OBSERVATIONS + _codes(_BCR_KINDS),
     "troughs": _OBSERVATIONS + _codes([Kind.TROUGH]),
     "otherResults": _OBSERVATIONS + _codes(_OTHER_KINDS),
     "medications": "MedicationStatement?patient={{context.patientId}}",
+    "medicationRequests": MEDICATION_REQUESTS,
     "conditions": "Condition?patient={{context.patientId}}",
     "adverseEvents": "AdverseEvent?subject=Patient/{{context.patientId}}",
 }
@@ -55,6 +59,7 @@ ORDER_PREFETCH: Final = {
     "patient": PATIENT,
     "mutations": _OBSERVATIONS + _codes([Kind.MUTATION]),
     "medications": "MedicationStatement?patient={{context.patientId}}",
+    "medicationRequests": MEDICATION_REQUESTS,
     "conditions": "Condition?patient={{context.patientId}}",
 }
 

@@ -1,22 +1,26 @@
-"""Verifying the JWT an EHR sends with every CDS Hooks call (CDS Hooks 2.0, "Trusting CDS Clients").
+"""Verifying bearer JWTs: the EHR's on every CDS Hooks call (CDS Hooks 2.0, "Trusting CDS
+Clients"), and the callers' SMART Backend Services access tokens on ``Patient/[id]/$cml-assess``.
 
-A token is accepted only when all of this holds, checked in this order (the first failure is
-the 401's reason):
+One verifier, two policies (:class:`TokenPolicy`). A token is accepted only when all of this
+holds, checked in this order (the first failure is the 401's reason):
 
-1. ``Authorization: Bearer <JWS compact>``; header ``alg`` in ``FHIR_CML_CDS_ALGORITHMS``
-   (asymmetric only: ``none`` and HMAC can never be configured), ``kid`` present, ``typ`` JWT
-   when given, no ``crit``.
-2. ``iss`` on the allow-list (``FHIR_CML_CDS_ISSUERS``); a ``jku`` header is followed only
-   when that issuer lists it (otherwise an attacker could point us at their own keys).
+1. ``Authorization: Bearer <JWS compact>``; header ``alg`` in the policy's algorithms
+   (asymmetric only: ``none`` and HMAC can never be configured), ``kid`` present, ``typ``
+   present and ``JWT`` (CDS Hooks: "REQUIRED ... Fixed value: JWT"; access tokens may also say
+   ``at+jwt``, RFC 9068), no ``crit``.
+2. ``iss`` on the policy's allow-list; a ``jku`` header is followed only when that issuer
+   lists it (otherwise an attacker could point us at their own keys).
 3. The key named by ``kid`` in the issuer's JWK Set (fetched and cached; fetched again,
    at most every ``FHIR_CML_CDS_JWKS_REFRESH_SECONDS``, when a ``kid`` is unknown, so that key
    rotation works), of a type that matches ``alg``, verifies the signature.
-4. ``aud`` is the exact URL of the endpoint called (public base + path); ``exp`` not passed,
-   ``iat`` not in the future (``FHIR_CML_CDS_LEEWAY`` seconds of clock skew either way), the
-   token lives at most ``FHIR_CML_CDS_MAX_TOKEN_LIFETIME`` seconds; ``jti`` present; ``sub``
-   equal to the issuer's configured ``sub`` when one is configured.
-5. ``jti`` not seen before from this issuer: the replay cache in the state store, shared by
-   every worker, keeps it until the token has expired.
+4. ``aud`` is the exact URL called (CDS: public base + path; API: the service's FHIR base);
+   ``exp`` not passed, ``iat`` not in the future (the policy's leeway of clock skew either way),
+   the token lives at most the policy's maximum lifetime; ``sub`` equal to the issuer's
+   configured ``sub`` when one is configured; ``jti`` present and at most 256 characters
+   (CDS: required; access tokens: when given).
+5. CDS only: ``jti`` not seen before from this issuer: the replay cache in the state store,
+   shared by every worker, keeps it until the token has expired. (An access token is meant to
+   be used for many requests until it expires, so it is not single-use.)
 
 joserfc (already pinned for SMART Backend Services) does the JOSE work: compact parsing,
 signature verification for the one allowed algorithm, and the registered claims.
@@ -45,8 +49,8 @@ from joserfc.jwk import ECKey, Key, KeySet, RSAKey
 from joserfc.jwt import JWTClaimsRegistry
 
 from fhir_cml.errors import AuthenticationError
-from fhir_cml.state.cds import CdsState
-from fhir_cml.web.settings import CdsIssuer, Settings
+from fhir_cml.state.cds import MAX_JTI, CdsState
+from fhir_cml.web.settings import Settings, TrustedIssuer
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,8 @@ MAX_TOKEN_BYTES: Final = 16 * 1024
 JWKS_TIMEOUT: Final = (3.0, 5.0)
 MAX_JWKS_BYTES: Final = 256 * 1024
 _CURVES: Final = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+CDS_TYPES: Final = ("JWT",)
+ACCESS_TOKEN_TYPES: Final = ("JWT", "at+jwt", "application/at+jwt")
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,49 +165,102 @@ def public_keys(jwks: Any) -> dict[str, Key]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    """What a bearer JWT must satisfy for one kind of caller (see the module docstring)."""
+
+    issuers: tuple[TrustedIssuer, ...]
+    algorithms: tuple[str, ...]
+    leeway: int
+    max_lifetime: int
+    types: tuple[str, ...]  # accepted `typ` values (compared without case)
+    single_use: bool  # jti required and remembered in the replay cache
+
+    @classmethod
+    def cds(cls, settings: Settings) -> TokenPolicy:
+        """The EHR's JWT on CDS Hooks calls: single use, ``typ`` JWT."""
+        return cls(
+            settings.cds_issuers,
+            settings.cds_algorithms,
+            settings.cds_leeway,
+            settings.cds_max_token_lifetime,
+            CDS_TYPES,
+            single_use=True,
+        )
+
+    @classmethod
+    def api(cls, settings: Settings) -> TokenPolicy:
+        """Callers' access tokens on the FHIR API: reusable until they expire."""
+        return cls(
+            settings.api_issuers,
+            settings.api_algorithms,
+            settings.api_leeway,
+            settings.api_max_token_lifetime,
+            ACCESS_TOKEN_TYPES,
+            single_use=False,
+        )
+
+    def issuer(self, iss: str) -> TrustedIssuer | None:
+        for issuer in self.issuers:
+            if issuer.iss == iss:
+                return issuer
+        return None
+
+
 class TokenVerifier:
-    """Checks CDS Hooks bearer JWTs against the settings; see the module docstring."""
+    """Checks bearer JWTs against a :class:`TokenPolicy`; see the module docstring."""
 
     def __init__(
         self,
-        settings: Settings,
+        policy: TokenPolicy,
         state: CdsState,
-        jwks: JwksCache | None = None,
+        jwks: JwksCache,
         *,
         now: Callable[[], float] = time.time,
     ) -> None:
-        self.settings = settings
+        self.policy = policy
         self.state = state
-        self.jwks = jwks or JwksCache(
-            settings.cds_jwks_cache_seconds, settings.cds_jwks_refresh_seconds
-        )
+        self.jwks = jwks
         self._now = now
         self._inline = {
             issuer.iss: public_keys(issuer.jwks)
-            for issuer in settings.cds_issuers
+            for issuer in policy.issuers
             if issuer.jwks is not None
         }
+
+    def issues(self, authorization: str | None) -> bool:
+        """Whether the bearer token claims to come from one of this policy's issuers (unverified:
+        only to choose between verifying it here and asking the authorization server)."""
+        try:
+            _, unverified = _peek(_bearer(authorization))
+        except AuthenticationError:
+            return False
+        iss = unverified.get("iss")
+        return isinstance(iss, str) and self.policy.issuer(iss) is not None
 
     def verify(self, authorization: str | None, audiences: Sequence[str]) -> VerifiedToken:
         """The verified token, or AuthenticationError saying what is wrong with it."""
         token = _bearer(authorization)
         header, unverified = _peek(token)
         alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in self.settings.cds_algorithms:
+        if not isinstance(alg, str) or alg not in self.policy.algorithms:
             raise AuthenticationError(
                 f"algorithm {str(alg)[:16]!r} is not accepted (accepted: "
-                f"{', '.join(self.settings.cds_algorithms)})"
+                f"{', '.join(self.policy.algorithms)})"
             )
         typ = header.get("typ")
-        if typ is not None and (not isinstance(typ, str) or typ.upper() != "JWT"):
-            raise AuthenticationError("typ must be JWT")
+        named = " or ".join(self.policy.types)
+        if typ is None:
+            raise AuthenticationError(f"the token header has no typ (it must be {named})")
+        if not isinstance(typ, str) or typ.lower() not in {t.lower() for t in self.policy.types}:
+            raise AuthenticationError(f"typ must be {named}")
         if "crit" in header:
             raise AuthenticationError("critical header extensions are not supported")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise AuthenticationError("the token header has no kid")
         iss = unverified.get("iss")
-        issuer = self.settings.issuer(iss) if isinstance(iss, str) else None
+        issuer = self.policy.issuer(iss) if isinstance(iss, str) else None
         if issuer is None:
             raise AuthenticationError("the issuer is not on the allow-list")
         key = self._key(issuer, header, kid)
@@ -212,7 +271,7 @@ class TokenVerifier:
             raise AuthenticationError("the signature does not verify") from None
         return self._claims(issuer, claims, audiences)
 
-    def _key(self, issuer: CdsIssuer, header: dict[str, Any], kid: str) -> Key:
+    def _key(self, issuer: TrustedIssuer, header: dict[str, Any], kid: str) -> Key:
         jku = header.get("jku")
         if jku is not None:
             if not isinstance(jku, str) or not issuer.allowed_jku(jku):
@@ -228,16 +287,17 @@ class TokenVerifier:
         raise AuthenticationError("the token has no jku and the issuer has no jwks_url")
 
     def _claims(
-        self, issuer: CdsIssuer, claims: dict[str, Any], audiences: Sequence[str]
+        self, issuer: TrustedIssuer, claims: dict[str, Any], audiences: Sequence[str]
     ) -> VerifiedToken:
         now = int(self._now())
-        leeway = self.settings.cds_leeway
+        policy = self.policy
+        leeway = policy.leeway
         options: dict[str, Any] = {
             "iss": {"essential": True, "value": issuer.iss},
             "aud": {"essential": True, "values": list(audiences)},
             "exp": {"essential": True},
             "iat": {"essential": True},
-            "jti": {"essential": True},
+            "jti": {"essential": policy.single_use},
         }
         if issuer.sub is not None:
             options["sub"] = {"essential": True, "value": issuer.sub}
@@ -251,15 +311,16 @@ class TokenVerifier:
         except InvalidClaimError as err:
             raise AuthenticationError(_claim_problem(err.claim, audiences)) from None
         exp, iat = claims["exp"], claims["iat"]
-        if exp - iat > self.settings.cds_max_token_lifetime:
+        if exp - iat > policy.max_lifetime:
             raise AuthenticationError(
-                f"the token lives {int(exp - iat)} s; at most "
-                f"{self.settings.cds_max_token_lifetime} s are accepted"
+                f"the token lives {int(exp - iat)} s; at most {policy.max_lifetime} s are accepted"
             )
-        jti = str(claims["jti"])
-        expires = datetime.fromtimestamp(float(exp) + leeway, UTC)
-        if not self.state.remember_jti(issuer.iss, jti, expires, datetime.fromtimestamp(now, UTC)):
-            raise AuthenticationError("the token has been used before (jti replayed)")
+        jti = _jti(claims.get("jti"))
+        if policy.single_use:
+            expires = datetime.fromtimestamp(float(exp) + leeway, UTC)
+            moment = datetime.fromtimestamp(now, UTC)
+            if not self.state.remember_jti(issuer.iss, jti, expires, moment):
+                raise AuthenticationError("the token has been used before (jti replayed)")
         sub = claims.get("sub")
         tenant = claims.get("tenant")
         return VerifiedToken(
@@ -271,9 +332,22 @@ class TokenVerifier:
         )
 
 
+def _jti(value: Any) -> str:
+    """The token id as a string of at most MAX_JTI characters ("" when the token has none)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not value:
+        raise AuthenticationError("the jti claim must be a non-empty string")
+    if len(value) > MAX_JTI:
+        raise AuthenticationError(f"the jti claim is longer than {MAX_JTI} characters")
+    if not value.isprintable():  # control characters, lone surrogates
+        raise AuthenticationError("the jti claim holds characters that are not text")
+    return value
+
+
 def _bearer(authorization: str | None) -> str:
     if not authorization:
-        raise AuthenticationError("no Authorization header; CDS Hooks calls carry a bearer JWT")
+        raise AuthenticationError("no Authorization header; a bearer JWT is required")
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationError("the Authorization header is not a Bearer token")
@@ -312,4 +386,6 @@ def _claim_problem(claim: str, audiences: Sequence[str]) -> str:
         return f"aud must be the endpoint called ({audiences[0]})"
     if claim == "iat":
         return "iat is in the future"
+    if claim == "jti":
+        return "the jti claim must be a non-empty string"
     return f"the {claim} claim is not acceptable"

@@ -1,8 +1,10 @@
 """The SMART app's blueprint: its pages, its templates and static files, its error pages.
 
 Every answer of the app carries headers for pages that show patient data: nothing cached, no
-referrer (URLs carry launch and authorization parameters), no framing, and a Content Security
-Policy that allows only the app's own stylesheet (the page runs no script).
+referrer (URLs carry launch and authorization parameters), and a Content Security Policy that
+allows only the app's own stylesheet (the page runs no script) and lets only the EHR origins on
+``FHIR_CML_SMART_FRAME_ANCESTORS`` frame it (none by default). The one page any site may frame
+says "open the app in a new window" and shows no patient data (:data:`FRAMEABLE`).
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from fhir_cml.errors import FhirClientError, FhirTimeoutError, OperationOutcomeError
 from fhir_cml.web.logs import log_unexpected
-from fhir_cml.web.smart.errors import SmartError
+from fhir_cml.web.smart.errors import EHR_ADMINISTRATOR, SmartError, sentence
+from fhir_cml.web.smart.runtime import smart_runtime
 
 log = logging.getLogger("fhir_cml.web.smart")
 
@@ -29,13 +32,26 @@ bp = Blueprint(
 
 CSP: Final = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "base-uri 'none'; frame-ancestors "
 )
+INTERNAL: Final = "The app failed; the error has been logged and nothing was written."
+INTERNAL_HINT: Final = "Try again; if it happens again, tell the app's administrator."
+FRAMEABLE: Final = "smart_frameable"  # flask.g flag: this answer may be framed by any site
+
+
+def frame_ancestors(origins: tuple[str, ...]) -> str:
+    """The ``frame-ancestors`` sources: the allowed EHR origins, or 'none'."""
+    return " ".join(origins) if origins else "'none'"
 
 
 @bp.after_request
 def _headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
+    if g.get(FRAMEABLE, False):
+        ancestors = "*"
+    else:
+        ancestors = frame_ancestors(smart_runtime().settings.smart_frame_ancestors)
+    response.headers["Content-Security-Policy"] = CSP + ancestors
+    response.headers.pop("X-Frame-Options", None)  # frame-ancestors decides
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Content-Type-Options"] = "nosniff"
     if request.endpoint != "smart.static":
@@ -65,8 +81,8 @@ def _upstream(err: FhirClientError) -> Response:
     return error_page(
         status,
         "The EHR's FHIR server did not answer as expected",
-        err.message,
-        "Try again in a moment; if it persists, tell the EHR's administrator.",
+        sentence(err.message),
+        EHR_ADMINISTRATOR,
     )
 
 
@@ -75,17 +91,22 @@ def _ours(err: OperationOutcomeError) -> Response:
     status = err.status if 400 <= err.status < 600 else 500
     if status >= 500:
         log.error("internal error", extra={"error": type(err).__name__})
-        return error_page(status, "Internal error", "The app failed; the error has been logged.")
-    return error_page(status, "The data cannot be assessed", err.message)
+        return error_page(status, "Internal error", INTERNAL, INTERNAL_HINT)
+    return error_page(
+        status,
+        "The data cannot be assessed",
+        sentence(err.message),
+        "Check the patient's results in the EHR; nothing was written.",
+    )
 
 
 @bp.errorhandler(HTTPException)
 def _http(err: HTTPException) -> Response:
     status = err.code or 500
-    return error_page(status, err.name, err.description or err.name)
+    return error_page(status, err.name, sentence(err.description or err.name))
 
 
 @bp.errorhandler(Exception)
 def _unexpected(err: Exception) -> Response:
     log_unexpected(log, err)
-    return error_page(500, "Internal error", "The app failed; the error has been logged.")
+    return error_page(500, "Internal error", INTERNAL, INTERNAL_HINT)

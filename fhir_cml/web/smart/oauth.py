@@ -35,7 +35,7 @@ from fhir_cml.ehr.auth import PrivateKeyAssertion, SigningKey, smart_configurati
 from fhir_cml.ehr.client import USER_AGENT, FhirClient, RetryPolicy
 from fhir_cml.errors import FhirClientError, FhirTimeoutError
 from fhir_cml.web.settings import Settings
-from fhir_cml.web.smart.errors import SmartError
+from fhir_cml.web.smart.errors import EHR_ADMINISTRATOR, SmartError, sentence
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ DEFAULT_SCOPES: Final = (
     "patient/Patient.rs",
     "patient/Observation.rs",
     "patient/MedicationStatement.rs",
+    "patient/MedicationRequest.rs",
     "patient/Medication.rs",
     "patient/Condition.rs",
     "patient/AdverseEvent.rs",
@@ -88,12 +89,21 @@ class Tokens:
 
 def requested_scope(settings: Settings, *, standalone: bool) -> str:
     """The scopes asked for: an EHR launch asks for ``launch``, a standalone launch for
-    ``launch/patient`` (the EHR then lets the user pick the patient)."""
+    ``launch/patient`` (the EHR then lets the user pick the patient); and a refresh token:
+    ``online_access`` (SMART v2: renewed while the user is signed in at the EHR, so short-lived
+    access tokens outlast a review), or ``offline_access`` when configured instead."""
     scopes = settings.smart_scope.split() if settings.smart_scope else list(DEFAULT_SCOPES)
     scopes = [s for s in scopes if s not in ("launch", "launch/patient")]
     scopes.insert(0, "launch/patient" if standalone else "launch")
-    if settings.smart_offline_access and "offline_access" not in scopes:
-        scopes.append("offline_access")
+    refresh = (
+        "offline_access"
+        if settings.smart_offline_access
+        else "online_access"
+        if settings.smart_online_access
+        else None
+    )
+    if refresh is not None and not {"offline_access", "online_access"} & set(scopes):
+        scopes.append(refresh)
     return " ".join(scopes)
 
 
@@ -111,8 +121,8 @@ def discover(iss: str, settings: Settings) -> SmartConfiguration:
         raise SmartError(
             504 if isinstance(err, FhirTimeoutError) else 502,
             "The EHR's SMART configuration cannot be read",
-            f"{iss}/.well-known/smart-configuration could not be read: {err.message}.",
-            "Try again; if it persists, the EHR's SMART endpoints are not available.",
+            sentence(f"{iss}/.well-known/smart-configuration could not be read: {err.message}"),
+            EHR_ADMINISTRATOR,
         ) from None
     finally:
         client.close()
@@ -125,6 +135,7 @@ def discover(iss: str, settings: Settings) -> SmartConfiguration:
             "The EHR does not support PKCE S256",
             f"{iss} supports the PKCE methods {', '.join(methods)} but not S256, which SMART "
             "App Launch 2 requires; the app does not sign in without it.",
+            "Tell the EHR's administrator; opening the app again will not help.",
         )
     issuer = config.get("issuer")
     return SmartConfiguration(
@@ -260,22 +271,24 @@ class TokenEndpoint:
             raise SmartError(
                 403,
                 "The EHR refused the sign-in",
-                f"The EHR's authorization server refused to issue a token ({detail or 'no reason given'}).",
-                "Open the app again from the EHR; if it happens again, tell the EHR's administrator.",
+                f"The EHR's authorization server refused to issue a token "
+                f"({detail or 'no reason given'}).",
+                "Open the app again from the EHR; if it happens again, tell the EHR's "
+                "administrator.",
             ) from None
         except requests.Timeout:
             raise SmartError(
                 504,
                 "The EHR did not answer",
                 f"The EHR's token endpoint ({_origin(token_endpoint)}) did not answer in time.",
-                "Try again in a moment.",
+                EHR_ADMINISTRATOR,
             ) from None
         except (requests.RequestException, ValueError) as err:
             raise SmartError(
                 502,
                 "The EHR's answer could not be used",
                 f"The token request to {_origin(token_endpoint)} failed ({type(err).__name__}).",
-                "Try again; if it persists, tell the EHR's administrator.",
+                EHR_ADMINISTRATOR,
             ) from None
         finally:
             session.close()
@@ -362,6 +375,7 @@ def _endpoint(config: dict[str, Any], name: str, iss: str) -> str:
             502,
             "The EHR's SMART configuration is incomplete",
             f"{iss}/.well-known/smart-configuration gives no usable {name}.",
+            "Tell the EHR's administrator; opening the app again will not help.",
         )
     assert isinstance(value, str)
     return value

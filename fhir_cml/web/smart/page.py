@@ -73,9 +73,22 @@ class Subject:
     demo: bool
     accept_url: str
     dismiss_url: str
-    user: str | None = None
+    user: str | None = None  # the fhirUser (absolute URL)
+    user_name: str | None = None  # their name, when the EHR gave it
     back_url: str | None = None
     logout_url: str | None = None
+    may_decide: bool = True  # a practitioner (or the demo): Accept and Dismiss are offered
+    why_not: str | None = None
+
+    @property
+    def signed_in_as(self) -> str | None:
+        """Who signed in, in words: the name, else the reference (said to be one)."""
+        if self.user_name:
+            return self.user_name
+        if self.user:
+            reference = "/".join(self.user.rstrip("/").split("/")[-2:])
+            return f"{reference} (the EHR gave no name)"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,8 +326,9 @@ def patient_banner(resources: Sequence[Mapping[str, Any]], patient: str) -> tupl
     return name, " · ".join(details)
 
 
-def human_name(names: Any) -> str | None:
-    """A Patient's name as written: ``text``, else given names and family name."""
+def human_name(names: Any, *, prefix: bool = False) -> str | None:
+    """A name as written: ``text``, else given names and family name (after the prefix, such
+    as "Dr", when ``prefix``: how a clinician is named)."""
     if not isinstance(names, list):
         return None
     for n in names:
@@ -322,9 +336,11 @@ def human_name(names: Any) -> str | None:
             continue
         if isinstance(n.get("text"), str) and n["text"].strip():
             return str(n["text"]).strip()
-        given = " ".join(g for g in n.get("given") or [] if isinstance(g, str))
-        family = n.get("family") if isinstance(n.get("family"), str) else ""
-        text = f"{given} {family}".strip()
+        parts = [p for p in n.get("prefix") or [] if isinstance(p, str)] if prefix else []
+        parts += [g for g in n.get("given") or [] if isinstance(g, str)]
+        if isinstance(n.get("family"), str):
+            parts.append(n["family"])
+        text = " ".join(p.strip() for p in parts if p.strip())
         if text:
             return text
     return None

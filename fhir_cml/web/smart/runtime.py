@@ -54,6 +54,12 @@ class SmartRuntime:
             except ConfigurationError as err:
                 raise ConfigurationError(f"{env_name('smart_private_key')}: {err}") from None
         secure = secure_origin(settings.public_base_url)
+        if settings.smart_frame_ancestors and not secure:
+            raise ConfigurationError(
+                f"{env_name('smart_frame_ancestors')} lets EHRs frame the app, which needs a "
+                f"cookie browsers keep only over HTTPS: serve the app over HTTPS and set "
+                f"{env_name('public_base_url')} to its https:// address"
+            )
         if not secure:
             log.warning(
                 "the app is served over plain HTTP on a non-loopback address: its session "
@@ -63,6 +69,7 @@ class SmartRuntime:
             idle=timedelta(minutes=settings.smart_session_idle_minutes),
             absolute=timedelta(hours=settings.smart_session_max_hours),
             secure=secure,
+            framed=bool(settings.smart_frame_ancestors),
         )
         clock = Clock()
         state = SmartState(store)

@@ -1,5 +1,5 @@
-"""The page, Accept and Dismiss: for a patient launched from the EHR (``/smart/...``) and, in
-demo mode, for the bundled examples (``/demo/...``).
+"""The page, Accept and Dismiss: for a patient launched from the EHR (``/smart/l/<launch>...``,
+one address per launch) and, in demo mode, for the bundled examples (``/demo/...``).
 
 The page is assessed afresh from the EHR's data on every view and every form post, so Accept
 writes what the clinician saw or nothing: each form carries the assessment fingerprint, and a
@@ -34,13 +34,22 @@ from fhir_cml.web import assessment as assessing
 from fhir_cml.web.runtime import INTERACTIVE_RETRY
 from fhir_cml.web.smart.blueprint import bp
 from fhir_cml.web.smart.demo import DEMO_ISS, Demo
-from fhir_cml.web.smart.errors import RELAUNCH, SmartError, session_expired
+from fhir_cml.web.smart.errors import (
+    RELAUNCH,
+    SmartError,
+    other_patient,
+    sentence,
+    session_expired,
+    session_missing,
+)
 from fhir_cml.web.smart.page import DISMISS_REASONS, MAX_COMMENT, Subject, build_page
 from fhir_cml.web.smart.runtime import SmartRuntime, smart_runtime
+from fhir_cml.web.smart.sessions import key_of
 
 log = logging.getLogger("fhir_cml.web.smart")
 
 REFRESH_MARGIN: Final = timedelta(seconds=30)
+_REFRESHING = threading.RLock()  # one token renewal at a time in this process
 _REASONS: Final = dict(DISMISS_REASONS)
 
 
@@ -68,8 +77,14 @@ def assess_resources(
 
 
 class SessionAuth(requests.auth.AuthBase):
-    """The session's access token as a bearer token, refreshed with the refresh token when it is
-    about to expire or the FHIR server answers 401 (once: FhirClient calls ``renew``)."""
+    """The session's access token as a bearer token, renewed with the refresh token when it is
+    about to expire or the FHIR server answers 401 (once: FhirClient calls ``renew``).
+
+    With ``online_access`` the EHR renews it for as long as the user is signed in there, so a
+    clinician's review outlasts short-lived tokens. A refresh token is used once (the EHR may
+    end the grant when one is replayed): renewals of one launch take turns, and a request that
+    finds the token already renewed by another uses the new one.
+    """
 
     def __init__(self, rt: SmartRuntime, record: SessionRecord) -> None:
         self.rt = rt
@@ -91,33 +106,46 @@ class SessionAuth(requests.auth.AuthBase):
             self.token = self._refresh("the EHR no longer accepts the app's access token")
 
     def _refresh(self, why: str) -> str:
-        rt, record = self.rt, self.record
-        if not record.refresh_token or rt.tokens is None or record.token_endpoint is None:
-            rt.sessions.end(record)
-            raise session_expired(f"{why} and it gave no refresh token")
-        try:
-            tokens = rt.tokens.refresh(
-                record.token_endpoint,
-                refresh_token=record.refresh_token,
-                now=rt.clock(),
+        rt, spent = self.rt, self.record
+        with _REFRESHING:
+            record = rt.state.get_session(spent.id) or spent
+            if record.access_token and record.access_token != spent.access_token:
+                self.record = record  # renewed by another request meanwhile
+                return record.access_token
+            if not record.refresh_token or rt.tokens is None or record.token_endpoint is None:
+                rt.sessions.end(record)
+                raise session_expired(f"{why} and it gave no refresh token", record.patient_name)
+            try:
+                tokens = rt.tokens.refresh(
+                    record.token_endpoint, refresh_token=record.refresh_token, now=rt.clock()
+                )
+            except SmartError:
+                again = rt.state.get_session(record.id)
+                if again is not None and again.access_token != record.access_token:
+                    self.record = again  # renewed by another worker process meanwhile
+                    assert again.access_token is not None
+                    return again.access_token
+                rt.sessions.end(record)
+                raise session_expired(
+                    f"{why} and it refused to renew it (the sign-in at the EHR may have ended)",
+                    record.patient_name,
+                ) from None
+            if tokens.patient is not None and tokens.patient != record.patient:
+                rt.sessions.end(record)
+                raise SmartError(
+                    403,
+                    "The EHR changed the patient",
+                    "Renewing access returned another patient's context; the session was ended "
+                    "and nothing was shown or written.",
+                    RELAUNCH,
+                )
+            rt.state.update_session(
+                record.id,
+                access_token=tokens.access_token,
+                refresh_token=tokens.refresh_token,
+                token_expires_at=tokens.expires_at,
             )
-        except SmartError:
-            rt.sessions.end(record)
-            raise session_expired(f"{why} and it refused to renew it") from None
-        if tokens.patient is not None and tokens.patient != record.patient:
-            rt.sessions.end(record)
-            raise SmartError(
-                403,
-                "The EHR changed the patient",
-                "Renewing access returned another patient's context; the session was ended.",
-                RELAUNCH,
-            )
-        rt.state.update_session(
-            record.id,
-            access_token=tokens.access_token,
-            refresh_token=tokens.refresh_token,
-            token_expires_at=tokens.expires_at,
-        )
+            self.record = rt.state.get_session(record.id) or record
         log.info("access token renewed")
         return tokens.access_token
 
@@ -141,13 +169,17 @@ def from_ehr(rt: SmartRuntime, record: SessionRecord, client: FhirClient) -> Ass
     except FhirAuthError as err:
         if err.status == 401:
             rt.sessions.end(record)
-            raise session_expired("the EHR no longer accepts the app's access token") from None
+            raise session_expired(
+                "the EHR no longer accepts the app's access token", record.patient_name
+            ) from None
         raise SmartError(
             403,
             "The EHR refused access to this patient",
-            f"The EHR's FHIR server did not give the app Patient/{record.patient}'s data "
-            f"(HTTP 403): {err.message}. The sign-in may be for another patient.",
-            "Open the app again from this patient's chart.",
+            sentence(
+                f"The EHR's FHIR server did not give the app Patient/{record.patient}'s data "
+                f"(HTTP 403): {sentence(err.message)} The sign-in may be for another patient"
+            ),
+            RELAUNCH,
         ) from None
     except FhirNotFoundError:
         raise _unknown_patient(record.patient) from None
@@ -161,7 +193,8 @@ def _unknown_patient(patient: str) -> SmartError:
         404,
         "Patient not found",
         f"Patient/{patient} is not known to the EHR's FHIR server.",
-        RELAUNCH,
+        "The EHR launched the app for a patient its FHIR server does not hold: tell the EHR's "
+        "administrator.",
     )
 
 
@@ -170,71 +203,120 @@ def as_of(rt: SmartRuntime, record: SessionRecord) -> date:
     return record.as_of or rt.settings.smart_as_of or rt.clock().date()
 
 
-def ehr_subject(rt: SmartRuntime, record: SessionRecord) -> Subject:
+def decider(user: str | None) -> tuple[bool, str | None]:
+    """Whether the signed-in user may accept or dismiss (a Practitioner or PractitionerRole,
+    named by ``fhirUser``), and why not."""
+    kind = _user_type(user)
+    if kind in ("Practitioner", "PractitionerRole"):
+        return True, None
+    if kind is None:
+        return False, (
+            "The EHR did not say who signed in (no fhirUser), so a decision could not be "
+            "recorded in anyone's name: the page is for viewing only."
+        )
+    return False, (
+        f"You are signed in as a {kind}, not a practitioner: you may view the reading, and a "
+        "clinician decides on the suggestions."
+    )
+
+
+def _user_type(user: str | None) -> str | None:
+    if not user:
+        return None
+    parts = user.rstrip("/").split("/")
+    return parts[-2] if len(parts) >= 2 else None
+
+
+def ehr_subject(rt: SmartRuntime, record: SessionRecord, launch: str) -> Subject:
     assert record.iss is not None
     assert record.patient is not None
+    may_decide, why_not = decider(record.fhir_user)
     return Subject(
         iss=record.iss,
         patient=f"Patient/{record.patient}",
         as_of=as_of(rt, record),
         demo=False,
-        accept_url=url_for("smart.accept"),
-        dismiss_url=url_for("smart.dismiss"),
+        accept_url=url_for("smart.accept", launch=launch),
+        dismiss_url=url_for("smart.dismiss", launch=launch),
         user=record.fhir_user,
-        logout_url=url_for("smart.logout"),
+        user_name=record.user_name,
+        logout_url=url_for("smart.logout", launch=launch),
+        may_decide=may_decide,
+        why_not=why_not,
     )
 
 
-@bp.get("/smart/app")
-def app_page() -> Response:
+def launch_session(launch: str) -> tuple[SmartRuntime, SessionRecord]:
+    """The live session of the launch at this address, with its form checked on a POST (the
+    CSRF token, and that the form was for this launch's patient)."""
     rt = smart_runtime()
-    record = rt.sessions.current(request)
+    record = rt.sessions.current(request, launch)
+    if request.method == "POST":
+        rt.sessions.check_csrf(record, request.form.get("csrf_token"))
+        given = request.form.get("patient")
+        if given is not None and given != f"Patient/{record.patient}":
+            raise other_patient(given[:100], record.patient_name or f"Patient/{record.patient}")
+    return rt, record
+
+
+def may_decide(subject: Subject) -> None:
+    """SmartError 403 unless the signed-in user may accept or dismiss."""
+    if not subject.may_decide:
+        raise SmartError(
+            403,
+            "Not a clinician's session",
+            sentence(f"{subject.why_not} Nothing was written"),
+            "A practitioner signed in at the EHR can accept or dismiss the suggestions.",
+        )
+
+
+@bp.get("/smart/l/<launch>")
+def app_page(launch: str) -> Response:
+    rt, record = launch_session(launch)
     with ehr_client(rt, record) as client:
         assessed = from_ehr(rt, record, client)
-    return render(rt, record, ehr_subject(rt, record), assessed)
+    return render(rt, record, ehr_subject(rt, record, launch), assessed)
 
 
-@bp.post("/smart/accept")
-def accept() -> Response:
-    rt = smart_runtime()
-    record = rt.sessions.current(request)
-    rt.sessions.check_csrf(record, request.form.get("csrf_token"))
-    subject = ehr_subject(rt, record)
+@bp.post("/smart/l/<launch>/accept")
+def accept(launch: str) -> Response:
+    rt, record = launch_session(launch)
+    subject = ehr_subject(rt, record, launch)
+    may_decide(subject)
     with ehr_client(rt, record) as client:
         assessed = from_ehr(rt, record, client)
 
         def write(a: Assessment, recorded: datetime) -> dict[str, Any]:
             return outcome_dict(write_assessment(client, a, recorded, mode=rt.settings.write_mode))
 
-        return accept_proposal(rt, record, subject, assessed, write, url_for("smart.app_page"))
+        page = url_for("smart.app_page", launch=launch)
+        return accept_proposal(rt, record, subject, assessed, write, page)
 
 
-@bp.post("/smart/dismiss")
-def dismiss() -> Response:
-    rt = smart_runtime()
-    record = rt.sessions.current(request)
-    rt.sessions.check_csrf(record, request.form.get("csrf_token"))
+@bp.post("/smart/l/<launch>/dismiss")
+def dismiss(launch: str) -> Response:
+    rt, record = launch_session(launch)
+    subject = ehr_subject(rt, record, launch)
+    may_decide(subject)
     reason, comment = dismissal(request.form)
     with ehr_client(rt, record) as client:
         assessed = from_ehr(rt, record, client)
-    subject = ehr_subject(rt, record)
-    return dismiss_proposal(
-        rt, record, subject, assessed, reason, comment, url_for("smart.app_page")
-    )
+    page = url_for("smart.app_page", launch=launch)
+    return dismiss_proposal(rt, record, subject, assessed, reason, comment, page)
 
 
-@bp.post("/smart/logout")
-def logout() -> Response:
+@bp.post("/smart/l/<launch>/logout")
+def logout(launch: str) -> Response:
+    """Ends this launch's session (other tabs' launches go on)."""
     rt = smart_runtime()
-    record = rt.sessions.find(request)
+    record = rt.sessions.find(request, launch)
     if record is not None:
         rt.sessions.check_csrf(record, request.form.get("csrf_token"))
         rt.sessions.end(record)
-    response = Response(
-        render_template("smart/signed_out.html"), content_type="text/html; charset=utf-8"
+    return Response(
+        render_template("smart/signed_out.html", patient_name=record and record.patient_name),
+        content_type="text/html; charset=utf-8",
     )
-    rt.sessions.clear_cookie(response)
-    return response
 
 
 # --- shared by the EHR and the demo --------------------------------------------------------------
@@ -260,6 +342,8 @@ def render(
         decisions=rt.state.decisions(subject.iss, subject.patient),
         flash=flash if flash is not None else rt.state.take_flash(record.id),
     )
+    if page.patient_name != record.patient_name and record.kind == "active":
+        rt.state.update_session(record.id, patient_name=page.patient_name[:256])
     body = render_template("smart/page.html", page=page)
     return Response(body, status=status, content_type="text/html; charset=utf-8")
 
@@ -424,15 +508,28 @@ def _demo(rt: SmartRuntime) -> Demo:
 
 
 def demo_session(rt: SmartRuntime) -> tuple[SessionRecord, str | None]:
-    """The browser's demo session, or a new one (then with the id to set as cookie)."""
-    try:
-        return rt.sessions.current(request, kinds=("demo",)), None
-    except SmartError:
-        previous = rt.sessions.find(request)
-        if previous is not None:
-            rt.sessions.end(previous)
-        session_id, record = rt.sessions.start("demo", iss=DEMO_ISS)
-        return record, session_id
+    """The browser's demo session, or a new one (then with the cookie value to set)."""
+    browser, new = rt.sessions.browser_or_new(request)
+    if not new:
+        found = rt.state.browser_sessions(key_of(browser), "demo")
+        if found:
+            try:
+                return rt.sessions.touch(found[-1]), None
+            except SmartError:
+                pass
+    _, record = rt.sessions.start("demo", browser, iss=DEMO_ISS)
+    return record, browser
+
+
+def demo_current(rt: SmartRuntime) -> SessionRecord:
+    """The browser's live demo session, its form's CSRF token checked; SmartError otherwise."""
+    browser = rt.sessions.browser(request)
+    found = rt.state.browser_sessions(key_of(browser), "demo") if browser else []
+    if not found:
+        raise session_missing()
+    record = rt.sessions.touch(found[-1])
+    rt.sessions.check_csrf(record, request.form.get("csrf_token"))
+    return record
 
 
 def demo_assessed(rt: SmartRuntime, name: str) -> tuple[Subject, Assessed]:
@@ -496,8 +593,7 @@ def demo_page(name: str) -> Response:
 @bp.post("/demo/<name>/accept")
 def demo_accept(name: str) -> Response:
     rt = smart_runtime()
-    record = rt.sessions.current(request, kinds=("demo",))
-    rt.sessions.check_csrf(record, request.form.get("csrf_token"))
+    record = demo_current(rt)
     subject, assessed = demo_assessed(rt, name)
     demo = _demo(rt)
     return accept_proposal(
@@ -508,8 +604,7 @@ def demo_accept(name: str) -> Response:
 @bp.post("/demo/<name>/dismiss")
 def demo_dismiss(name: str) -> Response:
     rt = smart_runtime()
-    record = rt.sessions.current(request, kinds=("demo",))
-    rt.sessions.check_csrf(record, request.form.get("csrf_token"))
+    record = demo_current(rt)
     reason, comment = dismissal(request.form)
     subject, assessed = demo_assessed(rt, name)
     return dismiss_proposal(

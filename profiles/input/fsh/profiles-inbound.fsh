@@ -34,7 +34,7 @@ Description: "A BCR::ABL1 RQ-PCR result as fhir-cml reads it: the ratio on the I
 * insert SubjectAndDate
 * obeys bcr-1 and bcr-2
 * code MS
-* code from BcrAbl1ResultCodesVS (required)
+* code from BcrAbl1ResultCodesVS (extensible)
 * code ^short = "69380-4 (IS) | 55147-3, 46434-7 (not IS) | 50195-7, 82905-1 (log reduction) | 52132-8 (e1a2)"
 * code ^comment = "69380-4 is on the International Scale. 55147-3 and 46434-7 are used for decisions only with a conversion factor (component or the clinic's configuration), otherwise kept and set aside (not-on-is). For 50195-7/82905-1 the value is a log reduction: IS % = 100 / 10^value. 52132-8 (e1a2, p190) cannot be reported on the IS and is never used for milestones."
 * category MS

@@ -25,7 +25,7 @@ from werkzeug.test import TestResponse
 
 from fhir_cml.web.smart.runtime import EXTENSION, SmartRuntime
 from tests.support.fhir_server import FhirTestServer
-from tests.support.smart_ehr import RESOURCE_SECRET, RESOURCE_SERVER, TestEhr, running
+from tests.support.smart_ehr import RESOURCE_SECRET, RESOURCE_SERVER, USER, TestEhr, running
 from tests.web.conftest import PUBLIC
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -96,10 +96,20 @@ def ehr_fhir(
     return server
 
 
+USER_NAME = "Helena Hema"
+PRACTITIONER = {
+    "resourceType": "Practitioner",
+    "id": USER.split("/")[1],
+    "name": [{"prefix": ["Dr"], "given": ["Helena"], "family": "Hema"}],
+}
+
+
 @pytest.fixture
 def ehr(running_ehr: TestEhr, ehr_fhir: FhirTestServer) -> Ehr:
+    """The EHR, emptied, with the signed-in user's Practitioner resource."""
     running_ehr.reset()
     ehr_fhir.reset()
+    ehr_fhir.load(PRACTITIONER)
     return Ehr(running_ehr, ehr_fhir)
 
 
@@ -145,7 +155,22 @@ def sign_in(client: FlaskClient, ehr: Ehr, patient: str) -> TestResponse:
     """The EHR launch for ``patient``, up to the app's answer to the callback."""
     started = client.get(launch_url(ehr.base, ehr.auth.launch(patient)))
     assert started.status_code == 302, started.get_data(as_text=True)
-    return client.get(local(authorize(started.headers["Location"])))
+    return come_back(client, authorize(started.headers["Location"]))
+
+
+def come_back(client: FlaskClient, url: str) -> TestResponse:
+    """The app's answer to the EHR's redirect back; a sign-in's page becomes the client's
+    ``home`` (each launch has its own address)."""
+    answer = client.get(local(url))
+    if answer.status_code == 303:
+        client.home = urlsplit(answer.headers["Location"]).path  # type: ignore[attr-defined]
+    return answer
+
+
+def home(client: FlaskClient, action: str = "") -> str:
+    """The address of the client's latest launch, or of one of its forms (``accept``...)."""
+    base = str(getattr(client, "home", "/smart/l/" + "x" * 43))
+    return f"{base}/{action}" if action else base
 
 
 def form_fields(html: str) -> dict[str, str]:

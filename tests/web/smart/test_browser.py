@@ -5,14 +5,18 @@ to the EHR's FHIR server once, however often it is clicked.
 Debian's Chromium (``/usr/bin/chromium``, installed by ``scripts/bootstrap.sh``) driven by
 Playwright; Playwright's own browser download is not used. The app runs on a real loopback port
 (werkzeug's threaded server), so cookies, redirects and forms behave as in a browser at a
-clinic. A screenshot of the page is saved to ``artifacts/smart-page.png``.
+clinic: two patients in two tabs, the app inside a frame of an EHR on another origin (and the
+new window it opens where framing is refused). Screenshots are saved to ``artifacts/``
+(git-ignored).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -48,26 +52,39 @@ def chromium() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def served(ehr: Ehr, tmp_path: Path) -> Iterator[Server]:
-    """The app on a loopback port, registered at the EHR under its real redirect URI."""
-    server = make(
-        demo=False,
-        host="127.0.0.1",
-        port=0,
-        settings={
-            "state": str(tmp_path / "state.sqlite3"),
-            "smart_issuers": ehr.base,
-            "smart_client_id": CLIENT_ID,
-            "smart_as_of": AS_OF,
-        },
-    )
-    ehr.auth.register(CLIENT_ID, f"{server.base_url}/smart/callback")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.close()
-    thread.join(timeout=5)
+def serve(ehr: Ehr, tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Serves the app on a loopback port, registered at the EHR under its real redirect URI."""
+    running: list[tuple[Server, threading.Thread]] = []
+
+    def start(**settings: Any) -> Server:
+        server = make(
+            demo=False,
+            host="127.0.0.1",
+            port=0,
+            settings={
+                "state": str(tmp_path / f"state{len(running)}.sqlite3"),
+                "smart_issuers": ehr.base,
+                "smart_client_id": CLIENT_ID,
+                "smart_as_of": AS_OF,
+                **settings,
+            },
+        )
+        ehr.auth.register(CLIENT_ID, f"{server.base_url}/smart/callback")
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        return server
+
+    yield start
+    for server, thread in running:
+        server.shutdown()
+        server.close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def served(serve: Callable[..., Server]) -> Server:
+    return serve()
 
 
 @pytest.fixture
@@ -83,7 +100,7 @@ def test_ehr_launch_shows_the_course_and_accept_writes_the_proposal_once(
     patient = ehr.load("14-dose-history-risk-scores")
 
     page.goto(served.base_url + launch_url(ehr.base, ehr.auth.launch(patient)))
-    page.wait_for_url(f"{served.base_url}/smart/app")
+    page.wait_for_url(f"{served.base_url}/smart/l/*")
 
     # Who, as of when, and the standing notice.
     expect(page.locator("h1")).to_have_text("Doris History")
@@ -135,3 +152,69 @@ def test_ehr_launch_shows_the_course_and_accept_writes_the_proposal_once(
     assert len(ehr.search(f"RiskAssessment?patient={patient}")) == 1
     assert len(ehr.search("Provenance")) == 1
     expect(page.locator(".decided")).to_contain_text("This proposal was accepted")
+
+
+def test_two_patients_in_two_tabs_each_keep_their_patient(
+    ehr: Ehr, served: Server, chromium: Browser
+) -> None:
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        a = ehr.load("03-failure-t315i")
+        b = ehr.load("05-tfr-candidate")
+        tab_a = context.new_page()
+        tab_a.goto(served.base_url + launch_url(ehr.base, ehr.auth.launch(a)))
+        tab_a.wait_for_url(f"{served.base_url}/smart/l/*")
+        tab_b = context.new_page()
+        tab_b.goto(served.base_url + launch_url(ehr.base, ehr.auth.launch(b)))
+        tab_b.wait_for_url(f"{served.base_url}/smart/l/*")
+        assert tab_a.url != tab_b.url
+        tab_a.reload()
+        expect(tab_a.locator("h1")).to_have_text("Tom Threefifteen")
+        expect(tab_b.locator("h1")).to_have_text("Remy Mission")
+        tab_a.click("#accept")
+        expect(tab_a.locator("#result")).to_have_class("flash flash-accepted")
+        expect(tab_a.locator("h1")).to_have_text("Tom Threefifteen")
+        assert len(ehr.search(f"CarePlan?patient={a}")) == 1
+        assert ehr.search(f"CarePlan?patient={b}") == []
+    finally:
+        context.close()
+
+
+def ehr_frame(ehr: Ehr, launch: str) -> str:
+    """The test EHR's page that shows ``launch`` in an iframe, on the origin ``localhost``
+    (another site than the app's ``127.0.0.1``)."""
+    port = urlsplit(ehr.auth.url).port
+    return f"http://localhost:{port}/frame?src={quote(launch, safe='')}"
+
+
+def test_an_ehr_on_another_origin_shows_the_app_in_its_frame(
+    ehr: Ehr, serve: Callable[..., Server], page: Page
+) -> None:
+    ehr_origin = f"http://localhost:{urlsplit(ehr.auth.url).port}"
+    served = serve(smart_frame_ancestors=ehr_origin)
+    patient = ehr.load("03-failure-t315i")
+    page.goto(ehr_frame(ehr, served.base_url + launch_url(ehr.base, ehr.auth.launch(patient))))
+    frame = page.frame_locator("#app")
+    expect(frame.locator("h1")).to_have_text("Tom Threefifteen")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "smart-in-ehr-frame.png"))
+    # The partitioned cookie works in the frame: a form posts and Accept writes once.
+    frame.locator("#accept").click()
+    expect(frame.locator("#result")).to_have_class("flash flash-accepted")
+    [plan] = ehr.search(f"CarePlan?patient={patient}")
+    assert plan["status"] == "draft"
+
+
+def test_where_framing_is_refused_the_frame_opens_the_app_in_a_new_window(
+    ehr: Ehr, served: Server, page: Page
+) -> None:
+    patient = ehr.load("03-failure-t315i")
+    page.goto(ehr_frame(ehr, served.base_url + launch_url(ehr.base, ehr.auth.launch(patient))))
+    frame = page.frame_locator("#app")
+    link = frame.get_by_role("link", name="Open the CML app in a new window")
+    expect(link).to_be_visible()
+    with page.context.expect_page() as opened:
+        link.click()
+    window = opened.value
+    window.wait_for_url(f"{served.base_url}/smart/l/*")
+    expect(window.locator("h1")).to_have_text("Tom Threefifteen")

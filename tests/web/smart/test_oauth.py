@@ -51,16 +51,22 @@ def test_scopes_for_an_ehr_and_a_standalone_launch() -> None:
     assert ehr[0] == "launch"
     assert alone[0] == "launch/patient"
     assert ehr[1:] == alone[1:]
+    # SMART v2 online_access by default: a refresh token while the user is signed in.
+    assert ehr[-1] == "online_access"
     assert "offline_access" not in ehr
-    assert "offline_access" in requested_scope(
-        settings(smart_offline_access=True), standalone=False
-    )
+    offline = requested_scope(settings(smart_offline_access=True), standalone=False).split()
+    assert "offline_access" in offline
+    assert "online_access" not in offline
+    neither = requested_scope(settings(smart_online_access=False), standalone=False).split()
+    assert not {"online_access", "offline_access"} & set(neither)
 
 
 def test_a_configured_scope_keeps_the_launch_scope_right() -> None:
     s = settings(smart_scope="launch/patient patient/*.rs openid")
-    assert requested_scope(s, standalone=False) == "launch patient/*.rs openid"
-    assert requested_scope(s, standalone=True) == "launch/patient patient/*.rs openid"
+    assert requested_scope(s, standalone=False) == "launch patient/*.rs openid online_access"
+    assert requested_scope(s, standalone=True) == "launch/patient patient/*.rs openid online_access"
+    s = settings(smart_scope="launch patient/*.rs offline_access")
+    assert requested_scope(s, standalone=False) == "launch patient/*.rs offline_access"
 
 
 @responses.activate

@@ -27,9 +27,10 @@ from tests.web.smart.conftest import (
     EXAMPLES,
     Ehr,
     authorize,
+    come_back,
     form_fields,
+    home,
     launch_url,
-    local,
     sign_in,
     smart,
 )
@@ -50,7 +51,7 @@ def flash(response: TestResponse) -> str:
 def opened(browser: FlaskClient, ehr: Ehr, example: str) -> tuple[str, TestResponse]:
     patient = ehr.load(example)
     assert sign_in(browser, ehr, patient).status_code == 303
-    response = browser.get("/smart/app")
+    response = browser.get(home(browser))
     assert response.status_code == 200, text(response)[-1500:]
     return patient, response
 
@@ -63,8 +64,7 @@ def test_the_page_answers_how_the_patient_responds(browser: FlaskClient, ehr: Eh
     assert "<h1>Tom Threefifteen</h1>" in body
     assert f"Reading as of <strong>{AS_OF}</strong>" in body
     assert body.count("Suggestions for a clinician to review; not orders.") >= 2
-    assert "Signed in as " in body
-    assert "Practitioner/dr-hema" in body
+    assert "Signed in as Dr Helena Hema" in body  # a name, not a reference
     # The reading: depth, the ELN category and why, the next PCR.
     row = re.search(r"<dt>ELN 2020 category</dt>.*?</dd>", body, re.S)
     assert row is not None
@@ -86,7 +86,8 @@ def test_the_page_answers_how_the_patient_responds(browser: FlaskClient, ehr: Eh
     assert '<table class="results-table">' in body
     # The forms carry the CSRF token and the fingerprint of what is shown.
     fields = form_fields(body)
-    assert set(fields) == {"csrf_token", "fingerprint"}
+    assert set(fields) == {"csrf_token", "patient", "fingerprint"}
+    assert fields["patient"].startswith("Patient/")
     assert len(fields["fingerprint"]) == 64
 
 
@@ -95,10 +96,10 @@ def test_accept_writes_once_and_says_what_happened(
 ) -> None:
     patient, response = opened(browser, ehr, "05-tfr-candidate")
     fields = form_fields(text(response))
-    first = browser.post("/smart/accept", data=fields)
+    first = browser.post(home(browser, "accept"), data=fields)
     assert first.status_code == 303
-    assert first.headers["Location"].endswith("/smart/app")
-    shown = flash(browser.get("/smart/app"))
+    assert first.headers["Location"].endswith(home(browser))
+    shown = flash(browser.get(home(browser)))
     assert "flash-accepted" in shown
     [plan] = ehr.search(f"CarePlan?patient={patient}")
     [risk] = ehr.search(f"RiskAssessment?patient={patient}")
@@ -110,11 +111,11 @@ def test_accept_writes_once_and_says_what_happened(
         "continue-therapy",
     }
     # The result is shown once, then the page is the page.
-    assert 'class="flash' not in text(browser.get("/smart/app"))
+    assert 'class="flash' not in text(browser.get(home(browser)))
 
-    again = browser.post("/smart/accept", data=fields)
+    again = browser.post(home(browser, "accept"), data=fields)
     assert again.status_code == 303
-    shown = flash(browser.get("/smart/app"))
+    shown = flash(browser.get(home(browser)))
     assert "flash-unchanged" in shown
     assert f"CarePlan/{plan['id']}" in shown
     assert len(ehr.search(f"CarePlan?patient={patient}")) == 1
@@ -133,21 +134,21 @@ def test_a_changed_reading_is_not_written_until_seen(browser: FlaskClient, ehr: 
     patient, response = opened(browser, ehr, "01-optimal-responder")
     stale = form_fields(text(response))
     relapse(ehr.fhir, "01-optimal-responder", "cml-optimal-pcr-2025-06-16", 0.35)
-    refused = browser.post("/smart/accept", data=stale)
+    refused = browser.post(home(browser, "accept"), data=stale)
     assert refused.status_code == 303
-    assert "the reading changed" in flash(browser.get("/smart/app"))
+    assert "the reading changed" in flash(browser.get(home(browser)))
     assert ehr.search(f"CarePlan?patient={patient}") == []
 
 
 def test_a_new_reading_supersedes_the_accepted_one(browser: FlaskClient, ehr: Ehr) -> None:
     patient, response = opened(browser, ehr, "01-optimal-responder")
-    browser.post("/smart/accept", data=form_fields(text(response)))
+    browser.post(home(browser, "accept"), data=form_fields(text(response)))
     [old] = ehr.search(f"CarePlan?patient={patient}")
     relapse(ehr.fhir, "01-optimal-responder", "cml-optimal-pcr-2025-06-16", 0.35)
-    page = browser.get("/smart/app")
+    page = browser.get(home(browser))
     assert "Loss of MMR" in text(page)
-    browser.post("/smart/accept", data=form_fields(text(page)))
-    shown = flash(browser.get("/smart/app"))
+    browser.post(home(browser, "accept"), data=form_fields(text(page)))
+    shown = flash(browser.get(home(browser)))
     assert f"Superseded (updated): CarePlan/{old['id']}." in shown
     plans = {p["id"]: p for p in ehr.search(f"CarePlan?patient={patient}")}
     assert plans[old["id"]]["status"] == "revoked"
@@ -160,11 +161,11 @@ def test_dismiss_records_why(smart_app: Flask, browser: FlaskClient, ehr: Ehr) -
     patient, response = opened(browser, ehr, "07-dose-reduction-candidate")
     fields = form_fields(text(response))
     done = browser.post(
-        "/smart/dismiss",
+        home(browser, "dismiss"),
         data=fields | {"reason": "patient-preference", "comment": "Prefers to stay at 400 mg."},
     )
     assert done.status_code == 303
-    page = browser.get("/smart/app")
+    page = browser.get(home(browser))
     shown = flash(page)
     assert "Dismissal recorded" in shown
     assert "Patient's preference. Prefers to stay at 400 mg." in shown
@@ -192,7 +193,7 @@ def test_a_dismissal_needs_a_reason(
     smart_app: Flask, browser: FlaskClient, ehr: Ehr, form: dict[str, str], says: str
 ) -> None:
     patient, response = opened(browser, ehr, "07-dose-reduction-candidate")
-    refused = browser.post("/smart/dismiss", data=form_fields(text(response)) | form)
+    refused = browser.post(home(browser, "dismiss"), data=form_fields(text(response)) | form)
     assert refused.status_code == 400
     assert says in text(refused)
     assert smart(smart_app).state.decisions(ehr.base, f"Patient/{patient}") == []
@@ -212,8 +213,8 @@ def test_the_standalone_launch_asks_the_ehr_to_pick_a_patient(
     assert "launch" not in query
     assert query["aud"] == [ehr.base]
     assert query["code_challenge_method"] == ["S256"]
-    assert browser.get(local(authorize(started.headers["Location"]))).status_code == 303
-    page = text(browser.get("/smart/app"))
+    assert come_back(browser, authorize(started.headers["Location"])).status_code == 303
+    page = text(browser.get(home(browser)))
     assert "<h1>Otto Overdue</h1>" in page
     assert "OVERDUE since 2024-12-16" in page
 
@@ -222,7 +223,7 @@ def test_the_ehr_launch_asks_for_the_scopes_the_app_needs(browser: FlaskClient, 
     started = browser.get(launch_url(ehr.base, ehr.auth.launch("p")))
     query = parse_qs(urlsplit(started.headers["Location"]).query)
     scopes = query["scope"][0].split()
-    assert scopes == ["launch", *DEFAULT_SCOPES]
+    assert scopes == ["launch", *DEFAULT_SCOPES, "online_access"]
     for needed in (
         "openid",
         "fhirUser",
@@ -291,7 +292,7 @@ def test_a_confidential_client_authenticates_with_its_secret(
     client = app.test_client()
     patient = ehr.load("01-optimal-responder")
     assert sign_in(client, ehr, patient).status_code == 303
-    assert client.get("/smart/app").status_code == 200
+    assert client.get(home(client)).status_code == 200
     [sent] = ehr.auth.token_requests
     assert "client_secret" not in sent  # HTTP Basic, not the body
 
@@ -327,13 +328,13 @@ def test_an_unconfigured_app_says_so(client: FlaskClient) -> None:
 def test_ending_the_session(browser: FlaskClient, ehr: Ehr) -> None:
     _, response = opened(browser, ehr, "01-optimal-responder")
     fields = form_fields(text(response))
-    refused = browser.post("/smart/logout", data={})
+    refused = browser.post(home(browser, "logout"), data={})
     assert refused.status_code == 403
-    ended = browser.post("/smart/logout", data={"csrf_token": fields["csrf_token"]})
+    ended = browser.post(home(browser, "logout"), data={"csrf_token": fields["csrf_token"]})
     assert ended.status_code == 200
     assert "Signed out" in text(ended)
-    assert "__Host-fhir-cml=;" in ended.headers["Set-Cookie"]
-    assert browser.get("/smart/app").status_code == 401
+    assert "for Ima Optimal" in text(ended)
+    assert browser.get(home(browser)).status_code == 401
 
 
 def relapse(server: FhirTestServer, example: str, observation: str, value: float) -> None:
@@ -356,7 +357,7 @@ def test_a_refused_write_is_shown_with_a_502(
 
     monkeypatch.setattr("fhir_cml.web.smart.views.write_assessment", refuse)
     patient, response = opened(browser, ehr, "01-optimal-responder")
-    answer = browser.post("/smart/accept", data=form_fields(text(response)))
+    answer = browser.post(home(browser, "accept"), data=form_fields(text(response)))
     assert answer.status_code == 502
     shown = flash(answer)
     assert "flash-error" in shown

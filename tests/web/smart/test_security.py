@@ -25,7 +25,9 @@ from tests.web.smart.conftest import (
     CLIENT_ID,
     Ehr,
     authorize,
+    come_back,
     form_fields,
+    home,
     launch_url,
     local,
     sign_in,
@@ -87,7 +89,7 @@ def started(browser: FlaskClient, ehr: Ehr, patient: str) -> str:
 
 
 def page(browser: FlaskClient) -> TestResponse:
-    return browser.get("/smart/app")
+    return browser.get(home(browser))
 
 
 # --- iss -----------------------------------------------------------------------------------------
@@ -121,7 +123,7 @@ def test_a_wrong_state_is_refused_and_the_right_one_still_works(
     forged = back.replace("state=", "state=forged")
     refused(browser.get(local(forged)), 400, "does not carry the state")
     assert len(ehr.auth.token_requests) == 0  # no code was traded
-    assert browser.get(local(back)).status_code == 303
+    assert come_back(browser, back).status_code == 303
     assert page(browser).status_code == 200
 
 
@@ -314,7 +316,7 @@ def test_a_revoked_token_ends_the_session(browser: FlaskClient, ehr: Ehr) -> Non
 # --- writes --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/smart/accept", "/smart/dismiss"])
+@pytest.mark.parametrize("path", ["accept", "dismiss"])
 @pytest.mark.parametrize("token", [None, "", "not-the-token"])
 def test_a_write_without_the_csrf_token_is_refused(
     browser: FlaskClient, ehr: Ehr, path: str, token: str | None
@@ -328,13 +330,13 @@ def test_a_write_without_the_csrf_token_is_refused(
         del fields["csrf_token"]
     else:
         fields["csrf_token"] = token
-    refused(browser.post(path, data=fields), 403, "anti-forgery (CSRF) token")
+    refused(browser.post(home(browser, path), data=fields), 403, "anti-forgery (CSRF) token")
     assert ehr.search(f"CarePlan?patient={patient}") == []
     assert smart(_app_of(browser)).state.decisions(ehr.base, f"Patient/{patient}") == []
 
 
 def test_a_write_without_a_session_is_a_401(browser: FlaskClient, ehr: Ehr) -> None:
-    refused(browser.post("/smart/accept", data={"csrf_token": "x"}), 401, "No session")
+    refused(browser.post(home(browser, "accept"), data={"csrf_token": "x"}), 401, "No session")
 
 
 def test_another_sessions_csrf_token_does_not_do(
@@ -347,7 +349,7 @@ def test_another_sessions_csrf_token_does_not_do(
     sign_in(other, ehr, patient)
     theirs = form_fields(text(page(other)))
     refused(
-        browser.post("/smart/accept", data=mine | {"csrf_token": theirs["csrf_token"]}),
+        browser.post(home(browser, "accept"), data=mine | {"csrf_token": theirs["csrf_token"]}),
         403,
         "CSRF",
     )

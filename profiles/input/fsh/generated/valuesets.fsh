@@ -158,7 +158,11 @@ Description: "The TKIs fhir-cml reads (imatinib, dasatinib, nilotinib, bosutinib
 * http://www.nlm.nih.gov/research/umls/rxnorm#403879 "imatinib 400 MG Oral Tablet"
 * http://www.nlm.nih.gov/research/umls/rxnorm#404588 "Gleevec 100 MG Oral Tablet"
 * http://www.nlm.nih.gov/research/umls/rxnorm#404589 "Gleevec 400 MG Oral Tablet"
+* http://www.nlm.nih.gov/research/umls/rxnorm#475342 "dasatinib"
 * http://www.nlm.nih.gov/research/umls/rxnorm#662281 "nilotinib"
+* http://www.nlm.nih.gov/research/umls/rxnorm#1307619 "bosutinib"
+* http://www.nlm.nih.gov/research/umls/rxnorm#1364347 "ponatinib"
+* http://www.nlm.nih.gov/research/umls/rxnorm#2584304 "asciminib"
 * http://www.whocc.no/atc#L01EA01 "imatinib"
 * http://www.whocc.no/atc#L01EA02 "dasatinib"
 * http://www.whocc.no/atc#L01EA03 "nilotinib"
@@ -179,10 +183,14 @@ Description: "Strong CYP3A4 inhibitors named by the clinical sources (ketoconazo
 * http://www.whocc.no/atc#J01FA09 "clarithromycin"
 * http://www.whocc.no/atc#J05AE03 "ritonavir"
 * http://www.whocc.no/atc#V03AX03 "cobicistat"
-* http://www.nlm.nih.gov/research/umls/rxnorm#121243 "voriconazole"
+* http://www.nlm.nih.gov/research/umls/rxnorm#6135 "ketoconazole"
+* http://www.nlm.nih.gov/research/umls/rxnorm#197853 "ketoconazole 200 MG Oral Tablet"
 * http://www.nlm.nih.gov/research/umls/rxnorm#28031 "itraconazole"
 * http://www.nlm.nih.gov/research/umls/rxnorm#282446 "posaconazole"
-* http://www.nlm.nih.gov/research/umls/rxnorm#197853 "ketoconazole 200 MG Oral Tablet"
+* http://www.nlm.nih.gov/research/umls/rxnorm#121243 "voriconazole"
+* http://www.nlm.nih.gov/research/umls/rxnorm#21212 "clarithromycin"
+* http://www.nlm.nih.gov/research/umls/rxnorm#85762 "ritonavir"
+* http://www.nlm.nih.gov/research/umls/rxnorm#1306284 "cobicistat"
 
 ValueSet: StrongCyp3a4InducersVS
 Id: strong-cyp3a4-inducers
@@ -196,8 +204,11 @@ Description: "Strong CYP3A4 inducers named by the clinical sources (rifampicin, 
 * http://www.whocc.no/atc#N03AA02 "phenobarbital"
 * http://www.whocc.no/atc#N06AX25
 * http://www.whocc.no/atc#L02BB04 "enzalutamide"
+* http://www.nlm.nih.gov/research/umls/rxnorm#9384 "rifampin"
 * http://www.nlm.nih.gov/research/umls/rxnorm#2002 "carbamazepine"
 * http://www.nlm.nih.gov/research/umls/rxnorm#8183 "phenytoin"
+* http://www.nlm.nih.gov/research/umls/rxnorm#8134 "phenobarbital"
+* http://www.nlm.nih.gov/research/umls/rxnorm#1307298 "enzalutamide"
 
 ValueSet: StrongCyp3a4ModulatorsVS
 Id: strong-cyp3a4-modulators
