@@ -142,7 +142,6 @@ ICD10_CM: Final = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD_O_3: Final = "http://terminology.hl7.org/CodeSystem/icd-o-3"
 M49: Final = "http://unstats.un.org/unsd/methods/m49/m49.htm"  # jurisdiction: 001 World
 RESTFUL_SECURITY_SERVICE: Final = "http://terminology.hl7.org/CodeSystem/restful-security-service"
-SMART_OAUTH_URIS: Final = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 # mCODE (STU4) Cancer Disease Status: an Observation coded LOINC 97509-4 whose value is from the
 # Condition Status Trend value set (SNOMED CT)
 MCODE_DISEASE_STATUS_PROFILE: Final = (

@@ -73,34 +73,35 @@ def metadata() -> Response:
 
 
 def capability_statement(public_base_url: str, *, secured: bool = False) -> dict[str, Any]:
-    """The generated CapabilityStatement, with ``implementation.url`` set to this base, and its
-    server security saying what this installation does with callers of the patient-level
-    operation: scopes it checks when callers are authenticated, that the operation is off when
-    no way to authenticate them is configured."""
+    """The generated CapabilityStatement, with ``implementation.url`` set to this base, and the
+    server's ``security`` as this installation has it: the scopes checked when callers of the
+    patient-level operation are authenticated; none when no way to authenticate them is
+    configured (the operation is then off, and nothing served needs a token)."""
     statement = conformance.load("CapabilityStatement", "fhir-cml")
     statement.setdefault("implementation", {})["url"] = f"{public_base_url}/fhir"
-    security = statement["rest"][0].setdefault("security", {})
-    security["service"] = [
-        {
-            "coding": [
-                {"system": SECURITY_SERVICE, "code": "SMART-on-FHIR", "display": "SMART-on-FHIR"}
-            ]
-        }
-    ]
-    if secured:
-        security["description"] = (
+    if not secured:
+        statement["rest"][0].pop("security", None)
+        return statement
+    statement["rest"][0]["security"] = {
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": SECURITY_SERVICE,
+                        "code": "SMART-on-FHIR",
+                        "display": "SMART-on-FHIR",
+                    }
+                ]
+            }
+        ],
+        "description": (
             "Patient/[id]/$cml-assess needs a bearer access token (SMART Backend Services) "
             "whose scopes cover the patient: system/ or patient/ read of Patient and the "
             "input types, and create/update of RiskAssessment and CarePlan and create of "
             "Provenance for writeBack. $cml-assess with the data in the body and the "
             "conformance resources need none."
-        )
-    else:
-        security["description"] = (
-            "Patient/[id]/$cml-assess is off on this installation (403): no way to authenticate "
-            "its callers is configured. $cml-assess with the data in the body and the "
-            "conformance resources need no token."
-        )
+        ),
+    }
     return statement
 
 

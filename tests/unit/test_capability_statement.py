@@ -88,6 +88,9 @@ class Recorder:
 def recorded() -> Recorder:
     client: Any = Recorder()
     fetch.fetch_patients(client, ["p1", "p2"])
+    extra = fetch.FetchOptions(extra_types=("MedicationDispense", "MedicationAdministration"))
+    fetch.fetch_patients(client, ["p1"], extra)
+    fetch.changed_patients(client, datetime(2025, 6, 1, tzinfo=UTC), extra)
     fetch.find_population(client, list(fetch.Population))
     fetch.changed_patients(client, datetime(2025, 6, 1, tzinfo=UTC))
     fetch.group_members(client, "g1")

@@ -78,7 +78,7 @@ Usage: #definition
 * rest[0].documentation = "Base [public URL]/fhir. Every response is application/fhir+json; every error is an OperationOutcome. Suggestions only: nothing returned or written is an order (the CarePlan is a draft with intent proposal)."
 * rest[0].security.cors = false
 * rest[0].security.service = $RESTFUL_SECURITY_SERVICE#SMART-on-FHIR "SMART-on-FHIR"
-* rest[0].security.description = "GET /metadata and the conformance resources are public. Patient/[id]/$cml-assess reads the EHR with the service's own credentials (SMART Backend Services), so its callers must be authenticated as the deployment documents (docs/outbound.md); with writeBack=true it also writes to the EHR. Where the deployment names its authorization server, /metadata carries its endpoints in the extension http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris. $cml-assess at the system level reads only the data posted to it."
+* rest[0].security.description = "GET /metadata and the conformance resources are public. Patient/[id]/$cml-assess reads the EHR with the service's own credentials (SMART Backend Services), so its callers need a bearer access token from an authorization server the installation trusts (JWT or token introspection), with SMART v2 scopes covering the patient and, for writeBack=true, the writes; without a way to authenticate callers the operation is off (403) and GET /metadata serves no security. $cml-assess at the system level reads only the data posted to it."
 * insert Conformance(0, CapabilityStatement)
 * insert Conformance(1, OperationDefinition)
 * insert Conformance(2, StructureDefinition)
@@ -174,6 +174,12 @@ Usage: #definition
 * rest[1].resource[9].searchParam[0].definition = "http://hl7.org/fhir/SearchParameter/Provenance-target"
 * rest[1].resource[9].searchParam[0].type = #reference
 * rest[1].resource[9].searchParam[0].documentation = "Also chained to the RiskAssessment's identifier (target:RiskAssessment.identifier)."
+* insert MedicationInput(10, MedicationRequest)
+* rest[1].resource[10].documentation = "Read as input to an assessment (docs/inbound.md): TKI orders (US Core exposes medications as MedicationRequest), made into TKI courses; Medications named by reference come with _include."
+* insert MedicationInput(11, MedicationDispense)
+* rest[1].resource[11].documentation = "Read as input when the deployment asks for it (sync: extra input types): TKI dispenses, made into TKI courses."
+* insert MedicationInput(12, MedicationAdministration)
+* rest[1].resource[12].documentation = "Read as input when the deployment asks for it (sync: extra input types): TKI administrations, made into TKI courses."
 * rest[1].interaction[0].code = #transaction
 * rest[1].interaction[0].documentation = "Each group of patients in one transaction (conditional creates, If-Match updates, urn:uuid references)."
 * rest[1].interaction[1].code = #batch
@@ -218,3 +224,14 @@ RuleSet: Written(i, type, profile)
 * rest[1].resource[{i}].searchParam[0].name = "identifier"
 * rest[1].resource[{i}].searchParam[0].definition = "http://hl7.org/fhir/SearchParameter/clinical-identifier"
 * rest[1].resource[{i}].searchParam[0].type = #token
+
+RuleSet: MedicationInput(i, type)
+* insert Input({i}, {type}, "patient", "http://hl7.org/fhir/SearchParameter/clinical-patient", #reference)
+* rest[1].resource[{i}].searchInclude[0] = "{type}:medication"
+* rest[1].resource[{i}].searchParam[2].name = "code"
+* rest[1].resource[{i}].searchParam[2].definition = "http://hl7.org/fhir/SearchParameter/clinical-code"
+* rest[1].resource[{i}].searchParam[2].type = #token
+* rest[1].resource[{i}].searchParam[3].name = "medication"
+* rest[1].resource[{i}].searchParam[3].definition = "http://hl7.org/fhir/SearchParameter/medications-medication"
+* rest[1].resource[{i}].searchParam[3].type = #reference
+* rest[1].resource[{i}].searchParam[3].documentation = "By Medication reference, and chained (medication.code) to find the records of a TKI named by a Medication."

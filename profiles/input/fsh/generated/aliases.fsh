@@ -65,7 +65,6 @@ Alias: $RKKP_CML_RESPONSE_VS = https://kip.rkkp.dk/fhir/ValueSet/Behandlingsresp
 Alias: $RKKP_MOLECULAR_REMISSION = https://kip.rkkp.dk/fhir/CodeSystem/MolecularRemission
 Alias: $RKKP_TREATMENT_RESPONSE = https://kip.rkkp.dk/fhir/CodeSystem/TreatmentResponseEvaluation
 Alias: $RXNORM = http://www.nlm.nih.gov/research/umls/rxnorm
-Alias: $SMART_OAUTH_URIS = http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris
 Alias: $SNOMED = http://snomed.info/sct
 Alias: $UCUM = http://unitsofmeasure.org
 Alias: $V3_INTERPRETATION = http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation
