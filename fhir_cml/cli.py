@@ -25,8 +25,10 @@ from fhir_cml.domain import Assessment, Guideline
 from fhir_cml.domain.model import Issue
 from fhir_cml.errors import OperationOutcomeError
 from fhir_cml.fhir.inbound import MappingOptions, load_paths
+from fhir_cml.fhir.inbound.conceptmaps import concept_maps_from
 from fhir_cml.fhir.outbound import transaction_bundle, validate
-from fhir_cml.jobs.sync_cli import sync
+from fhir_cml.jobs.survey_cli import survey
+from fhir_cml.jobs.sync_cli import concept_map_option, sync
 from fhir_cml.reporting import LoadSummary, to_contract, to_text
 
 EXIT_OK: Final = 0
@@ -80,6 +82,7 @@ def main() -> None:
     default=None,
     help="The laboratory's IS conversion factor for non-IS BCR::ABL1 results that carry none.",
 )
+@concept_map_option
 @click.option(
     "--max-file-size",
     type=click.FloatRange(min=0, min_open=True),
@@ -94,16 +97,23 @@ def assess_command(
     fmt: str,
     output: Path | None,
     conversion_factor: float | None,
+    concept_maps: tuple[Path, ...],
     max_file_size: float,
 ) -> None:
     """Assess every CML patient in INPUT (FHIR Bundles, resources, NDJSON, or directories)."""
     day = as_of.date() if as_of is not None else date.today()
     chosen = Guideline(guideline)
     now = datetime.now(UTC)
+    terminology = None
+    if concept_maps:
+        terminology = concept_maps_from(concept_maps)
+        for problem in terminology.problems:
+            _say(f"warning: {problem}")
     options = MappingOptions(
         now=now,
         conversion_factor=conversion_factor,
         max_json_bytes=int(max_file_size * 1024 * 1024),
+        terminology=terminology,
     )
     loaded = load_paths(list(inputs), options)
     for issue in loaded.issues:
@@ -226,3 +236,4 @@ def serve_command(demo: bool, host: str, port: int) -> None:
 
 
 main.add_command(sync)
+main.add_command(survey)

@@ -1,2 +1,58 @@
-"""The application service: assess a patient and write its suggestions, the one path every face
-(CLI, sync job, FHIR operation, CDS Hooks, SMART app) takes."""
+"""The application service: read, assess, build, validate and write, the one path every face
+(the ``fhir-cml`` command, the sync job, ``$cml-assess``, CDS Hooks, the SMART app) takes.
+
+Faces call only what is listed here:
+
+- assessing: :func:`assess_loaded` (many patients; one that fails does not stop the others),
+  :func:`one_patient` and :func:`assess_one` (the web faces' one patient per call),
+  :func:`why_nothing`, :func:`checked_result_bundle` ($cml-assess's answer, validated);
+- building: :func:`suggestions` (RiskAssessment, CarePlan, Provenance, each validated: what is
+  written and what a CDS card shows come from the same builders through the same gate);
+- writing: :func:`write_back` (one patient), :func:`plan` and :func:`write` (many patients:
+  the sync job; ``plan`` alone is ``--dry-run``), :func:`revoke` (a clinician withdraws a
+  suggestion), with :class:`WriteSettings` (how) and :class:`Decider` (who decided).
+
+Errors are those of :mod:`fhir_cml.errors`; write failures are reported per patient on the
+:class:`WriteOutcome`, never raised, so one refused patient does not cost the others.
+"""
+
+from fhir_cml.app.assessing import (
+    Assessed,
+    assess_loaded,
+    assess_one,
+    checked_result_bundle,
+    one_patient,
+    why_nothing,
+)
+from fhir_cml.app.writing import (
+    DEFAULT_WRITE,
+    Decider,
+    WriteSettings,
+    plan,
+    revoke,
+    suggestions,
+    write,
+    write_back,
+)
+from fhir_cml.ehr.writeback import Plan, TransactionLimit, WriteMode, WriteOutcome
+
+__all__ = [
+    "DEFAULT_WRITE",
+    "Assessed",
+    "Decider",
+    "Plan",
+    "TransactionLimit",
+    "WriteMode",
+    "WriteOutcome",
+    "WriteSettings",
+    "assess_loaded",
+    "assess_one",
+    "checked_result_bundle",
+    "one_patient",
+    "plan",
+    "revoke",
+    "suggestions",
+    "why_nothing",
+    "write",
+    "write_back",
+]

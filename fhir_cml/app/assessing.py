@@ -1,8 +1,9 @@
 """Read, assess, write: the steps every face takes between FHIR input and FHIR output.
 
-The command line (``fhir-cml assess``) and the web service ($cml-assess, CDS Hooks) share
-these, so they read the same input the same way and say the same thing when nothing can be
-assessed.
+The command line (``fhir-cml assess``), the sync job and the web faces ($cml-assess, CDS Hooks,
+the SMART app) share these, so they read the same input the same way and say the same thing when
+nothing can be assessed. The web faces take exactly one patient per call: :func:`one_patient`
+says, as a 422, why the input is not that.
 """
 
 from __future__ import annotations
@@ -12,12 +13,21 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from fhir_cml.domain import Assessment, Guideline, assess
+from fhir_cml.domain import Assessment, Guideline, PatientRecord, assess
 from fhir_cml.domain.model import Issue
+from fhir_cml.errors import OperationOutcomeError, RequestError
 from fhir_cml.fhir.inbound import LoadResult
 from fhir_cml.fhir.outbound import result_bundle, validate
+from fhir_cml.fhir.outbound.operation_outcome import from_issue
 
-__all__ = ["Assessed", "assess_loaded", "checked_result_bundle", "why_nothing"]
+__all__ = [
+    "Assessed",
+    "assess_loaded",
+    "assess_one",
+    "checked_result_bundle",
+    "one_patient",
+    "why_nothing",
+]
 
 
 @dataclass
@@ -38,6 +48,48 @@ def assess_loaded(loaded: LoadResult, as_of: date, guideline: Guideline) -> Asse
         except Exception as exc:  # a bug in the rules must not cost the other patients
             out.failed.append((record.patient, exc))
     return out
+
+
+def one_patient(loaded: LoadResult, patient: str | None = None) -> PatientRecord:
+    """The one CML patient of the input (``patient`` when given); a 422 RequestError saying
+    why when there is not exactly one."""
+    others = [r.patient for r in loaded.records if patient is not None and r.patient != patient]
+    if others:
+        raise RequestError(
+            f"The input has resources of other patients than {patient}; $cml-assess assesses "
+            "one patient per call.",
+            status=422,
+            code="processing",
+        )
+    found = len(loaded.records) + loaded.skipped_patients
+    if found > 1:
+        raise RequestError(
+            f"The input holds {found} patients ({len(loaded.records)} with CML evidence); "
+            "$cml-assess assesses exactly one patient per call.",
+            status=422,
+            code="processing",
+        )
+    if not loaded.records:
+        error = RequestError(
+            f"Nothing to assess: {why_nothing(loaded)}", status=422, code="processing"
+        )
+        error.outcome["issue"] += [from_issue(i) for i in loaded.issues]
+        raise error
+    return loaded.records[0]
+
+
+def assess_one(record: PatientRecord, as_of: date, guideline: Guideline) -> Assessment:
+    """The assessment of ``record``; a rule that raises is an internal error (500), reported
+    without the input (it may identify the patient)."""
+    assessed = assess_loaded(LoadResult(records=[record], issues=[]), as_of, guideline)
+    if assessed.failed:
+        _, exc = assessed.failed[0]
+        raise OperationOutcomeError(
+            f"The assessment failed ({type(exc).__name__}); please report it with the input.",
+            code="exception",
+            status=500,
+        )
+    return assessed.assessments[0]
 
 
 def why_nothing(loaded: LoadResult) -> str:

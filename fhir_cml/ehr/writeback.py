@@ -19,8 +19,8 @@ loss) fail the whole group, which the next run retries. For servers that cap tra
 hard, ``mode="batch"`` writes a group in three batches instead (:func:`_write_batches`);
 ``mode="auto"`` (the default) starts with transactions and changes to batches when the server
 takes fewer than ``AUTO_BATCH_BELOW`` patients per transaction.
-:func:`write_assessment` does all this for one patient (the Flask service and the SMART app use
-it).
+The application service (:mod:`fhir_cml.app`) builds and validates the resources and calls
+these for every face.
 """
 
 from __future__ import annotations
@@ -32,10 +32,8 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal
 
-from fhir_cml.domain.results import Assessment
 from fhir_cml.ehr.client import FhirClient, outcome_text
 from fhir_cml.ehr.fetch import (
     DEFAULT_FETCH,
@@ -45,12 +43,12 @@ from fhir_cml.ehr.fetch import (
 )
 from fhir_cml.errors import FhirClientError, FhirHttpError, FhirResponseError
 from fhir_cml.fhir import canonical as c
-from fhir_cml.fhir.outbound import Successor, Written, build, supersede, transaction_entries
+from fhir_cml.fhir.outbound import Successor, Written, supersede, transaction_entries
 from fhir_cml.fhir.outbound.supersede import local_reference, replacing, update_entries
 
 log = logging.getLogger(__name__)
 
-Action = Literal["create", "supersede", "unchanged"]
+Action = Literal["create", "supersede", "unchanged", "revoke"]
 # transaction: each group of patients in one transaction (atomic: a patient's RiskAssessment,
 # CarePlan and Provenance appear together or not at all). batch: three batches in dependency
 # order, for servers that cap transactions (see _write_batches).
@@ -112,21 +110,20 @@ class WriteOutcome:
 
 def plan_writes(
     client: FhirClient,
-    assessments: Sequence[Assessment],
-    recorded: datetime,
+    written: Sequence[Written],
     options: FetchOptions = DEFAULT_FETCH,
 ) -> list[Plan]:
-    """Plans for these assessments from the server's current suggestions (1-2 searches)."""
-    if not assessments:
+    """Plans for these built (and validated) resources from the server's current suggestions
+    (1-2 searches)."""
+    if not written:
         return []
-    written = [build(a, recorded) for a in assessments]
-    ids = [_patient_id(a.patient) for a in assessments]
+    ids = [_patient_id(w.patient) for w in written]
     current = current_suggestions(client, ids, options)
     stale_fps = {
         fp
         for w, pid in zip(written, ids, strict=True)
         for plan in current[pid]
-        for fp in [_fingerprint(plan)]
+        for fp in [care_plan_fingerprint(plan)]
         if fp is not None and fp != w.ids.fingerprint
     }
     old_risks = (
@@ -144,8 +141,8 @@ def make_plan(
     """The plan for one patient: ``care_plans`` are the draft fhir-cml CarePlans on the server,
     ``risk_assessments`` the RiskAssessments of their fingerprints."""
     fp = written.ids.fingerprint
-    same = [p for p in care_plans if _fingerprint(p) == fp]
-    stale = [p for p in care_plans if _fingerprint(p) != fp]
+    same = [p for p in care_plans if care_plan_fingerprint(p) == fp]
+    stale = [p for p in care_plans if care_plan_fingerprint(p) != fp]
     if same and not stale:
         return Plan(patient_id, fp, "unchanged", written, current=local_reference(same[0]))
     entries = transaction_entries(written)
@@ -155,7 +152,7 @@ def make_plan(
     new_care_plan = written.care_plan
     updates: list[dict[str, Any]] = []
     for old in stale:
-        old_fp = _fingerprint(old)
+        old_fp = care_plan_fingerprint(old)
         old_risk = risk_assessments.get(old_fp) if old_fp else None
         if old_risk is not None:
             revoked, replaced, new_care_plan = supersede(old, old_risk, successor, new_care_plan)
@@ -242,19 +239,6 @@ def write_plans(
     for outcome in written:
         outcomes[outcome.patient_id] = outcome
     return [outcomes[p.patient_id] for p in plans]
-
-
-def write_assessment(
-    client: FhirClient,
-    assessment: Assessment,
-    recorded: datetime,
-    options: FetchOptions = DEFAULT_FETCH,
-    mode: WriteMode = "transaction",
-) -> WriteOutcome:
-    """Writes one assessment (superseding the previous one), as the services need."""
-    [plan] = plan_writes(client, [assessment], recorded, options)
-    [outcome] = write_plans(client, [plan], mode=mode)
-    return outcome
 
 
 def transaction(plans: Sequence[Plan]) -> dict[str, Any]:
@@ -519,7 +503,8 @@ def _location(response: Any) -> str | None:
     return "/".join(parts[-2:]) if len(parts) >= 2 else None
 
 
-def _fingerprint(care_plan: dict[str, Any]) -> str | None:
+def care_plan_fingerprint(care_plan: dict[str, Any]) -> str | None:
+    """The assessment fingerprint a fhir-cml CarePlan carries as its identifier."""
     for ident in care_plan.get("identifier") or []:
         if isinstance(ident, dict) and ident.get("system") == c.ID_CARE_PLAN:
             value = ident.get("value")

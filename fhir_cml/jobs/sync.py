@@ -45,6 +45,15 @@ from typing import IO, Any, Literal
 
 from tqdm import tqdm
 
+from fhir_cml.app import (
+    Plan,
+    TransactionLimit,
+    WriteMode,
+    WriteOutcome,
+    WriteSettings,
+)
+from fhir_cml.app import plan as plan_writes
+from fhir_cml.app import write as write_plans
 from fhir_cml.domain import RULESET_VERSION, Assessment, Guideline, assess
 from fhir_cml.domain.config import DEFAULT_CONFIG
 from fhir_cml.domain.vocabulary import IssueCode, Severity
@@ -61,14 +70,6 @@ from fhir_cml.ehr.fetch import (
     group_members,
     input_fingerprint,
     patient_id_of,
-)
-from fhir_cml.ehr.writeback import (
-    Plan,
-    TransactionLimit,
-    WriteMode,
-    WriteOutcome,
-    plan_writes,
-    write_plans,
 )
 from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
 from fhir_cml.fhir.inbound import MappingOptions, load_paths, records_from_resources
@@ -281,6 +282,7 @@ class SyncJob:
         self.report_items: list[dict[str, Any]] = []
         self.run_id = 0
         self.limit = TransactionLimit(settings.transaction_size)
+        self.writing = WriteSettings(mode=settings.write_mode, fetch=settings.fetch)
         self._requests = Counter[str]()
         client.on_exchange.append(lambda e: self._requests.update(["write" if e.write else "read"]))
 
@@ -562,7 +564,7 @@ class SyncJob:
     def _write(self, assessments: list[Assessment], results: dict[str, PatientResult]) -> None:
         recorded = datetime.now(UTC)
         try:
-            plans = plan_writes(self.client, assessments, recorded, self.settings.fetch)
+            plans = plan_writes(self.client, assessments, recorded, settings=self.writing)
         except FhirClientError as err:
             for a in assessments:
                 _fail(
@@ -575,9 +577,7 @@ class SyncJob:
             results[plan.patient_id].plan = plan
         if self.settings.dry_run:
             return
-        for outcome in write_plans(
-            self.client, plans, mode=self.settings.write_mode, limit=self.limit
-        ):
+        for outcome in write_plans(self.client, plans, settings=self.writing, limit=self.limit):
             result = results[outcome.patient_id]
             result.write = outcome
             if not outcome.ok:

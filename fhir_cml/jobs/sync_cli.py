@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -24,8 +25,10 @@ from fhir_cml.ehr.auth import (
 )
 from fhir_cml.ehr.client import BearerToken, FhirClient, RetryPolicy
 from fhir_cml.ehr.fetch import FetchOptions, Population
+from fhir_cml.ehr.terminology import site_terminology
 from fhir_cml.ehr.writeback import WriteMode
 from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
+from fhir_cml.fhir.inbound.conceptmaps import Terminology
 from fhir_cml.jobs.sync import EXIT_RUN_FAILED, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 
@@ -48,6 +51,17 @@ def _instant(value: str | None) -> datetime | None:
             raise click.BadParameter("a time needs a time zone, e.g. 2025-06-30T22:00:00Z")
         moment = moment.replace(tzinfo=UTC)
     return moment
+
+
+# The site's ConceptMaps, an option of assess, sync and survey alike.
+concept_map_option = click.option(
+    "--concept-map",
+    "concept_maps",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="The site's ConceptMap (JSON file, Bundle or directory): local codes and units to the "
+    "ones fhir-cml reads. Repeatable.",
+)
 
 
 @click.command("sync")
@@ -198,6 +212,13 @@ def _instant(value: str | None) -> datetime | None:
     show_default=True,
     help="Re-read unchanged patients after this many days (conclusions age).",
 )
+@concept_map_option
+@click.option(
+    "--terminology-server",
+    metavar="URL",
+    help="Translate local codes and units with ConceptMap/$translate on this server (the FHIR "
+    "server's own credentials when it is the same URL).",
+)
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -239,6 +260,8 @@ def sync(
     recheck_days: int,
     write_mode: str,
     transaction_size: int | None,
+    concept_maps: tuple[Path, ...],
+    terminology_server: str | None,
     report: Path | None,
     progress: bool | None,
 ) -> None:
@@ -288,6 +311,11 @@ def sync(
         click.echo(f"fhir-cml sync: {err}", err=True)
         ctx.exit(EXIT_RUN_FAILED)
     job = SyncJob(settings, client, store, progress=show_bar, report=report)
+    problems: list[str] = []
+    if concept_maps or terminology_server:
+        terminology, problems = _terminology(client, concept_maps, terminology_server)
+        job.mapping = replace(job.mapping, terminology=terminology)
+    said = len(problems)
     try:
         summary = job.run()
     except FhirCmlError as err:  # the state store failed: nothing can be remembered
@@ -298,6 +326,8 @@ def sync(
         store.close()
     for line in summary.lines():
         click.echo(line)
+    for problem in problems[said:]:  # met while translating (the terminology server)
+        click.echo(f"fhir-cml sync: {problem}", err=True)
     ctx.exit(summary.exit_code)
 
 
@@ -346,3 +376,17 @@ def _configure_logging(progress: bool) -> None:
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
         root.addHandler(handler)
     root.setLevel(logging.WARNING if progress else logging.INFO)
+
+
+def _terminology(
+    client: FhirClient, concept_maps: tuple[Path, ...], server: str | None
+) -> tuple[Terminology | None, list[str]]:
+    """The site's ConceptMaps and terminology server; problems loading them go to stderr."""
+    remote = None
+    if server is not None:
+        same = server.rstrip("/") == client.base_url
+        remote = client if same else FhirClient(server, timeout=client.timeout)
+    terminology, problems = site_terminology(list(concept_maps), remote)
+    for problem in problems:
+        click.echo(f"fhir-cml sync: {problem}", err=True)
+    return terminology, problems

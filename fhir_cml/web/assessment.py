@@ -1,9 +1,8 @@
 """One patient's resources to one assessment, as the web faces need it.
 
 Reading goes through the inbound reader (``records_from_resources``, which never raises for bad
-content) and assessing through :mod:`fhir_cml.app.assessing`, as on the command line. The web
-faces take exactly one patient per call; :func:`only_patient` says, as a 422, why the input is
-not that.
+content) with the service's settings; choosing the one patient and assessing it are the
+application service's (:mod:`fhir_cml.app`), as for every face.
 """
 
 from __future__ import annotations
@@ -12,11 +11,9 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from fhir_cml.app.assessing import assess_loaded, why_nothing
+from fhir_cml.app.assessing import assess_one, one_patient
 from fhir_cml.domain import Assessment, Guideline, PatientRecord
-from fhir_cml.errors import OperationOutcomeError, RequestError
 from fhir_cml.fhir.inbound import LoadResult, MappingOptions, records_from_resources
-from fhir_cml.fhir.outbound.operation_outcome import from_issue
 from fhir_cml.web.settings import Settings
 
 
@@ -40,40 +37,9 @@ def load(resources: Iterable[Any], settings: Settings, now: datetime) -> LoadRes
 
 def only_patient(loaded: LoadResult, patient: str | None = None) -> PatientRecord:
     """The one CML patient of the input (``patient`` when given); 422 when there is not one."""
-    others = [r.patient for r in loaded.records if patient is not None and r.patient != patient]
-    if others:
-        raise RequestError(
-            f"The input has resources of other patients than {patient}; $cml-assess assesses "
-            "one patient per call.",
-            status=422,
-            code="processing",
-        )
-    found = len(loaded.records) + loaded.skipped_patients
-    if found > 1:
-        raise RequestError(
-            f"The input holds {found} patients ({len(loaded.records)} with CML evidence); "
-            "$cml-assess assesses exactly one patient per call.",
-            status=422,
-            code="processing",
-        )
-    if not loaded.records:
-        error = RequestError(
-            f"Nothing to assess: {why_nothing(loaded)}", status=422, code="processing"
-        )
-        error.outcome["issue"] += [from_issue(i) for i in loaded.issues]
-        raise error
-    return loaded.records[0]
+    return one_patient(loaded, patient)
 
 
 def assess_record(record: PatientRecord, as_of: date, guideline: Guideline) -> Assessment:
     """The assessment of ``record``; a rule that raises is an internal error (500)."""
-    single = LoadResult(records=[record], issues=[])
-    assessed = assess_loaded(single, as_of, guideline)
-    if assessed.failed:
-        _, exc = assessed.failed[0]
-        raise OperationOutcomeError(
-            f"The assessment failed ({type(exc).__name__}); please report it with the input.",
-            code="exception",
-            status=500,
-        )
-    return assessed.assessments[0]
+    return assess_one(record, as_of, guideline)

@@ -16,6 +16,7 @@ from typing import Any
 
 from fhir_cml.domain.model import Issue, PatientRecord
 from fhir_cml.domain.vocabulary import IssueCode, Severity
+from fhir_cml.fhir.inbound.conceptmaps import translate_entries
 from fhir_cml.fhir.inbound.grouping import Grouper
 from fhir_cml.fhir.inbound.loader import Entry, Reader
 from fhir_cml.fhir.inbound.options import MappingOptions
@@ -67,7 +68,7 @@ def map_patient(
 ) -> PatientRecord:
     """One patient's resources (already selected by the caller) to a record."""
     reader = Reader(options.max_json_bytes)
-    entries = list(reader.read_values(resources))
+    entries = list(translate_entries(reader.read_values(resources), options.terminology))
     record, _ = map_entries(patient_key, entries, options)
     if reader.issues:
         record = replace(record, issues=(*reader.issues, *record.issues))
@@ -92,6 +93,7 @@ def _without_cyclic_gc() -> Iterator[None]:
 
 
 def _load(reader: Reader, entries: Iterator[Entry], options: MappingOptions) -> LoadResult:
+    entries = translate_entries(entries, options.terminology)  # the site's codes, before grouping
     with _without_cyclic_gc():
         return _load_all(reader, entries, options)
 

@@ -31,6 +31,7 @@ from fhir_cml.fhir.inbound.codes import (
     components,
     kind_of,
 )
+from fhir_cml.fhir.inbound.conceptmaps import is_local
 from fhir_cml.fhir.inbound.context import (
     MappingContext,
     as_dict,
@@ -50,6 +51,7 @@ class TranscriptFinding:
     transcript: Transcript
 
 
+LOCAL_CODE: Final = "Observations with the site's own code"
 LABELS: Final = {
     Kind.BCR_IS: "BCR::ABL1 result",
     Kind.BCR_NOT_IS: "BCR::ABL1 result",
@@ -90,7 +92,11 @@ def map_observation(
     concept = res.get("code")
     kind = kind_of(concept)
     if kind is None:
-        ctx.count_not_read(f"Observations coded {concept_label(concept)}")
+        first = next(codings(concept), None)
+        if first is not None and is_local(first[0]):
+            ctx.count_not_read(f"{LOCAL_CODE} {concept_label(concept)}")
+        else:
+            ctx.count_not_read(f"Observations coded {concept_label(concept)}")
         return None
     label = LABELS[kind]
     status = res.get("status")

@@ -31,7 +31,7 @@ from fhir_cml.fhir.inbound.context import MappingContext
 from fhir_cml.fhir.inbound.identity import Candidate, latest_versions, resolve
 from fhir_cml.fhir.inbound.loader import Entry
 from fhir_cml.fhir.inbound.medications import MedicationIndex, map_statement
-from fhir_cml.fhir.inbound.observations import TranscriptFinding, map_observation
+from fhir_cml.fhir.inbound.observations import LOCAL_CODE, TranscriptFinding, map_observation
 from fhir_cml.fhir.inbound.options import MappingOptions
 from fhir_cml.fhir.inbound.patients import birth_date, map_condition
 from fhir_cml.fhir.inbound.references import ref_of
@@ -199,8 +199,15 @@ def _not_read_summary(ctx: MappingContext) -> None:
     more = len(ranked) - _MAX_LISTED
     if more > 0:
         listed += f"; and {more} other kinds"
+    hint = ""
+    if any(label.startswith(LOCAL_CODE) for label in ctx.not_read):
+        hint = (
+            " A site's own code is read once its ConceptMap maps it (equivalent) to a code "
+            "fhir-cml reads, e.g. LOINC 69380-4 for BCR::ABL1 on the IS (docs/inbound.md, "
+            '"Local codes and units"; `fhir-cml survey` drafts the ConceptMap).'
+        )
     ctx.info(
         IssueCode.UNKNOWN_CODE,
-        f"Not used (not read by fhir-cml's CML rules): {listed}.",
+        f"Not used (not read by fhir-cml's CML rules): {listed}.{hint}",
         None,
     )

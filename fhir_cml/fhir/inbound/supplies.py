@@ -366,7 +366,8 @@ def _merge(supplies: list[Supply], ctx: MappingContext) -> list[TkiStatement]:
                 continue
             reach = current.supplied_to
             continuous = reach is None or supply.start <= reach + gap
-            if continuous and supply.daily_dose_mg == current.daily_dose_mg:
+            held = MedicationStatus.ON_HOLD in (supply.status, current.status)  # a hold is its own
+            if continuous and not held and supply.daily_dose_mg == current.daily_dose_mg:
                 _extend(current, supply)
                 continue
             if continuous:

@@ -25,26 +25,49 @@ from fhir_cml.fhir.outbound.risk_assessment import build_risk_assessment
 
 @dataclass(frozen=True, slots=True)
 class Written:
-    """The three resources written for one assessment, linked through their fullUrls."""
+    """The three resources written for one assessment, linked through their fullUrls;
+    ``patient`` is the assessed patient's reference (``Patient/<id>``)."""
 
     ids: OutboundIds
     risk_assessment: dict[str, Any]
     care_plan: dict[str, Any]
     provenance: dict[str, Any]
+    patient: str = ""
 
     @property
     def resources(self) -> list[dict[str, Any]]:
         return [self.risk_assessment, self.care_plan, self.provenance]
 
 
-def build(assessment: Assessment, recorded: datetime) -> Written:
+def build(
+    assessment: Assessment,
+    recorded: datetime,
+    *,
+    profiles: bool = True,
+    agents: Sequence[dict[str, Any]] = (),
+) -> Written:
+    """The three resources of one assessment.
+
+    ``profiles=False`` leaves ``meta.profile`` out: a server that honours a claimed profile
+    refuses the write unless it can read (and agrees with) the profile, so claiming is a
+    deployment's choice (docs/sync.md). ``agents``: further Provenance agents (a clinician).
+    """
     ids = OutboundIds.of(assessment)
-    return Written(
+    written = Written(
         ids,
         build_risk_assessment(assessment, ids),
         build_care_plan(assessment, ids.risk_assessment, recorded, ids),
-        build_provenance(assessment, (ids.risk_assessment, ids.care_plan), recorded),
+        build_provenance(assessment, (ids.risk_assessment, ids.care_plan), recorded, agents),
+        assessment.patient,
     )
+    if not profiles:
+        for resource in written.resources:
+            meta = resource.get("meta")
+            if isinstance(meta, dict):
+                meta.pop("profile", None)
+                if not meta:
+                    del resource["meta"]
+    return written
 
 
 def transaction_entries(written: Written) -> list[dict[str, Any]]:

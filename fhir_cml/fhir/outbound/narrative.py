@@ -178,6 +178,19 @@ def provenance_text(a: Assessment, recorded: datetime, targets: int) -> dict[str
     )
 
 
+def revocation_text(target: str, recorded: datetime, reason: str) -> dict[str, Any]:
+    """The narrative of the Provenance of a suggestion withdrawn by a clinician."""
+    return narrative(
+        p(
+            escape(
+                f"Withdrawn on {recorded.isoformat(timespec='seconds')}: the fhir-cml "
+                f"suggestions {target} are no longer proposed."
+            )
+        ),
+        p(b("Reason: "), escape(reason)),
+    )
+
+
 def reading_summary(a: Assessment) -> str:
     """The reading in one sentence (also the CarePlan's description)."""
     parts = [

@@ -2,7 +2,9 @@
 
 The domain has no clock, so the moment of writing (``recorded``) comes from the caller; it must be
 timezone-aware because FHIR ``instant`` requires a zone. The activity recorded is the writing, so
-``occurred[x]`` is that moment too; the as-of date of the reading is on the RiskAssessment.
+``occurred[x]`` is that moment too; the as-of date of the reading is in the ``as-of`` extension.
+fhir-cml itself is always the ``assembler``; a clinician whose decision led to the write (Accept
+in the SMART app) is a further agent, so the record says who decided as well as what computed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fhir_cml.domain.results import Assessment
 from fhir_cml.fhir.canonical import PROFILE_PROVENANCE, PROVENANCE_ACTIVITY, PROVENANCE_PARTICIPANT
 from fhir_cml.fhir.outbound.elements import as_of_extension, concept
 from fhir_cml.fhir.outbound.identifiers import input_reference, reference, software
-from fhir_cml.fhir.outbound.narrative import provenance_text
+from fhir_cml.fhir.outbound.narrative import provenance_text, revocation_text
 
 
 def instant(moment: datetime) -> str:
@@ -25,10 +27,19 @@ def instant(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def agent(who: dict[str, Any], role: str) -> dict[str, Any]:
+    """A Provenance agent: ``who`` (a Reference) in ``role`` (provenance-participant-type)."""
+    return {"type": concept(PROVENANCE_PARTICIPANT, role), "who": who}
+
+
 def build_provenance(
-    assessment: Assessment, targets: Sequence[str], recorded: datetime
+    assessment: Assessment,
+    targets: Sequence[str],
+    recorded: datetime,
+    agents: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    """``targets``: references of the RiskAssessment and CarePlan being written."""
+    """``targets``: references of the RiskAssessment and CarePlan being written; ``agents``:
+    further agents (see :func:`agent`) after fhir-cml's own."""
     a = assessment
     resource: dict[str, Any] = {
         "resourceType": "Provenance",
@@ -43,9 +54,35 @@ def build_provenance(
             {
                 "type": concept(PROVENANCE_PARTICIPANT, "assembler", "Assembler"),
                 "who": software(a.ruleset_version),
-            }
+            },
+            *agents,
         ],
     }
     if a.inputs:
         resource["entity"] = [{"role": "source", "what": input_reference(ref)} for ref in a.inputs]
     return resource
+
+
+def build_revocation(
+    target: str,
+    recorded: datetime,
+    reason: str,
+    agents: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """The Provenance of a suggestion withdrawn (a clinician dismissed it): ``target`` the
+    CarePlan revoked (``CarePlan/<id>/_history/<version>`` when known), ``reason`` in words."""
+    return {
+        "resourceType": "Provenance",
+        "text": revocation_text(target, recorded, reason),
+        "target": [reference(target)],
+        "recorded": instant(recorded),
+        "activity": concept(PROVENANCE_ACTIVITY, "UPDATE", "revise"),
+        "reason": [{"text": reason}],
+        "agent": [
+            {
+                "type": concept(PROVENANCE_PARTICIPANT, "assembler", "Assembler"),
+                "who": software(),
+            },
+            *agents,
+        ],
+    }

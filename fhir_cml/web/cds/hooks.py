@@ -20,8 +20,8 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from fhir_cml.app import suggestions
 from fhir_cml.errors import RequestError
-from fhir_cml.fhir.outbound import build
 from fhir_cml.web import assessment
 from fhir_cml.web.cds import cards, data, hook_request
 from fhir_cml.web.cds import orders as order_checks
@@ -85,7 +85,7 @@ def _monitoring(call: hook_request.HookCall, resources: list[dict[str, Any]]) ->
     if record is None:
         return []
     result = assessment.assess_record(record, assessment.today(), settings.guideline)
-    return [cards.monitoring_card(result, build(result, now), settings)]
+    return [cards.monitoring_card(result, suggestions(result, now), settings)]
 
 
 def _orders(call: hook_request.HookCall, resources: list[dict[str, Any]]) -> list[Any]:

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import fhir_cml
+from fhir_cml.app import suggestions
 from fhir_cml.domain import Assessment
 from fhir_cml.errors import ConfigurationError
-from fhir_cml.fhir.outbound import build
 from fhir_cml.fhir.outbound.identifiers import fingerprint
 from fhir_cml.web.settings import Settings, env_name
 from fhir_cml.web.smart.page import human_name
@@ -90,7 +90,7 @@ class Demo:
         with self._lock:
             if key in self._written:
                 return {"action": "unchanged", "created": [], "existing": self._written[key]}
-            written = build(assessment, recorded)
+            written = suggestions(assessment, recorded)
             activities = len(written.care_plan.get("activity") or [])
             created = [
                 "RiskAssessment (the reading)",

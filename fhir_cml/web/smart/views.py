@@ -3,9 +3,9 @@ one address per launch) and, in demo mode, for the bundled examples (``/demo/...
 
 The page is assessed afresh from the EHR's data on every view and every form post, so Accept
 writes what the clinician saw or nothing: each form carries the assessment fingerprint, and a
-proposal that changed in between is not written (the page says so). Accept uses the sync job's
-write-back (conditional creates on the fingerprint, superseding the previous proposal), so a
-second Accept creates nothing; the page reports what the EHR did. Forms are POSTs with the
+proposal that changed in between is not written (the page says so). Accept writes through the
+application service (conditional creates on the fingerprint, superseding the previous proposal),
+so a second Accept creates nothing; the page reports what the EHR did. Forms are POSTs with the
 session's CSRF token; their answers redirect (303) to the page, which shows the result once.
 """
 
@@ -22,11 +22,11 @@ import requests
 from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from fhir_cml.app import WriteOutcome, WriteSettings, write_back
 from fhir_cml.domain import Assessment, PatientRecord
 from fhir_cml.domain.model import Issue
 from fhir_cml.ehr.client import FhirClient
 from fhir_cml.ehr.fetch import fetch_patient
-from fhir_cml.ehr.writeback import WriteOutcome, write_assessment
 from fhir_cml.errors import FhirAuthError, FhirNotFoundError
 from fhir_cml.fhir.outbound.identifiers import fingerprint
 from fhir_cml.state.smart import SessionRecord
@@ -287,7 +287,8 @@ def accept(launch: str) -> Response:
         assessed = from_ehr(rt, record, client)
 
         def write(a: Assessment, recorded: datetime) -> dict[str, Any]:
-            return outcome_dict(write_assessment(client, a, recorded, mode=rt.settings.write_mode))
+            settings = WriteSettings(mode=rt.settings.write_mode)
+            return outcome_dict(write_back(client, a, recorded, settings=settings))
 
         page = url_for("smart.app_page", launch=launch)
         return accept_proposal(rt, record, subject, assessed, write, page)

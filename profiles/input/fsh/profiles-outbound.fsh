@@ -187,6 +187,11 @@ Description: "The output of $cml-assess as Parameters (its outputProfile): one p
 * parameter.resource only CmlAssessResult
 * parameter.part 0..0
 
+Invariant: cml-prov-1
+Description: "fhir-cml is exactly one of the agents, as the assembler."
+Expression: "agent.where(type.coding.where(system = 'http://terminology.hl7.org/CodeSystem/provenance-participant-type' and code = 'assembler').exists() and who.identifier.where(system = 'https://fhir-cml.org/fhir/identifier/software' and value = 'fhir-cml').exists()).count() = 1"
+Severity: #error
+
 Profile: CmlProvenance
 Parent: Provenance
 Id: cml-provenance
@@ -205,13 +210,12 @@ Description: "What produced a RiskAssessment and its CarePlan: fhir-cml (the sof
 * recorded ^short = "The moment of writing"
 * activity 1..1 MS
 * activity = $PROVENANCE_ACTIVITY#CREATE
-* agent 1..1 MS
-* agent ^short = "fhir-cml, the software that assembled the resources"
-* agent ^comment = "fhir-cml is the one agent of its Provenance. (Not sliced: Provenance.entity.agent refers to this element's definition.)"
+* obeys cml-prov-1
+* agent 1..* MS
+* agent ^short = "fhir-cml, the software that assembled the resources; and who decided, if anyone"
+* agent ^comment = "fhir-cml is always an agent, as the assembler (invariant cml-prov-1); a clinician whose decision led to the write (Accept in the SMART app) is a further agent, e.g. as verifier. (Not sliced: Provenance.entity.agent refers to this element's definition.)"
 * agent.type 1..1
-* agent.type = $PROVENANCE_PARTICIPANT#assembler
 * agent.who MS
-* insert Software(agent.who)
 * entity MS
 * entity.role = #source (exactly)
 * entity.what MS

@@ -15,9 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from fhir_cml.app import WriteOutcome
 from fhir_cml.ehr.client import BearerToken, FhirClient
 from fhir_cml.ehr.fetch import fetch_patient
-from fhir_cml.ehr.writeback import WriteOutcome
 from fhir_cml.web.smart.oauth import DEFAULT_SCOPES
 from tests.support.fhir_server import FhirTestServer
 from tests.web.conftest import PUBLIC
@@ -355,7 +355,7 @@ def test_a_refused_write_is_shown_with_a_502(
             "p", "f", "create", ok=False, error="the server refused POST CarePlan (HTTP 422)"
         )
 
-    monkeypatch.setattr("fhir_cml.web.smart.views.write_assessment", refuse)
+    monkeypatch.setattr("fhir_cml.web.smart.views.write_back", refuse)
     patient, response = opened(browser, ehr, "01-optimal-responder")
     answer = browser.post(home(browser, "accept"), data=form_fields(text(response)))
     assert answer.status_code == 502

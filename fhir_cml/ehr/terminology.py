@@ -1,0 +1,130 @@
+"""A site's local codes and units translated by its terminology server (``ConceptMap/$translate``).
+
+The same answers a ConceptMap file gives (:mod:`fhir_cml.fhir.inbound.conceptmaps`), asked of the
+server once per distinct code or unit, under one deadline for the whole run: past it, or when the
+server fails, a code stays untranslated (and so "not read", with its issue) and
+:attr:`ServerTerminology.problems` says so - a reading never waits on a slow terminology server.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from fhir_cml.ehr.client import FhirClient
+from fhir_cml.errors import FhirClientError
+from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.inbound.conceptmaps import (
+    KNOWN_SYSTEMS,
+    USED_EQUIVALENCE,
+    Terminology,
+    concept_maps_from,
+)
+
+DEFAULT_DEADLINE_SECONDS: Final = 30.0
+
+
+@dataclass
+class ServerTerminology:
+    """``$translate`` on ``client``'s server, cached, within ``deadline`` seconds in all."""
+
+    client: FhirClient
+    deadline: float = DEFAULT_DEADLINE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    problems: list[str] = field(default_factory=list)
+    _codes: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
+    _units: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    _started: float | None = None
+    _skipped: int = 0
+
+    def code(self, system: str, code: str) -> tuple[str, str] | None:
+        key = (system, code)
+        if key not in self._codes:
+            found = self._translate([("system", system), ("code", code)])
+            self._codes[key] = next(
+                ((s, k) for s, k in found if s in KNOWN_SYSTEMS and s != c.UCUM), None
+            )
+        return self._codes[key]
+
+    def unit(self, system: str | None, unit: str) -> str | None:
+        key = (system or "", unit.strip())
+        if key not in self._units:
+            params = [("code", unit.strip()), ("targetsystem", c.UCUM)]
+            if system:
+                params.insert(0, ("system", system))
+            found = self._translate(params)
+            self._units[key] = next((k for s, k in found if s == c.UCUM), None)
+        return self._units[key]
+
+    def _translate(self, params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        now = self.clock()
+        if self._started is None:
+            self._started = now
+        if now - self._started > self.deadline:
+            self._skipped += 1
+            if self._skipped == 1:
+                self.problems.append(
+                    f"The terminology server's {self.deadline:g} s deadline passed: further "
+                    "local codes and units are not translated in this run (left as not read)."
+                )
+            return []
+        try:
+            response = self.client.request("GET", "ConceptMap/$translate", params=params)
+            body = self.client.json(response, "ConceptMap/$translate")
+        except FhirClientError as err:
+            self.problems.append(f"$translate {dict(params)} failed: {err}")
+            return []
+        return matches(body)
+
+
+def matches(parameters: dict[str, Any]) -> list[tuple[str, str]]:
+    """(system, code) of each equivalent match in a ``$translate`` answer (R4 Parameters)."""
+    found: list[tuple[str, str]] = []
+    for param in parameters.get("parameter") or []:
+        if not isinstance(param, dict) or param.get("name") != "match":
+            continue
+        parts = {p.get("name"): p for p in param.get("part") or [] if isinstance(p, dict)}
+        how = (parts.get("equivalence") or parts.get("relationship") or {}).get("valueCode")
+        concept = (parts.get("concept") or {}).get("valueCoding") or {}
+        system, code = concept.get("system"), concept.get("code")
+        if how in USED_EQUIVALENCE and isinstance(system, str) and isinstance(code, str):
+            found.append((system, code))
+    return found
+
+
+@dataclass
+class Chained:
+    """The site's ConceptMap files first, then its terminology server."""
+
+    first: Terminology
+    then: Terminology
+
+    def code(self, system: str, code: str) -> tuple[str, str] | None:
+        return self.first.code(system, code) or self.then.code(system, code)
+
+    def unit(self, system: str | None, unit: str) -> str | None:
+        return self.first.unit(system, unit) or self.then.unit(system, unit)
+
+
+def site_terminology(
+    concept_maps: Sequence[Path],
+    server: FhirClient | None = None,
+    deadline: float = DEFAULT_DEADLINE_SECONDS,
+) -> tuple[Terminology | None, list[str]]:
+    """The translations a run is configured with, and the problems met loading them.
+
+    The server's problems appear in the list as they happen (it is the same list object).
+    """
+    files = concept_maps_from(concept_maps) if concept_maps else None
+    remote = ServerTerminology(server, deadline) if server is not None else None
+    problems: list[str] = []
+    if files is not None:
+        problems.extend(files.problems)
+    if remote is not None:
+        remote.problems = problems
+    if files is not None and remote is not None:
+        return Chained(files, remote), problems
+    return (files or remote), problems
