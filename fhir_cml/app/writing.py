@@ -28,6 +28,7 @@ from fhir_cml.ehr.writeback import (
 )
 from fhir_cml.errors import FhirClientError, FhirResponseError, RequestError
 from fhir_cml.fhir.outbound import Written, build, validate
+from fhir_cml.fhir.outbound.narrative import WITHDRAWN, superseded
 from fhir_cml.fhir.outbound.provenance import agent, build_revocation
 from fhir_cml.fhir.outbound.supersede import local_reference
 
@@ -175,6 +176,7 @@ def revoke(
                 code="conflict",
             )
         care_plan = dict(found[0], status="revoked")
+        superseded(care_plan, WITHDRAWN)
         where = local_reference(care_plan)
         version = (care_plan.get("meta") or {}).get("versionId")
         client.request(

@@ -44,6 +44,7 @@ from fhir_cml.ehr.fetch import (
 from fhir_cml.errors import FhirClientError, FhirHttpError, FhirResponseError
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound import Successor, Written, supersede, transaction_entries
+from fhir_cml.fhir.outbound.narrative import superseded
 from fhir_cml.fhir.outbound.supersede import local_reference, replacing, update_entries
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ def make_plan(
         else:  # its RiskAssessment is gone: the CarePlan is still revoked and replaced
             revoked = copy.deepcopy(old)
             revoked["status"] = "revoked"
+            superseded(revoked)
             updates.append(revoked)
             new_care_plan = replacing(new_care_plan, old)
     care_plan_entry = next(e for e in entries if e["fullUrl"] == written.ids.care_plan)

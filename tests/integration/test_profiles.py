@@ -434,6 +434,15 @@ ACCEPTED: dict[str, Resource] = {
         put("replaces", [{"reference": "CarePlan/old"}]),
     ),
     "provenance-without-entities": changed(provenance, drop("entity")),
+    "provenance-with-a-clinician-who-decided": changed(
+        provenance,
+        lambda r: r["agent"].append(
+            {
+                "type": coding(c.PROVENANCE_PARTICIPANT, "verifier"),
+                "who": {"reference": "Practitioner/dr-1", "display": "Dr One"},
+            }
+        ),
+    ),
 }
 
 
@@ -592,7 +601,11 @@ BROKEN: dict[str, tuple[Resource, str]] = {
             provenance,
             lambda r: r["agent"][0].__setitem__("type", coding(c.PROVENANCE_PARTICIPANT, "author")),
         ),
-        "Provenance.agent.type",
+        "Provenance",  # cml-prov-1: fhir-cml must be the assembler
+    ),
+    "provenance-two-fhir-cml-assemblers": (
+        changed(provenance, lambda r: r["agent"].append(copy.deepcopy(r["agent"][0]))),
+        "Provenance",
     ),
     "provenance-no-occurred": (
         changed(provenance, drop("occurredDateTime")),

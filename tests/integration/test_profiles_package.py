@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import requests
 
+from fhir_cml.app.writing import WriteSettings, write_back
 from fhir_cml.domain import assess
 from fhir_cml.ehr.client import FhirClient
-from fhir_cml.ehr.writeback import write_assessment
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir import inbound
 from tests.support.fhir_server import FhirTestServer
@@ -35,6 +35,8 @@ PATIENTS = sorted((ROOT / "examples").glob("*.json"))
 AS_OF = date(2025, 6, 30)
 RECORDED = datetime(2025, 6, 30, 14, 5, 9, tzinfo=UTC)
 FHIR_JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+# The write path as a deployment that claims the profiles sets it up (docs/sync.md).
+CLAIMING = WriteSettings(claim_profiles=True, mode="transaction")
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +135,7 @@ def test_what_fhir_cml_writes_for_every_example_patient_is_valid_there(
     client = FhirClient(base)
     try:
         for record in loaded.records:
-            outcome = write_assessment(client, assess(record, AS_OF), RECORDED)
+            outcome = write_back(client, assess(record, AS_OF), RECORDED, settings=CLAIMING)
             assert outcome.ok, outcome.error
             assert len(outcome.created) == 3, outcome
             for location in outcome.created:

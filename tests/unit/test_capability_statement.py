@@ -21,7 +21,8 @@ from urllib.parse import parse_qsl
 import pytest
 
 from fhir_cml import conformance
-from fhir_cml.ehr import fetch, writeback
+from fhir_cml.app import writing
+from fhir_cml.ehr import fetch
 from fhir_cml.fhir import canonical as c
 from tests.unit.cases import assessment
 
@@ -97,9 +98,9 @@ def recorded() -> Recorder:
     fetch.current_suggestions(client, ["p1"])
     fetch.risk_assessments_by_identifier(client, ["0f" * 32])
     a = assessment("t315i")
-    [plan] = writeback.plan_writes(client, [a], datetime(2025, 6, 30, tzinfo=UTC))
-    writeback.write_plans(client, [plan], mode="transaction")
-    writeback.write_plans(client, [plan], mode="batch")
+    plans = writing.plan(client, [a], datetime(2025, 6, 30, tzinfo=UTC))
+    writing.write(client, plans, settings=writing.WriteSettings(mode="transaction"))
+    writing.write(client, plans, settings=writing.WriteSettings(mode="batch"))
     return client  # type: ignore[no-any-return]
 
 

@@ -210,20 +210,21 @@ def reading_summary(a: Assessment) -> str:
 
 
 SUPERSEDED: Final = "Superseded by a later fhir-cml assessment; no longer current."
+WITHDRAWN: Final = "Withdrawn by a clinician; no longer proposed."
 
 
-def superseded(resource: dict[str, Any]) -> None:
+def superseded(resource: dict[str, Any], why: str = SUPERSEDED) -> None:
     """Says in the narrative of a revoked CarePlan or a replaced RiskAssessment that it is no
-    longer current (in place; a narrative that already says so is left alone)."""
+    longer current, and why (in place; a narrative that already says so is left alone)."""
     text = resource.get("text")
     if not isinstance(text, dict):
         return
     div = text.get("div")
     opening = f'<div xmlns="{XHTML_NS}">'
-    if isinstance(div, str) and div.startswith(opening) and SUPERSEDED not in div:
+    if isinstance(div, str) and div.startswith(opening) and why not in div:
         resource["text"] = {
             "status": text.get("status", "generated"),
-            "div": opening + p(b(SUPERSEDED)) + div[len(opening) :],
+            "div": opening + p(b(why)) + div[len(opening) :],
         }
 
 
