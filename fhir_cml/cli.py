@@ -29,7 +29,7 @@ from fhir_cml.fhir.inbound.conceptmaps import concept_maps_from
 from fhir_cml.fhir.outbound import transaction_bundle, validate
 from fhir_cml.jobs.survey_cli import survey
 from fhir_cml.jobs.sync_cli import concept_map_option, sync
-from fhir_cml.reporting import LoadSummary, to_contract, to_text
+from fhir_cml.reporting import LoadSummary, issue_message, to_contract, to_text
 
 EXIT_OK: Final = 0
 EXIT_NOTHING_READ: Final = 1
@@ -172,8 +172,9 @@ def _render(
 
 
 def _issue_text(issue: Issue) -> str:
-    where = f"{issue.resource}: " if issue.resource and issue.resource not in issue.message else ""
-    return f"{issue.severity.value}: {where}{issue.message}"
+    message = issue_message(issue)
+    where = f"{issue.resource}: " if issue.resource and issue.resource not in message else ""
+    return f"{issue.severity.value}: {where}{message}"
 
 
 def _json(document: dict[str, Any]) -> str:

@@ -11,11 +11,13 @@ from dataclasses import replace
 from datetime import date
 from operator import attrgetter
 
+from fhir_cml.domain.basis import basis
 from fhir_cml.domain.config import DEFAULT_CONFIG, RuleConfig
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import BcrAbl1Result, Issue, PatientRecord
-from fhir_cml.domain.results import Assessment, Basis, MolecularResponse, Therapy
+from fhir_cml.domain.results import Assessment, MolecularResponse, Therapy
 from fhir_cml.domain.rules import milestones
-from fhir_cml.domain.rules.catalogue import DEPTH, RULESET_VERSION
+from fhir_cml.domain.rules.catalogue import DEPTH, INPUTS, RULESET_VERSION
 from fhir_cml.domain.rules.common import months_between
 from fhir_cml.domain.rules.hematology import chr_assessments
 from fhir_cml.domain.rules.interactions import current_interactions
@@ -63,7 +65,7 @@ def assess(
     for result, call in calls:
         if call.problem is not None:
             severity = Severity.INFORMATION if call.evaluable else Severity.WARNING
-            issues.append(Issue(severity, call.problem, call.statement, result.ref))
+            issues.append(Issue(severity, call.problem, "", result.ref, call.basis))
 
     therapy = _infer_tfr(therapy, calls, issues)
     response = _response(calls)
@@ -205,8 +207,9 @@ def _up_to(record: PatientRecord, as_of: date, issues: list[Issue]) -> PatientRe
             Issue(
                 Severity.INFORMATION,
                 IssueCode.AFTER_AS_OF,
-                f"Dated after the as-of date {as_of.isoformat()}: not considered.",
+                "",
                 ref,
+                basis(INPUTS, Finding.AFTER_AS_OF, (ref,), as_of=as_of),
             )
         )
     return rec
@@ -222,14 +225,21 @@ def _infer_tfr(therapy: Therapy, calls: Calls, issues: list[Issue]) -> Therapy:
     run = latest_run([(r, c) for r, c in calls if r.date <= stop], DEEP)
     if run is None or run.months <= 24:
         return therapy
+    ref = therapy.evidence[-1] if therapy.evidence else None
     issues.append(
         Issue(
             Severity.WARNING,
             IssueCode.INFERRED,
-            f"The TKI stop of {stop.isoformat()} has no recorded reason; after deep molecular response "
-            f"from {run.first.date.isoformat()} to {run.last.date.isoformat()} it is read as a "
-            "treatment-free remission attempt. Record the reason to confirm.",
-            therapy.evidence[-1] if therapy.evidence else None,
+            "",
+            ref,
+            basis(
+                INPUTS,
+                Finding.TFR_STOP_INFERRED,
+                (ref, *run.refs) if ref else run.refs,
+                stopped=stop,
+                first=run.first.date,
+                last=run.last.date,
+            ),
         )
     )
     return replace(therapy, status=TherapyStatus.TFR, stop_reason=StopReason.TFR)
@@ -238,12 +248,10 @@ def _infer_tfr(therapy: Therapy, calls: Calls, issues: list[Issue]) -> Therapy:
 def _response(calls: Calls) -> MolecularResponse:
     if not calls:
         return MolecularResponse(
-            ResponseDepth.NOT_EVALUABLE,
-            None,
-            Basis(DEPTH, "No BCR::ABL1 result is recorded up to the as-of date."),
+            ResponseDepth.NOT_EVALUABLE, None, basis(DEPTH, Finding.DEPTH_NO_RESULT)
         )
     result, call = calls[-1]
-    return MolecularResponse(call.depth, result, Basis(DEPTH, call.statement, (result.ref,)))
+    return MolecularResponse(call.depth, result, call.basis)
 
 
 def _transcript(rec: PatientRecord) -> tuple[Transcript | None, str | None]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from fhir_cml.domain.basis import Basis
 from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.vocabulary import (
     ControlGene,
@@ -30,12 +31,17 @@ Day = date  # for fields declared after a field named "date"
 @quick_init
 @dataclass(frozen=True, slots=True)
 class Issue:
-    """Something the reader or the rules could not use, or want a human to look at."""
+    """Something the reader or the rules could not use, or want a human to look at.
+
+    The FHIR reader words its issues in ``message``; the rules give a structured ``basis``
+    instead (``message`` empty), which :func:`fhir_cml.reporting.issue_message` words.
+    """
 
     severity: Severity
     code: IssueCode
     message: str
     resource: str | None = None
+    basis: Basis | None = None
 
 
 @quick_init

@@ -1,7 +1,8 @@
 """What the response model concludes about one patient, and why.
 
-Every conclusion carries a :class:`Basis`: the rule (with its guideline source), the inputs it used,
-and a sentence a clinician can check against the guideline without trusting the software.
+Every conclusion carries a :class:`~fhir_cml.domain.basis.Basis`: the rule (with its citations),
+what it found with the values it compared, and the inputs it used. Results carry codes and values,
+never finished sentences: :mod:`fhir_cml.reporting` words them.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
+from fhir_cml.domain.basis import Basis, Params
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import BcrAbl1Result, Issue, TroughLevel
-from fhir_cml.domain.rules.catalogue import Rule
 from fhir_cml.domain.vocabulary import (
     ElnStatus,
     Guideline,
@@ -25,14 +27,6 @@ from fhir_cml.domain.vocabulary import (
     TherapyStatus,
     Tki,
 )
-
-
-@quick_init
-@dataclass(frozen=True, slots=True)
-class Basis:
-    rule: Rule
-    statement: str
-    evidence: tuple[str, ...] = ()
 
 
 @quick_init
@@ -102,6 +96,12 @@ class MilestoneReading:
     status: ElnStatus
     basis: Basis
     kind: str = "molecular"  # molecular | cytogenetic | hematologic
+    # Why this result was read here: milestone (the one read at the milestone), interim (a later
+    # result in the milestone's window: it can make the reading worse, never better), early (before
+    # the result read at the milestone), any-time, off-treatment (after a stop for TFR, not read
+    # against the milestones), retreatment (after a restart following a relapse off treatment),
+    # unreadable
+    role: str = "milestone"
 
 
 @quick_init
@@ -178,7 +178,8 @@ class Suggestion:
     """One recommendation: a code from the project's CodeSystem, words, and its basis."""
 
     code: Recommendation
-    text: str
+    finding: Finding
+    params: Params
     basis: tuple[Basis, ...]
 
 
@@ -188,7 +189,8 @@ class Prediction:
     """Trial evidence that applies to the patient's situation (clinical-rules.md section 8)."""
 
     outcome: str  # a code: progression-ap-bc | molecular-relapse-after-stop
-    text: str
+    finding: Finding
+    params: Params
     probability: float | None
     years: float | None
     basis: Basis

@@ -12,7 +12,7 @@ from enum import StrEnum
 class Guideline(StrEnum):
     ELN2020 = "eln2020"
     ELN2013 = "eln2013"
-    ELN2009 = "eln2009"  # the seeds' cytogenetic-era criteria (seed 003's table)
+    ELN2009 = "eln2009"  # Baccarani et al., J Clin Oncol 2009 (cytogenetic era)
 
     @property
     def label(self) -> str:
@@ -43,6 +43,7 @@ class Milestone(StrEnum):
     M12 = "12m"
     M18 = "18m"
     ANY = "any"
+    BASELINE = "baseline"  # at diagnosis, before TKI
 
 
 class TfrStatus(StrEnum):

@@ -2,7 +2,9 @@
 
 What it guarantees to its callers (the sync job, the Flask service, the SMART app):
 
-- **Timeouts on every call** (connect and read), so a stalled server cannot hang a nightly run.
+- **Timeouts on every call** (connect and read), so a stalled server cannot hang a nightly run;
+  and optionally one ``deadline`` for every call of a client (an interactive request that must
+  answer in time: each call waits at most until then, and no retry waits past it).
 - **Retries only where repeating is safe.** A request is repeated after 429/502/503/504 or a
   connection failure only when doing it twice cannot change the outcome: GET and HEAD, a
   ``POST [type]/_search``, a batch made only of reads, and a transaction made only of conditional
@@ -149,7 +151,10 @@ class FhirClient:
     ``auth`` is any :class:`requests.auth.AuthBase` (a :class:`BearerToken`, or
     :class:`fhir_cml.ehr.auth.SmartBackendAuth`); an auth object with a ``renew()`` method gets
     one chance to renew its token when the server answers 401. ``timeout`` is (connect, read)
-    seconds. ``sleep`` is what waits between retries (tests pass a recorder).
+    seconds. ``deadline`` (a :func:`time.monotonic` value) bounds every call: timeouts are cut
+    to what is left, a retry that would wait past it is not made, and a call after it raises
+    :class:`~fhir_cml.errors.FhirTimeoutError` at once. ``sleep`` is what waits between retries
+    (tests pass a recorder).
     """
 
     base_url: str
@@ -160,6 +165,7 @@ class FhirClient:
     pool_size: int = 10
     sleep: Callable[[float], None] = time.sleep
     on_exchange: list[Callable[[Exchange], None]] = field(default_factory=list)
+    deadline: float | None = None
     _local: _Local = field(default_factory=_Local, init=False, repr=False)
     _sessions: list[requests.Session] = field(default_factory=list, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -262,7 +268,7 @@ class FhirClient:
                     json=json,
                     data=data,
                     headers=send_headers,
-                    timeout=self.timeout,
+                    timeout=self._timeout(method, url, interaction),
                     stream=stream,
                     auth=self.auth if auth else _NO_AUTH,
                 )
@@ -272,6 +278,7 @@ class FhirClient:
                 if not (repeatable or _never_sent(err)):
                     raise error from err
                 retry, wait = self._next(retry, method, url, error, None)
+                self._before_deadline(wait, error)
                 log.warning(
                     "retrying %s after %s (attempt %d, waiting %.1fs)",
                     interaction,
@@ -297,6 +304,7 @@ class FhirClient:
             if status in self.retry.statuses and repeatable:
                 refused = _http_error(response, method, url, interaction)
                 retry, wait = self._next(retry, method, url, refused, response)
+                self._before_deadline(wait, refused)
                 log.warning(
                     "retrying %s after HTTP %d (attempt %d, waiting %.1fs)",
                     interaction,
@@ -310,6 +318,26 @@ class FhirClient:
             if status >= 400:
                 raise _http_error(response, method, url, interaction)
             return response
+
+    def _timeout(self, method: str, url: str, interaction: str) -> tuple[float, float]:
+        """(connect, read) timeouts, cut to what is left before the deadline."""
+        if self.deadline is None:
+            return self.timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise FhirTimeoutError(
+                f"{interaction}: not sent, the deadline had passed ({_strip_query(url)})",
+                status=504,
+                code="timeout",
+                method=method,
+                url=_strip_query(url),
+            )
+        return (min(self.timeout[0], left), min(self.timeout[1], left))
+
+    def _before_deadline(self, wait: float, error: FhirClientError) -> None:
+        """Raises ``error`` when waiting ``wait`` seconds for a retry would pass the deadline."""
+        if self.deadline is not None and time.monotonic() + wait >= self.deadline:
+            raise error
 
     def _next(
         self,
@@ -431,6 +459,17 @@ class FhirClient:
             )
         else:
             response = self.request("GET", resource_type, params=params)
+        yield from self._follow(response, what)
+
+    def follow(self, next_url: str, resource_type: str) -> Iterator[Page]:
+        """The pages of a search from one of its ``next`` links on (a search another client
+        started, e.g. a CDS prefetch cut to its first page), on the base's origin only."""
+        what = f"search {resource_type}"
+        next_url = self.url(next_url) if not urlsplit(next_url).scheme else next_url
+        self._same_origin(next_url, what)
+        yield from self._follow(self.request("GET", next_url), what)
+
+    def _follow(self, response: requests.Response, what: str) -> Iterator[Page]:
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
             page = Page(self._bundle(response, what), response.url)
@@ -439,18 +478,21 @@ class FhirClient:
             if next_url is None:
                 return
             next_url = self.url(next_url) if not urlsplit(next_url).scheme else next_url
-            if _origin(next_url) != self.origin:
-                raise FhirResponseError(
-                    f"{what}: the server's next link points to another origin "
-                    f"({_origin_text(next_url)}, base {_origin_text(self.base_url)}); "
-                    "not followed, so that credentials stay with the FHIR server",
-                    url=_strip_query(next_url),
-                )
+            self._same_origin(next_url, what)
             if next_url in seen:
                 raise FhirResponseError(f"{what}: the server's next links go round in a circle")
             seen.add(next_url)
             response = self.request("GET", next_url)
         raise FhirResponseError(f"{what}: more than {MAX_PAGES} pages")
+
+    def _same_origin(self, next_url: str, what: str) -> None:
+        if _origin(next_url) != self.origin:
+            raise FhirResponseError(
+                f"{what}: the server's next link points to another origin "
+                f"({_origin_text(next_url)}, base {_origin_text(self.base_url)}); "
+                "not followed, so that credentials stay with the FHIR server",
+                url=_strip_query(next_url),
+            )
 
     def search(
         self,

@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     cds_jwks_refresh_seconds: int = Field(default=30, ge=0)
     cds_fhir_servers: Annotated[tuple[str, ...], NoDecode] = ()
     cds_client_id: str | None = None
+    # One deadline per hook call (seconds from its arrival): the FHIR reads it needs run at once
+    # within it, and what is not read by then is reported missing.
+    cds_deadline: float = Field(default=3.0, gt=0, le=60)
     smart_launch_path: str = "/launch"
     # Callers of Patient/[id]/$cml-assess: SMART Backend Services access tokens that are JWTs
     # from these authorization servers, and/or any token the EHR's introspection endpoint

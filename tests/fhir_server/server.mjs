@@ -36,6 +36,7 @@ const USAGE = `Usage: node server.mjs [options]
                                {base}/.well-known/smart-configuration
   --package FILE               load a FHIR package (package.tgz): its conformance resources are
                                served, and writes claiming its profiles are validated against them
+  --delay-ms N                 wait N ms before answering each FHIR request (a slow EHR; default 0)
   --no-validate                store resources without validating them
   --log                        log each request to stderr; env FHIR_SERVER_LOG=1`;
 
@@ -56,6 +57,7 @@ const { values: opts } = parseArgs({
     'smart-authorize-url': { type: 'string' },
     'smart-token-url': { type: 'string' },
     package: { type: 'string' },
+    'delay-ms': { type: 'string', default: '0' },
     'no-validate': { type: 'boolean', default: false },
     log: { type: 'boolean', default: process.env.FHIR_SERVER_LOG === '1' },
     help: { type: 'boolean', default: false },
@@ -77,6 +79,10 @@ const basePath = '/' + opts['base-path'].replace(/^\/+|\/+$/g, '');
 const defaultCount = int('default-count');
 const maxCount = int('max-count');
 const retryAfter = int('export-retry-after');
+const startDelay = int('delay-ms');
+// Switchable behaviours (POST /_admin/behaviour); /_admin/reset restores the start-up ones.
+let behaviour = { delayMs: startDelay };
+let generation = 0; // bumped by every reset
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const VERSION = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')).version;
@@ -187,6 +193,15 @@ function parseJson(text) {
 // FHIR REST
 
 async function fhir(req, url, body) {
+  if (behaviour.delayMs > 0) {
+    // Outside the one-at-a-time queue: concurrent requests wait side by side, as on a slow EHR.
+    const asked = generation;
+    await new Promise((resolve) => setTimeout(resolve, behaviour.delayMs));
+    if (asked !== generation || req.socket.destroyed) {
+      // The client gave up, or the test that made it has ended: never counted, never run.
+      return outcomeReply(503, 'Request abandoned', 'transient');
+    }
+  }
   const method = req.method;
   const path = url.pathname.slice(basePath.length).replace(/^\/+|\/+$/g, '');
   const base = `http://${req.headers.host ?? `${opts.host}:${server.address().port}`}${basePath}`;
@@ -636,7 +651,19 @@ async function admin(method, path, body, headers) {
     store.clear();
     bulk.clear();
     await seedPackage(); // a server keeps the guides it has loaded
+    behaviour = { delayMs: startDelay };
+    generation++;
     return json({ reset: true });
+  }
+  if (method === 'POST' && path === '/_admin/behaviour') {
+    const given = parseJson(body) ?? {};
+    if (given.delayMs !== undefined) {
+      if (!Number.isInteger(given.delayMs) || given.delayMs < 0) {
+        return outcomeReply(400, 'delayMs must be a non-negative integer');
+      }
+      behaviour.delayMs = given.delayMs;
+    }
+    return json(behaviour);
   }
   if (method === 'GET' && path === '/_admin/stats') {
     return json({ ...stats, fullScans: store.fullScans });

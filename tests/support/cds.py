@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+import requests
 from joserfc import jws
 from joserfc.jwk import ECKey, Key, RSAKey
 
@@ -127,6 +128,38 @@ def prefetch_for(
             if r["resourceType"] == path and (codes is None or _coded(r, codes))
         ]
         out[key] = searchset(matches)
+    return out
+
+
+def server_prefetch(
+    base_url: str,
+    service_id: str,
+    patient_id: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The prefetch an EHR makes by running each template against its FHIR server at
+    ``base_url`` and sending the first answer as it came (a read's resource or null; a search's
+    first page, ``next`` link and ``total`` included). ``params`` replace template parameters
+    where a template has them (e.g. ``{"_sort": "date"}`` for an EHR that sorts its own way)."""
+    out: dict[str, Any] = {}
+    for key, template in SERVICES[service_id].prefetch.items():
+        rendered = template.replace("{{context.patientId}}", patient_id)
+        path, _, query = rendered.partition("?")
+        given = dict(parse_qsl(query))
+        given.update({k: v for k, v in (params or {}).items() if k in given})
+        response = requests.get(
+            f"{base_url}/{path}",
+            params=given,
+            headers={"Accept": "application/fhir+json", **(headers or {})},
+            timeout=30,
+        )
+        if response.status_code == 404 and not query:
+            out[key] = None
+            continue
+        response.raise_for_status()
+        out[key] = response.json()
     return out
 
 

@@ -70,6 +70,11 @@ class FhirTestServer:
         result: dict[str, Any] = self._admin("POST", "load", body, content_type)
         return result
 
+    def delay(self, ms: int) -> None:
+        """Answer each FHIR request after ``ms`` milliseconds (a slow, or hanging, EHR) until
+        the next reset()."""
+        self._admin("POST", "behaviour", json.dumps({"delayMs": ms}), "application/json")
+
     def stats(self) -> dict[str, Any]:
         """Counts of FHIR requests since the last reset_stats().
 

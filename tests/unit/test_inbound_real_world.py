@@ -17,6 +17,7 @@ from fhir_cml.ehr.fetch import CML_CONDITION_CODES
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.inbound.patients import is_cml
 from fhir_cml.fhir.inbound.text_values import quantity_from_text
+from fhir_cml.reporting import issue_message, say
 from tests.unit.inbound_builders import (
     bcr,
     codes,
@@ -157,7 +158,7 @@ def test_an_unreadable_latest_result_is_not_a_pcr_never_done() -> None:
     assert not assessment.monitoring.overdue
     suggested = {s.code for s in assessment.recommendations}
     assert Recommendation.PCR_OVERDUE not in suggested
-    assert "2025-05-20 exists but could not be read" in assessment.monitoring.basis.statement
+    assert "2025-05-20 exists but could not be read" in say(assessment.monitoring.basis)
     # Without the unreadable one, the same patient is overdue: the test above can fail.
     _, without = _assessed(read)
     assert without.monitoring.overdue
@@ -182,7 +183,7 @@ def test_no_tki_record_at_all_is_a_data_issue() -> None:
     assessment = assess(rec, AS_OF, Guideline.ELN2020)
     found = [i for i in assessment.issues if i.code is IssueCode.NO_THERAPY_START]
     assert found
-    assert "No TKI record" in found[0].message
+    assert "No TKI record" in issue_message(found[0])
 
 
 def test_other_medications_not_read_are_summed_up() -> None:

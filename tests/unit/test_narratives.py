@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fhir_cml import conformance
+from fhir_cml.domain.results import Interaction
 from fhir_cml.fhir.outbound import build, supersede
 from fhir_cml.fhir.outbound.narrative import (
     NOT_ORDERS,
@@ -21,6 +22,7 @@ from fhir_cml.fhir.outbound.narrative import (
     risk_assessment_text,
 )
 from fhir_cml.fhir.outbound.supersede import Successor
+from fhir_cml.reporting import say, suggestion_text
 from tests.support.narrative import problems
 from tests.unit.cases import RECORDS, assessment
 
@@ -55,8 +57,8 @@ def test_the_narratives_say_the_reading_the_suggestions_the_date_and_not_orders(
     assert f"Molecular response: {a.molecular_response.depth.value}" in reading
     assert a.guideline.label in reading
     for suggestion in a.recommendations:
-        assert suggestion.text in reading
-        assert suggestion.text in plan
+        assert suggestion_text(suggestion) in reading
+        assert suggestion_text(suggestion) in plan
     if not a.recommendations:
         assert "No suggestion." in plan
     assert "2025-06-30T14:05:09+00:00" in provenance
@@ -66,7 +68,7 @@ def test_the_reasons_are_in_the_reading() -> None:
     a = assessment("t315i")
     reading = text_of(build(a, RECORDED).risk_assessment)
     for reason in a.eln.reasons:
-        assert reason.statement in reading
+        assert say(reason) in reading
 
 
 HOSTILE = '<script>alert("x")</script> & <b onclick="x">\x00\x08\ud800 \u2028 ]]> "\'"'
@@ -76,8 +78,10 @@ def test_text_from_the_record_is_escaped_and_xml_safe() -> None:
     """A statement may carry text an EHR sent (a medication name, a display): it is escaped,
     and characters XML cannot carry are dropped."""
     a = assessment("optimal")
-    basis = replace(a.molecular_response.basis, statement=HOSTILE)
-    hostile = replace(a, molecular_response=replace(a.molecular_response, basis=basis))
+    interaction = Interaction(
+        HOSTILE, "strong-inhibitor", "MedicationStatement/x", a.monitoring.basis
+    )
+    hostile = replace(a, interactions=(interaction,))
     text = risk_assessment_text(hostile)
     assert problems(text) == []
     assert "<script" not in text["div"]

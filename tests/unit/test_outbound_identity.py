@@ -14,6 +14,7 @@ from fhir_cml.domain.results import Suggestion
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound import OutboundIds, fingerprint, result_bundle, transaction_bundle
 from fhir_cml.fhir.outbound.identifiers import full_url, if_none_exist, resource_type
+from fhir_cml.reporting import issue_message
 from tests.unit.cases import AS_OF, RECORDS, assessment, optimal_record
 
 RECORDED = datetime(2025, 6, 30, 14, 5, 9, tzinfo=UTC)
@@ -46,7 +47,8 @@ def test_texts_do_not_count_but_codes_do() -> None:
     reworded = replace(
         a,
         recommendations=tuple(
-            Suggestion(s.code, s.text + " (reworded)", s.basis) for s in a.recommendations
+            Suggestion(s.code, s.finding, (*s.params, ("reworded", True)), s.basis)
+            for s in a.recommendations
         ),
     )
     assert fingerprint(reworded) == fingerprint(a)
@@ -147,7 +149,7 @@ def test_result_bundle_is_a_collection_ending_in_an_operation_outcome() -> None:
     assert kinds == ["RiskAssessment", "CarePlan", "Provenance", "OperationOutcome"]
     assert all("request" not in e for e in bundle["entry"])
     outcome = bundle["entry"][-1]["resource"]
-    assert [i["diagnostics"] for i in outcome["issue"]] == [i.message for i in a.issues]
+    assert [i["diagnostics"] for i in outcome["issue"]] == [issue_message(i) for i in a.issues]
     clean = result_bundle([assessment("optimal")], RECORDED)
     assert clean["entry"][-1]["resource"]["issue"] == [
         {"severity": "information", "code": "informational", "diagnostics": "No issues."}

@@ -17,6 +17,7 @@ from fhir_cml.domain import RULESET_VERSION, assess
 from fhir_cml.domain.vocabulary import Recommendation
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound import build, build_provenance, result_bundle, transaction_bundle
+from fhir_cml.reporting import say, suggestion_text
 from tests.unit.cases import AS_OF, RECORDS, assessment, optimal_record
 
 RECORDED = datetime(2025, 6, 30, 14, 5, 9, tzinfo=UTC)
@@ -57,8 +58,8 @@ def test_care_plan_is_always_a_draft_proposal_with_one_activity_per_suggestion(n
         detail = activity["detail"]
         assert detail["status"] == "not-started"
         assert detail["code"]["coding"][0]["system"] == c.CS_RECOMMENDATION
-        assert detail["description"] == suggestion.text
-        assert [r["text"] for r in detail["reasonCode"]] == [b.statement for b in suggestion.basis]
+        assert detail["description"] == suggestion_text(suggestion)
+        assert [r["text"] for r in detail["reasonCode"]] == [say(b) for b in suggestion.basis]
         assert set(detail["instantiatesCanonical"]) == {
             c.plan_definition(b.rule.id) for b in suggestion.basis
         }

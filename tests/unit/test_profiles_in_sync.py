@@ -24,6 +24,7 @@ from fhir_cml import conformance
 from fhir_cml.domain import vocabulary
 from fhir_cml.domain.rules import catalogue
 from fhir_cml.fhir import canonical
+from fhir_cml.reporting import citation_text
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = ROOT / "profiles"
@@ -133,7 +134,8 @@ def test_every_rule_has_its_plan_definition() -> None:
         assert plan is not None, rule.id
         assert plan["resourceType"] == "PlanDefinition"
         assert plan["title"] == rule.title
-        assert plan["relatedArtifact"][0]["citation"] == rule.source
+        cited = [x["citation"] for x in plan.get("relatedArtifact", [])]
+        assert cited == [citation_text(c) for c in rule.citations], rule.id
     plans = [r for r in committed() if r["resourceType"] == "PlanDefinition"]
     assert len(plans) == len(catalogue.RULES)
 

@@ -221,7 +221,9 @@ def test_text_gives_every_suggestion_with_its_basis_and_source(text: str) -> Non
     number = re.search(r"\[t315i-no-escalation; source (\d+)\]", block)
     assert number
     sources = text.split("\nSources\n")[1]
-    assert f"  {number.group(1)}. Imatinib dose escalation strategies (seed 003)" in sources
+    cited = sources.split(f"\n  {number.group(1)}. ")[1]
+    assert cited.startswith("Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing")
+    assert "doi:10.1186/s13045-019-0815-5" in " ".join(cited.split())
 
 
 def test_text_lists_data_issues_and_input_issues(text: str) -> None:

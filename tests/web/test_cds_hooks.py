@@ -193,15 +193,20 @@ def test_discovery_has_the_specifications_shape(client: FlaskClient) -> None:
 
 
 def test_prefetch_templates_keep_to_the_recommended_query_subset(client: FlaskClient) -> None:
-    """Reads by id, or type-level searches by patient reference and token equality."""
+    """Reads by id, or type-level searches by patient reference and token equality, with
+    ``_count`` (one page for the whole record) and ``_sort`` (newest results first)."""
     for service in client.get("/cds-services").get_json()["services"]:
         for template in service["prefetch"].values():
             assert set(re.findall(r"\{\{([^}]*)\}\}", template)) == {"context.patientId"}
             path, _, query = template.partition("?")
             assert re.fullmatch(r"[A-Z][A-Za-z]+(/\{\{context\.patientId\}\})?", path)
-            names = [name for name, _ in parse_qsl(query)]
-            assert set(names) <= {"patient", "subject", "code"}
-            assert not any(":" in name for name in names)  # no modifiers
+            params = dict(parse_qsl(query))
+            assert set(params) <= {"patient", "subject", "code", "_count", "_sort"}
+            assert not any(":" in name for name in params)  # no modifiers
+            if query:
+                assert params["_count"] == "1000"
+            if path == "Observation":
+                assert params["_sort"] == "-date"
 
 
 # --- patient-view -----------------------------------------------------------------------------
@@ -266,7 +271,7 @@ def test_the_card_detail_gives_the_basis_with_rules_sources_and_dates(
     assert "(`eln2020-12m`)" in detail
     assert "T315I detected on 2025-06-02" in detail
     assert "**Sources**" in detail
-    assert "Hochhaus A et al. European LeukemiaNet 2020" in detail
+    assert "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020" in detail
     assert card["summary"] == (
         "CML: ELN 2020 failure at 12 months; no MMR, BCR::ABL1 3.1 % (2025-06-02)"
     )

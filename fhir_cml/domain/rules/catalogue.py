@@ -1,328 +1,245 @@
-"""Every rule the engine applies, with the source a clinician can look up.
+"""Every rule the engine applies, with the primary literature a clinician can look up.
 
-One entry per rule. The id is stable and appears in every basis, in the FHIR output and as the
-PlanDefinition name in profiles/; the source names the guideline or document (and its table) the
-rule reads. ``RULESET_VERSION`` changes whenever any rule's behaviour changes: it is part of the
-identifiers of what is written back, so a new version yields new suggestions.
+One entry per rule. The milestone rules come from the guideline tables
+(:mod:`fhir_cml.domain.guidelines`), one per row; the others are written here. Each names its
+citations (:mod:`fhir_cml.domain.citations`) and the table or section it reads; where a value is a
+project convention rather than a published one, the title says so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from fhir_cml.domain import citations as c
+from fhir_cml.domain.guidelines import eln2009, eln2013, eln2020
+from fhir_cml.domain.rule import RULES, RULESET_VERSION, Rule, rule
+from fhir_cml.domain.vocabulary import Milestone
 from fhir_cml.domain.vocabulary import Recommendation as R
 
-RULESET_VERSION = "1.0.0"
+__all__ = ["RULES", "RULESET_VERSION", "Rule"]
 
-CROSS_2015 = (
-    "Cross NCP et al. Laboratory recommendations for scoring deep molecular responses following "
-    "treatment for chronic myeloid leukemia. Leukemia 2015;29:999-1003"
+
+def _table_rule(table: object, milestone: Milestone) -> Rule:
+    row = table.row(milestone)  # type: ignore[attr-defined]
+    assert row is not None
+    found: Rule = row.rule
+    return found
+
+
+# 0. Reading the record
+INPUTS = rule(
+    "inputs",
+    "What is read: nothing dated after the as-of date; TKI statements that do not describe intake "
+    "are left out; a stop without a recorded reason after more than 2 years of deep molecular "
+    "response is read as a TFR attempt; every such choice is listed (project convention)",
+    (),
 )
-ELN_2020 = (
-    "Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid "
-    "leukemia. Leukemia 2020;34:966-984"
-)
-ELN_2013 = (
-    "Baccarani M et al. European LeukemiaNet recommendations for the management of chronic "
-    "myeloid leukemia: 2013. Blood 2013;122:872-884"
-)
-ELN_2009 = (
-    "Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management "
-    "recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051"
-)
-SEED_ESCALATION = (
-    "Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'"
-)
-SEED_DOSE = "Imatinib dose optimization strategies and clinical evidence (seed 002)"
-SEED_MONITORING = "Imatinib clinical trial validation, major molecular response (seed 000)"
-SEED_REVIEW = "Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)"
-SOKAL_1984 = "Sokal JE et al. Prognostic discrimination in 'good-risk' CML. Blood 1984;63:789-799"
-ELTS_2016 = (
-    "Pfirrmann M et al. Prognosis of long-term survival considering disease-specific death in "
-    "patients with CML (ELTS score). Leukemia 2016;30:48-56"
-)
-EUTOS_2011 = "Hasford J et al. Predicting complete cytogenetic response: the EUTOS score. Blood 2011;118:686-692"
-STIM1_2010 = (
-    "Mahon FX et al. Discontinuation of imatinib in patients with CML who have maintained "
-    "complete molecular remission for at least 2 years (STIM). Lancet Oncol 2010;11:1029-1035"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    id: str
-    title: str
-    source: str
-    guideline: str | None = None  # eln2020 | eln2013 | eln2009 when the rule belongs to one
-    leads_to: tuple[R, ...] = ()  # the suggestions this rule can give (its PlanDefinition actions)
-
-    @property
-    def version(self) -> str:
-        return RULESET_VERSION
-
-
-def _rule(
-    rule_id: str,
-    title: str,
-    source: str,
-    guideline: str | None = None,
-    leads_to: tuple[R, ...] = (),
-) -> Rule:
-    rule = Rule(rule_id, title, source, guideline, leads_to)
-    RULES[rule_id] = rule
-    return rule
-
-
-RULES: dict[str, Rule] = {}
 
 # 1. Molecular response depth
-DEPTH = _rule(
+DEPTH = rule(
     "response-depth",
-    "Molecular response depth from BCR::ABL1 (IS) and control-gene copies",
-    CROSS_2015 + "; clinical-rules section 1",
+    "Molecular response depth from BCR::ABL1 (IS) and control-gene copies: a detectable result by "
+    "its IS value, an undetectable one by the copies of its control gene",
+    (c.CROSS2015,),
+    "definitions of MR4, MR4.5 and MR5",
     leads_to=(R.REPEAT_PCR,),
 )
-IS_CONVERSION = _rule(
+IS_CONVERSION = rule(
     "is-conversion",
     "Only results on the International Scale (or converted with a laboratory conversion factor) "
     "are used for response decisions",
-    CROSS_2015,
+    (c.CROSS2015,),
 )
-CHR = _rule(
+CHR = rule(
     "complete-hematologic-response",
     "Complete hematologic response: WBC < 10 x10^9/L, platelets < 450 x10^9/L, basophils < 5 %, "
-    "no blasts in peripheral blood, spleen not palpable",
-    ELN_2013 + ", response definitions",
+    "no immature granulocytes or blasts in peripheral blood, spleen not palpable",
+    (c.ELN2013,),
+    "response definitions",
 )
 
-# 2. Milestones
-ELN2020_BASELINE = _rule(
-    "eln2020-baseline",
-    "ELN 2020 baseline warning: high-risk ELTS or high-risk ACA",
-    ELN_2020,
-    "eln2020",
-)
-ELN2020_3M = _rule(
-    "eln2020-3m",
-    "ELN 2020 at 3 months: optimal <= 10 %; warning > 10 %; failure > 10 % confirmed within 1-3 months",
-    ELN_2020 + ", milestone table",
-    "eln2020",
-    leads_to=(R.REPEAT_PCR,),
-)
-ELN2020_6M = _rule(
-    "eln2020-6m",
-    "ELN 2020 at 6 months: optimal <= 1 %; warning > 1-10 %; failure > 10 %",
-    ELN_2020 + ", milestone table",
-    "eln2020",
-)
-ELN2020_12M = _rule(
-    "eln2020-12m",
-    "ELN 2020 at 12 months: optimal <= 0.1 %; warning > 0.1-1 %; failure > 1 %",
-    ELN_2020 + ", milestone table",
-    "eln2020",
-)
-ELN2020_ANY = _rule(
-    "eln2020-any",
-    "ELN 2020 at any time: optimal <= 0.1 %; warning > 0.1-1 % or loss of MMR; failure > 1 %, "
-    "resistance mutations, high-risk ACA; loss of MMR after stopping TKI is failure",
-    ELN_2020 + ", milestone table",
-    "eln2020",
-)
-ELN2013_3M = _rule(
-    "eln2013-3m",
-    "ELN 2013 at 3 months: optimal <= 10 % and/or Ph+ <= 35 %; warning > 10 % and/or Ph+ 36-95 %; "
-    "failure no CHR and/or Ph+ > 95 %",
-    ELN_2013 + ", response to first-line TKI",
-    "eln2013",
-)
-ELN2013_6M = _rule(
-    "eln2013-6m",
-    "ELN 2013 at 6 months: optimal < 1 % and/or Ph+ 0; warning 1-10 % and/or Ph+ 1-35 %; "
-    "failure > 10 % and/or Ph+ > 35 %",
-    ELN_2013 + ", response to first-line TKI",
-    "eln2013",
-)
-ELN2013_12M = _rule(
-    "eln2013-12m",
-    "ELN 2013 at 12 months: optimal <= 0.1 %; warning > 0.1-1 %; failure > 1 % and/or Ph+ > 0",
-    ELN_2013 + ", response to first-line TKI",
-    "eln2013",
-)
-ELN2013_ANY = _rule(
-    "eln2013-any",
-    "ELN 2013 then and at any time: optimal MMR or better; warning > 0.1 %; failure loss of CHR, "
-    "loss of CCyR, confirmed loss of MMR (2 consecutive tests, one >= 1 %), mutations, clonal "
-    "chromosome abnormalities in Ph+ cells",
-    ELN_2013 + ", response to first-line TKI",
-    "eln2013",
-)
-ELN2009_3M = _rule(
-    "eln2009-3m",
-    "At 3 months, no complete hematologic response is a suboptimal response",
-    SEED_ESCALATION,
-    "eln2009",
-)
-ELN2009_6M = _rule(
-    "eln2009-6m",
-    "At 6 months, no partial cytogenetic response (Ph+ > 35 %) is a suboptimal response; "
-    "no cytogenetic response (Ph+ > 95 %) is failure",
-    SEED_ESCALATION + "; failure: " + ELN_2009,
-    "eln2009",
-)
-ELN2009_12M = _rule(
-    "eln2009-12m",
-    "At 12 months, no complete cytogenetic response (Ph+ > 0 %) is a suboptimal response; "
-    "less than partial cytogenetic response (Ph+ > 35 %) is failure",
-    SEED_ESCALATION + "; failure: " + ELN_2009,
-    "eln2009",
-)
-ELN2009_18M = _rule(
-    "eln2009-18m",
-    "At 18 months, no MMR is a suboptimal response; less than complete cytogenetic response "
-    "(Ph+ > 0 %) is failure",
-    SEED_ESCALATION + "; failure: " + ELN_2009,
-    "eln2009",
-)
-ELN2009_ANY = _rule(
-    "eln2009-any",
-    "At any time, loss of CHR, CCyR or MMR or new clonal chromosomal abnormalities is a "
-    "suboptimal response; a mutation poorly sensitive to imatinib (T315I) is failure",
-    SEED_ESCALATION + "; failure: " + ELN_2009,
-    "eln2009",
-)
-MILESTONE_WINDOW = _rule(
+# 2. Milestones: one rule per row of each guideline table
+ELN2020_BASELINE = _table_rule(eln2020.TABLE, Milestone.BASELINE)
+ELN2020_3M = _table_rule(eln2020.TABLE, Milestone.M3)
+ELN2020_6M = _table_rule(eln2020.TABLE, Milestone.M6)
+ELN2020_12M = _table_rule(eln2020.TABLE, Milestone.M12)
+ELN2020_ANY = _table_rule(eln2020.TABLE, Milestone.ANY)
+ELN2013_BASELINE = _table_rule(eln2013.TABLE, Milestone.BASELINE)
+ELN2013_3M = _table_rule(eln2013.TABLE, Milestone.M3)
+ELN2013_6M = _table_rule(eln2013.TABLE, Milestone.M6)
+ELN2013_12M = _table_rule(eln2013.TABLE, Milestone.M12)
+ELN2013_ANY = _table_rule(eln2013.TABLE, Milestone.ANY)
+ELN2009_BASELINE = _table_rule(eln2009.TABLE, Milestone.BASELINE)
+ELN2009_3M = _table_rule(eln2009.TABLE, Milestone.M3)
+ELN2009_6M = _table_rule(eln2009.TABLE, Milestone.M6)
+ELN2009_12M = _table_rule(eln2009.TABLE, Milestone.M12)
+ELN2009_18M = _table_rule(eln2009.TABLE, Milestone.M18)
+ELN2009_ANY = _table_rule(eln2009.TABLE, Milestone.ANY)
+MILESTONE_WINDOW = rule(
     "milestone-window",
-    "A result is read against the latest milestone whose window has opened (window opens the "
-    "configured tolerance before the milestone); after the last milestone it is read as 'any time'",
-    "Project convention over " + ELN_2020 + " and " + ELN_2013,
+    "Which result is read at a milestone: the one nearest to it among those whose time on TKI falls "
+    "in its window (from the configured tolerance before it to the next milestone's window); a "
+    "later result in the window can make the reading worse, never better; after the last "
+    "milestone results are read against the 'any time' criteria (project convention)",
+    (c.ELN2020, c.ELN2013),
 )
-LOSS_OF_MMR = _rule(
+LOSS_OF_MMR = rule(
     "loss-of-mmr",
     "Loss of MMR: a result > 0.1 % after MMR was achieved; confirmed by a second consecutive "
     "result > 0.1 % (ELN 2013: one of the two >= 1 %)",
-    ELN_2020 + "; " + ELN_2013,
+    (c.ELN2020, c.ELN2013),
     leads_to=(R.REPEAT_PCR,),
 )
 
-# 3. Dose optimisation
-ESCALATION_WORKUP = _rule(
+# 3. What to do about the response
+ESCALATION_WORKUP = rule(
     "escalation-workup",
-    "Before escalating imatinib: check adherence, measure the trough level, test for kinase-domain "
-    "mutations",
-    SEED_DOSE + ", FAQ Q1; " + SEED_ESCALATION,
+    "Before any change of dose or drug for a warning or failure: check adherence, measure an "
+    "imatinib trough level, and test for kinase-domain mutations",
+    (c.ELN2020, c.SOVERINI2019, c.PICARD2007),
     leads_to=(R.CHECK_ADHERENCE, R.MEASURE_TROUGH_LEVEL, R.MUTATION_ANALYSIS),
 )
-ESCALATION = _rule(
+MUTATION_ANALYSIS = rule(
+    "mutation-analysis",
+    "BCR::ABL1 kinase-domain mutation analysis in chronic phase at failure or warning of the "
+    "response to TKI (not for a baseline warning alone); after a relapse off treatment only if MMR "
+    "is not regained within 3-6 months of restarting the TKI",
+    (c.SOVERINI2019,),
+    "Table 2, indications for mutation testing",
+    leads_to=(R.MUTATION_ANALYSIS,),
+)
+ESCALATION = rule(
     "dose-escalation",
-    "Suboptimal response on imatinib with a trough < 1000 ng/mL (adherence checked) or a "
-    "dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day",
-    SEED_ESCALATION + "; " + SEED_DOSE,
+    "Suboptimal response on imatinib with a steady-state trough below target (adherence checked) "
+    "or a dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day; 800 mg/day "
+    "(400 mg twice daily) is the highest step",
+    (c.IRIS_ESCALATION2009, c.PICARD2007),
     leads_to=(R.ESCALATE_DOSE,),
 )
-T315I = _rule(
+T315I = rule(
     "t315i-no-escalation",
-    "T315I confers absolute resistance to imatinib: never escalate, switch TKI",
-    SEED_ESCALATION,
+    "T315I impairs the binding of imatinib and of every second-generation TKI: never escalate; "
+    "switch to ponatinib or asciminib",
+    (c.SOVERINI2019, c.PACE2013, c.ASCIMINIB2019),
     leads_to=(R.SWITCH_TKI,),
 )
-SWITCH = _rule(
+SWITCH = rule(
     "switch-tki",
-    "Failure, resistance mutations or intolerance favour switching to another TKI guided by the "
-    "mutation profile",
-    SEED_ESCALATION + "; " + ELN_2020,
+    "Failure, resistance mutations or intolerance favour switching to another TKI, chosen by the "
+    "drug that failed, the line of therapy and the mutation profile; never the drug that failed",
+    (c.ELN2020, c.SOVERINI2019, c.PACE2013, c.ASCIMINIB2019),
     leads_to=(R.SWITCH_TKI,),
 )
-REDUCTION = _rule(
+REDUCTION = rule(
     "dose-reduction",
     "Stable MMR for at least 1-2 years with adverse events affecting quality of life (or a "
-    "supratherapeutic trough with toxicity): consider a dose reduction, then monitor every "
-    "4-6 weeks for 6-12 months",
-    SEED_DOSE + ", protocol 1 and FAQ Q2",
+    "supratherapeutic trough with toxicity): consider a dose reduction, then monitor closely "
+    "(every 4-6 weeks for 6-12 months, project default)",
+    (c.DESTINY2017, c.ELN2020),
     leads_to=(R.CONSIDER_DOSE_REDUCTION,),
 )
-CONTINUE = _rule(
+CONTINUE = rule(
     "continue-therapy",
     "Optimal response: continue the current TKI and dose",
-    ELN_2020,
+    (c.ELN2020,),
     leads_to=(R.CONTINUE_THERAPY,),
 )
 
-# 4. Therapeutic drug monitoring
-TDM = _rule(
+# 4. Therapeutic drug monitoring and interactions
+TDM = rule(
     "tdm-reading",
-    "Imatinib trough at steady state (>= 29 days of therapy, >= 8 days without a dose change, drawn "
-    "immediately before the next dose): < 1000 ng/mL subtherapeutic; >= 2000 ng/mL "
-    "supratherapeutic (toxicity watch)",
-    SEED_DOSE + ", protocol 2; " + SEED_REVIEW,
+    "Imatinib trough at steady state, drawn immediately before the next dose (the time since the "
+    "last dose must be known): below the 1000 ng/mL target subtherapeutic; at or above "
+    "2000 ng/mL supratherapeutic (toxicity watch). Steady state: >= 29 days of therapy and >= 8 "
+    "days without a dose change (a reference laboratory's conditions, configurable)",
+    (c.PICARD2007,),
 )
-INTERACTIONS = _rule(
+INTERACTIONS = rule(
     "cyp3a4-interactions",
-    "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review, consider TDM",
-    SEED_REVIEW + "; clinical-rules section 4",
+    "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review the "
+    "co-medication, consider TDM",
+    (c.IMATINIB_LABEL,),
     leads_to=(R.REVIEW_INTERACTIONS, R.MEASURE_TROUGH_LEVEL),
 )
 
-# 5. TFR
-TFR_ELIGIBILITY = _rule(
+# 5. Treatment-free remission
+TFR_ELIGIBILITY = rule(
     "tfr-eligibility",
-    "ELN 2020 TFR criteria: mandatory (chronic phase, IS qPCR, motivated and adherent), minimal "
-    "(first-line or intolerance-only second line, e13a2/e14a2, TKI > 5 y imatinib or > 4 y "
-    "2G-TKI, MR4 or deeper > 2 y, no prior failure), optimal (TKI > 5 y; DMR > 3 y at MR4 or > 2 y "
-    "at MR4.5)",
-    ELN_2020 + ", TFR requirements",
+    "ELN 2020 TFR requirements: mandatory (chronic phase, motivated patient with structured "
+    "communication, access to high-quality quantitative PCR on the IS with rapid results, "
+    "willingness to monitor more often), minimal (first-line TKI or second line for intolerance "
+    "only, e13a2/e14a2 transcript, TKI > 5 years (> 4 years 2G-TKI), MR4 or deeper > 2 years, no "
+    "prior treatment failure), optimal (TKI > 5 years; DMR > 3 years at MR4 or > 2 years at MR4.5)",
+    (c.ELN2020,),
+    "requirements for TKI discontinuation",
     leads_to=(R.DISCUSS_TFR,),
 )
-TFR_RELAPSE = _rule(
+TFR_RELAPSE = rule(
     "tfr-molecular-relapse",
-    "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart TKI within "
-    "4 weeks",
-    ELN_2020 + "; " + SEED_REVIEW,
-    leads_to=(R.RESTART_TKI,),
+    "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart the same "
+    "TKI within 4 weeks; monitor every 4-6 weeks until MMR is regained; mutation analysis only if "
+    "MMR is not regained within 3-6 months; the relapse off treatment is not an on-treatment "
+    "failure",
+    (c.ELN2020, c.SOVERINI2019, c.STOP2G2017),
+    leads_to=(R.RESTART_TKI, R.INTENSIFY_MONITORING, R.MUTATION_ANALYSIS),
 )
-STIM1 = _rule(
+STIM1 = rule(
     "stim1-relapse",
     "STIM1 definition of molecular relapse: two consecutive positive results one month apart with "
-    "a >= 1-log increase (reported for comparison only)",
-    STIM1_2010 + "; " + SEED_REVIEW,
+    "a >= 1-log increase (imatinib; reported for comparison only)",
+    (c.STIM2010,),
+)
+PAEDIATRIC = rule(
+    "paediatric",
+    "Patients under 18: TFR attempts only within clinical studies; adult guidance (ELN) and adult "
+    "risk scores (Sokal, ELTS, EUTOS) are applied with that caution",
+    (c.PAEDIATRIC2014, c.PAEDIATRIC2016),
 )
 
 # 6. Monitoring
-MONITORING = _rule(
+MONITORING = rule(
     "monitoring-schedule",
-    "RQ-PCR monthly during the first 3 months, then every 3 months; every 4-6 weeks for 6-12 "
-    "months after a dose reduction; after stopping TKI monthly for months 1-6, every 2 months for "
-    "months 7-12, every 3 months after",
-    SEED_MONITORING + "; " + SEED_DOSE + "; " + SEED_REVIEW,
+    "RQ-PCR every 3 months on TKI (monthly during the first 3 months, project default); after a "
+    "dose reduction every 4-6 weeks for 6-12 months; after stopping TKI monthly for months 1-6, "
+    "every 2 months for months 7-12, every 3 months after; after a restart every 4-6 weeks until "
+    "MMR is regained",
+    (c.ELN2020, c.DESTINY2017),
     leads_to=(R.SCHEDULE_PCR, R.PCR_OVERDUE, R.INTENSIFY_MONITORING),
 )
 
 # 7. Risk scores
-SOKAL = _rule(
-    "sokal", "Sokal score at baseline: < 0.8 low, 0.8-1.2 intermediate, > 1.2 high", SOKAL_1984
+SOKAL = rule(
+    "sokal",
+    "Sokal score at baseline: < 0.8 low, 0.8-1.2 intermediate, > 1.2 high (derived in adults)",
+    (c.SOKAL1984,),
 )
-ELTS = _rule(
+ELTS = rule(
     "elts",
-    "ELTS score at baseline: <= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high",
-    ELTS_2016,
+    "ELTS score at baseline: <= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high (derived in "
+    "adults); ELN 2020 prefers ELTS to Sokal where they disagree",
+    (c.ELTS2016, c.ELN2020),
 )
-EUTOS = _rule("eutos", "EUTOS score at baseline: <= 87 low, > 87 high", EUTOS_2011)
+EUTOS = rule(
+    "eutos",
+    "EUTOS score at baseline: <= 87 low, > 87 high (derived in adults)",
+    (c.EUTOS2011,),
+)
 
-# 8. Prognosis
-IRIS_PROGRESSION = _rule(
+# 8. Trial evidence
+IRIS_PROGRESSION = rule(
     "iris-progression",
-    "IRIS 5-year freedom from progression to AP/BC: 100 % with CCyR and MMR at 12 months, 98 % "
-    "with CCyR without MMR, 87 % without CCyR",
-    SEED_REVIEW + " (IRIS 5-year follow-up)",
+    "IRIS 5-year freedom from progression to AP/BC by the response at 12 months (first-line "
+    "imatinib, chronic phase, on treatment; not after a relapse, not with a resistance mutation)",
+    (c.IRIS2006,),
 )
-TFR_OUTCOMES = _rule(
+TFR_OUTCOMES = rule(
     "tfr-outcomes",
-    "Treatment-free remission after stopping imatinib: STIM1 39 % relapse-free at 36 months; "
-    "STIM2 61 % at a median of 12 months; TWISTER 47.1 % at 24 months; most relapses within 6 months",
-    SEED_REVIEW,
+    "Molecular relapse after stopping imatinib in STIM1 (its own relapse definition): 39 % "
+    "relapse-free at 36 months; most relapses within 6 months",
+    (c.STIM2010,),
 )
-ESCALATION_OUTCOMES = _rule(
+ESCALATION_OUTCOMES = rule(
     "iris-escalation-outcomes",
-    "IRIS dose escalation: 42 % reached a subsequent cytogenetic response; 3 years after "
-    "escalation 89 % free from progression, 84 % overall survival",
-    SEED_ESCALATION,
+    "IRIS dose escalation on first-line imatinib: 42 % reached a subsequent cytogenetic response; "
+    "3 years after escalation 89 % free from progression, 84 % overall survival (figures as "
+    "quoted; not confirmed in the paper)",
+    (c.IRIS_ESCALATION2009,),
 )

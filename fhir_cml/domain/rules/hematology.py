@@ -12,25 +12,23 @@ from dataclasses import dataclass
 from datetime import date
 from operator import attrgetter
 
-from fhir_cml.domain.frozen import quick_init
+from fhir_cml.domain.basis import Basis, basis
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import HematologicResponse, LabValue
+from fhir_cml.domain.rules.catalogue import CHR
 from fhir_cml.domain.vocabulary import LabKind
 
-_LIMITS = {
-    LabKind.WBC: (10.0, "WBC {v:g} x10^9/L (CHR needs < 10)"),
-    LabKind.PLATELETS: (450.0, "platelets {v:g} x10^9/L (CHR needs < 450)"),
-    LabKind.BASOPHILS: (5.0, "basophils {v:g} % (CHR needs < 5 %)"),
-}
+# CHR needs each count below its limit (ELN 2013 response definitions).
+LIMITS: dict[LabKind, float] = {LabKind.WBC: 10.0, LabKind.PLATELETS: 450.0, LabKind.BASOPHILS: 5.0}
 _REQUIRED = (LabKind.WBC, LabKind.PLATELETS, LabKind.BASOPHILS)
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class ChrAssessment:
     date: date
     complete: bool
     refs: tuple[str, ...]
-    statement: str
+    basis: Basis
 
 
 _BY_DATE = attrgetter("date")
@@ -48,13 +46,15 @@ def chr_assessments(
         if call is not None:
             out.append(call)
     for finding in coded:
-        word = "in" if finding.complete else "not in"
+        refs = (finding.ref,)
         out.append(
             ChrAssessment(
                 finding.date,
                 finding.complete,
-                (finding.ref,),
-                f"Recorded as {word} complete hematologic response on {finding.date.isoformat()}.",
+                refs,
+                basis(
+                    CHR, Finding.CHR_RECORDED, refs, date=finding.date, complete=finding.complete
+                ),
             )
         )
     out.sort(key=_BY_DATE)
@@ -62,27 +62,29 @@ def chr_assessments(
 
 
 def _from_counts(day: date, values: dict[LabKind, LabValue]) -> ChrAssessment | None:
+    """CHR from one day's counts; each abnormal value is named as (kind, value, limit)."""
     if LabKind.WBC not in values and LabKind.PLATELETS not in values:
         return None
-    abnormal: list[str] = []
-    for kind, (limit, text) in _LIMITS.items():
+    abnormal: list[tuple[LabKind, float, float]] = []
+    for kind, limit in LIMITS.items():
         lab = values.get(kind)
         if lab is not None and lab.value >= limit:
-            abnormal.append(text.format(v=lab.value))
-    blasts = values.get(LabKind.BLASTS)
-    if blasts is not None and blasts.value > 0:
-        abnormal.append(f"blasts {blasts.value:g} % in peripheral blood (CHR needs none)")
-    spleen = values.get(LabKind.SPLEEN)
-    if spleen is not None and spleen.value > 0:
-        abnormal.append(f"spleen palpable {spleen.value:g} cm below the costal margin")
+            abnormal.append((kind, lab.value, limit))
+    for kind in (LabKind.BLASTS, LabKind.SPLEEN):  # none allowed: no blasts, spleen not palpable
+        lab = values.get(kind)
+        if lab is not None and lab.value > 0:
+            abnormal.append((kind, lab.value, 0.0))
     refs = tuple(v.ref for v in values.values())
-    when = day.isoformat()
     if abnormal:
-        return ChrAssessment(day, False, refs, f"No CHR on {when}: " + "; ".join(abnormal) + ".")
-    if all(kind in values for kind in _REQUIRED):
-        unrecorded = [k.value for k in (LabKind.BLASTS, LabKind.SPLEEN) if k not in values]
-        note = f" ({', '.join(unrecorded)} not recorded)" if unrecorded else ""
         return ChrAssessment(
-            day, True, refs, f"CHR on {when}: WBC, platelets and basophils within limits{note}."
+            day,
+            False,
+            refs,
+            basis(CHR, Finding.CHR_ABSENT, refs, date=day, abnormal=tuple(abnormal)),
+        )
+    if all(kind in values for kind in _REQUIRED):
+        unrecorded = tuple(k for k in (LabKind.BLASTS, LabKind.SPLEEN) if k not in values)
+        return ChrAssessment(
+            day, True, refs, basis(CHR, Finding.CHR_PRESENT, refs, date=day, unrecorded=unrecorded)
         )
     return None

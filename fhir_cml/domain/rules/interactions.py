@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from fhir_cml.domain.basis import basis
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import OtherMedication
-from fhir_cml.domain.results import Basis, Interaction
+from fhir_cml.domain.results import Interaction
 from fhir_cml.domain.rules.catalogue import INTERACTIONS
 from fhir_cml.domain.vocabulary import Cyp3a4Effect, MedicationStatus, Tki
 
@@ -33,10 +35,6 @@ STRONG_CYP3A4: dict[str, Cyp3a4Effect] = {
 }
 
 _TAKEN = {MedicationStatus.ACTIVE, MedicationStatus.ON_HOLD, MedicationStatus.UNKNOWN}
-_EFFECT_TEXT = {
-    Cyp3a4Effect.STRONG_INHIBITOR: "a strong CYP3A4 inhibitor: raises TKI exposure (toxicity)",
-    Cyp3a4Effect.STRONG_INDUCER: "a strong CYP3A4 inducer: lowers TKI exposure (loss of efficacy)",
-}
 
 
 def current_interactions(
@@ -48,16 +46,19 @@ def current_interactions(
     for med in medications:
         if not _taken_on(med, as_of):
             continue
-        since = f" since {med.start.isoformat()}" if med.start else ""
         out.append(
             Interaction(
                 med.name,
                 med.effect.value,
                 med.ref,
-                Basis(
+                basis(
                     INTERACTIONS,
-                    f"{med.name.capitalize()}{since} is {_EFFECT_TEXT[med.effect]} of {tki.value}.",
+                    Finding.CYP3A4_INTERACTION,
                     (med.ref,),
+                    medication=med.name,
+                    since=med.start,
+                    effect=med.effect,
+                    tki=tki,
                 ),
             )
         )

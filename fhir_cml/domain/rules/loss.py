@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from fhir_cml.domain.basis import Percent, basis
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import BcrAbl1Result
-from fhir_cml.domain.results import Basis, LossOfMmr
+from fhir_cml.domain.results import LossOfMmr
 from fhir_cml.domain.rules.catalogue import LOSS_OF_MMR
-from fhir_cml.domain.rules.common import pct
 from fhir_cml.domain.rules.response_depth import MMR_LIMIT, DepthCall
 
 
@@ -35,11 +36,18 @@ def loss_of_mmr(calls: Sequence[tuple[BcrAbl1Result, DepthCall]]) -> LossOfMmr:
     confirmed = len(trailing) >= 2
     last_two = trailing[-2:]
     confirmed_2013 = confirmed and any(v >= 1.0 for _, v in last_two)
-    values = ", ".join(f"{pct(v)} on {r.date.isoformat()}" for r, v in trailing)
-    state = "confirmed" if confirmed else "not yet confirmed"
-    statement = (
-        f"MMR achieved on {achieved.date.isoformat()}, then BCR::ABL1 > 0.1 %: {values} "
-        f"(loss of MMR, {state})."
-    )
     refs = (achieved.ref, *(r.ref for r, _ in trailing))
-    return LossOfMmr(True, confirmed, confirmed_2013, Basis(LOSS_OF_MMR, statement, refs))
+    return LossOfMmr(
+        True,
+        confirmed,
+        confirmed_2013,
+        basis(
+            LOSS_OF_MMR,
+            Finding.LOSS_OF_MMR,
+            refs,
+            achieved=achieved.date,
+            limit=Percent(MMR_LIMIT),
+            results=tuple((Percent(v), r.date) for r, v in trailing),
+            confirmed=confirmed,
+        ),
+    )

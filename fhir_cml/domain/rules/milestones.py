@@ -1,13 +1,21 @@
-"""Reading the course against a guideline's milestones: ELN 2020, ELN 2013, or eln2009.
+"""Reading the course against a guideline table: ELN 2020, ELN 2013 or ELN 2009.
 
-Each result is read against the milestone its time on therapy falls in (months from the start of
-first-line TKI; a milestone's window opens ``milestone_tolerance_months`` before it; after the last
-milestone the 'any time' criteria apply). The current reading is that of the latest results in the
-latest milestone window (the worse of molecular, cytogenetic and hematologic where the guideline
-reads several), made worse by any-time events: resistance mutations, loss of MMR, CCyR or CHR,
-clonal abnormalities. When the latest results cannot be read (too few control-gene copies, not on
-the IS) the reading rests on the latest readable ones and says so, naming both; with none readable
-it is not evaluable.
+Time runs from the start of first-line TKI. A milestone's window opens ``milestone_tolerance_months``
+before it and lasts until the next one opens; after the last milestone the 'any time' row applies.
+In each window, per measure (BCR::ABL1, Ph+, CHR):
+
+- the result read **at** the milestone is the one nearest to it (the reading names it and why);
+- a later result in the same window is *interim*: it can make the reading worse (a rising value,
+  the confirmation of a 3-month value), never better - "a later result never erases a milestone
+  warning already reached";
+- an earlier one is shown, and does not count.
+
+ELN 2020's 3-month failure needs a **later** result > 10 % taken 1-3 months after the 3-month one
+("> 10 % if confirmed within 1-3 months"); an earlier sample never confirms. Results after a stop
+for treatment-free remission are off treatment: they are not read against the milestones (their
+loss of MMR is read as the TFR relapse). Any-time events (mutations, losses of response, clonal
+abnormalities) make the reading worse. The baseline row (e.g. a high-risk ACA at diagnosis, a
+high-risk ELTS) sets the reading only until the first milestone has been read.
 """
 
 from __future__ import annotations
@@ -17,60 +25,50 @@ from dataclasses import dataclass
 from datetime import date
 from operator import attrgetter
 
+from fhir_cml.domain.basis import Basis, Months, Percent, Value, basis
 from fhir_cml.domain.config import RuleConfig
-from fhir_cml.domain.frozen import quick_init
+from fhir_cml.domain.findings import Finding
+from fhir_cml.domain.guidelines import Band, Condition, Event, GuidelineTable, Measure, Row, table
+from fhir_cml.domain.guidelines.eln2009 import SUMMARY_CALLS_SUBOPTIMAL
 from fhir_cml.domain.model import BcrAbl1Result, CytogeneticResult, MutationResult
-from fhir_cml.domain.results import Basis, ElnReading, LossOfMmr, MilestoneReading, Therapy
+from fhir_cml.domain.results import ElnReading, LossOfMmr, MilestoneReading, Therapy
 from fhir_cml.domain.rules import catalogue as rules
-from fhir_cml.domain.rules.catalogue import Rule
-from fhir_cml.domain.rules.common import months_between, pct
+from fhir_cml.domain.rules.common import months_between
 from fhir_cml.domain.rules.hematology import ChrAssessment
-from fhir_cml.domain.rules.response_depth import DepthCall
-from fhir_cml.domain.vocabulary import (
-    ElnStatus,
-    Guideline,
-    Milestone,
-    RiskCategory,
-    TherapyStatus,
-)
+from fhir_cml.domain.rules.response_depth import MMR_LIMIT, DepthCall
+from fhir_cml.domain.vocabulary import ElnStatus, Guideline, Milestone, RiskCategory, TherapyStatus
 
 MOLECULAR, CYTOGENETIC, HEMATOLOGIC = "molecular", "cytogenetic", "hematologic"
-_TIMED = {
-    Guideline.ELN2020: (Milestone.M3, Milestone.M6, Milestone.M12),
-    Guideline.ELN2013: (Milestone.M3, Milestone.M6, Milestone.M12),
-    Guideline.ELN2009: (Milestone.M3, Milestone.M6, Milestone.M12, Milestone.M18),
-}
-_MONTHS = {Milestone.M3: 3.0, Milestone.M6: 6.0, Milestone.M12: 12.0, Milestone.M18: 18.0}
-_RANK = {
+_KIND = {Measure.BCR_ABL1: MOLECULAR, Measure.PH_POSITIVE: CYTOGENETIC, Measure.CHR: HEMATOLOGIC}
+RANK = {
     ElnStatus.NOT_EVALUABLE: 0,
     ElnStatus.OPTIMAL: 1,
     ElnStatus.WARNING: 2,
     ElnStatus.SUBOPTIMAL: 2,
     ElnStatus.FAILURE: 3,
 }
-_NAMES = {
-    Guideline.ELN2020: "ELN 2020",
-    Guideline.ELN2013: "ELN 2013",
-    Guideline.ELN2009: "eln2009",
-}
 _BY_DATE_AND_KIND = attrgetter("date", "kind")
 DOSE_SENSITIVE_MUTATIONS = frozenset({"M351T", "L384M"})
+# Poorly sensitive to imatinib (ELN 2009 "mutations poorly sensitive to imatinib"): only T315I is
+# named with certainty by the sources at hand; other mutations read as still sensitive.
+POORLY_SENSITIVE_MUTATIONS = frozenset({"T315I"})
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Item:
     """One dated piece of evidence that a guideline can read."""
 
-    kind: str
+    measure: Measure
     date: date
     ref: str
-    value: float | None  # IS %, Ph+ %, or 1.0/0.0 for CHR yes/no
-    text: str
-    why_unreadable: str | None = None
+    value: float | None  # IS %, Ph+ %, or 1.0/0.0 for CHR yes/no; None: not readable
+    what: Basis  # the result itself (a depth call, a CHR call) or why it cannot be read
+
+    @property
+    def kind(self) -> str:
+        return _KIND[self.measure]
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class Evidence:
     """Everything the milestone reading needs, already filtered to the as-of date."""
@@ -85,24 +83,18 @@ class Evidence:
 
 
 def worst(a: ElnStatus, b: ElnStatus) -> ElnStatus:
-    return a if _RANK[a] >= _RANK[b] else b
-
-
-# Each guideline's timed milestones with their months, latest first.
-_LATEST_FIRST = {
-    guideline: tuple((ms, _MONTHS[ms]) for ms in reversed(timed))
-    for guideline, timed in _TIMED.items()
-}
+    return a if RANK[a] >= RANK[b] else b
 
 
 def milestone_for(guideline: Guideline, months: float, tolerance: float) -> Milestone | None:
     """The latest milestone whose window has opened; 'any time' once past the last one."""
-    steps = _LATEST_FIRST[guideline]
-    for index, (ms, at) in enumerate(steps):
-        if months >= at - tolerance:
-            if index == 0 and months > at + tolerance:
+    timed = table(guideline).timed
+    for index, row in enumerate(reversed(timed)):
+        assert row.months is not None
+        if months >= row.months - tolerance:
+            if index == 0 and months > row.months + tolerance:
                 return Milestone.ANY
-            return ms
+            return row.milestone
     return None
 
 
@@ -113,417 +105,262 @@ def read(
     as_of: date,
     cfg: RuleConfig,
 ) -> ElnReading:
-    name = _NAMES[guideline]
+    tab = table(guideline)
     if therapy.start is None:
         return ElnReading(
-            ElnStatus.NOT_EVALUABLE,
-            None,
-            (
-                Basis(
-                    rules.MILESTONE_WINDOW,
-                    "No TKI start date is known, so time on therapy and the milestones cannot be "
-                    "placed.",
-                ),
-            ),
+            ElnStatus.NOT_EVALUABLE, None, (basis(rules.MILESTONE_WINDOW, Finding.ELN_NO_START),)
         )
     start = therapy.start
     stopped = therapy.stopped_on if therapy.status is TherapyStatus.TFR else None
     items = _items(evidence, start)
-    history: list[MilestoneReading] = []
-    for item in items:
-        months = months_between(start, item.date)
-        if stopped is not None and item.date > stopped:
-            ms: Milestone | None = Milestone.ANY
-        else:
-            ms = milestone_for(guideline, months, cfg.milestone_tolerance_months)
-        if ms is None:
-            continue
-        call = _read_item(guideline, item, ms, months, items, evidence, stopped, cfg)
-        if call is None:
-            continue
-        status, rule, statement = call
-        history.append(
-            MilestoneReading(
-                item.date,
-                round(months, 1),
-                ms,
-                status,
-                Basis(rule, statement, (item.ref,)),
-                item.kind,
-            )
-        )
-
+    history = _history(tab, items, start, stopped, cfg)
     reasons: list[Basis] = []
-    status, milestone = _current(guideline, history, items, start, as_of, cfg, reasons, name)
-    if (
-        status is ElnStatus.NOT_EVALUABLE
-        and milestone is None
-        and guideline is Guideline.ELN2020
-        and evidence.elts is RiskCategory.HIGH
-        and evidence.elts_basis is not None
-    ):
-        status = ElnStatus.WARNING
-        reasons.append(
-            Basis(
-                rules.ELN2020_BASELINE,
-                "High-risk ELTS score at baseline is a warning under ELN 2020.",
-                evidence.elts_basis.evidence,
-            )
-        )
-    for event_status, basis in _events(guideline, therapy, evidence, stopped, as_of):
-        if _RANK[event_status] > _RANK[status]:
+    status, milestone = _current(tab, history, items, start, as_of, reasons)
+    baseline = _baseline(tab, therapy, evidence)
+    if status is ElnStatus.NOT_EVALUABLE and milestone is None and baseline:
+        # Before the first milestone, the baseline row is the reading; after it, a note.
+        status, milestone = ElnStatus.NOT_EVALUABLE, Milestone.BASELINE
+        for event_status, found in baseline:
+            status = worst(status, event_status)
+            reasons.append(found)
+        baseline = []
+    for event_status, found in _events(tab, therapy, evidence, stopped, as_of):
+        if RANK[event_status] > RANK[status]:
             milestone = Milestone.ANY
         status = worst(status, event_status)
-        reasons.append(basis)
+        reasons.append(found)
     if status is not ElnStatus.FAILURE:
+        since = therapy.current_start or start
         earlier = [
             h
             for h in history
-            if h.status is ElnStatus.FAILURE and h.date >= (therapy.current_start or start)
+            if h.status is ElnStatus.FAILURE and h.date >= since and h.role != "off-treatment"
         ]
         if earlier:
             first = earlier[0]
             reasons.append(
-                Basis(
+                basis(
                     first.basis.rule,
-                    f"Note: an earlier result was read as failure ({first.milestone.value if first.milestone else ''} "
-                    f"milestone, {first.date.isoformat()}) on the current TKI.",
+                    Finding.ELN_EARLIER_FAILURE,
                     first.basis.evidence,
+                    milestone=first.milestone,
+                    date=first.date,
                 )
             )
+    reasons.extend(found for _, found in baseline)
     return ElnReading(status, milestone, tuple(reasons), tuple(history))
 
 
 def _items(evidence: Evidence, start: date) -> list[Item]:
     items: list[Item] = []
     for result, call in evidence.molecular:
-        if result.date < start:
-            continue
-        items.append(
-            Item(
-                MOLECULAR,
-                result.date,
-                result.ref,
-                call.value,
-                _describe(result, call),
-                None if call.value is not None else call.statement,
-            )
-        )
+        if result.date >= start:
+            items.append(Item(Measure.BCR_ABL1, result.date, result.ref, call.value, call.basis))
     for cyto in evidence.cytogenetics:
-        if cyto.date < start:
-            continue
-        method = "FISH" if cyto.method == "fish" else "metaphases"
-        items.append(
-            Item(
-                CYTOGENETIC,
-                cyto.date,
-                cyto.ref,
-                cyto.ph_positive_percent,
-                f"Ph+ {cyto.ph_positive_percent:g} % ({method}) on {cyto.date.isoformat()}",
+        if cyto.date >= start:
+            what = basis(
+                rules.MILESTONE_WINDOW,
+                Finding.PH_POSITIVE_RESULT,
+                (cyto.ref,),
+                value=Percent(cyto.ph_positive_percent),
+                method=cyto.method,
+                date=cyto.date,
             )
-        )
-    for chr_ in evidence.chr:
-        if chr_.date < start:
-            continue
-        items.append(
-            Item(
-                HEMATOLOGIC, chr_.date, chr_.refs[0], 1.0 if chr_.complete else 0.0, chr_.statement
+            items.append(
+                Item(Measure.PH_POSITIVE, cyto.date, cyto.ref, cyto.ph_positive_percent, what)
             )
-        )
+    for chr_call in evidence.chr:
+        if chr_call.date >= start:
+            value = 1.0 if chr_call.complete else 0.0
+            items.append(Item(Measure.CHR, chr_call.date, chr_call.refs[0], value, chr_call.basis))
     items.sort(key=_BY_DATE_AND_KIND)
     return items
 
 
-def _describe(result: BcrAbl1Result, call: DepthCall) -> str:
-    when = result.date.isoformat()
-    if call.value is None:
-        return f"BCR::ABL1 result of {when}"
-    if not result.detectable:
-        return f"BCR::ABL1 not detected on {when} ({call.depth.value})"
-    return f"BCR::ABL1 {pct(call.value)} (IS) on {when}"
+def _history(
+    tab: GuidelineTable,
+    items: list[Item],
+    start: date,
+    stopped: date | None,
+    cfg: RuleConfig,
+) -> list[MilestoneReading]:
+    """Every result read against its milestone, with the role it plays there."""
+    tolerance = cfg.milestone_tolerance_months
+    windows: dict[tuple[Milestone, Measure], list[tuple[Item, float]]] = {}
+    placed: list[tuple[Item, float, Milestone]] = []
+    for item in items:
+        months = months_between(start, item.date)
+        if stopped is not None and item.date > stopped:
+            ms: Milestone | None = Milestone.ANY
+        else:
+            ms = milestone_for(tab.guideline, months, tolerance)
+        if ms is None:
+            continue
+        placed.append((item, months, ms))
+        if item.value is not None and not (stopped is not None and item.date > stopped):
+            windows.setdefault((ms, item.measure), []).append((item, months))
+    at_milestone: dict[tuple[Milestone, Measure], Item] = {}
+    for (ms, measure), members in windows.items():
+        row = tab.row(ms)
+        if row is None or row.months is None:
+            continue
+        at = row.months
+        # nearest to the milestone; of two as near, the later
+        nearest = min(members, key=lambda m: (abs(m[1] - at), -m[1]))
+        at_milestone[(ms, measure)] = nearest[0]
+    history: list[MilestoneReading] = []
+    for item, months, ms in placed:
+        row = tab.row(ms)
+        if row is None:
+            continue
+        reading = _read_item(tab, row, item, months, items, stopped, at_milestone, cfg)
+        if reading is not None:
+            history.append(reading)
+    return history
 
 
-def _at(item: Item, months: float, ms: Milestone) -> str:
-    where = (
-        "read against the 'any time' criteria"
-        if ms is Milestone.ANY
-        else f"read against the {ms.value} milestone"
-    )
-    return f"{item.text}, at {months:.1f} months on TKI, {where}"
-
-
-ReadOut = tuple[ElnStatus, Rule, str] | None
+def _role(
+    item: Item,
+    ms: Milestone,
+    stopped: date | None,
+    at_milestone: dict[tuple[Milestone, Measure], Item],
+) -> str:
+    if item.value is None:
+        return "unreadable"
+    if stopped is not None and item.date > stopped:
+        return "off-treatment"
+    if ms is Milestone.ANY:
+        return "any-time"
+    chosen = at_milestone.get((ms, item.measure))
+    if chosen is item:
+        return "milestone"
+    return "interim" if chosen is not None and item.date > chosen.date else "early"
 
 
 def _read_item(
-    guideline: Guideline,
+    tab: GuidelineTable,
+    row: Row,
     item: Item,
-    ms: Milestone,
     months: float,
     items: list[Item],
-    evidence: Evidence,
     stopped: date | None,
+    at_milestone: dict[tuple[Milestone, Measure], Item],
     cfg: RuleConfig,
-) -> ReadOut:
-    if item.kind == MOLECULAR and item.value is None:
-        rule = _molecular_rule(guideline, ms)
-        if rule is None:
+) -> MilestoneReading | None:
+    role = _role(item, row.milestone, stopped, at_milestone)
+    at = round(months, 1)
+    if item.value is None:
+        if not row.bands_for(item.measure):
             return None
-        return (
-            ElnStatus.NOT_EVALUABLE,
-            rule,
-            f"{item.why_unreadable} Not read against the milestone.",
+        found = basis(row.rule, Finding.ELN_UNREADABLE, (item.ref,), why=item.what)
+        return MilestoneReading(
+            item.date, at, row.milestone, ElnStatus.NOT_EVALUABLE, found, item.kind, role
         )
-    if guideline is Guideline.ELN2020:
-        return _eln2020(item, ms, months, items, stopped, cfg) if item.kind == MOLECULAR else None
-    if guideline is Guideline.ELN2013:
-        return _eln2013(item, ms, months)
-    return _eln2009(item, ms, months, items)
+    if role == "off-treatment":
+        return _off_treatment(tab, row, item, at, stopped)
+    confirmation = _confirmation(row, item, items, cfg)
+    met = frozenset({Condition.CONFIRMED_LATER}) if confirmation is not None else frozenset()
+    band = row.band(item.measure, item.value, met)
+    if band is None:
+        return None
+    params: dict[str, Value] = {}
+    if confirmation is not None and band.needs is Condition.CONFIRMED_LATER:
+        params = {"confirmed_by": confirmation.what, "confirmed_on": confirmation.date}
+    elif any(b.needs is Condition.CONFIRMED_LATER and b.contains(item.value) for b in row.bands):
+        params = {"failure_if_confirmed": True}
+    found = basis(
+        row.rule,
+        Finding.ELN_BAND,
+        (item.ref,),
+        result=item.what,
+        months=Months(months),
+        milestone=row.milestone,
+        role=role,
+        status=band.status,
+        band=_band_value(band),
+        guideline=tab.guideline,
+        summary_differs=(row.milestone, item.measure) in SUMMARY_CALLS_SUBOPTIMAL
+        and tab.guideline is Guideline.ELN2009,
+        **params,
+    )
+    return MilestoneReading(item.date, at, row.milestone, band.status, found, item.kind, role)
 
 
-def _molecular_rule(guideline: Guideline, ms: Milestone) -> Rule | None:
-    table = {
-        Guideline.ELN2020: {
-            Milestone.M3: rules.ELN2020_3M,
-            Milestone.M6: rules.ELN2020_6M,
-            Milestone.M12: rules.ELN2020_12M,
-            Milestone.ANY: rules.ELN2020_ANY,
-        },
-        Guideline.ELN2013: {
-            Milestone.M3: rules.ELN2013_3M,
-            Milestone.M6: rules.ELN2013_6M,
-            Milestone.M12: rules.ELN2013_12M,
-            Milestone.ANY: rules.ELN2013_ANY,
-        },
-        Guideline.ELN2009: {Milestone.M18: rules.ELN2009_18M, Milestone.ANY: rules.ELN2009_ANY},
-    }
-    return table[guideline].get(ms)
+def _band_value(band: Band) -> tuple[Value, ...]:
+    """A band as values: the measure, then (comparator, threshold) for each edge."""
+    return (band.measure, *((b.op, b.value) for b in band.thresholds))
 
 
-def _three_level(
-    value: float, optimal: float, warning: float, *, strict_optimal: bool = False
-) -> ElnStatus:
-    ok = value < optimal if strict_optimal else value <= optimal
-    if ok:
-        return ElnStatus.OPTIMAL
-    return ElnStatus.WARNING if value <= warning else ElnStatus.FAILURE
-
-
-def _eln2020(
-    item: Item,
-    ms: Milestone,
-    months: float,
-    items: list[Item],
-    stopped: date | None,
-    cfg: RuleConfig,
-) -> ReadOut:
-    v = item.value
-    assert v is not None
-    head = _at(item, months, ms)
-    if ms is Milestone.M3:
-        if v <= 10:
-            return ElnStatus.OPTIMAL, rules.ELN2020_3M, f"{head}: <= 10 % is optimal (ELN 2020)."
-        lo, hi = cfg.confirm_window_days
-        confirming = [
-            other
-            for other in items
-            if other.kind == MOLECULAR
+def _confirmation(row: Row, item: Item, items: list[Item], cfg: RuleConfig) -> Item | None:
+    """A later result that confirms a value in a band needing confirmation (ELN 2020 at 3 months:
+    "> 10 % if confirmed within 1-3 months"), taken within the configured 1-3 months after it."""
+    value = item.value
+    assert value is not None
+    needing = [b for b in row.bands_for(item.measure) if b.needs is Condition.CONFIRMED_LATER]
+    if not any(b.contains(value) for b in needing):
+        return None
+    lo, hi = cfg.confirm_window_days
+    for other in items:
+        if (
+            other.measure is item.measure
             and other.value is not None
-            and other.value > 10
-            and lo <= abs((other.date - item.date).days) <= hi
-        ]
-        if confirming:
-            return (
-                ElnStatus.FAILURE,
-                rules.ELN2020_3M,
-                f"{head}: > 10 %, and {confirming[0].text} is > 10 % "
-                "too: failure (ELN 2020: > 10 % confirmed within 1-3 months).",
-            )
-        return (
-            ElnStatus.WARNING,
-            rules.ELN2020_3M,
-            f"{head}: > 10 % is a warning (ELN 2020); failure if confirmed within 1-3 months.",
-        )
-    if ms is Milestone.M6:
-        status = _three_level(v, 1, 10)
-        return (
-            status,
-            rules.ELN2020_6M,
-            f"{head}: {_band(status, '<= 1 %', '> 1-10 %', '> 10 %')} (ELN 2020).",
-        )
-    if stopped is not None and item.date > stopped:
-        if v > 0.1:
-            return (
-                ElnStatus.FAILURE,
-                rules.ELN2020_ANY,
-                f"{item.text}, after stopping TKI on {stopped.isoformat()}: loss of MMR after "
-                "stopping is failure (ELN 2020).",
-            )
-        return (
-            ElnStatus.OPTIMAL,
-            rules.ELN2020_ANY,
-            f"{item.text}, after stopping TKI on {stopped.isoformat()}: MMR maintained.",
-        )
-    status = _three_level(v, 0.1, 1)
-    rule = rules.ELN2020_12M if ms is Milestone.M12 else rules.ELN2020_ANY
-    return status, rule, f"{head}: {_band(status, '<= 0.1 %', '> 0.1-1 %', '> 1 %')} (ELN 2020)."
-
-
-def _band(status: ElnStatus, optimal: str, warning: str, failure: str) -> str:
-    if status is ElnStatus.OPTIMAL:
-        return f"{optimal} is optimal"
-    if status is ElnStatus.FAILURE:
-        return f"{failure} is failure"
-    return f"{warning} is a {status.value}"
-
-
-def _eln2013(item: Item, ms: Milestone, months: float) -> ReadOut:
-    v = item.value
-    assert v is not None
-    head = _at(item, months, ms)
-    rule = {
-        Milestone.M3: rules.ELN2013_3M,
-        Milestone.M6: rules.ELN2013_6M,
-        Milestone.M12: rules.ELN2013_12M,
-    }.get(ms, rules.ELN2013_ANY)
-    if item.kind == MOLECULAR:
-        if ms is Milestone.M3:
-            status = ElnStatus.OPTIMAL if v <= 10 else ElnStatus.WARNING
-            text = "<= 10 % is optimal" if v <= 10 else "> 10 % is a warning"
-        elif ms is Milestone.M6:
-            status = _three_level(v, 1, 10, strict_optimal=True)
-            text = _band(status, "< 1 %", "1-10 %", "> 10 %")
-        elif ms is Milestone.M12:
-            status = _three_level(v, 0.1, 1)
-            text = _band(status, "<= 0.1 %", "> 0.1-1 %", "> 1 %")
-        else:
-            status = ElnStatus.OPTIMAL if v <= 0.1 else ElnStatus.WARNING
-            text = "MMR or better is optimal" if v <= 0.1 else "> 0.1 % is a warning"
-        return status, rule, f"{head}: {text} (ELN 2013)."
-    if item.kind == CYTOGENETIC:
-        if ms is Milestone.M3:
-            status = _three_level(v, 35, 95)
-            text = _band(status, "Ph+ <= 35 %", "Ph+ 36-95 %", "Ph+ > 95 %")
-        elif ms is Milestone.M6:
-            status = _three_level(v, 0, 35)
-            text = _band(status, "Ph+ 0", "Ph+ 1-35 %", "Ph+ > 35 %")
-        else:
-            status = ElnStatus.OPTIMAL if v == 0 else ElnStatus.FAILURE
-            text = "Ph+ 0 (CCyR)" if v == 0 else "Ph+ > 0 (no CCyR) is failure"
-        return status, rule, f"{head}: {text} (ELN 2013)."
-    if ms is Milestone.M3 and v == 0.0:
-        return ElnStatus.FAILURE, rule, f"{item.text} At 3 months no CHR is failure (ELN 2013)."
+            and lo <= (other.date - item.date).days <= hi
+            and any(b.contains(other.value) for b in needing)
+        ):
+            return other
     return None
 
 
-def _eln2009(item: Item, ms: Milestone, months: float, items: list[Item]) -> ReadOut:
-    v = item.value
-    assert v is not None
-    head = _at(item, months, ms)
-    if item.kind == HEMATOLOGIC:
-        if ms is Milestone.M3:
-            if v == 1.0:
-                return (
-                    ElnStatus.OPTIMAL,
-                    rules.ELN2009_3M,
-                    f"{item.text} CHR at 3 months (eln2009).",
-                )
-            return (
-                ElnStatus.SUBOPTIMAL,
-                rules.ELN2009_3M,
-                f"{item.text} No CHR at 3 months is a suboptimal response (eln2009, seed 003).",
-            )
+def _off_treatment(
+    tab: GuidelineTable, row: Row, item: Item, at: float, stopped: date | None
+) -> MilestoneReading | None:
+    """A result after a stop for TFR: ELN 2020 reads loss of MMR then as failure after TFR (its
+    footnote); other guidelines read it against their any-time bands. Either way it is not an
+    on-treatment reading (the TFR reading says what to do)."""
+    assert item.value is not None
+    assert stopped is not None
+    band = row.band(item.measure, item.value, frozenset())
+    criterion = row.criterion(Event.LOSS_OF_MMR_AFTER_STOP)
+    lost = item.measure is Measure.BCR_ABL1 and item.value > MMR_LIMIT
+    if lost and criterion is not None:
+        status = criterion.status
+    elif band is not None:
+        status = band.status
+    else:
         return None
-    if item.kind == CYTOGENETIC:
-        if ms is Milestone.M3:
-            return None
-        if ms is Milestone.M6:
-            if v > 95:
-                return (
-                    ElnStatus.FAILURE,
-                    rules.ELN2009_6M,
-                    f"{head}: Ph+ > 95 % (no cytogenetic response) is failure (ELN 2009).",
-                )
-            if v > 35:
-                return (
-                    ElnStatus.SUBOPTIMAL,
-                    rules.ELN2009_6M,
-                    f"{head}: Ph+ > 35 % (no PCyR) is a suboptimal response (seed 003).",
-                )
-            return ElnStatus.OPTIMAL, rules.ELN2009_6M, f"{head}: Ph+ <= 35 % (PCyR reached)."
-        if ms is Milestone.M12:
-            if v > 35:
-                return (
-                    ElnStatus.FAILURE,
-                    rules.ELN2009_12M,
-                    f"{head}: Ph+ > 35 % (less than PCyR) is failure (ELN 2009).",
-                )
-            if v > 0:
-                return (
-                    ElnStatus.SUBOPTIMAL,
-                    rules.ELN2009_12M,
-                    f"{head}: Ph+ > 0 % (no CCyR) is a suboptimal response (seed 003).",
-                )
-            return ElnStatus.OPTIMAL, rules.ELN2009_12M, f"{head}: Ph+ 0 (CCyR reached)."
-        if v == 0:
-            return ElnStatus.OPTIMAL, _rule_2009(ms), f"{head}: Ph+ 0 (CCyR)."
-        had_ccyr = any(i.kind == CYTOGENETIC and i.value == 0 and i.date < item.date for i in items)
-        if had_ccyr and ms is Milestone.ANY:
-            return (
-                ElnStatus.SUBOPTIMAL,
-                rules.ELN2009_ANY,
-                f"{head}: loss of CCyR is a suboptimal response (seed 003).",
-            )
-        return (
-            ElnStatus.FAILURE,
-            _rule_2009(ms),
-            f"{head}: Ph+ > 0 (less than CCyR) at or after 18 months is failure (ELN 2009).",
-        )
-    # molecular: the seed's table reads MMR from 18 months on
-    if ms not in (Milestone.M18, Milestone.ANY):
-        return None
-    if v <= 0.1:
-        return ElnStatus.OPTIMAL, _rule_2009(ms), f"{head}: MMR (<= 0.1 %)."
-    had_mmr = any(
-        i.kind == MOLECULAR and i.value is not None and i.value <= 0.1 and i.date < item.date
-        for i in items
+    found = basis(
+        row.rule,
+        Finding.ELN_OFF_TREATMENT,
+        (item.ref,),
+        result=item.what,
+        stopped=stopped,
+        lost=lost,
+        limit=Percent(MMR_LIMIT),
+        status=status,
+        guideline=tab.guideline,
     )
-    if had_mmr:
-        return (
-            ElnStatus.SUBOPTIMAL,
-            rules.ELN2009_ANY,
-            f"{head}: loss of MMR is a suboptimal response (seed 003).",
-        )
-    return (
-        ElnStatus.SUBOPTIMAL,
-        _rule_2009(ms),
-        f"{head}: no MMR at or after 18 months is a suboptimal response (seed 003).",
-    )
-
-
-def _rule_2009(ms: Milestone) -> Rule:
-    return rules.ELN2009_18M if ms is Milestone.M18 else rules.ELN2009_ANY
+    return MilestoneReading(item.date, at, Milestone.ANY, status, found, item.kind, "off-treatment")
 
 
 def _current(
-    guideline: Guideline,
+    tab: GuidelineTable,
     history: list[MilestoneReading],
     items: list[Item],
     start: date,
     as_of: date,
-    cfg: RuleConfig,
     reasons: list[Basis],
-    name: str,
 ) -> tuple[ElnStatus, Milestone | None]:
+    """The reading now: that of the latest window with a readable result."""
     months_now = months_between(start, as_of)
     if not history:
-        first = _TIMED[guideline][0]
         reasons.append(
-            Basis(
+            basis(
                 rules.MILESTONE_WINDOW,
-                f"No result has been read against a {name} milestone yet ({months_now:.1f} months on "
-                f"TKI; the first milestone is at {first.value}).",
+                Finding.ELN_NO_MILESTONE_YET,
                 tuple(i.ref for i in items[-1:]),
+                guideline=tab.guideline,
+                months=Months(months_now),
+                first=tab.timed[0].milestone,
             )
         )
         return ElnStatus.NOT_EVALUABLE, None
@@ -533,190 +370,167 @@ def _current(
         reasons.extend(r.basis for r in latest_each.values())
         return ElnStatus.NOT_EVALUABLE, None
     latest = readable[-1]
-    by_kind: dict[str, MilestoneReading] = {}
-    for reading in readable:  # the latest readable reading of each kind in the current window
-        if reading.milestone is latest.milestone:
-            by_kind[reading.kind] = reading
+    window = [r for r in readable if r.milestone is latest.milestone]
+    counted: dict[str, list[MilestoneReading]] = {}
+    for reading in window:
+        if reading.role in ("early",):
+            continue
+        if reading.role in ("any-time", "off-treatment"):
+            counted[reading.kind] = [reading]  # any time: the latest result of each kind
+        else:
+            counted.setdefault(reading.kind, []).append(reading)  # at the milestone, then interim
     status = ElnStatus.NOT_EVALUABLE
-    for reading in by_kind.values():
-        status = worst(status, reading.status)
-    reasons.extend(r.basis for r in by_kind.values())
+    for readings in counted.values():
+        for reading in readings:
+            status = worst(status, reading.status)
+    # the milestone's own reading first, then any interim that made it worse
+    for readings in counted.values():
+        reasons.append(readings[0].basis)
+        reasons.extend(r.basis for r in readings[1:] if RANK[r.status] > RANK[readings[0].status])
     unread = [h for h in history if h.status is ElnStatus.NOT_EVALUABLE and h.date > latest.date]
     if unread:
-        dates = ", ".join(h.date.isoformat() for h in unread)
         reasons.append(
-            Basis(
+            basis(
                 unread[-1].basis.rule,
-                f"The later result(s) of {dates} could not be read ({unread[-1].basis.statement}) "
-                f"The reading therefore rests on the result(s) of {latest.date.isoformat()}.",
+                Finding.ELN_LATER_UNREADABLE,
                 tuple(e for h in unread for e in h.basis.evidence),
+                dates=tuple(h.date for h in unread),
+                why=unread[-1].basis,
+                rests_on=latest.date,
             )
         )
     return status, latest.milestone
 
 
+def _baseline(
+    tab: GuidelineTable, therapy: Therapy, evidence: Evidence
+) -> list[tuple[ElnStatus, Basis]]:
+    """The baseline row: what was known at diagnosis (up to the start of TKI)."""
+    row = tab.row(Milestone.BASELINE)
+    if row is None:
+        return []
+    out: list[tuple[ElnStatus, Basis]] = []
+    elts = row.criterion(Event.HIGH_RISK_ELTS)
+    if elts is not None and evidence.elts is RiskCategory.HIGH and evidence.elts_basis is not None:
+        out.append(
+            (
+                elts.status,
+                basis(
+                    row.rule,
+                    Finding.ELN_BASELINE_ELTS,
+                    evidence.elts_basis.evidence,
+                    status=elts.status,
+                    guideline=tab.guideline,
+                ),
+            )
+        )
+    start = therapy.start
+    for cyto in evidence.cytogenetics:
+        if start is None or cyto.date > start:
+            continue
+        for event, present in (
+            (Event.HIGH_RISK_ACA, cyto.high_risk_aca),
+            (Event.CLONAL_ABNORMALITY_PH_POSITIVE, cyto.clonal_abnormality_in_ph_positive),
+        ):
+            criterion = row.criterion(event)
+            if criterion is not None and present:
+                out.append(
+                    (
+                        criterion.status,
+                        basis(
+                            row.rule,
+                            Finding.ELN_BASELINE_ABNORMALITY,
+                            (cyto.ref,),
+                            event=event,
+                            date=cyto.date,
+                            status=criterion.status,
+                            guideline=tab.guideline,
+                        ),
+                    )
+                )
+    return out
+
+
+def _event(
+    tab: GuidelineTable, row: Row, event: Event, evidence: tuple[str, ...], **values: Value
+) -> tuple[ElnStatus, Basis] | None:
+    criterion = row.criterion(event)
+    if criterion is None:
+        return None
+    differs = (
+        Milestone.ANY,
+        event,
+    ) in SUMMARY_CALLS_SUBOPTIMAL and tab.guideline is Guideline.ELN2009
+    return criterion.status, basis(
+        row.rule,
+        Finding.ELN_EVENT,
+        evidence,
+        event=event,
+        status=criterion.status,
+        guideline=tab.guideline,
+        summary_differs=differs,
+        **values,
+    )
+
+
 def _events(
-    guideline: Guideline,
+    tab: GuidelineTable,
     therapy: Therapy,
     evidence: Evidence,
     stopped: date | None,
     as_of: date,
 ) -> list[tuple[ElnStatus, Basis]]:
-    out: list[tuple[ElnStatus, Basis]] = []
+    """Any-time criteria: mutations, losses of response, clonal abnormalities on treatment."""
+    row = tab.row(Milestone.ANY)
+    assert row is not None
+    found: list[tuple[ElnStatus, Basis] | None] = []
     since = therapy.current_start or therapy.start or date.min
     for mut in evidence.mutations:
         if not mut.detected or mut.date < since or (mut.mutation is None and mut.hgvs is None):
             continue
-        label = mut.mutation or mut.hgvs or "a kinase-domain mutation"
-        when = mut.date.isoformat()
-        if guideline is Guideline.ELN2020:
-            out.append(
-                (
-                    ElnStatus.FAILURE,
-                    Basis(
-                        rules.ELN2020_ANY,
-                        f"Resistance mutation {label} detected on {when}: failure (ELN 2020).",
-                        (mut.ref,),
-                    ),
-                )
-            )
-        elif guideline is Guideline.ELN2013:
-            out.append(
-                (
-                    ElnStatus.FAILURE,
-                    Basis(
-                        rules.ELN2013_ANY,
-                        f"Mutation {label} detected on {when}: failure (ELN 2013).",
-                        (mut.ref,),
-                    ),
-                )
-            )
-        elif label == "T315I":
-            out.append(
-                (
-                    ElnStatus.FAILURE,
-                    Basis(
-                        rules.ELN2009_ANY,
-                        f"T315I detected on {when}: poorly sensitive to imatinib, failure (ELN 2009).",
-                        (mut.ref,),
-                    ),
-                )
-            )
-        else:
-            out.append(
-                (
-                    ElnStatus.SUBOPTIMAL,
-                    Basis(
-                        rules.ELN2009_ANY,
-                        f"Mutation {label} detected on {when}: a suboptimal response (ELN 2009).",
-                        (mut.ref,),
-                    ),
-                )
-            )
+        label = mut.mutation or mut.hgvs
+        event = Event.RESISTANCE_MUTATION
+        if row.criterion(event) is None:
+            poorly = mut.mutation in POORLY_SENSITIVE_MUTATIONS
+            event = Event.MUTATION_POORLY_SENSITIVE if poorly else Event.MUTATION_SENSITIVE
+        found.append(_event(tab, row, event, (mut.ref,), mutation=label, date=mut.date))
     loss = evidence.loss_of_mmr
     if loss.lost and loss.basis is not None and stopped is None:
-        if guideline is Guideline.ELN2020:
-            out.append(
-                (
-                    ElnStatus.WARNING,
-                    Basis(
-                        rules.ELN2020_ANY,
-                        loss.basis.statement + " Loss of MMR is a warning (ELN 2020).",
-                        loss.basis.evidence,
-                    ),
-                )
+        if loss.confirmed_eln2013 and row.criterion(Event.CONFIRMED_LOSS_OF_MMR) is not None:
+            found.append(
+                _event(tab, row, Event.CONFIRMED_LOSS_OF_MMR, loss.basis.evidence, loss=loss.basis)
             )
-        elif guideline is Guideline.ELN2013:
-            if loss.confirmed_eln2013:
-                out.append(
-                    (
-                        ElnStatus.FAILURE,
-                        Basis(
-                            rules.ELN2013_ANY,
-                            loss.basis.statement
-                            + " Confirmed loss of MMR (one result >= 1 %) is failure (ELN 2013).",
-                            loss.basis.evidence,
-                        ),
-                    )
-                )
         else:
-            out.append(
-                (
-                    ElnStatus.SUBOPTIMAL,
-                    Basis(
-                        rules.ELN2009_ANY,
-                        loss.basis.statement + " Loss of MMR is a suboptimal response (seed 003).",
-                        loss.basis.evidence,
-                    ),
-                )
-            )
-    cytos = [c for c in evidence.cytogenetics if c.date >= (therapy.start or date.min)]
-    if cytos and guideline is not Guideline.ELN2020:
+            found.append(_event(tab, row, Event.LOSS_OF_MMR, loss.basis.evidence, loss=loss.basis))
+    start = therapy.start or date.min
+    cytos = [c for c in evidence.cytogenetics if c.date >= start]
+    if cytos:
         latest = cytos[-1]
         if latest.ph_positive_percent > 0 and any(c.ph_positive_percent == 0 for c in cytos[:-1]):
-            status = ElnStatus.FAILURE if guideline is Guideline.ELN2013 else ElnStatus.SUBOPTIMAL
-            rule = rules.ELN2013_ANY if guideline is Guideline.ELN2013 else rules.ELN2009_ANY
-            out.append(
-                (
-                    status,
-                    Basis(
-                        rule,
-                        f"Loss of CCyR: Ph+ {latest.ph_positive_percent:g} % on {latest.date.isoformat()} after Ph+ 0 earlier.",
-                        (latest.ref,),
-                    ),
+            found.append(
+                _event(
+                    tab,
+                    row,
+                    Event.LOSS_OF_CCYR,
+                    (latest.ref,),
+                    value=Percent(latest.ph_positive_percent),
+                    date=latest.date,
                 )
             )
-    chrs = [c for c in evidence.chr if c.date >= (therapy.start or date.min)]
-    if chrs and guideline is not Guideline.ELN2020:
-        latest_chr = chrs[-1]
-        if not latest_chr.complete and any(c.complete for c in chrs[:-1]):
-            status = ElnStatus.FAILURE if guideline is Guideline.ELN2013 else ElnStatus.SUBOPTIMAL
-            rule = rules.ELN2013_ANY if guideline is Guideline.ELN2013 else rules.ELN2009_ANY
-            out.append(
-                (status, Basis(rule, f"Loss of CHR: {latest_chr.statement}", latest_chr.refs))
-            )
+    chrs = [c for c in evidence.chr if c.date >= start]
+    if chrs and not chrs[-1].complete and any(c.complete for c in chrs[:-1]):
+        found.append(_event(tab, row, Event.LOSS_OF_CHR, chrs[-1].refs, chr=chrs[-1].basis))
+    at_baseline = any(
+        c.high_risk_aca for c in evidence.cytogenetics if therapy.start and c.date <= therapy.start
+    )
     for cyto in evidence.cytogenetics:
-        if cyto.date > as_of:
+        if cyto.date > as_of or therapy.start is None or cyto.date <= therapy.start:
             continue
-        baseline = therapy.start is not None and cyto.date <= therapy.start
-        if cyto.high_risk_aca and guideline is Guideline.ELN2020:
-            if baseline:
-                out.append(
-                    (
-                        ElnStatus.WARNING,
-                        Basis(
-                            rules.ELN2020_BASELINE,
-                            f"High-risk additional chromosomal abnormality at baseline ({cyto.date.isoformat()}): warning (ELN 2020).",
-                            (cyto.ref,),
-                        ),
-                    )
-                )
-            else:
-                out.append(
-                    (
-                        ElnStatus.FAILURE,
-                        Basis(
-                            rules.ELN2020_ANY,
-                            f"High-risk additional chromosomal abnormality on {cyto.date.isoformat()}: failure (ELN 2020).",
-                            (cyto.ref,),
-                        ),
-                    )
-                )
-        if (
-            cyto.clonal_abnormality_in_ph_positive
-            and not baseline
-            and guideline is not Guideline.ELN2020
-        ):
-            status = ElnStatus.FAILURE if guideline is Guideline.ELN2013 else ElnStatus.SUBOPTIMAL
-            rule = rules.ELN2013_ANY if guideline is Guideline.ELN2013 else rules.ELN2009_ANY
-            out.append(
-                (
-                    status,
-                    Basis(
-                        rule,
-                        f"Clonal chromosome abnormality in Ph+ cells on {cyto.date.isoformat()}.",
-                        (cyto.ref,),
-                    ),
-                )
+        in_ph_positive = cyto.clonal_abnormality_in_ph_positive is not False
+        if cyto.high_risk_aca and in_ph_positive and not at_baseline:
+            found.append(_event(tab, row, Event.HIGH_RISK_ACA, (cyto.ref,), date=cyto.date))
+        if cyto.clonal_abnormality_in_ph_positive:
+            found.append(
+                _event(tab, row, Event.CLONAL_ABNORMALITY_PH_POSITIVE, (cyto.ref,), date=cyto.date)
             )
-    return out
+    return [f for f in found if f is not None]

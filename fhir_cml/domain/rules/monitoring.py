@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date, timedelta
 
+from fhir_cml.domain.basis import Months, Value, basis
 from fhir_cml.domain.config import RuleConfig
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import BcrAbl1Result, UnreadResult
-from fhir_cml.domain.results import Basis, Monitoring, Therapy
+from fhir_cml.domain.results import Monitoring, Therapy
 from fhir_cml.domain.rules.catalogue import MONITORING
 from fhir_cml.domain.rules.common import months_between
 from fhir_cml.domain.vocabulary import TfrStatus, TherapyStatus
@@ -30,11 +32,7 @@ def schedule(
 ) -> Monitoring:
     if therapy.status is TherapyStatus.NONE or therapy.start is None:
         return Monitoring(
-            None,
-            False,
-            None,
-            "undefined",
-            Basis(MONITORING, "No TKI start date: no schedule can be set."),
+            None, False, None, "undefined", basis(MONITORING, Finding.MONITORING_NO_START)
         )
     if therapy.status is TherapyStatus.STOPPED:
         return Monitoring(
@@ -42,63 +40,68 @@ def schedule(
             False,
             None,
             "undefined",
-            Basis(
-                MONITORING,
-                "TKI stopped for a reason other than TFR: the schedule is for the clinician to set.",
-                therapy.evidence,
-            ),
+            basis(MONITORING, Finding.MONITORING_STOPPED, therapy.evidence),
         )
     if therapy.status is TherapyStatus.TFR and therapy.stopped_on is not None:
         phase_start = therapy.stopped_on
         since = months_between(phase_start, as_of)
         if since <= 6 or tfr_status is TfrStatus.MOLECULAR_RELAPSE:
-            interval, phase, why = 30, "tfr-months-1-6", "monthly in months 1-6 after stopping TKI"
+            interval, phase = 30, "tfr-months-1-6"
         elif since <= 12:
-            interval, phase, why = (
-                61,
-                "tfr-months-7-12",
-                "every 2 months in months 7-12 after stopping TKI",
-            )
+            interval, phase = 61, "tfr-months-7-12"
         else:
-            interval, phase, why = (
-                91,
-                "tfr-after-12-months",
-                "every 3 months after the first year off TKI",
-            )
+            interval, phase = 91, "tfr-after-12-months"
     elif (
         therapy.last_reduction is not None
         and months_between(therapy.last_reduction, as_of) <= cfg.after_reduction_months
     ):
         phase_start = therapy.last_reduction
         interval, phase = cfg.after_reduction_interval_days, "after-dose-reduction"
-        why = (
-            f"every {interval // 7} weeks (4-6 weeks) for {cfg.after_reduction_months:g} months after the dose "
-            f"reduction of {therapy.last_reduction.isoformat()}"
-        )
     elif months_between(therapy.start, as_of) < cfg.early_monitoring_months:
         phase_start = therapy.start
         interval, phase = cfg.early_interval_days, "early"
-        why = f"monthly during the first {cfg.early_monitoring_months:g} months on TKI"
     else:
         phase_start = therapy.start
         interval, phase = cfg.standard_interval_days, "standard"
-        why = "every 3 months on TKI"
     latest = results[-1] if results else None
+    phase_months = Months(
+        cfg.after_reduction_months
+        if phase == "after-dose-reduction"
+        else cfg.early_monitoring_months
+    )
+    why: dict[str, Value] = {
+        "phase": phase,
+        "interval_days": interval,
+        "phase_start": phase_start,
+        "phase_months": phase_months,
+    }
     pending = _unread_since(unread, latest, phase_start, as_of)
     if pending is not None:
         return _unread_schedule(pending, interval, phase, why, as_of, cfg.overdue_grace_days)
     if latest is not None and latest.date >= phase_start:
         due = latest.date + timedelta(days=interval)
-        since_text = f"latest sample {latest.date.isoformat()}"
+        sample: date | None = latest.date
         refs: tuple[str, ...] = (latest.ref,)
     else:
         due = phase_start
-        since_text = f"no sample since {phase_start.isoformat()}"
+        sample = None
         refs = ()
     overdue = as_of > due + timedelta(days=cfg.overdue_grace_days)
-    state = f"overdue since {due.isoformat()}" if overdue else f"next due by {due.isoformat()}"
-    statement = f"RQ-PCR {why}; {since_text}: {state}."
-    return Monitoring(due, overdue, interval, phase, Basis(MONITORING, statement, refs))
+    return Monitoring(
+        due,
+        overdue,
+        interval,
+        phase,
+        basis(
+            MONITORING,
+            Finding.MONITORING_SCHEDULE,
+            refs,
+            **why,
+            latest=sample,
+            due=due,
+            overdue=overdue,
+        ),
+    )
 
 
 def _unread_since(
@@ -122,22 +125,38 @@ def _unread_since(
 
 
 def _unread_schedule(
-    pending: UnreadResult, interval: int, phase: str, why: str, as_of: date, grace: int
+    pending: UnreadResult,
+    interval: int,
+    phase: str,
+    why: dict[str, Value],
+    as_of: date,
+    grace: int,
 ) -> Monitoring:
     """A PCR was done but cannot be read: the next is due one interval after that sample."""
+    ref = (pending.ref,)
     if pending.date is None:
-        statement = (
-            f"RQ-PCR {why}; a BCR::ABL1 result without a readable date exists but could not be "
-            f"read ({pending.reason}): whether the next PCR is due cannot be said; check the result."
-        )
         return Monitoring(
-            None, False, interval, phase, Basis(MONITORING, statement, (pending.ref,))
+            None,
+            False,
+            interval,
+            phase,
+            basis(MONITORING, Finding.MONITORING_UNREAD_UNDATED, ref, **why, reason=pending.reason),
         )
     due = pending.date + timedelta(days=interval)
     overdue = as_of > due + timedelta(days=grace)
-    state = f"overdue since {due.isoformat()}" if overdue else f"next due by {due.isoformat()}"
-    statement = (
-        f"RQ-PCR {why}; a BCR::ABL1 sample of {pending.date.isoformat()} exists but could not be "
-        f"read ({pending.reason}): {state}, counted from that sample; check the result."
+    return Monitoring(
+        due,
+        overdue,
+        interval,
+        phase,
+        basis(
+            MONITORING,
+            Finding.MONITORING_UNREAD,
+            ref,
+            **why,
+            sample=pending.date,
+            reason=pending.reason,
+            due=due,
+            overdue=overdue,
+        ),
     )
-    return Monitoring(due, overdue, interval, phase, Basis(MONITORING, statement, (pending.ref,)))

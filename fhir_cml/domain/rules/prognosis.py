@@ -6,7 +6,9 @@ context for the clinician; they are not individual predictions.
 
 from __future__ import annotations
 
-from fhir_cml.domain.results import Basis, Prediction, TfrReading, Therapy
+from fhir_cml.domain.basis import Percent, basis
+from fhir_cml.domain.findings import Finding
+from fhir_cml.domain.results import Prediction, TfrReading, Therapy
 from fhir_cml.domain.rules.catalogue import IRIS_PROGRESSION, TFR_OUTCOMES
 from fhir_cml.domain.vocabulary import TfrStatus, Tki
 
@@ -22,37 +24,39 @@ def predictions(
     out: list[Prediction] = []
     if therapy.drug is Tki.IMATINIB and therapy.line == 1 and twelve_month_value is not None:
         value, ref = twelve_month_value
+        # IRIS 5-year freedom from progression by the 12-month response, BCR::ABL1 <= 1 % taken
+        # as CCyR: (group, upper bound of the group, probability of progression)
         if value <= 0.1:
-            p, group = 0.0, "CCyR and MMR at 12 months: 100 % free from progression"
+            group, p = "ccyr-and-mmr", 0.0
         elif value <= 1.0:
-            p, group = 0.02, "CCyR without MMR at 12 months (BCR::ABL1 <= 1 % taken as CCyR): 98 %"
+            group, p = "ccyr-without-mmr", 0.02
         else:
-            p, group = 0.13, "no CCyR at 12 months (BCR::ABL1 > 1 %): 87 %"
+            group, p = "no-ccyr", 0.13
         out.append(
             Prediction(
                 PROGRESSION,
-                f"Progression to accelerated or blast phase within 5 years: about {p:.0%} in IRIS for "
-                f"patients with {group.rsplit(': ', 1)[0]}.",
+                Finding.IRIS_PROGRESSION,
+                (("group", group), ("probability", Percent(p * 100)), ("years", 5.0)),
                 p,
                 5.0,
-                Basis(IRIS_PROGRESSION, f"IRIS 5-year freedom from progression, {group}.", (ref,)),
+                basis(
+                    IRIS_PROGRESSION,
+                    Finding.IRIS_PROGRESSION_GROUP,
+                    (ref,),
+                    group=group,
+                    free=Percent(100 - p * 100),
+                ),
             )
         )
     if tfr.status in (TfrStatus.ELIGIBLE, TfrStatus.IN_TFR):
         out.append(
             Prediction(
                 TFR_RELAPSE,
-                "Molecular relapse within 3 years of stopping imatinib: about 61 % in STIM1 (39 % "
-                "relapse-free at 36 months, 95 % CI 29-48); most relapses occur within 6 months.",
+                Finding.STIM1_RELAPSE_RISK,
+                (("probability", Percent(61)), ("free", Percent(39)), ("months", 36)),
                 0.61,
                 3.0,
-                Basis(
-                    TFR_OUTCOMES,
-                    "STIM1 39 % relapse-free at 36 months; STIM2 61 % at a median of 12 months; "
-                    "TWISTER 47.1 % at 24 months; Sokal risk and imatinib duration predicted relapse "
-                    "in STIM1.",
-                    (),
-                ),
+                basis(TFR_OUTCOMES, Finding.STIM1_OUTCOMES),
             )
         )
     return tuple(out)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fhir_cml.domain.frozen import quick_init
+from fhir_cml.domain.basis import Basis, Copies, Percent, Value, basis
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import BcrAbl1Result
-from fhir_cml.domain.rules.common import copies, pct
+from fhir_cml.domain.rules.catalogue import DEPTH
 from fhir_cml.domain.vocabulary import ControlGene, IssueCode, ResponseDepth
 
 # (depth, IS upper bound %, minimum ABL1 copies, minimum GUSB copies), deepest first.
@@ -32,11 +33,10 @@ ORDER = {
 }
 
 
-@quick_init
 @dataclass(frozen=True, slots=True)
 class DepthCall:
     depth: ResponseDepth
-    statement: str
+    basis: Basis
     problem: IssueCode | None = None  # why the call is not evaluable or capped
     # The value to compare with IS thresholds: the IS % when detectable, 0 for an undetectable
     # sample adequate for MR4 or deeper, None when the result cannot be compared.
@@ -51,40 +51,47 @@ def _minimum(level: tuple[ResponseDepth, float, int, int], gene: ControlGene) ->
     return level[2] if gene is ControlGene.ABL1 else level[3]
 
 
-def _sample(result: BcrAbl1Result) -> str:
-    if result.control_copies is None:
-        return "control-gene copies not reported"
-    gene = result.control_gene.value if result.control_gene else "control gene not named"
-    return f"{copies(result.control_copies)} {gene} copies"
+def _sample(result: BcrAbl1Result) -> dict[str, Value]:
+    """The sample's control gene and copies, as the bases name them."""
+    copies = Copies(result.control_copies) if result.control_copies is not None else None
+    return {"gene": result.control_gene, "copies": copies}
 
 
 def classify(result: BcrAbl1Result) -> DepthCall:
-    when = result.date.isoformat()
+    ref = (result.ref,)
     if result.transcript is not None and not result.transcript.typical:
         return DepthCall(
             ResponseDepth.NOT_EVALUABLE,
-            f"Result of {when}: transcript {result.transcript.value} cannot be reported on the "
-            "International Scale (only e13a2/e14a2).",
+            basis(
+                DEPTH,
+                Finding.DEPTH_ATYPICAL_TRANSCRIPT,
+                ref,
+                date=result.date,
+                transcript=result.transcript,
+            ),
             IssueCode.NOT_TYPICAL_TRANSCRIPT,
         )
     if result.detectable:
-        return _detectable(result, when)
-    return _undetectable(result, when)
+        return _detectable(result, ref)
+    return _undetectable(result, ref)
 
 
-def _detectable(result: BcrAbl1Result, when: str) -> DepthCall:
+def _detectable(result: BcrAbl1Result, ref: tuple[str, ...]) -> DepthCall:
     value = result.is_percent
+    when = result.date
     if not result.on_is or value is None:
         return DepthCall(
             ResponseDepth.NOT_EVALUABLE,
-            f"Result of {when} is not on the International Scale and has no laboratory conversion "
-            "factor: not used for response decisions.",
+            basis(DEPTH, Finding.DEPTH_NOT_ON_IS, ref, date=when),
             IssueCode.NOT_ON_IS,
         )
+    shown = Percent(value)
     if value > MMR_LIMIT:
         return DepthCall(
             ResponseDepth.NO_MMR,
-            f"BCR::ABL1 {pct(value)} (IS) on {when} is above 0.1 %: no MMR.",
+            basis(
+                DEPTH, Finding.DEPTH_NO_MMR, ref, value=shown, date=when, limit=Percent(MMR_LIMIT)
+            ),
             None,
             value,
         )
@@ -92,66 +99,107 @@ def _detectable(result: BcrAbl1Result, when: str) -> DepthCall:
     if by_value is None:
         return DepthCall(
             ResponseDepth.MMR,
-            f"BCR::ABL1 {pct(value)} (IS) on {when} is <= 0.1 % and > 0.01 %: MMR.",
+            basis(
+                DEPTH,
+                Finding.DEPTH_MMR,
+                ref,
+                value=shown,
+                date=when,
+                limit=Percent(MMR_LIMIT),
+                deeper=Percent(LEVELS[-1][1]),
+            ),
             None,
             value,
         )
     gene, count = result.control_gene, result.control_copies
+    mr4 = LEVELS[-1]
     if gene is None or count is None:
         return DepthCall(
             ResponseDepth.MMR,
-            f"BCR::ABL1 {pct(value)} (IS) on {when} would be {by_value[0].value}, but the sample's "
-            f"adequacy cannot be checked ({_sample(result)}); at least 10,000 ABL1 or 24,000 GUSB "
-            "copies are needed to call MR4 or deeper, so MMR is reported.",
+            basis(
+                DEPTH,
+                Finding.DEPTH_CAPPED_COPIES_UNKNOWN,
+                ref,
+                value=shown,
+                date=when,
+                would_be=by_value[0],
+                **_sample(result),
+                abl1_needed=Copies(mr4[2]),
+                gusb_needed=Copies(mr4[3]),
+            ),
             IssueCode.MISSING_CONTROL_COPIES,
             value,
         )
-    mr4 = LEVELS[2]
     if count < _minimum(mr4, gene):
         return DepthCall(
             ResponseDepth.MMR,
-            f"BCR::ABL1 {pct(value)} (IS) on {when} with only {_sample(result)}: fewer than "
-            f"{copies(_minimum(mr4, gene))} {gene.value} copies is not adequate to call MR4 or "
-            "deeper, so MMR is reported.",
+            basis(
+                DEPTH,
+                Finding.DEPTH_CAPPED_LOW_COPIES,
+                ref,
+                value=shown,
+                date=when,
+                **_sample(result),
+                needed=Copies(_minimum(mr4, gene)),
+            ),
             IssueCode.LOW_CONTROL_COPIES,
             value,
         )
     return DepthCall(
         by_value[0],
-        f"BCR::ABL1 {pct(value)} (IS) on {when} is <= {pct(by_value[1])} with {_sample(result)}: "
-        f"{by_value[0].value}.",
+        basis(
+            DEPTH,
+            Finding.DEPTH_DETECTED,
+            ref,
+            value=shown,
+            date=when,
+            limit=Percent(by_value[1]),
+            **_sample(result),
+            depth=by_value[0],
+        ),
         None,
         value,
     )
 
 
-def _undetectable(result: BcrAbl1Result, when: str) -> DepthCall:
+def _undetectable(result: BcrAbl1Result, ref: tuple[str, ...]) -> DepthCall:
     gene, count = result.control_gene, result.control_copies
+    when = result.date
     if gene is None or count is None:
         return DepthCall(
             ResponseDepth.NOT_EVALUABLE,
-            f"BCR::ABL1 not detected on {when}, but {_sample(result)}: the sensitivity of the "
-            "sample is unknown, so no response level can be called.",
+            basis(
+                DEPTH, Finding.DEPTH_UNDETECTED_COPIES_UNKNOWN, ref, date=when, **_sample(result)
+            ),
             IssueCode.MISSING_CONTROL_COPIES,
         )
     for level in LEVELS:
         if count >= _minimum(level, gene):
-            note = ""
-            if gene is ControlGene.GUSB and level[0] is not ResponseDepth.MR4:
-                note = (
-                    " (GUSB thresholds for MR4.5/MR5 from Cross 2015; confirm with the laboratory)"
-                )
             return DepthCall(
                 level[0],
-                f"BCR::ABL1 not detected on {when} with {_sample(result)} (at least "
-                f"{copies(_minimum(level, gene))} needed): {level[0].value}{note}.",
+                basis(
+                    DEPTH,
+                    Finding.DEPTH_UNDETECTED,
+                    ref,
+                    date=when,
+                    **_sample(result),
+                    needed=Copies(_minimum(level, gene)),
+                    depth=level[0],
+                    # GUSB thresholds for MR4.5/MR5 are from Cross 2015: confirm with the laboratory
+                    confirm_gusb=gene is ControlGene.GUSB and level[0] is not ResponseDepth.MR4,
+                ),
                 None,
                 0.0,
             )
     return DepthCall(
         ResponseDepth.NOT_EVALUABLE,
-        f"BCR::ABL1 not detected on {when}, but with only {_sample(result)}: fewer than "
-        f"{copies(_minimum(LEVELS[2], gene))} {gene.value} copies is not adequate to call a "
-        "response level; repeat with an adequate sample.",
+        basis(
+            DEPTH,
+            Finding.DEPTH_UNDETECTED_LOW_COPIES,
+            ref,
+            date=when,
+            **_sample(result),
+            needed=Copies(_minimum(LEVELS[-1], gene)),
+        ),
         IssueCode.LOW_CONTROL_COPIES,
     )

@@ -12,9 +12,12 @@ import math
 from collections.abc import Sequence
 from datetime import date, timedelta
 
+from fhir_cml.domain.basis import Basis, Value, basis
 from fhir_cml.domain.config import RuleConfig
+from fhir_cml.domain.findings import Finding
+from fhir_cml.domain.guidelines.table import Bound, Op
 from fhir_cml.domain.model import LabValue
-from fhir_cml.domain.results import Basis, RiskScore
+from fhir_cml.domain.results import RiskScore
 from fhir_cml.domain.rules.catalogue import ELTS, EUTOS, SOKAL, Rule
 from fhir_cml.domain.vocabulary import LabKind, RiskCategory
 
@@ -27,6 +30,23 @@ _NEEDS_AGE = {"sokal": True, "elts": True, "eutos": False}
 _RULES: dict[str, Rule] = {"sokal": SOKAL, "elts": ELTS, "eutos": EUTOS}
 
 
+# Cut-offs, lowest category first: a score is in the first category whose bound admits it.
+CUTS: dict[str, tuple[tuple[RiskCategory, Bound | None], ...]] = {
+    "sokal": (
+        (RiskCategory.LOW, Bound(Op.LT, 0.8)),
+        (RiskCategory.INTERMEDIATE, Bound(Op.LE, 1.2)),
+        (RiskCategory.HIGH, None),
+    ),
+    "elts": (
+        (RiskCategory.LOW, Bound(Op.LE, 1.5680)),
+        (RiskCategory.INTERMEDIATE, Bound(Op.LE, 2.2185)),
+        (RiskCategory.HIGH, None),
+    ),
+    "eutos": ((RiskCategory.LOW, Bound(Op.LE, 87)), (RiskCategory.HIGH, None)),
+}
+_DIGITS = {"sokal": 3, "elts": 4, "eutos": 1}
+
+
 def baseline_scores(
     labs: Sequence[LabValue],
     birth_date: date | None,
@@ -36,9 +56,7 @@ def baseline_scores(
 ) -> tuple[RiskScore, ...]:
     if reference_date is None:
         return tuple(
-            _not_evaluable(
-                name, "no start of TKI therapy or diagnosis date to take baseline values at", ()
-            )
+            _not_evaluable(name, basis(_RULES[name], Finding.RISK_NO_DATE, (), score=name))
             for name in _RULES
         )
     earliest = reference_date - timedelta(days=cfg.baseline_window_days)
@@ -51,9 +69,9 @@ def baseline_scores(
     age = _age(birth_date, reference_date)
     scores = []
     for name in _RULES:
-        missing = [k.value for k in _NEEDS[name] if k not in chosen]
+        missing: list[Value] = [k for k in _NEEDS[name] if k not in chosen]
         if _NEEDS_AGE[name] and age is None:
-            missing.insert(0, "age (birth date)")
+            missing.insert(0, "age")
         refs = tuple(chosen[k].ref for k in _NEEDS[name] if k in chosen)
         if _NEEDS_AGE[name] and birth_ref:
             refs = (birth_ref, *refs)
@@ -61,9 +79,15 @@ def baseline_scores(
             scores.append(
                 _not_evaluable(
                     name,
-                    f"baseline {', '.join(missing)} not recorded between "
-                    f"{earliest.isoformat()} and {reference_date.isoformat()}",
-                    refs,
+                    basis(
+                        _RULES[name],
+                        Finding.RISK_MISSING_INPUTS,
+                        refs,
+                        score=name,
+                        missing=tuple(missing),
+                        earliest=earliest,
+                        latest=reference_date,
+                    ),
                 )
             )
             continue
@@ -101,56 +125,50 @@ def eutos(basophils: float, spleen: float) -> float:
     return 7 * basophils + 4 * spleen
 
 
+def category(name: str, value: float) -> RiskCategory:
+    for cat, bound in CUTS[name]:
+        if bound is None or bound.admits(value):
+            return cat
+    raise AssertionError("the last cut-off admits every value")
+
+
 def _score(
     name: str, v: dict[LabKind, float], age: float | None, refs: tuple[str, ...], on: date
 ) -> RiskScore:
+    inputs: tuple[tuple[Value, Value], ...]
     if name == "eutos":
         value = eutos(v[LabKind.BASOPHILS], v[LabKind.SPLEEN])
-        category = RiskCategory.LOW if value <= 87 else RiskCategory.HIGH
-        inputs = f"basophils {v[LabKind.BASOPHILS]:g} %, spleen {v[LabKind.SPLEEN]:g} cm"
-        cut = "<= 87 low, > 87 high"
-        shown = round(value, 1)
+        inputs = ((LabKind.BASOPHILS, v[LabKind.BASOPHILS]), (LabKind.SPLEEN, v[LabKind.SPLEEN]))
     else:
         assert age is not None
         args = (age, v[LabKind.SPLEEN], v[LabKind.PLATELETS], v[LabKind.BLASTS])
         inputs = (
-            f"age {age:g} y, spleen {v[LabKind.SPLEEN]:g} cm, platelets {v[LabKind.PLATELETS]:g} x10^9/L, "
-            f"blasts {v[LabKind.BLASTS]:g} %"
+            ("age", age),
+            (LabKind.SPLEEN, v[LabKind.SPLEEN]),
+            (LabKind.PLATELETS, v[LabKind.PLATELETS]),
+            (LabKind.BLASTS, v[LabKind.BLASTS]),
         )
-        if name == "sokal":
-            value = sokal(*args)
-            category = (
-                RiskCategory.LOW
-                if value < 0.8
-                else RiskCategory.INTERMEDIATE
-                if value <= 1.2
-                else RiskCategory.HIGH
-            )
-            cut = "< 0.8 low, 0.8-1.2 intermediate, > 1.2 high"
-            shown = round(value, 3)
-        else:
-            value = elts(*args)
-            category = (
-                RiskCategory.LOW
-                if value <= 1.5680
-                else RiskCategory.INTERMEDIATE
-                if value <= 2.2185
-                else RiskCategory.HIGH
-            )
-            cut = "<= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high"
-            shown = round(value, 4)
-    statement = (
-        f"{name.upper() if name != 'sokal' else 'Sokal'} score {shown:g} at baseline ({on.isoformat()}; "
-        f"{inputs}): {category.value} ({cut})."
-    )
-    return RiskScore(name, shown, category, Basis(_RULES[name], statement, refs))
-
-
-def _not_evaluable(name: str, why: str, refs: tuple[str, ...]) -> RiskScore:
-    label = "Sokal" if name == "sokal" else name.upper()
+        value = sokal(*args) if name == "sokal" else elts(*args)
+    shown = round(value, _DIGITS[name])
+    found = category(name, value)
+    cuts = tuple((cat, bound.op, bound.value) if bound else (cat,) for cat, bound in CUTS[name])
     return RiskScore(
         name,
-        None,
-        RiskCategory.NOT_EVALUABLE,
-        Basis(_RULES[name], f"{label} score not evaluable: {why}.", refs),
+        shown,
+        found,
+        basis(
+            _RULES[name],
+            Finding.RISK_SCORE,
+            refs,
+            score=name,
+            value=shown,
+            on=on,
+            inputs=inputs,
+            category=found,
+            cuts=cuts,
+        ),
     )
+
+
+def _not_evaluable(name: str, why: Basis) -> RiskScore:
+    return RiskScore(name, None, RiskCategory.NOT_EVALUABLE, why)

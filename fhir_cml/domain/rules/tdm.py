@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 
+from fhir_cml.domain.basis import Dose, NgMl, Value, basis
 from fhir_cml.domain.config import RuleConfig
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import TroughLevel
-from fhir_cml.domain.results import Basis, DoseSegment, TdmReading, Therapy
+from fhir_cml.domain.results import DoseSegment, TdmReading, Therapy
 from fhir_cml.domain.rules.catalogue import TDM
 from fhir_cml.domain.vocabulary import TdmStatus, TherapyStatus, Tki
 
@@ -23,7 +25,8 @@ def read_tdm(troughs: Sequence[TroughLevel], therapy: Therapy, cfg: RuleConfig) 
     if not imatinib:
         return TdmReading(TdmStatus.NONE, None, None)
     trough = imatinib[-1]
-    level = f"Imatinib trough {trough.ng_ml:g} ng/mL on {trough.date.isoformat()}"
+    ref = (trough.ref,)
+    level: dict[str, Value] = {"ng_ml": NgMl(trough.ng_ml), "date": trough.date}
     segment = _segment_at(therapy.segments, trough.date)
     if (
         segment is None
@@ -31,11 +34,7 @@ def read_tdm(troughs: Sequence[TroughLevel], therapy: Therapy, cfg: RuleConfig) 
         or (segment.on_hold and segment.end and trough.date >= segment.end)
     ):
         return TdmReading(
-            TdmStatus.TIMING_INVALID,
-            trough,
-            Basis(
-                TDM, f"{level} was drawn while the patient was not taking imatinib.", (trough.ref,)
-            ),
+            TdmStatus.TIMING_INVALID, trough, basis(TDM, Finding.TDM_OFF_IMATINIB, ref, **level)
         )
     run_start = _imatinib_run_start(therapy.segments, segment)
     days_on = (trough.date - run_start).days
@@ -44,51 +43,46 @@ def read_tdm(troughs: Sequence[TroughLevel], therapy: Therapy, cfg: RuleConfig) 
         TherapyStatus.ACTIVE,
         TherapyStatus.INTERRUPTED,
     ) and segment is _current(therapy)
-    problems: list[str] = []
+    # Each problem: (what, the value found, the least or the accepted range).
+    problems: list[tuple[str, float, float, float | None]] = []
     if days_on < cfg.tdm_min_days_on_therapy:
-        problems.append(
-            f"only {days_on} days on imatinib (>= {cfg.tdm_min_days_on_therapy} needed)"
-        )
+        problems.append(("days-on-imatinib", days_on, cfg.tdm_min_days_on_therapy, None))
     if days_since_change < cfg.tdm_min_days_since_dose_change:
         problems.append(
-            f"{days_since_change} days after a dose change (>= {cfg.tdm_min_days_since_dose_change} needed)"
+            ("days-since-dose-change", days_since_change, cfg.tdm_min_days_since_dose_change, None)
         )
     if trough.hours_since_dose is not None:
-        window = _window(segment, cfg)
-        low, high = window
+        low, high = _window(segment, cfg)
         if not low <= trough.hours_since_dose <= high:
-            problems.append(
-                f"drawn {trough.hours_since_dose:g} h after the last dose (a trough is drawn "
-                f"immediately before the next dose: {low:g}-{high:g} h accepted)"
-            )
-    dose = f" at {segment.daily_dose_mg:g} mg/day" if segment.daily_dose_mg else ""
+            problems.append(("hours-since-dose", trough.hours_since_dose, low, high))
+    if segment.daily_dose_mg:
+        level["dose"] = Dose(segment.daily_dose_mg)
     if problems:
         return TdmReading(
             TdmStatus.TIMING_INVALID,
             trough,
-            Basis(
-                TDM,
-                f"{level}{dose} is not a steady-state trough: {'; '.join(problems)}.",
-                (trough.ref,),
-            ),
+            basis(TDM, Finding.TDM_NOT_STEADY_STATE, ref, **level, problems=tuple(problems)),
             current,
         )
     if trough.ng_ml < cfg.trough_target_ng_ml:
         status = TdmStatus.SUBTHERAPEUTIC
-        text = (
-            f"below the {cfg.trough_target_ng_ml:g} ng/mL associated with better CCyR and MMR rates"
-        )
     elif trough.ng_ml >= cfg.trough_supratherapeutic_ng_ml:
         status = TdmStatus.SUPRATHERAPEUTIC
-        text = f"at or above {cfg.trough_supratherapeutic_ng_ml:g} ng/mL (toxicity watch)"
     else:
         status = TdmStatus.ADEQUATE
-        text = f"at or above the {cfg.trough_target_ng_ml:g} ng/mL target"
-    note = "" if current else " It was measured at an earlier dose, not the current one."
     return TdmReading(
         status,
         trough,
-        Basis(TDM, f"{level}{dose} at steady state: {text}.{note}", (trough.ref,)),
+        basis(
+            TDM,
+            Finding.TDM_STEADY_STATE,
+            ref,
+            **level,
+            status=status,
+            target=NgMl(cfg.trough_target_ng_ml),
+            toxicity=NgMl(cfg.trough_supratherapeutic_ng_ml),
+            at_current_dose=current,
+        ),
         current,
     )
 

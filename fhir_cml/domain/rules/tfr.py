@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from fhir_cml.domain.basis import Basis, Months, Percent, Value, Years, basis
 from fhir_cml.domain.config import RuleConfig
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import AdherenceAssessment, BcrAbl1Result, Diagnosis
-from fhir_cml.domain.results import Basis, MilestoneReading, TfrReading, Therapy
+from fhir_cml.domain.results import MilestoneReading, TfrReading, Therapy
 from fhir_cml.domain.rules.catalogue import STIM1, TFR_ELIGIBILITY, TFR_RELAPSE
-from fhir_cml.domain.rules.common import months_between, pct
+from fhir_cml.domain.rules.common import months_between
 from fhir_cml.domain.rules.response_depth import DEEP, MMR_LIMIT, ORDER, DepthCall
 from fhir_cml.domain.vocabulary import (
     ElnStatus,
@@ -78,19 +80,16 @@ def read_tfr(
     if therapy.status is TherapyStatus.TFR and therapy.stopped_on is not None:
         return _after_stop(therapy.stopped_on, calls, as_of)
     if therapy.status is TherapyStatus.NONE or therapy.start is None:
-        return TfrReading(
-            TfrStatus.NOT_EVALUABLE,
-            (Basis(TFR_ELIGIBILITY, "No TKI course with a start date is recorded."),),
-        )
+        return TfrReading(TfrStatus.NOT_EVALUABLE, (basis(TFR_ELIGIBILITY, Finding.TFR_NO_COURSE),))
     if therapy.status is TherapyStatus.STOPPED:
         return TfrReading(
             TfrStatus.NOT_EVALUABLE,
             (
-                Basis(
+                basis(
                     TFR_ELIGIBILITY,
-                    f"The TKI was stopped on {therapy.stopped_on.isoformat() if therapy.stopped_on else 'an unknown date'} "
-                    "for a reason other than TFR; TFR criteria apply to patients on TKI.",
+                    Finding.TFR_STOPPED_OTHER,
                     therapy.evidence,
+                    stopped=therapy.stopped_on,
                 ),
             ),
         )
@@ -110,27 +109,28 @@ def _after_stop(
     if lost:
         first, call = lost[0]
         reasons.append(
-            Basis(
+            basis(
                 TFR_RELAPSE,
-                f"TKI stopped for TFR on {stopped.isoformat()}; BCR::ABL1 {pct(call.value or 0)} (IS) on "
-                f"{first.date.isoformat()} is a loss of MMR: molecular relapse. Restart TKI within 4 weeks.",
+                Finding.TFR_RELAPSE,
                 (first.ref,),
+                stopped=stopped,
+                value=Percent(call.value or 0),
+                date=first.date,
+                limit=Percent(MMR_LIMIT),
             )
         )
         status = TfrStatus.MOLECULAR_RELAPSE
     else:
         last = after[-1] if after else None
-        seen = (
-            f"; latest result {last[1].depth.value} on {last[0].date.isoformat()}"
-            if last
-            else "; no result since"
-        )
         reasons.append(
-            Basis(
+            basis(
                 TFR_RELAPSE,
-                f"In treatment-free remission since {stopped.isoformat()} ({since:.1f} months){seen}; "
-                "MMR not lost. Fluctuations without loss of MMR are common and are not relapse.",
+                Finding.TFR_IN_REMISSION,
                 tuple(r.ref for r, _ in after[-1:]),
+                stopped=stopped,
+                months=Months(since),
+                latest_depth=last[1].depth if last else None,
+                latest=last[0].date if last else None,
             )
         )
         status = TfrStatus.IN_TFR
@@ -146,12 +146,15 @@ def _stim1(after: Sequence[tuple[BcrAbl1Result, DepthCall]]) -> Basis | None:
         assert c1.value is not None
         assert c2.value is not None
         if 21 <= days <= 45 and c1.value > 0 and c2.value >= 10 * c1.value:
-            return Basis(
+            return basis(
                 STIM1,
-                f"Two consecutive positive results {days} days apart ({pct(c1.value)} on "
-                f"{r1.date.isoformat()}, {pct(c2.value)} on {r2.date.isoformat()}) with a >= 1-log "
-                "increase: molecular relapse by the STIM1 definition (for comparison).",
+                Finding.STIM1_RELAPSE,
                 (r1.ref, r2.ref),
+                days=days,
+                first=Percent(c1.value),
+                first_date=r1.date,
+                second=Percent(c2.value),
+                second_date=r2.date,
             )
     return None
 
@@ -170,95 +173,76 @@ def _eligibility(
     unknown: list[Basis] = []
     met: list[Basis] = []
 
-    def check(ok: bool | None, text: str, refs: tuple[str, ...] = ()) -> None:
-        basis = Basis(TFR_ELIGIBILITY, text, refs)
-        (met if ok else unknown if ok is None else unmet).append(basis)
+    def check(
+        ok: bool | None, finding: Finding, refs: tuple[str, ...] = (), **values: Value
+    ) -> None:
+        found = basis(TFR_ELIGIBILITY, finding, refs, **values)
+        (met if ok else unknown if ok is None else unmet).append(found)
 
     # Mandatory: chronic phase
     phases = [d for d in diagnoses if d.phase is not None]
     refs = tuple(d.ref for d in phases)
     if any(d.phase in (Phase.ACCELERATED, Phase.BLAST) for d in phases):
-        check(
-            False, "Accelerated or blast phase recorded: TFR requires CML in chronic phase.", refs
-        )
+        check(False, Finding.TFR_ADVANCED_PHASE, refs)
     elif phases:
-        check(True, "Chronic phase recorded.", refs)
+        check(True, Finding.TFR_CHRONIC_PHASE, refs)
     else:
-        check(None, "The CML phase is not recorded: TFR requires chronic phase (confirm).")
+        check(None, Finding.TFR_PHASE_UNKNOWN)
 
     # Minimal: first line, or second line for intolerance only
     if therapy.line <= 1:
-        check(
-            True,
-            f"First-line TKI ({therapy.drug.value if therapy.drug else 'unknown'}).",
-            therapy.evidence,
-        )
+        check(True, Finding.TFR_FIRST_LINE, therapy.evidence, drug=therapy.drug)
     elif therapy.switched_for_resistance:
-        check(
-            False,
-            "A TKI was switched for resistance or failure: TFR needs first-line TKI or a switch for intolerance only.",
-            therapy.evidence,
-        )
+        check(False, Finding.TFR_SWITCHED_FOR_RESISTANCE, therapy.evidence)
     elif therapy.switch_reasons_known:
-        check(True, f"Line {therapy.line} after switches for intolerance only.", therapy.evidence)
+        check(True, Finding.TFR_INTOLERANCE_ONLY, therapy.evidence, line=therapy.line)
     else:
-        check(
-            None,
-            "A TKI switch is recorded without its reason: TFR needs first-line TKI or a switch for intolerance only (confirm).",
-            therapy.evidence,
-        )
+        check(None, Finding.TFR_SWITCH_REASON_UNKNOWN, therapy.evidence)
 
     # Minimal: typical transcript
     transcript, transcript_ref = transcript_info
     t_refs = (transcript_ref,) if transcript_ref else ()
     if transcript is None:
-        check(
-            None,
-            "The BCR::ABL1 transcript type is not recorded: TFR needs e13a2 or e14a2 (confirm).",
-        )
+        check(None, Finding.TFR_TRANSCRIPT_UNKNOWN)
     elif transcript.typical:
-        check(True, f"Typical transcript ({transcript.value}).", t_refs)
+        check(True, Finding.TFR_TRANSCRIPT_TYPICAL, t_refs, transcript=transcript)
     else:
-        check(False, f"Atypical transcript ({transcript.value}): TFR needs e13a2 or e14a2.", t_refs)
+        check(False, Finding.TFR_TRANSCRIPT_ATYPICAL, t_refs, transcript=transcript)
 
     # Minimal/optimal: TKI duration
     assert therapy.start is not None
     months_on = months_between(therapy.start, as_of)
     drug = therapy.drug
     if drug is None or drug.generation == 3:
-        check(
-            None,
-            f"Minimal TKI duration for {drug.value if drug else 'this TKI'} is not defined by ELN 2020 (> 5 years imatinib, > 4 years second-generation).",
-        )
+        check(None, Finding.TFR_DURATION_UNDEFINED, drug=drug)
     else:
         need = 60.0 if drug is Tki.IMATINIB else 48.0
-        label = (
-            "> 5 years on imatinib"
-            if drug is Tki.IMATINIB
-            else "> 4 years on a second-generation TKI"
-        )
         check(
             months_on > need,
-            f"{months_on / 12:.1f} years on TKI since {therapy.start.isoformat()} (needs {label}).",
+            Finding.TFR_DURATION,
             therapy.evidence,
+            years=Years(months_on / 12),
+            since=therapy.start,
+            needed=Years(need / 12),
+            drug=drug,
         )
 
     # Minimal: DMR > 2 years
     on_therapy_calls = [(r, c) for r, c in calls if r.date >= therapy.start]
     run = latest_run(on_therapy_calls, DEEP)
     if run is None:
-        check(
-            False,
-            "Not currently in deep molecular response (MR4 or deeper): TFR needs DMR for > 2 years.",
-        )
+        check(False, Finding.TFR_NO_DMR, needed=Years(2))
         dmr_ok_optimal = False
     else:
-        years = run.months / 12
         check(
             run.months > 24,
-            f"Deep molecular response (MR4 or deeper, shallowest {run.shallowest.value}) from "
-            f"{run.first.date.isoformat()} to {run.last.date.isoformat()}: {years:.1f} years (needs > 2 years).",
+            Finding.TFR_DMR,
             run.refs,
+            shallowest=run.shallowest,
+            first=run.first.date,
+            last=run.last.date,
+            years=Years(run.months / 12),
+            needed=Years(2),
         )
         need_optimal = 36 if run.shallowest is ResponseDepth.MR4 else 24
         dmr_ok_optimal = run.months > need_optimal
@@ -267,37 +251,20 @@ def _eligibility(
     failures = [h for h in eln2020_history if h.status is ElnStatus.FAILURE]
     if failures:
         f0 = failures[0]
-        check(
-            False,
-            f"Prior treatment failure ({f0.date.isoformat()}): {f0.basis.statement}",
-            f0.basis.evidence,
-        )
+        check(False, Finding.TFR_PRIOR_FAILURE, f0.basis.evidence, date=f0.date, reading=f0.basis)
     else:
-        check(True, "No treatment failure by ELN 2020 criteria in the record.")
+        check(True, Finding.TFR_NO_PRIOR_FAILURE)
 
     # Mandatory: adherence (documented non-adherence excludes; otherwise confirm)
     recent = [a for a in adherence if (as_of - a.date).days <= cfg.workup_lookback_days]
     if recent and not recent[-1].adherent:
-        check(
-            False,
-            f"Poor adherence documented on {recent[-1].date.isoformat()}: TFR needs a motivated and adherent patient.",
-            (recent[-1].ref,),
-        )
+        check(False, Finding.TFR_POOR_ADHERENCE, (recent[-1].ref,), date=recent[-1].date)
 
     optimal = months_on > 60 and dmr_ok_optimal
-    confirm = Basis(
-        TFR_ELIGIBILITY,
-        "Confirm with the patient: motivation, adherence, and access to IS-standardised RQ-PCR "
-        "monthly for months 1-6 after stopping, every 2 months for months 7-12, every 3 months after.",
-    )
+    confirm = basis(TFR_ELIGIBILITY, Finding.TFR_CONFIRM)
     if unmet:
         return TfrReading(TfrStatus.NOT_ELIGIBLE, (*unmet, *unknown), False)
     if unknown:
         return TfrReading(TfrStatus.NOT_EVALUABLE, (*unknown, *met), None)
-    level = Basis(
-        TFR_ELIGIBILITY,
-        "Optimal criteria also met (TKI > 5 years; DMR > 3 years at MR4 or > 2 years at MR4.5)."
-        if optimal
-        else "Minimal criteria met; optimal criteria (TKI > 5 years; DMR > 3 years at MR4 or > 2 years at MR4.5) not yet.",
-    )
+    level = basis(TFR_ELIGIBILITY, Finding.TFR_OPTIMAL_MET if optimal else Finding.TFR_MINIMAL_MET)
     return TfrReading(TfrStatus.ELIGIBLE, (*met, level, confirm), optimal)

@@ -12,8 +12,11 @@ import itertools
 from dataclasses import replace
 from datetime import date, timedelta
 
+from fhir_cml.domain.basis import basis
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import Issue, TkiStatement
 from fhir_cml.domain.results import DoseSegment, Gap, Therapy
+from fhir_cml.domain.rules.catalogue import INPUTS
 from fhir_cml.domain.rules.common import months_between
 from fhir_cml.domain.vocabulary import (
     IssueCode,
@@ -23,11 +26,9 @@ from fhir_cml.domain.vocabulary import (
     TherapyStatus,
 )
 
-_NOT_INTAKE = {
-    MedicationStatus.ENTERED_IN_ERROR: "entered in error",
-    MedicationStatus.NOT_TAKEN: "not taken",
-    MedicationStatus.INTENDED: "intended (planned, not started)",
-}
+_NOT_INTAKE = frozenset(
+    {MedicationStatus.ENTERED_IN_ERROR, MedicationStatus.NOT_TAKEN, MedicationStatus.INTENDED}
+)
 _ENDED = {MedicationStatus.COMPLETED, MedicationStatus.STOPPED}
 
 
@@ -44,10 +45,9 @@ def build_therapy(statements: tuple[TkiStatement, ...], as_of: date) -> tuple[Th
                 Issue(
                     Severity.WARNING,
                     IssueCode.NO_THERAPY_START,
-                    "No TKI record (a MedicationStatement, MedicationRequest, MedicationDispense "
-                    "or MedicationAdministration naming a TKI): therapy is unknown and time-based "
-                    "rules are not evaluable.",
+                    "",
                     None,
+                    basis(INPUTS, Finding.NO_TKI_RECORD),
                 )
             )
         else:
@@ -55,9 +55,9 @@ def build_therapy(statements: tuple[TkiStatement, ...], as_of: date) -> tuple[Th
                 Issue(
                     Severity.WARNING,
                     IssueCode.NO_THERAPY_START,
-                    "No TKI statement gives a usable start date: time on therapy is unknown and "
-                    "time-based rules are not evaluable.",
+                    "",
                     None,
+                    basis(INPUTS, Finding.NO_USABLE_START, tuple(s.ref for s in statements)),
                 )
             )
         return Therapy(status=TherapyStatus.NONE, evidence=tuple(s.ref for s in statements)), issues
@@ -105,13 +105,15 @@ def build_therapy(statements: tuple[TkiStatement, ...], as_of: date) -> tuple[Th
 
 
 def _segment(st: TkiStatement, as_of: date, issues: list[Issue]) -> DoseSegment | None:
+    ref = (st.ref,)
     if st.status in _NOT_INTAKE:
         issues.append(
             Issue(
                 Severity.INFORMATION,
                 IssueCode.STATUS_IGNORED,
-                f"{st.drug.value} statement is {_NOT_INTAKE[st.status]}: not part of the course.",
+                "",
                 st.ref,
+                basis(INPUTS, Finding.STATEMENT_NOT_INTAKE, ref, drug=st.drug, status=st.status),
             )
         )
         return None
@@ -120,8 +122,9 @@ def _segment(st: TkiStatement, as_of: date, issues: list[Issue]) -> DoseSegment 
             Issue(
                 Severity.WARNING,
                 IssueCode.NO_THERAPY_START,
-                f"{st.drug.value} statement has no start date: left out of the course.",
+                "",
                 st.ref,
+                basis(INPUTS, Finding.STATEMENT_NO_START, ref, drug=st.drug),
             )
         )
         return None
@@ -130,8 +133,9 @@ def _segment(st: TkiStatement, as_of: date, issues: list[Issue]) -> DoseSegment 
             Issue(
                 Severity.INFORMATION,
                 IssueCode.AFTER_AS_OF,
-                f"{st.drug.value} statement starts {st.start.isoformat()}, after the as-of date.",
+                "",
                 st.ref,
+                basis(INPUTS, Finding.STATEMENT_AFTER_AS_OF, ref, drug=st.drug, start=st.start),
             )
         )
         return None
@@ -144,9 +148,16 @@ def _segment(st: TkiStatement, as_of: date, issues: list[Issue]) -> DoseSegment 
                 Issue(
                     Severity.WARNING,
                     IssueCode.INFERRED,
-                    f"{st.drug.value} statement is {st.status.value} without an end date: the date "
-                    f"it was asserted ({end.isoformat()}) is taken as the stop date.",
+                    "",
                     st.ref,
+                    basis(
+                        INPUTS,
+                        Finding.END_FROM_ASSERTED,
+                        ref,
+                        drug=st.drug,
+                        status=st.status,
+                        end=end,
+                    ),
                 )
             )
         else:
@@ -154,9 +165,9 @@ def _segment(st: TkiStatement, as_of: date, issues: list[Issue]) -> DoseSegment 
                 Issue(
                     Severity.WARNING,
                     IssueCode.MISSING_DATE,
-                    f"{st.drug.value} statement is {st.status.value} but says neither when it "
-                    "ended nor when it was asserted: left out of the course.",
+                    "",
                     st.ref,
+                    basis(INPUTS, Finding.ENDED_WITHOUT_DATE, ref, drug=st.drug, status=st.status),
                 )
             )
             return None

@@ -36,6 +36,7 @@ from fhir_cml.fhir.outbound.identifiers import (
 from fhir_cml.fhir.outbound.narrative import NOT_ORDERS, care_plan_text, reading_summary
 from fhir_cml.fhir.outbound.provenance import instant
 from fhir_cml.fhir.outbound.risk_assessment import cml_condition
+from fhir_cml.reporting import say, suggestion_text
 
 __all__ = ["NOT_ORDERS", "activity", "build_care_plan", "describe"]
 # CarePlan.activity.detail.reasonReference may point at these types only (FHIR R4).
@@ -90,7 +91,7 @@ def activity(suggestion: Suggestion) -> dict[str, Any]:
         )
     detail["code"] = {"coding": [coding(CS_RECOMMENDATION, suggestion.code.value)]}
     if bases:
-        detail["reasonCode"] = [{"text": b.statement} for b in bases]
+        detail["reasonCode"] = [{"text": say(b)} for b in bases]
     reasons = [
         ref
         for ref in dict.fromkeys(ref for b in bases for ref in b.evidence)
@@ -99,7 +100,7 @@ def activity(suggestion: Suggestion) -> dict[str, Any]:
     if reasons:
         detail["reasonReference"] = [input_reference(ref) for ref in reasons]
     detail["status"] = "not-started"
-    detail["description"] = suggestion.text
+    detail["description"] = suggestion_text(suggestion)
     return {"detail": detail}
 
 

@@ -6,9 +6,12 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from fhir_cml.domain.results import Assessment, Basis
+from fhir_cml.domain.basis import Basis, Params
+from fhir_cml.domain.results import Assessment
 from fhir_cml.fhir.canonical import CS_GUIDELINE, EXT_AS_OF, EXT_BASIS, plan_definition
 from fhir_cml.fhir.outbound.identifiers import input_reference
+from fhir_cml.reporting import say
+from fhir_cml.reporting import source_text as rule_source
 
 
 def coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
@@ -39,7 +42,7 @@ def basis_extension(basis: Basis) -> dict[str, Any]:
     """The ``basis`` extension: the rule's PlanDefinition, the sentence, the evidence used."""
     parts: list[dict[str, Any]] = [
         {"url": "rule", "valueCanonical": plan_definition(basis.rule.id)},
-        {"url": "statement", "valueString": basis.statement},
+        {"url": "statement", "valueString": say(basis)},
     ]
     parts.extend(
         {"url": "evidence", "valueReference": input_reference(ref)}
@@ -49,11 +52,11 @@ def basis_extension(basis: Basis) -> dict[str, Any]:
 
 
 def unique(bases: Iterable[Basis | None]) -> list[Basis]:
-    """Bases without repeats (the same rule, sentence and evidence named twice counts once)."""
-    seen: dict[tuple[str, str, tuple[str, ...]], Basis] = {}
+    """Bases without repeats (the same rule, finding and evidence named twice counts once)."""
+    seen: dict[tuple[str, str, Params, tuple[str, ...]], Basis] = {}
     for basis in bases:
         if basis is not None:
-            seen.setdefault((basis.rule.id, basis.statement, basis.evidence), basis)
+            seen.setdefault((basis.rule.id, basis.finding, basis.params, basis.evidence), basis)
     return list(seen.values())
 
 
@@ -76,4 +79,4 @@ def all_bases(assessment: Assessment) -> list[Basis]:
 
 def source_text(basis: Basis) -> str:
     """The sentence followed by the rule and its published source."""
-    return f"{basis.statement} [{basis.rule.id}: {basis.rule.source}]"
+    return f"{say(basis)} [{basis.rule.id}: {rule_source(basis.rule)}]"

@@ -6,8 +6,9 @@ interpolated is escaped, and characters XML cannot carry are dropped, so the ``d
 well-formed FHIR XHTML: one ``<div>`` in the XHTML namespace holding only basic formatting
 elements, without attributes.
 
-The words of a conclusion come from one place, :func:`basis_text`, the seam where the reporting
-renderers take over.
+The words are the reporting renderers' (:mod:`fhir_cml.reporting`: a basis's sentence, a
+suggestion's, the milestone), so the narrative says what the text report, the JSON contract and
+the CDS cards say; this module only lays them out as XHTML.
 """
 
 from __future__ import annotations
@@ -18,21 +19,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from fhir_cml.domain.results import Assessment, Basis
-from fhir_cml.domain.rules.common import pct
+from fhir_cml.domain.basis import Basis
+from fhir_cml.domain.results import Assessment
 from fhir_cml.domain.vocabulary import ElnStatus, TdmStatus, TfrStatus
+from fhir_cml.reporting import pct, say, suggestion_text
+from fhir_cml.reporting.summary import milestone_words
 
 XHTML_NS: Final = "http://www.w3.org/1999/xhtml"
 NOT_ORDERS: Final = "Suggestions from fhir-cml for a clinician to review; not orders."
 # Characters XML 1.0 cannot carry (C0 controls but tab/newline/CR, surrogates, U+FFFE/U+FFFF).
 _NOT_XML: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-MILESTONE_WORDS: Final = {
-    "3m": "at 3 months",
-    "6m": "at 6 months",
-    "12m": "at 12 months",
-    "18m": "at 18 months",
-    "any": "(any time)",
-}
 
 Markup = str  # an XHTML fragment that is already escaped
 
@@ -76,14 +72,11 @@ def narrative(*blocks: Markup) -> dict[str, Any]:
 
 def basis_text(basis: Basis) -> str:
     """The sentence a conclusion rests on, as a clinician reads it."""
-    return basis.statement
+    return say(basis)
 
 
 def milestone_text(a: Assessment) -> str:
-    if a.eln.milestone is None:
-        return ""
-    value = a.eln.milestone.value
-    return " " + MILESTONE_WORDS.get(value, value)
+    return f" {milestone_words(a.eln.milestone)}" if a.eln.milestone is not None else ""
 
 
 def heading(a: Assessment, what: str) -> Markup:
@@ -136,7 +129,7 @@ def reading_items(a: Assessment) -> list[Markup]:
 
 
 def suggestion_items(a: Assessment) -> list[Markup]:
-    return [escape(s.text) for s in a.recommendations]
+    return [escape(suggestion_text(s)) for s in a.recommendations]
 
 
 def suggestions_block(a: Assessment) -> Markup:

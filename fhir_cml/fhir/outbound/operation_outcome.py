@@ -15,6 +15,7 @@ from fhir_cml.domain.vocabulary import IssueCode, Severity
 from fhir_cml.fhir.canonical import CS_ISSUE, EXT_ISSUE_RESOURCE
 from fhir_cml.fhir.outbound.elements import coding
 from fhir_cml.fhir.outbound.identifiers import input_reference
+from fhir_cml.reporting import issue_message
 
 SEVERITY: Final[dict[Severity, str]] = {
     Severity.ERROR: "error",
@@ -79,7 +80,7 @@ def from_issue(issue: Issue) -> dict[str, Any]:
     return issue_element(
         SEVERITY[issue.severity],
         ISSUE_TYPE[issue.code],
-        issue.message,
+        issue_message(issue),
         cml_code=issue.code.value,
         resource=issue.resource,
     )

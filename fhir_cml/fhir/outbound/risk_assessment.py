@@ -50,6 +50,7 @@ from fhir_cml.fhir.outbound.identifiers import (
     software,
 )
 from fhir_cml.fhir.outbound.narrative import risk_assessment_text
+from fhir_cml.reporting import prediction_text, say, suggestion_text
 
 OUTCOME_DISPLAY: Final = {
     PROGRESSION_AP_BC: "Progression to accelerated or blast phase",
@@ -92,7 +93,7 @@ def build_risk_assessment(assessment: Assessment, ids: OutboundIds | None = None
         resource["prediction"] = predictions
     if a.recommendations:
         resource["mitigation"] = "\n".join(
-            f"{n}. {s.text}" for n, s in enumerate(a.recommendations, 1)
+            f"{n}. {suggestion_text(s)}" for n, s in enumerate(a.recommendations, 1)
         )
     resource["note"] = [{"text": sentence} for sentence in reading_sentences(a)]
     return resource
@@ -141,23 +142,23 @@ def reading_sentences(a: Assessment) -> list[str]:
         eln = f"{a.guideline.label}: not evaluable."
     out = [
         f"Molecular response: {a.molecular_response.depth.value}. "
-        f"{a.molecular_response.basis.statement}",
-        " ".join([eln, *(r.statement for r in a.eln.reasons)]),
+        f"{say(a.molecular_response.basis)}",
+        " ".join([eln, *(say(r) for r in a.eln.reasons)]),
     ]
     if a.loss_of_mmr.lost and a.loss_of_mmr.basis is not None:
-        out.append(a.loss_of_mmr.basis.statement)
+        out.append(say(a.loss_of_mmr.basis))
     out.append(
         " ".join(
             [
                 f"Treatment-free remission: {a.tfr.status.value}.",
-                *(r.statement for r in a.tfr.reasons),
+                *(say(r) for r in a.tfr.reasons),
             ]
         )
     )
     tdm = f"TDM: {a.tdm.status.value}."
-    out.append(f"{tdm} {a.tdm.basis.statement}" if a.tdm.basis else tdm)
-    out.extend(i.basis.statement for i in a.interactions)
-    out.append(a.monitoring.basis.statement)
+    out.append(f"{tdm} {say(a.tdm.basis)}" if a.tdm.basis else tdm)
+    out.extend(say(i.basis) for i in a.interactions)
+    out.append(say(a.monitoring.basis))
     return out
 
 
@@ -177,7 +178,7 @@ def _trial(p: Prediction) -> dict[str, Any]:
         out["probabilityDecimal"] = p.probability
     if p.years is not None:
         out["whenRange"] = {"high": {"value": p.years, "unit": "a", "system": UCUM, "code": "a"}}
-    out["rationale"] = f"{p.text} {source_text(p.basis)}"
+    out["rationale"] = f"{prediction_text(p)} {source_text(p.basis)}"
     return out
 
 

@@ -19,12 +19,14 @@ from typing import Any, Final
 
 from fhir_cml import conformance
 from fhir_cml.domain import Assessment
-from fhir_cml.domain.results import Basis
-from fhir_cml.domain.rules.common import pct
-from fhir_cml.domain.vocabulary import ElnStatus, Milestone, Recommendation, TdmStatus, TfrStatus
+from fhir_cml.domain.basis import Basis
+from fhir_cml.domain.vocabulary import ElnStatus, Recommendation, TdmStatus, TfrStatus
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound import Written
 from fhir_cml.fhir.outbound.identifiers import identifier
+from fhir_cml.reporting import pct, suggestion_text
+from fhir_cml.reporting.markdown import basis_line, sources, unique
+from fhir_cml.reporting.summary import depth_words, milestone_words, status_parts
 from fhir_cml.web.cds.orders import Finding
 from fhir_cml.web.cds.services import MONITORING_TOPIC
 from fhir_cml.web.settings import Settings
@@ -34,14 +36,6 @@ LINK_LABEL: Final = "Open CML course"
 # Override reasons offered on every card (published as a CodeSystem in profiles/).
 OVERRIDE_SYSTEM: Final = c.CS_CDS_OVERRIDE_REASON
 OVERRIDE_REASONS: Final = c.CDS_OVERRIDE_REASONS
-_MILESTONES: Final = {
-    Milestone.M3: "at 3 months",
-    Milestone.M6: "at 6 months",
-    Milestone.M12: "at 12 months",
-    Milestone.M18: "at 18 months",
-    Milestone.ANY: "(any time)",
-}
-_DEPTH: Final = {"no-MMR": "no MMR", "not-evaluable": "response not evaluable"}
 
 
 def indicator(a: Assessment) -> str:
@@ -60,21 +54,7 @@ def indicator(a: Assessment) -> str:
 
 
 def summary(a: Assessment) -> str:
-    parts: list[str] = []
-    if a.tfr.status is TfrStatus.MOLECULAR_RELAPSE:
-        parts.append("molecular relapse after stopping TKI")
-    reading = f"{a.guideline.label} {a.eln.status.value}"
-    if a.eln.milestone is not None:
-        reading += f" {_MILESTONES[a.eln.milestone]}"
-    parts.append(reading)
-    depth = _DEPTH.get(a.molecular_response.depth.value, a.molecular_response.depth.value)
-    latest = a.latest_bcr_abl1
-    if latest is not None and latest.is_percent is not None:
-        depth += f", BCR::ABL1 {pct(latest.is_percent)} ({latest.date.isoformat()})"
-    parts.append(depth)
-    if a.monitoring.overdue and a.monitoring.next_pcr_due is not None:
-        parts.append(f"RQ-PCR overdue since {a.monitoring.next_pcr_due.isoformat()}")
-    return shorten("CML: " + "; ".join(parts))
+    return shorten("CML: " + "; ".join(status_parts(a, next_pcr=False)))
 
 
 def shorten(text: str) -> str:
@@ -92,7 +72,7 @@ def detail(a: Assessment) -> str:
         f"{a.ruleset_version})",
         "",
     ]
-    response = _DEPTH.get(a.molecular_response.depth.value, a.molecular_response.depth.value)
+    response = depth_words(a)
     latest = a.latest_bcr_abl1
     if latest is not None:
         value = pct(latest.is_percent) + " IS" if latest.is_percent is not None else "not on IS"
@@ -101,7 +81,7 @@ def detail(a: Assessment) -> str:
     lines += _because([a.molecular_response.basis])
     eln = a.eln.status.value
     if a.eln.milestone is not None:
-        eln += f" {_MILESTONES[a.eln.milestone]}"
+        eln += f" {milestone_words(a.eln.milestone)}"
     lines.append(f"- **{a.guideline.label}:** {eln}")
     lines += _because(a.eln.reasons)
     if a.loss_of_mmr.lost:
@@ -125,9 +105,9 @@ def detail(a: Assessment) -> str:
     if a.recommendations:
         lines += ["", "**Suggestions** (for a clinician to review; not orders)", ""]
         for number, suggestion in enumerate(a.recommendations, 1):
-            lines.append(f"{number}. {suggestion.text}")
-            lines += [f"   - {b.statement} (`{b.rule.id}`)" for b in _unique(suggestion.basis)]
-    lines += _sources(
+            lines.append(f"{number}. {suggestion_text(suggestion)}")
+            lines += [f"   - {basis_line(b)}" for b in unique(suggestion.basis)]
+    lines += sources(
         [
             a.molecular_response.basis,
             *a.eln.reasons,
@@ -185,10 +165,10 @@ def order_card(finding: Finding, settings: Settings, as_of: str, patient: str) -
     """A card about one TKI order."""
     order = finding.order
     lines = [f"**{order.label.capitalize()}** ordered ({order.ref})", ""]
-    lines += [f"- {b.statement} (`{b.rule.id}`)" for b in _unique(finding.basis)]
+    lines += [f"- {basis_line(b)}" for b in unique(finding.basis)]
     for issue in order.issues:
         lines.append(f"- Reading the order: {issue.message}")
-    lines += _sources(finding.basis)
+    lines += sources(finding.basis)
     card: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "summary": shorten(finding.summary),
@@ -214,6 +194,61 @@ def order_card(finding: Finding, settings: Settings, as_of: str, patient: str) -
     card["overrideReasons"] = override_reasons()
     card["links"] = [smart_link(settings, patient, as_of)]
     return card
+
+
+def incomplete_card(
+    settings: Settings, patient: str, as_of: str, missing: Sequence[str], *, kind: str
+) -> dict[str, Any]:
+    """A card saying that part of the patient's data did not arrive, so that nothing is read as
+    if it were whole. ``kind``: ``reading`` (a CML patient: no reading is shown), ``unknown``
+    (the data that would show CML did not arrive), ``orders`` (the order checks ran on part of
+    the record)."""
+    summary, indicator, lead = _INCOMPLETE[kind]
+    lines = [lead, "", "**Not complete:**", ""]
+    lines += [f"- {line}" for line in missing]
+    lines += ["", _INCOMPLETE_FIX]
+    card: dict[str, Any] = {
+        "uuid": str(uuid.uuid4()),
+        "summary": shorten(summary),
+        "indicator": indicator,
+        "detail": "\n".join(lines),
+        "source": {"label": f"fhir-cml ({settings.guideline.label})", "topic": MONITORING_TOPIC},
+    }
+    if kind != "unknown":
+        card["links"] = [smart_link(settings, patient, as_of)]
+    return card
+
+
+_INCOMPLETE: Final = {
+    "reading": (
+        "CML: no reading - part of this patient's data did not arrive from the EHR",
+        "warning",
+        "fhir-cml shows **no CML reading** for this patient: part of the data it reads did not "
+        "arrive, and a reading made from part of the record can be wrong (the latest BCR::ABL1 "
+        "result, or a change of TKI, may be in the part that is missing). Open the CML course "
+        "for the whole record.",
+    ),
+    "unknown": (
+        "fhir-cml could not check this patient for CML: the EHR's data did not all arrive",
+        "info",
+        "fhir-cml could not tell whether this patient has CML: the diagnoses or BCR::ABL1 "
+        "results did not arrive, so no reading is shown.",
+    ),
+    "orders": (
+        "CML order checks ran on part of the record: a check that found nothing may have "
+        "missed something",
+        "warning",
+        "fhir-cml checked the TKI orders against **part** of this patient's record: the rest "
+        "did not arrive. A warning shown still holds; the absence of a warning does not mean "
+        "that none applies (a T315I result or an interacting medication may be in the part "
+        "that is missing).",
+    ),
+}
+_INCOMPLETE_FIX: Final = (
+    "For the EHR's integration team: send each prefetch key in one page (no `next` link), or "
+    "give `fhirServer` and `fhirAuthorization` so that fhir-cml can read the rest within its "
+    "deadline."
+)
 
 
 def override_reasons() -> list[dict[str, str]]:
@@ -258,18 +293,4 @@ def _displays() -> dict[str, str]:
 
 
 def _because(bases: Iterable[Basis]) -> list[str]:
-    return [f"  - {b.statement} (`{b.rule.id}`)" for b in _unique(bases)]
-
-
-def _sources(bases: Iterable[Basis]) -> list[str]:
-    rules = {b.rule.id: b.rule for b in bases}
-    if not rules:
-        return []
-    return ["", "**Sources**", ""] + [f"- `{rid}`: {rule.source}" for rid, rule in rules.items()]
-
-
-def _unique(bases: Iterable[Basis]) -> Sequence[Basis]:
-    seen: dict[tuple[str, str], Basis] = {}
-    for b in bases:
-        seen.setdefault((b.rule.id, b.statement), b)
-    return list(seen.values())
+    return [f"  - {basis_line(b)}" for b in unique(bases)]

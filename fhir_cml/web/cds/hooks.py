@@ -4,9 +4,13 @@
 - ``POST /cds-services/{id}``: a hook call. Order of checks: an unknown service is 404; then
   the EHR's JWT (401, see :mod:`fhir_cml.web.cds.tokens`, ``aud`` = this URL); then the body (400,
   :mod:`fhir_cml.web.cds.hook_request`); then the data (prefetch, or fetched with
-  ``fhirAuthorization``; 412 without either, :mod:`fhir_cml.web.cds.data`). The answer is
+  ``fhirAuthorization``; 412 without either, :mod:`fhir_cml.web.cds.data`), all within one
+  deadline (``FHIR_CML_CDS_DEADLINE`` from the call's arrival). The answer is
   ``{"cards": [...]}`` (:mod:`fhir_cml.web.cds.cards`), empty when there is nothing to say (no CML
-  evidence, no order of concern).
+  evidence, no order of concern). When part of the data did not arrive (a prefetch cut short
+  that could not be completed, a read not done by the deadline), no reading is shown: a card
+  says what is missing instead (patient-view), or says that the order checks ran on part of
+  the record.
 - ``POST /cds-services/{id}/feedback``: accepted/overridden outcomes, stored in the state
   store; 200 with an empty body.
 
@@ -15,6 +19,7 @@ Errors are OperationOutcome-shaped JSON (``application/json``), like every error
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +30,8 @@ from fhir_cml.errors import RequestError
 from fhir_cml.web import assessment
 from fhir_cml.web.cds import cards, data, hook_request
 from fhir_cml.web.cds import orders as order_checks
-from fhir_cml.web.cds.services import PATIENT_VIEW, SERVICES, Service, discovery
+from fhir_cml.web.cds.data import Gathered
+from fhir_cml.web.cds.services import EVIDENCE_KEYS, PATIENT_VIEW, SERVICES, Service, discovery
 from fhir_cml.web.cds.tokens import VerifiedToken
 from fhir_cml.web.http import json_response, read_json
 from fhir_cml.web.runtime import runtime
@@ -40,15 +46,16 @@ def discover() -> Response:
 
 @bp.post("/<service_id>")
 def call(service_id: str) -> Response:
+    started = time.monotonic()
     service = _service(service_id)
-    url = f"{runtime().settings.cds_base}/{service_id}"
-    _verify([url])
+    settings = runtime().settings
+    _verify([f"{settings.cds_base}/{service_id}"])
     hook_call = hook_request.parse(service, read_json())
-    resources = data.gather(hook_call, runtime().settings)
+    gathered = data.gather(hook_call, settings, data.reads_deadline(started, settings))
     if service.hook == PATIENT_VIEW:
-        found = _monitoring(hook_call, resources)
+        found = _monitoring(hook_call, gathered)
     else:
-        found = _orders(hook_call, resources)
+        found = _orders(hook_call, gathered)
     return json_response({"cards": found})
 
 
@@ -77,25 +84,46 @@ def _verify(audiences: list[str]) -> VerifiedToken:
     return runtime().verifier.verify(request.headers.get("Authorization"), audiences)
 
 
-def _monitoring(call: hook_request.HookCall, resources: list[dict[str, Any]]) -> list[Any]:
+def _monitoring(call: hook_request.HookCall, gathered: Gathered) -> list[Any]:
     settings = runtime().settings
     now = datetime.now(UTC).replace(microsecond=0)
-    loaded = assessment.load(resources, settings, now)
+    as_of = assessment.today()
+    loaded = assessment.load(gathered.resources, settings, now)
     record = next((r for r in loaded.records if r.patient == call.patient_key), None)
+    if not gathered.complete:
+        # Never a reading from part of the record: say what is missing instead.
+        if record is not None:
+            kind = "reading"
+        elif EVIDENCE_KEYS & gathered.incomplete.keys():
+            kind = "unknown"
+        else:
+            return []  # the diagnoses and BCR::ABL1 results arrived whole: no CML
+        missing = gathered.missing_text()
+        return [
+            cards.incomplete_card(settings, call.patient_key, as_of.isoformat(), missing, kind=kind)
+        ]
     if record is None:
         return []
-    result = assessment.assess_record(record, assessment.today(), settings.guideline)
+    result = assessment.assess_record(record, as_of, settings.guideline)
     return [cards.monitoring_card(result, suggestions(result, now), settings)]
 
 
-def _orders(call: hook_request.HookCall, resources: list[dict[str, Any]]) -> list[Any]:
+def _orders(call: hook_request.HookCall, gathered: Gathered) -> list[Any]:
     settings = runtime().settings
     now = datetime.now(UTC).replace(microsecond=0)
     as_of = assessment.today()
     record, orders = order_checks.read_orders(
-        call, resources, assessment.options(settings, now), as_of
+        call, gathered.resources, assessment.options(settings, now), as_of
     )
-    return [
+    found = [
         cards.order_card(finding, settings, as_of.isoformat(), call.patient_key)
         for finding in order_checks.check(record, orders, as_of)
     ]
+    if not gathered.complete and any(o.drug is not None and o.selected for o in orders):
+        missing = gathered.missing_text()
+        found.append(
+            cards.incomplete_card(
+                settings, call.patient_key, as_of.isoformat(), missing, kind="orders"
+            )
+        )
+    return found

@@ -4,13 +4,8 @@ The orders are read by the inbound mapper, not parsed again here: each Medicatio
 handed to it as the MedicationStatement it would become (same medication fields, its
 ``dosageInstruction`` as ``dosage``), so drug identification (RxNorm, ATC, names, Medication
 references) and the daily dose (mg or tablets of a known strength, times the doses per day) are
-the ones every other input gets. The checks use the domain's rules and their sources:
-
-- ``t315i-no-escalation``: T315I detected and a higher daily dose of the current imatinib or
-  second-generation TKI ordered (critical);
-- ``cyp3a4-interactions``: a TKI ordered while a strong CYP3A4 inhibitor or inducer is taken, or
-  ordered in the same session (warning);
-- ``dose-escalation``: imatinib ordered above 800 mg/day, the highest escalation step (critical).
+the ones every other input gets. What is checked (T315I, the highest imatinib step, CYP3A4
+interactions) is the domain's: :mod:`fhir_cml.domain.rules.orders`.
 """
 
 from __future__ import annotations
@@ -20,24 +15,15 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
-from fhir_cml.domain.model import Issue, MutationResult, OtherMedication, PatientRecord
-from fhir_cml.domain.results import Basis, Therapy
-from fhir_cml.domain.rules import catalogue as rules
-from fhir_cml.domain.rules.interactions import current_interactions
-from fhir_cml.domain.rules.recommend import MAX_IMATINIB_MG
+from fhir_cml.domain.basis import Basis
+from fhir_cml.domain.model import Issue, OtherMedication, PatientRecord
+from fhir_cml.domain.rules.orders import OrderedTki, check_order
 from fhir_cml.domain.rules.therapy import build_therapy
-from fhir_cml.domain.vocabulary import (
-    Cyp3a4Effect,
-    MedicationStatus,
-    Recommendation,
-    TherapyStatus,
-    Tki,
-)
+from fhir_cml.domain.vocabulary import MedicationStatus, Recommendation, Tki
 from fhir_cml.fhir.inbound import MappingOptions, map_patient
+from fhir_cml.reporting import sentence
 from fhir_cml.web.cds.hook_request import HookCall
 
-# T315I resists imatinib and the second-generation TKIs; ponatinib and asciminib act on it.
-T315I_RESISTANT: Final = frozenset({Tki.IMATINIB, Tki.DASATINIB, Tki.NILOTINIB, Tki.BOSUTINIB})
 _STOPPED: Final = frozenset({"entered-in-error", "cancelled", "revoked", "completed", "stopped"})
 _ORDER_ID: Final = "cds-order-"
 
@@ -133,25 +119,28 @@ def _as_statement(request: dict[str, Any], key: str, patient: str, as_of: date) 
 
 
 def check(record: PatientRecord, orders: Sequence[Order], as_of: date) -> list[Finding]:
-    """The findings about the selected TKI orders, most urgent first."""
+    """The findings about the selected TKI orders, most urgent first (the checks are the
+    domain's: :func:`fhir_cml.domain.rules.orders.check_order`)."""
     therapy, _ = build_therapy(record.tki, as_of)
-    t315i = _t315i(record.mutations, as_of)
     drafted_others = [_taken_from(o.other, as_of) for o in orders if o.other is not None]
+    co_medications = [*record.other_medications, *drafted_others]
     findings: list[Finding] = []
     for order in orders:
         if order.drug is None or not order.selected:
             continue
-        if t315i is not None:
-            found = _escalation(order, therapy, t315i)
-            if found is not None:
-                findings.append(found)
-        if order.drug is Tki.IMATINIB and (order.daily_dose_mg or 0) > MAX_IMATINIB_MG:
-            findings.append(_above_maximum(order))
-        interactions = current_interactions(
-            [*record.other_medications, *drafted_others], order.drug, as_of
-        )
-        if interactions:
-            findings.append(_interaction(order, interactions))
+        ordered = OrderedTki(order.ref, order.drug, order.daily_dose_mg)
+        for found in check_order(ordered, therapy, record.mutations, co_medications, as_of):
+            findings.append(
+                Finding(
+                    found.rule.id,
+                    found.concern.value,
+                    sentence(found.finding, found.params),
+                    order,
+                    found.basis,
+                    found.topic,
+                    found.remove_order,
+                )
+            )
     order_rank = {"critical": 0, "warning": 1, "info": 2}
     return sorted(findings, key=lambda f: order_rank[f.indicator])
 
@@ -159,86 +148,3 @@ def check(record: PatientRecord, orders: Sequence[Order], as_of: date) -> list[F
 def _taken_from(other: OtherMedication, as_of: date) -> OtherMedication:
     """An ordered co-medication counts as taken from the day of the order."""
     return OtherMedication(other.ref, other.name, MedicationStatus.ACTIVE, other.effect, as_of)
-
-
-def _t315i(mutations: Sequence[MutationResult], as_of: date) -> MutationResult | None:
-    """The latest T315I finding, unless a later analysis found no mutation."""
-    known = sorted((m for m in mutations if m.date <= as_of), key=lambda m: m.date)
-    found: MutationResult | None = None
-    for m in known:
-        if m.detected and m.mutation == "T315I":
-            found = m
-        elif not m.detected and found is not None and m.date > found.date:
-            found = None
-    return found
-
-
-def _escalation(order: Order, therapy: Therapy, t315i: MutationResult) -> Finding | None:
-    assert order.drug is not None
-    current = therapy.daily_dose_mg
-    if (
-        order.drug not in T315I_RESISTANT
-        or therapy.drug is not order.drug
-        or therapy.status not in (TherapyStatus.ACTIVE, TherapyStatus.INTERRUPTED)
-        or current is None
-        or order.daily_dose_mg is None
-        or order.daily_dose_mg <= current
-    ):
-        return None
-    drug = order.drug.value
-    return Finding(
-        rules.T315I.id,
-        "critical",
-        f"T315I present: {drug} escalation to {order.daily_dose_mg:g} mg/day ordered - "
-        "escalation does not overcome T315I",
-        order,
-        (
-            Basis(rules.T315I, f"T315I detected on {t315i.date.isoformat()}.", (t315i.ref,)),
-            Basis(
-                rules.T315I,
-                f"{drug.capitalize()} {current:g} mg/day now; {order.daily_dose_mg:g} mg/day "
-                "ordered. T315I confers resistance that a higher dose does not overcome: switch "
-                "to a TKI active against T315I, guided by the mutation profile.",
-                (order.ref, *therapy.evidence[-1:]),
-            ),
-        ),
-        Recommendation.SWITCH_TKI,
-        remove_order=True,
-    )
-
-
-def _above_maximum(order: Order) -> Finding:
-    dose = order.daily_dose_mg or 0.0
-    return Finding(
-        rules.ESCALATION.id,
-        "critical",
-        f"Imatinib {dose:g} mg/day ordered: above the {MAX_IMATINIB_MG:g} mg/day maximum",
-        order,
-        (
-            Basis(
-                rules.ESCALATION,
-                f"Escalation steps are 400 -> 600 -> 800 mg/day (400 mg twice daily); "
-                f"{dose:g} mg/day is beyond the highest step.",
-                (order.ref,),
-            ),
-        ),
-        Recommendation.ESCALATE_DOSE,
-        remove_order=True,
-    )
-
-
-def _interaction(order: Order, interactions: Sequence[Any]) -> Finding:
-    assert order.drug is not None
-    names = ", ".join(sorted({i.medication for i in interactions}))
-    inhibitor = any(i.effect == Cyp3a4Effect.STRONG_INHIBITOR.value for i in interactions)
-    inducer = any(i.effect == Cyp3a4Effect.STRONG_INDUCER.value for i in interactions)
-    effect = "changes" if inhibitor and inducer else "raises" if inhibitor else "lowers"
-    return Finding(
-        rules.INTERACTIONS.id,
-        "warning",
-        f"{order.drug.value.capitalize()} ordered alongside {names}: strong CYP3A4 interaction "
-        f"{effect} TKI exposure",
-        order,
-        tuple(i.basis for i in interactions),
-        Recommendation.REVIEW_INTERACTIONS,
-    )

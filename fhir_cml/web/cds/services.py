@@ -10,6 +10,9 @@ Prefetch templates ask for what the inbound reader reads, by code, so that an EH
 relevant results and not every Observation of the chart. MedicationStatements and
 MedicationRequests (US Core has no MedicationStatement) are asked for without a code filter: the strong CYP3A4 inhibitors and inducers taken alongside a TKI matter
 as much as the TKI itself, and statements that name their drug by reference carry no code.
+Every search asks for a page large enough for a whole CML record (``_count``), results newest
+first (``_sort=-date``): the specification wants prefetch in one page, and a reading is made
+only from complete data (:mod:`fhir_cml.web.cds.data` checks).
 """
 
 from __future__ import annotations
@@ -37,31 +40,67 @@ def _codes(kinds: Iterable[Kind]) -> str:
     return ",".join(f"{system}|{code}" for system, code in pairs)
 
 
-_OBSERVATIONS: Final = "Observation?patient={{context.patientId}}&code="
+# Large enough for a whole CML record in one page (as the specification wants prefetch); a
+# server that caps pages lower answers with a `next` link, which is followed or reported.
+PAGE_SIZE: Final = 1000
+
+
+def search(resource_type: str, criteria: str, *, newest_first: bool = False) -> str:
+    """A prefetch search template: the criteria, newest first if asked, and the page size."""
+    sort = "&_sort=-date" if newest_first else ""
+    return f"{resource_type}?{criteria}{sort}&_count={PAGE_SIZE}"
+
+
+def _observations(kinds: Iterable[Kind]) -> str:
+    return search(
+        "Observation", "patient={{context.patientId}}&code=" + _codes(kinds), newest_first=True
+    )
+
+
 _BCR_KINDS: Final = {*BCR_ABL1_KINDS, Kind.TRANSCRIPT}
 _OTHER_KINDS: Final = set(Kind) - _BCR_KINDS - {Kind.TROUGH}
 
 PATIENT: Final = "Patient/{{context.patientId}}"
+MEDICATIONS: Final = search("MedicationStatement", "patient={{context.patientId}}")
 # US Core records medications as MedicationRequests. Plain searches only (the recommended
 # prefetch subset has no _include): a referenced Medication falls back to the reference's display.
-MEDICATION_REQUESTS: Final = "MedicationRequest?patient={{context.patientId}}"
+MEDICATION_REQUESTS: Final = search("MedicationRequest", "patient={{context.patientId}}")
+CONDITIONS: Final = search("Condition", "patient={{context.patientId}}")
 MONITORING_PREFETCH: Final = {
     "patient": PATIENT,
-    "bcrAbl1": _OBSERVATIONS + _codes(_BCR_KINDS),
-    "troughs": _OBSERVATIONS + _codes([Kind.TROUGH]),
-    "otherResults": _OBSERVATIONS + _codes(_OTHER_KINDS),
-    "medications": "MedicationStatement?patient={{context.patientId}}",
+    "bcrAbl1": _observations(_BCR_KINDS),
+    "troughs": _observations([Kind.TROUGH]),
+    "otherResults": _observations(_OTHER_KINDS),
+    "medications": MEDICATIONS,
     "medicationRequests": MEDICATION_REQUESTS,
-    "conditions": "Condition?patient={{context.patientId}}",
-    "adverseEvents": "AdverseEvent?subject=Patient/{{context.patientId}}",
+    "conditions": CONDITIONS,
+    "adverseEvents": search("AdverseEvent", "subject=Patient/{{context.patientId}}"),
 }
 ORDER_PREFETCH: Final = {
     "patient": PATIENT,
-    "mutations": _OBSERVATIONS + _codes([Kind.MUTATION]),
-    "medications": "MedicationStatement?patient={{context.patientId}}",
+    "mutations": _observations([Kind.MUTATION]),
+    "medications": MEDICATIONS,
     "medicationRequests": MEDICATION_REQUESTS,
-    "conditions": "Condition?patient={{context.patientId}}",
+    "conditions": CONDITIONS,
 }
+# What each prefetch key holds, in words for a clinician (cards that say what is missing).
+KEY_LABELS: Final = {
+    "patient": "the patient's record (age, sex)",
+    "bcrAbl1": "BCR::ABL1 results",
+    "troughs": "imatinib trough levels",
+    "otherResults": "blood counts, cytogenetics and other results",
+    "medications": "medications (statements)",
+    "medicationRequests": "medication orders and prescriptions",
+    "conditions": "diagnoses",
+    "adverseEvents": "adverse events",
+    "mutations": "kinase-domain mutation results",
+}
+# The keys whose data tell whether a patient has CML (a CML diagnosis or a BCR::ABL1 result).
+EVIDENCE_KEYS: Final = frozenset({"conditions", "bcrAbl1"})
+
+
+def key_label(key: str) -> str:
+    return KEY_LABELS.get(key, key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,8 @@
 One figure, three panels on one time axis (months since the start of first-line TKI):
 
 1. BCR::ABL1 on the International Scale, log scale, with the MMR (0.1 %), MR4 (0.01 %) and
-   MR4.5 (0.0032 %) lines and the guideline's milestone targets (ELN 2020 and 2013: <= 10 % at 3,
-   <= 1 % at 6, <= 0.1 % at 12 months). Each result is classified by the domain's own rule
+   MR4.5 (0.0032 %) lines and the guideline's milestone targets (each milestone's optimal limit,
+   read from the guideline tables, :mod:`fhir_cml.domain.guidelines`). Each result is classified by the domain's own rule
    (:func:`fhir_cml.domain.rules.response_depth.classify`): a detected result is drawn at its IS
    value; an undetectable one at the level its control-gene copies support (MR4, MR4.5, MR5) as
    an open triangle; one with too few copies at its sensitivity (100 % / ABL1 copies) in grey; a
@@ -28,6 +28,7 @@ from enum import StrEnum
 from html import escape
 from typing import Final
 
+from fhir_cml.domain import guidelines
 from fhir_cml.domain.model import BcrAbl1Result, PatientRecord
 from fhir_cml.domain.results import Assessment
 from fhir_cml.domain.rules.common import months_between, pct
@@ -48,11 +49,7 @@ BOTTOM: Final = 46
 
 REFERENCE_LINES: Final = (("MMR", 0.1), ("MR4", 0.01), ("MR4.5", 0.0032))
 # Molecular milestone targets (optimal response) by guideline: (months, IS % at most).
-TARGETS: Final = {
-    Guideline.ELN2020: ((3.0, 10.0), (6.0, 1.0), (12.0, 0.1)),
-    Guideline.ELN2013: ((3.0, 10.0), (6.0, 1.0), (12.0, 0.1)),
-    Guideline.ELN2009: ((18.0, 0.1),),
-}
+TARGETS: Final = {g: guidelines.targets(g) for g in Guideline}  # from the guideline tables
 TROUGH_TARGET: Final = 1000.0  # ng/mL
 # IS % an undetectable result is drawn at, by the level its control-gene copies support.
 LEVEL_VALUE: Final = {

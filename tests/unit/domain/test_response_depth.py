@@ -6,6 +6,7 @@ import pytest
 
 from fhir_cml.domain.rules.response_depth import classify
 from fhir_cml.domain.vocabulary import ControlGene, IssueCode, ResponseDepth, Transcript
+from fhir_cml.reporting import say
 
 from .builders import START, pcr
 
@@ -74,8 +75,8 @@ def test_too_few_copies_is_not_evaluable_with_the_reason() -> None:
     call = classify(pcr(START, None, copies=8_000))
     assert call.depth is ResponseDepth.NOT_EVALUABLE
     assert call.problem is IssueCode.LOW_CONTROL_COPIES
-    assert "8,000 ABL1" in call.statement
-    assert "10,000" in call.statement
+    assert "8,000 ABL1" in say(call.basis)
+    assert "10,000" in say(call.basis)
     assert call.value is None
 
 

@@ -10,6 +10,7 @@ from fhir_cml.domain import assess
 from fhir_cml.domain.rules.loss import loss_of_mmr
 from fhir_cml.domain.rules.response_depth import classify
 from fhir_cml.domain.vocabulary import IssueCode, LabKind, RiskCategory
+from fhir_cml.reporting import say
 
 from .builders import START, lab, months, pcr, record
 
@@ -55,8 +56,8 @@ def test_eutos_cut_off(baso: float, spleen: float, category: RiskCategory) -> No
 def test_missing_inputs_make_a_score_not_evaluable_with_what_is_missing() -> None:
     scores = assess(record(labs=baseline()[:2]), months(1)).risk
     assert scores["sokal"].category is RiskCategory.NOT_EVALUABLE
-    assert "age" in scores["sokal"].basis.statement
-    assert "blasts" in scores["sokal"].basis.statement
+    assert "age" in say(scores["sokal"].basis)
+    assert "blasts" in say(scores["sokal"].basis)
     assert scores["eutos"].category is RiskCategory.NOT_EVALUABLE
 
 

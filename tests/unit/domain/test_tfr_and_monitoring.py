@@ -16,6 +16,7 @@ from fhir_cml.domain.vocabulary import (
     Tki,
     Transcript,
 )
+from fhir_cml.reporting import say
 
 from .builders import START, adherence, chronic, months, pcr, record, tki
 
@@ -40,13 +41,13 @@ def test_eligible_when_all_criteria_are_met() -> None:
     assert result.tfr.status is TfrStatus.ELIGIBLE
     assert result.tfr.optimal_criteria_met is True
     assert Recommendation.DISCUSS_TFR in [s.code for s in result.recommendations]
-    assert any("Confirm with the patient" in b.statement for b in result.tfr.reasons)
+    assert any("Confirm with the patient" in say(b) for b in result.tfr.reasons)
 
 
 def test_not_eligible_before_five_years_of_imatinib() -> None:
     result = assess(candidate(bcr_abl1=deep_course(55)), months(55))
     assert result.tfr.status is TfrStatus.NOT_ELIGIBLE
-    assert any("needs > 5 years" in b.statement for b in result.tfr.reasons)
+    assert any("needs > 5 years" in say(b) for b in result.tfr.reasons)
 
 
 def test_mr4_needs_three_years_for_the_optimal_criteria() -> None:
@@ -65,7 +66,7 @@ def test_unknown_transcript_or_phase_is_not_evaluable() -> None:
     no_transcript = [pcr(r.date, r.is_percent, copies=r.control_copies) for r in deep_course()]
     result = assess(candidate(bcr_abl1=no_transcript), months(70))
     assert result.tfr.status is TfrStatus.NOT_EVALUABLE
-    assert any("transcript" in b.statement for b in result.tfr.reasons)
+    assert any("transcript" in say(b) for b in result.tfr.reasons)
     result = assess(candidate(diagnoses=()), months(70))
     assert result.tfr.status is TfrStatus.NOT_EVALUABLE
 

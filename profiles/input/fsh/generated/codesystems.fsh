@@ -44,6 +44,7 @@ Description: "The time on therapy at which a response is read."
 * #12m "12 months" "Twelve months after the start of first-line TKI therapy."
 * #18m "18 months" "Eighteen months after the start of TKI therapy (ELN 2009)."
 * #any "Any time" "After the last timed milestone: the guideline's criteria for any time on therapy."
+* #baseline "Baseline" "At diagnosis, before TKI therapy: the guideline's baseline row (e.g. high-risk ACA or ELTS), which sets the reading only until the first milestone is read."
 
 CodeSystem: TfrStatus
 Id: tfr-status
@@ -133,7 +134,7 @@ Description: "The guideline a response is read against."
 * ^content = #complete
 * #eln2020 "ELN 2020" "European LeukemiaNet 2020 recommendations (Hochhaus et al., Leukemia 2020)."
 * #eln2013 "ELN 2013" "European LeukemiaNet 2013 recommendations (Baccarani et al., Blood 2013)."
-* #eln2009 "ELN 2009" "European LeukemiaNet 2009 criteria of the cytogenetic era, as used for imatinib dose escalation (Baccarani et al., J Clin Oncol 2009)."
+* #eln2009 "ELN 2009" "European LeukemiaNet 2009 response to imatinib first line, the cytogenetic era (Baccarani et al., J Clin Oncol 2009)."
 
 CodeSystem: CmlIssue
 Id: cml-issue

@@ -2,20 +2,319 @@
 // tables of fhir/inbound, domain/vocabulary.py, domain/rules/catalogue.py and
 // domain/rules/interactions.py). Do not edit: change the Python and run profiles/build.
 
-Instance: response-depth
+Instance: eln2009-baseline
 InstanceOf: PlanDefinition
-Title: "Molecular response depth from BCR::ABL1 (IS) and control-gene copies"
+Title: "ELN 2009 at baseline: warning clonal chromosome abnormality in Ph+ cells"
 Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/response-depth"
-* version = "1.0.0"
-* name = "ResponseDepth"
-* title = "Molecular response depth from BCR::ABL1 (IS) and control-gene copies"
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2009-baseline"
+* version = "2.0.0"
+* name = "Eln2009Baseline"
+* title = "ELN 2009 at baseline: warning clonal chromosome abnormality in Ph+ cells"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Molecular response depth from BCR::ABL1 (IS) and control-gene copies. Source: Cross NCP et al. Laboratory recommendations for scoring deep molecular responses following treatment for chronic myeloid leukemia. Leukemia 2015;29:999-1003; clinical-rules section 1."
+* description = "ELN 2009 at baseline: warning clonal chromosome abnormality in Ph+ cells. Source: Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed) [definition of response to imatinib 400 mg first line (table)]"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Cross NCP et al. Laboratory recommendations for scoring deep molecular responses following treatment for chronic myeloid leukemia. Leukemia 2015;29:999-1003; clinical-rules section 1"
+* relatedArtifact[0].label = "ELN2009"
+* relatedArtifact[0].citation = "Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed)"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2009 "ELN 2009"
+
+Instance: eln2009-3m
+InstanceOf: PlanDefinition
+Title: "ELN 2009 at 3 months: optimal Ph+ <= 65 %; suboptimal Ph+ > 95 %; failure no CHR"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2009-3m"
+* version = "2.0.0"
+* name = "Eln20093m"
+* title = "ELN 2009 at 3 months: optimal Ph+ <= 65 %; suboptimal Ph+ > 95 %; failure no CHR"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2009 at 3 months: optimal Ph+ <= 65 %; suboptimal Ph+ > 95 %; failure no CHR. Source: Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed) [definition of response to imatinib 400 mg first line (table)]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2009"
+* relatedArtifact[0].citation = "Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed)"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2009 "ELN 2009"
+
+Instance: eln2009-6m
+InstanceOf: PlanDefinition
+Title: "ELN 2009 at 6 months: optimal Ph+ <= 35 %; suboptimal Ph+ > 35-95 %; failure Ph+ > 95 %, no CHR"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2009-6m"
+* version = "2.0.0"
+* name = "Eln20096m"
+* title = "ELN 2009 at 6 months: optimal Ph+ <= 35 %; suboptimal Ph+ > 35-95 %; failure Ph+ > 95 %, no CHR"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2009 at 6 months: optimal Ph+ <= 35 %; suboptimal Ph+ > 35-95 %; failure Ph+ > 95 %, no CHR. Source: Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed) [definition of response to imatinib 400 mg first line (table)]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2009"
+* relatedArtifact[0].citation = "Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed)"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2009 "ELN 2009"
+
+Instance: eln2009-12m
+InstanceOf: PlanDefinition
+Title: "ELN 2009 at 12 months: optimal Ph+ 0 %; warning BCR::ABL1 > 0.1 %; suboptimal Ph+ > 0-35 %; failure Ph+ > 35 %"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2009-12m"
+* version = "2.0.0"
+* name = "Eln200912m"
+* title = "ELN 2009 at 12 months: optimal Ph+ 0 %; warning BCR::ABL1 > 0.1 %; suboptimal Ph+ > 0-35 %; failure Ph+ > 35 %"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2009 at 12 months: optimal Ph+ 0 %; warning BCR::ABL1 > 0.1 %; suboptimal Ph+ > 0-35 %; failure Ph+ > 35 %. Source: Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed) [definition of response to imatinib 400 mg first line (table)]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2009"
+* relatedArtifact[0].citation = "Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed)"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2009 "ELN 2009"
+
+Instance: eln2009-18m
+InstanceOf: PlanDefinition
+Title: "ELN 2009 at 18 months: optimal Ph+ 0 %, BCR::ABL1 <= 0.1 %; suboptimal BCR::ABL1 > 0.1 %; failure Ph+ > 0 %"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2009-18m"
+* version = "2.0.0"
+* name = "Eln200918m"
+* title = "ELN 2009 at 18 months: optimal Ph+ 0 %, BCR::ABL1 <= 0.1 %; suboptimal BCR::ABL1 > 0.1 %; failure Ph+ > 0 %"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2009 at 18 months: optimal Ph+ 0 %, BCR::ABL1 <= 0.1 %; suboptimal BCR::ABL1 > 0.1 %; failure Ph+ > 0 %. Source: Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed) [definition of response to imatinib 400 mg first line (table)]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2009"
+* relatedArtifact[0].citation = "Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed)"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2009 "ELN 2009"
+
+Instance: eln2009-any
+InstanceOf: PlanDefinition
+Title: "ELN 2009 at any time: optimal Ph+ 0 %, BCR::ABL1 <= 0.1 %; suboptimal BCR::ABL1 > 0.1 %, loss of MMR, mutation still sensitive to imatinib; failure Ph+ > 0 %, loss of CHR, loss of CCyR, mutation poorly sensitive to imatinib, clonal chromosome abnormality in Ph+ cells"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2009-any"
+* version = "2.0.0"
+* name = "Eln2009Any"
+* title = "ELN 2009 at any time: optimal Ph+ 0 %, BCR::ABL1 <= 0.1 %; suboptimal BCR::ABL1 > 0.1 %, loss of MMR, mutation still sensitive to imatinib; failure Ph+ > 0 %, loss of CHR, loss of CCyR, mutation poorly sensitive to imatinib, clonal chromosome abnormality in Ph+ cells"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2009 at any time: optimal Ph+ 0 %, BCR::ABL1 <= 0.1 %; suboptimal BCR::ABL1 > 0.1 %, loss of MMR, mutation still sensitive to imatinib; failure Ph+ > 0 %, loss of CHR, loss of CCyR, mutation poorly sensitive to imatinib, clonal chromosome abnormality in Ph+ cells. Source: Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed) [definition of response to imatinib 400 mg first line (table)]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2009"
+* relatedArtifact[0].citation = "Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed)"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2009 "ELN 2009"
+
+Instance: eln2013-baseline
+InstanceOf: PlanDefinition
+Title: "ELN 2013 at baseline: warning clonal chromosome abnormality in Ph+ cells"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2013-baseline"
+* version = "2.0.0"
+* name = "Eln2013Baseline"
+* title = "ELN 2013 at baseline: warning clonal chromosome abnormality in Ph+ cells"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2013 at baseline: warning clonal chromosome abnormality in Ph+ cells. Source: Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed) [response to first-line TKI table]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2013"
+* relatedArtifact[0].citation = "Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed)"
+* relatedArtifact[0].url = "https://doi.org/10.1182/blood-2013-05-501569"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2013 "ELN 2013"
+
+Instance: eln2013-3m
+InstanceOf: PlanDefinition
+Title: "ELN 2013 at 3 months: optimal BCR::ABL1 <= 10 %, Ph+ <= 35 %; warning BCR::ABL1 > 10 %, Ph+ > 35-95 %; failure Ph+ > 95 %, no CHR"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2013-3m"
+* version = "2.0.0"
+* name = "Eln20133m"
+* title = "ELN 2013 at 3 months: optimal BCR::ABL1 <= 10 %, Ph+ <= 35 %; warning BCR::ABL1 > 10 %, Ph+ > 35-95 %; failure Ph+ > 95 %, no CHR"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2013 at 3 months: optimal BCR::ABL1 <= 10 %, Ph+ <= 35 %; warning BCR::ABL1 > 10 %, Ph+ > 35-95 %; failure Ph+ > 95 %, no CHR. Source: Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed) [response to first-line TKI table]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2013"
+* relatedArtifact[0].citation = "Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed)"
+* relatedArtifact[0].url = "https://doi.org/10.1182/blood-2013-05-501569"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2013 "ELN 2013"
+
+Instance: eln2013-6m
+InstanceOf: PlanDefinition
+Title: "ELN 2013 at 6 months: optimal BCR::ABL1 < 1 %, Ph+ 0 %; warning BCR::ABL1 >= 1-10 %, Ph+ > 0-35 %; failure BCR::ABL1 > 10 %, Ph+ > 35 %"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2013-6m"
+* version = "2.0.0"
+* name = "Eln20136m"
+* title = "ELN 2013 at 6 months: optimal BCR::ABL1 < 1 %, Ph+ 0 %; warning BCR::ABL1 >= 1-10 %, Ph+ > 0-35 %; failure BCR::ABL1 > 10 %, Ph+ > 35 %"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2013 at 6 months: optimal BCR::ABL1 < 1 %, Ph+ 0 %; warning BCR::ABL1 >= 1-10 %, Ph+ > 0-35 %; failure BCR::ABL1 > 10 %, Ph+ > 35 %. Source: Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed) [response to first-line TKI table]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2013"
+* relatedArtifact[0].citation = "Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed)"
+* relatedArtifact[0].url = "https://doi.org/10.1182/blood-2013-05-501569"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2013 "ELN 2013"
+
+Instance: eln2013-12m
+InstanceOf: PlanDefinition
+Title: "ELN 2013 at 12 months: optimal BCR::ABL1 <= 0.1 %, Ph+ 0 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %, Ph+ > 0 %"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2013-12m"
+* version = "2.0.0"
+* name = "Eln201312m"
+* title = "ELN 2013 at 12 months: optimal BCR::ABL1 <= 0.1 %, Ph+ 0 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %, Ph+ > 0 %"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2013 at 12 months: optimal BCR::ABL1 <= 0.1 %, Ph+ 0 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %, Ph+ > 0 %. Source: Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed) [response to first-line TKI table]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2013"
+* relatedArtifact[0].citation = "Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed)"
+* relatedArtifact[0].url = "https://doi.org/10.1182/blood-2013-05-501569"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2013 "ELN 2013"
+
+Instance: eln2013-any
+InstanceOf: PlanDefinition
+Title: "ELN 2013 at any time: optimal BCR::ABL1 <= 0.1 %, Ph+ 0 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %, Ph+ > 0 %, loss of CHR, loss of CCyR, confirmed loss of MMR, resistance mutation, clonal chromosome abnormality in Ph+ cells"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2013-any"
+* version = "2.0.0"
+* name = "Eln2013Any"
+* title = "ELN 2013 at any time: optimal BCR::ABL1 <= 0.1 %, Ph+ 0 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %, Ph+ > 0 %, loss of CHR, loss of CCyR, confirmed loss of MMR, resistance mutation, clonal chromosome abnormality in Ph+ cells"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2013 at any time: optimal BCR::ABL1 <= 0.1 %, Ph+ 0 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %, Ph+ > 0 %, loss of CHR, loss of CCyR, confirmed loss of MMR, resistance mutation, clonal chromosome abnormality in Ph+ cells. Source: Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed) [response to first-line TKI table]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2013"
+* relatedArtifact[0].citation = "Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed)"
+* relatedArtifact[0].url = "https://doi.org/10.1182/blood-2013-05-501569"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2013 "ELN 2013"
+
+Instance: eln2020-baseline
+InstanceOf: PlanDefinition
+Title: "ELN 2020 at baseline: warning high-risk ACA, high-risk ELTS score"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2020-baseline"
+* version = "2.0.0"
+* name = "Eln2020Baseline"
+* title = "ELN 2020 at baseline: warning high-risk ACA, high-risk ELTS score"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2020 at baseline: warning high-risk ACA, high-risk ELTS score. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. [milestones table]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2020 "ELN 2020"
+
+Instance: eln2020-3m
+InstanceOf: PlanDefinition
+Title: "ELN 2020 at 3 months: optimal BCR::ABL1 <= 10 %; warning BCR::ABL1 > 10 %; failure BCR::ABL1 > 10 % confirmed by a later result within 1-3 months"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2020-3m"
+* version = "2.0.0"
+* name = "Eln20203m"
+* title = "ELN 2020 at 3 months: optimal BCR::ABL1 <= 10 %; warning BCR::ABL1 > 10 %; failure BCR::ABL1 > 10 % confirmed by a later result within 1-3 months"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2020 at 3 months: optimal BCR::ABL1 <= 10 %; warning BCR::ABL1 > 10 %; failure BCR::ABL1 > 10 % confirmed by a later result within 1-3 months. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. [milestones table]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2020 "ELN 2020"
+* action[0].title = "Repeat RQ-PCR"
+* action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#repeat-pcr "Repeat RQ-PCR"
+
+Instance: eln2020-6m
+InstanceOf: PlanDefinition
+Title: "ELN 2020 at 6 months: optimal BCR::ABL1 <= 1 %; warning BCR::ABL1 > 1-10 %; failure BCR::ABL1 > 10 %"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2020-6m"
+* version = "2.0.0"
+* name = "Eln20206m"
+* title = "ELN 2020 at 6 months: optimal BCR::ABL1 <= 1 %; warning BCR::ABL1 > 1-10 %; failure BCR::ABL1 > 10 %"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2020 at 6 months: optimal BCR::ABL1 <= 1 %; warning BCR::ABL1 > 1-10 %; failure BCR::ABL1 > 10 %. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. [milestones table]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2020 "ELN 2020"
+
+Instance: eln2020-12m
+InstanceOf: PlanDefinition
+Title: "ELN 2020 at 12 months: optimal BCR::ABL1 <= 0.1 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2020-12m"
+* version = "2.0.0"
+* name = "Eln202012m"
+* title = "ELN 2020 at 12 months: optimal BCR::ABL1 <= 0.1 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2020 at 12 months: optimal BCR::ABL1 <= 0.1 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. [milestones table]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2020 "ELN 2020"
+
+Instance: eln2020-any
+InstanceOf: PlanDefinition
+Title: "ELN 2020 at any time: optimal BCR::ABL1 <= 0.1 %; warning BCR::ABL1 > 0.1-1 %, loss of MMR; failure BCR::ABL1 > 1 %, resistance mutation, high-risk ACA, loss of MMR after stopping TKI"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2020-any"
+* version = "2.0.0"
+* name = "Eln2020Any"
+* title = "ELN 2020 at any time: optimal BCR::ABL1 <= 0.1 %; warning BCR::ABL1 > 0.1-1 %, loss of MMR; failure BCR::ABL1 > 1 %, resistance mutation, high-risk ACA, loss of MMR after stopping TKI"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "ELN 2020 at any time: optimal BCR::ABL1 <= 0.1 %; warning BCR::ABL1 > 0.1-1 %, loss of MMR; failure BCR::ABL1 > 1 %, resistance mutation, high-risk ACA, loss of MMR after stopping TKI. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. [milestones table]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
+* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2020 "ELN 2020"
+
+Instance: inputs
+InstanceOf: PlanDefinition
+Title: "What is read: nothing dated after the as-of date; TKI statements that do not describe intake are left out; a stop without a recorded reason after more than 2 years of deep molecular response is read as a TFR attempt; every such choice is listed (project convention)"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/inputs"
+* version = "2.0.0"
+* name = "Inputs"
+* title = "What is read: nothing dated after the as-of date; TKI statements that do not describe intake are left out; a stop without a recorded reason after more than 2 years of deep molecular response is read as a TFR attempt; every such choice is listed (project convention)"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "What is read: nothing dated after the as-of date; TKI statements that do not describe intake are left out; a stop without a recorded reason after more than 2 years of deep molecular response is read as a TFR attempt; every such choice is listed (project convention). Source: Project convention (no published source)"
+
+Instance: response-depth
+InstanceOf: PlanDefinition
+Title: "Molecular response depth from BCR::ABL1 (IS) and control-gene copies: a detectable result by its IS value, an undetectable one by the copies of its control gene"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/response-depth"
+* version = "2.0.0"
+* name = "ResponseDepth"
+* title = "Molecular response depth from BCR::ABL1 (IS) and control-gene copies: a detectable result by its IS value, an undetectable one by the copies of its control gene"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "Molecular response depth from BCR::ABL1 (IS) and control-gene copies: a detectable result by its IS value, an undetectable one by the copies of its control gene. Source: Cross NCP, White HE, Colomer D, et al. Laboratory recommendations for scoring deep molecular responses following treatment for chronic myeloid leukemia. Leukemia. 2015;29(5):999-1003. doi:10.1038/leu.2015.29. PMID: 25652737. [definitions of MR4, MR4.5 and MR5]"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "CROSS2015"
+* relatedArtifact[0].citation = "Cross NCP, White HE, Colomer D, et al. Laboratory recommendations for scoring deep molecular responses following treatment for chronic myeloid leukemia. Leukemia. 2015;29(5):999-1003. doi:10.1038/leu.2015.29. PMID: 25652737."
+* relatedArtifact[0].url = "https://doi.org/10.1038/leu.2015.29"
 * action[0].title = "Repeat RQ-PCR"
 * action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#repeat-pcr "Repeat RQ-PCR"
 
@@ -24,303 +323,102 @@ InstanceOf: PlanDefinition
 Title: "Only results on the International Scale (or converted with a laboratory conversion factor) are used for response decisions"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/is-conversion"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "IsConversion"
 * title = "Only results on the International Scale (or converted with a laboratory conversion factor) are used for response decisions"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Only results on the International Scale (or converted with a laboratory conversion factor) are used for response decisions. Source: Cross NCP et al. Laboratory recommendations for scoring deep molecular responses following treatment for chronic myeloid leukemia. Leukemia 2015;29:999-1003."
+* description = "Only results on the International Scale (or converted with a laboratory conversion factor) are used for response decisions. Source: Cross NCP, White HE, Colomer D, et al. Laboratory recommendations for scoring deep molecular responses following treatment for chronic myeloid leukemia. Leukemia. 2015;29(5):999-1003. doi:10.1038/leu.2015.29. PMID: 25652737."
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Cross NCP et al. Laboratory recommendations for scoring deep molecular responses following treatment for chronic myeloid leukemia. Leukemia 2015;29:999-1003"
+* relatedArtifact[0].label = "CROSS2015"
+* relatedArtifact[0].citation = "Cross NCP, White HE, Colomer D, et al. Laboratory recommendations for scoring deep molecular responses following treatment for chronic myeloid leukemia. Leukemia. 2015;29(5):999-1003. doi:10.1038/leu.2015.29. PMID: 25652737."
+* relatedArtifact[0].url = "https://doi.org/10.1038/leu.2015.29"
 
 Instance: complete-hematologic-response
 InstanceOf: PlanDefinition
-Title: "Complete hematologic response: WBC < 10 x10^9/L, platelets < 450 x10^9/L, basophils < 5 %, no blasts in peripheral blood, spleen not palpable"
+Title: "Complete hematologic response: WBC < 10 x10^9/L, platelets < 450 x10^9/L, basophils < 5 %, no immature granulocytes or blasts in peripheral blood, spleen not palpable"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/complete-hematologic-response"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "CompleteHematologicResponse"
-* title = "Complete hematologic response: WBC < 10 x10^9/L, platelets < 450 x10^9/L, basophils < 5 %, no blasts in peripheral blood, spleen not palpable"
+* title = "Complete hematologic response: WBC < 10 x10^9/L, platelets < 450 x10^9/L, basophils < 5 %, no immature granulocytes or blasts in peripheral blood, spleen not palpable"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Complete hematologic response: WBC < 10 x10^9/L, platelets < 450 x10^9/L, basophils < 5 %, no blasts in peripheral blood, spleen not palpable. Source: Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response definitions."
+* description = "Complete hematologic response: WBC < 10 x10^9/L, platelets < 450 x10^9/L, basophils < 5 %, no immature granulocytes or blasts in peripheral blood, spleen not palpable. Source: Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed) [response definitions]"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response definitions"
-
-Instance: eln2020-baseline
-InstanceOf: PlanDefinition
-Title: "ELN 2020 baseline warning: high-risk ELTS or high-risk ACA"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2020-baseline"
-* version = "1.0.0"
-* name = "Eln2020Baseline"
-* title = "ELN 2020 baseline warning: high-risk ELTS or high-risk ACA"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "ELN 2020 baseline warning: high-risk ELTS or high-risk ACA. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2020 "ELN 2020"
-
-Instance: eln2020-3m
-InstanceOf: PlanDefinition
-Title: "ELN 2020 at 3 months: optimal <= 10 %; warning > 10 %; failure > 10 % confirmed within 1-3 months"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2020-3m"
-* version = "1.0.0"
-* name = "Eln20203m"
-* title = "ELN 2020 at 3 months: optimal <= 10 %; warning > 10 %; failure > 10 % confirmed within 1-3 months"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "ELN 2020 at 3 months: optimal <= 10 %; warning > 10 %; failure > 10 % confirmed within 1-3 months. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, milestone table."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, milestone table"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2020 "ELN 2020"
-* action[0].title = "Repeat RQ-PCR"
-* action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#repeat-pcr "Repeat RQ-PCR"
-
-Instance: eln2020-6m
-InstanceOf: PlanDefinition
-Title: "ELN 2020 at 6 months: optimal <= 1 %; warning > 1-10 %; failure > 10 %"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2020-6m"
-* version = "1.0.0"
-* name = "Eln20206m"
-* title = "ELN 2020 at 6 months: optimal <= 1 %; warning > 1-10 %; failure > 10 %"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "ELN 2020 at 6 months: optimal <= 1 %; warning > 1-10 %; failure > 10 %. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, milestone table."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, milestone table"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2020 "ELN 2020"
-
-Instance: eln2020-12m
-InstanceOf: PlanDefinition
-Title: "ELN 2020 at 12 months: optimal <= 0.1 %; warning > 0.1-1 %; failure > 1 %"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2020-12m"
-* version = "1.0.0"
-* name = "Eln202012m"
-* title = "ELN 2020 at 12 months: optimal <= 0.1 %; warning > 0.1-1 %; failure > 1 %"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "ELN 2020 at 12 months: optimal <= 0.1 %; warning > 0.1-1 %; failure > 1 %. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, milestone table."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, milestone table"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2020 "ELN 2020"
-
-Instance: eln2020-any
-InstanceOf: PlanDefinition
-Title: "ELN 2020 at any time: optimal <= 0.1 %; warning > 0.1-1 % or loss of MMR; failure > 1 %, resistance mutations, high-risk ACA; loss of MMR after stopping TKI is failure"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2020-any"
-* version = "1.0.0"
-* name = "Eln2020Any"
-* title = "ELN 2020 at any time: optimal <= 0.1 %; warning > 0.1-1 % or loss of MMR; failure > 1 %, resistance mutations, high-risk ACA; loss of MMR after stopping TKI is failure"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "ELN 2020 at any time: optimal <= 0.1 %; warning > 0.1-1 % or loss of MMR; failure > 1 %, resistance mutations, high-risk ACA; loss of MMR after stopping TKI is failure. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, milestone table."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, milestone table"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2020 "ELN 2020"
-
-Instance: eln2013-3m
-InstanceOf: PlanDefinition
-Title: "ELN 2013 at 3 months: optimal <= 10 % and/or Ph+ <= 35 %; warning > 10 % and/or Ph+ 36-95 %; failure no CHR and/or Ph+ > 95 %"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2013-3m"
-* version = "1.0.0"
-* name = "Eln20133m"
-* title = "ELN 2013 at 3 months: optimal <= 10 % and/or Ph+ <= 35 %; warning > 10 % and/or Ph+ 36-95 %; failure no CHR and/or Ph+ > 95 %"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "ELN 2013 at 3 months: optimal <= 10 % and/or Ph+ <= 35 %; warning > 10 % and/or Ph+ 36-95 %; failure no CHR and/or Ph+ > 95 %. Source: Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response to first-line TKI."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response to first-line TKI"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2013 "ELN 2013"
-
-Instance: eln2013-6m
-InstanceOf: PlanDefinition
-Title: "ELN 2013 at 6 months: optimal < 1 % and/or Ph+ 0; warning 1-10 % and/or Ph+ 1-35 %; failure > 10 % and/or Ph+ > 35 %"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2013-6m"
-* version = "1.0.0"
-* name = "Eln20136m"
-* title = "ELN 2013 at 6 months: optimal < 1 % and/or Ph+ 0; warning 1-10 % and/or Ph+ 1-35 %; failure > 10 % and/or Ph+ > 35 %"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "ELN 2013 at 6 months: optimal < 1 % and/or Ph+ 0; warning 1-10 % and/or Ph+ 1-35 %; failure > 10 % and/or Ph+ > 35 %. Source: Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response to first-line TKI."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response to first-line TKI"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2013 "ELN 2013"
-
-Instance: eln2013-12m
-InstanceOf: PlanDefinition
-Title: "ELN 2013 at 12 months: optimal <= 0.1 %; warning > 0.1-1 %; failure > 1 % and/or Ph+ > 0"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2013-12m"
-* version = "1.0.0"
-* name = "Eln201312m"
-* title = "ELN 2013 at 12 months: optimal <= 0.1 %; warning > 0.1-1 %; failure > 1 % and/or Ph+ > 0"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "ELN 2013 at 12 months: optimal <= 0.1 %; warning > 0.1-1 %; failure > 1 % and/or Ph+ > 0. Source: Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response to first-line TKI."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response to first-line TKI"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2013 "ELN 2013"
-
-Instance: eln2013-any
-InstanceOf: PlanDefinition
-Title: "ELN 2013 then and at any time: optimal MMR or better; warning > 0.1 %; failure loss of CHR, loss of CCyR, confirmed loss of MMR (2 consecutive tests, one >= 1 %), mutations, clonal chromosome abnormalities in Ph+ cells"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2013-any"
-* version = "1.0.0"
-* name = "Eln2013Any"
-* title = "ELN 2013 then and at any time: optimal MMR or better; warning > 0.1 %; failure loss of CHR, loss of CCyR, confirmed loss of MMR (2 consecutive tests, one >= 1 %), mutations, clonal chromosome abnormalities in Ph+ cells"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "ELN 2013 then and at any time: optimal MMR or better; warning > 0.1 %; failure loss of CHR, loss of CCyR, confirmed loss of MMR (2 consecutive tests, one >= 1 %), mutations, clonal chromosome abnormalities in Ph+ cells. Source: Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response to first-line TKI."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884, response to first-line TKI"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2013 "ELN 2013"
-
-Instance: eln2009-3m
-InstanceOf: PlanDefinition
-Title: "At 3 months, no complete hematologic response is a suboptimal response"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2009-3m"
-* version = "1.0.0"
-* name = "Eln20093m"
-* title = "At 3 months, no complete hematologic response is a suboptimal response"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "At 3 months, no complete hematologic response is a suboptimal response. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2009 "ELN 2009"
-
-Instance: eln2009-6m
-InstanceOf: PlanDefinition
-Title: "At 6 months, no partial cytogenetic response (Ph+ > 35 %) is a suboptimal response; no cytogenetic response (Ph+ > 95 %) is failure"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2009-6m"
-* version = "1.0.0"
-* name = "Eln20096m"
-* title = "At 6 months, no partial cytogenetic response (Ph+ > 35 %) is a suboptimal response; no cytogenetic response (Ph+ > 95 %) is failure"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "At 6 months, no partial cytogenetic response (Ph+ > 35 %) is a suboptimal response; no cytogenetic response (Ph+ > 95 %) is failure. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; failure: Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; failure: Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2009 "ELN 2009"
-
-Instance: eln2009-12m
-InstanceOf: PlanDefinition
-Title: "At 12 months, no complete cytogenetic response (Ph+ > 0 %) is a suboptimal response; less than partial cytogenetic response (Ph+ > 35 %) is failure"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2009-12m"
-* version = "1.0.0"
-* name = "Eln200912m"
-* title = "At 12 months, no complete cytogenetic response (Ph+ > 0 %) is a suboptimal response; less than partial cytogenetic response (Ph+ > 35 %) is failure"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "At 12 months, no complete cytogenetic response (Ph+ > 0 %) is a suboptimal response; less than partial cytogenetic response (Ph+ > 35 %) is failure. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; failure: Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; failure: Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2009 "ELN 2009"
-
-Instance: eln2009-18m
-InstanceOf: PlanDefinition
-Title: "At 18 months, no MMR is a suboptimal response; less than complete cytogenetic response (Ph+ > 0 %) is failure"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2009-18m"
-* version = "1.0.0"
-* name = "Eln200918m"
-* title = "At 18 months, no MMR is a suboptimal response; less than complete cytogenetic response (Ph+ > 0 %) is failure"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "At 18 months, no MMR is a suboptimal response; less than complete cytogenetic response (Ph+ > 0 %) is failure. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; failure: Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; failure: Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2009 "ELN 2009"
-
-Instance: eln2009-any
-InstanceOf: PlanDefinition
-Title: "At any time, loss of CHR, CCyR or MMR or new clonal chromosomal abnormalities is a suboptimal response; a mutation poorly sensitive to imatinib (T315I) is failure"
-Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/eln2009-any"
-* version = "1.0.0"
-* name = "Eln2009Any"
-* title = "At any time, loss of CHR, CCyR or MMR or new clonal chromosomal abnormalities is a suboptimal response; a mutation poorly sensitive to imatinib (T315I) is failure"
-* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #draft
-* experimental = false
-* description = "At any time, loss of CHR, CCyR or MMR or new clonal chromosomal abnormalities is a suboptimal response; a mutation poorly sensitive to imatinib (T315I) is failure. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; failure: Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051."
-* relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; failure: Baccarani M et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol 2009;27:6041-6051"
-* topic = https://fhir-cml.org/fhir/CodeSystem/cml-guideline#eln2009 "ELN 2009"
+* relatedArtifact[0].label = "ELN2013"
+* relatedArtifact[0].citation = "Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed)"
+* relatedArtifact[0].url = "https://doi.org/10.1182/blood-2013-05-501569"
 
 Instance: milestone-window
 InstanceOf: PlanDefinition
-Title: "A result is read against the latest milestone whose window has opened (window opens the configured tolerance before the milestone); after the last milestone it is read as 'any time'"
+Title: "Which result is read at a milestone: the one nearest to it among those whose time on TKI falls in its window (from the configured tolerance before it to the next milestone's window); a later result in the window can make the reading worse, never better; after the last milestone results are read against the 'any time' criteria (project convention)"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/milestone-window"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "MilestoneWindow"
-* title = "A result is read against the latest milestone whose window has opened (window opens the configured tolerance before the milestone); after the last milestone it is read as 'any time'"
+* title = "Which result is read at a milestone: the one nearest to it among those whose time on TKI falls in its window (from the configured tolerance before it to the next milestone's window); a later result in the window can make the reading worse, never better; after the last milestone results are read against the 'any time' criteria (project convention)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "A result is read against the latest milestone whose window has opened (window opens the configured tolerance before the milestone); after the last milestone it is read as 'any time'. Source: Project convention over Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984 and Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884."
+* description = "Which result is read at a milestone: the one nearest to it among those whose time on TKI falls in its window (from the configured tolerance before it to the next milestone's window); a later result in the window can make the reading worse, never better; after the last milestone results are read against the 'any time' criteria (project convention). Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed)"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Project convention over Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984 and Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884"
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
+* relatedArtifact[1].type = #citation
+* relatedArtifact[1].label = "ELN2013"
+* relatedArtifact[1].citation = "Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed)"
+* relatedArtifact[1].url = "https://doi.org/10.1182/blood-2013-05-501569"
 
 Instance: loss-of-mmr
 InstanceOf: PlanDefinition
 Title: "Loss of MMR: a result > 0.1 % after MMR was achieved; confirmed by a second consecutive result > 0.1 % (ELN 2013: one of the two >= 1 %)"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/loss-of-mmr"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "LossOfMmr"
 * title = "Loss of MMR: a result > 0.1 % after MMR was achieved; confirmed by a second consecutive result > 0.1 % (ELN 2013: one of the two >= 1 %)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Loss of MMR: a result > 0.1 % after MMR was achieved; confirmed by a second consecutive result > 0.1 % (ELN 2013: one of the two >= 1 %). Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984; Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884."
+* description = "Loss of MMR: a result > 0.1 % after MMR was achieved; confirmed by a second consecutive result > 0.1 % (ELN 2013: one of the two >= 1 %). Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed)"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984; Baccarani M et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood 2013;122:872-884"
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
+* relatedArtifact[1].type = #citation
+* relatedArtifact[1].label = "ELN2013"
+* relatedArtifact[1].citation = "Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed)"
+* relatedArtifact[1].url = "https://doi.org/10.1182/blood-2013-05-501569"
 * action[0].title = "Repeat RQ-PCR"
 * action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#repeat-pcr "Repeat RQ-PCR"
 
 Instance: escalation-workup
 InstanceOf: PlanDefinition
-Title: "Before escalating imatinib: check adherence, measure the trough level, test for kinase-domain mutations"
+Title: "Before any change of dose or drug for a warning or failure: check adherence, measure an imatinib trough level, and test for kinase-domain mutations"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/escalation-workup"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "EscalationWorkup"
-* title = "Before escalating imatinib: check adherence, measure the trough level, test for kinase-domain mutations"
+* title = "Before any change of dose or drug for a warning or failure: check adherence, measure an imatinib trough level, and test for kinase-domain mutations"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Before escalating imatinib: check adherence, measure the trough level, test for kinase-domain mutations. Source: Imatinib dose optimization strategies and clinical evidence (seed 002), FAQ Q1; Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'."
+* description = "Before any change of dose or drug for a warning or failure: check adherence, measure an imatinib trough level, and test for kinase-domain mutations. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582. Picard S, et al. Trough imatinib plasma levels are associated with both cytogenetic and molecular responses to standard-dose imatinib in chronic myeloid leukemia. Blood. 2007. (citation not confirmed: volume, pages, DOI and PMID not found)"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib dose optimization strategies and clinical evidence (seed 002), FAQ Q1; Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'"
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
+* relatedArtifact[1].type = #citation
+* relatedArtifact[1].label = "SOVERINI2019"
+* relatedArtifact[1].citation = "Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582."
+* relatedArtifact[1].url = "https://doi.org/10.1186/s13045-019-0815-5"
+* relatedArtifact[2].type = #citation
+* relatedArtifact[2].label = "PICARD2007"
+* relatedArtifact[2].citation = "Picard S, et al. Trough imatinib plasma levels are associated with both cytogenetic and molecular responses to standard-dose imatinib in chronic myeloid leukemia. Blood. 2007. (citation not confirmed: volume, pages, DOI and PMID not found)"
 * action[0].title = "Check adherence"
 * action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#check-adherence "Check adherence"
 * action[1].title = "Measure imatinib trough level"
@@ -328,71 +426,124 @@ Usage: #definition
 * action[2].title = "BCR::ABL1 kinase-domain mutation analysis"
 * action[2].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#mutation-analysis "BCR::ABL1 kinase-domain mutation analysis"
 
-Instance: dose-escalation
+Instance: mutation-analysis
 InstanceOf: PlanDefinition
-Title: "Suboptimal response on imatinib with a trough < 1000 ng/mL (adherence checked) or a dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day"
+Title: "BCR::ABL1 kinase-domain mutation analysis in chronic phase at failure or warning of the response to TKI (not for a baseline warning alone); after a relapse off treatment only if MMR is not regained within 3-6 months of restarting the TKI"
 Usage: #definition
-* url = "https://fhir-cml.org/fhir/PlanDefinition/dose-escalation"
-* version = "1.0.0"
-* name = "DoseEscalation"
-* title = "Suboptimal response on imatinib with a trough < 1000 ng/mL (adherence checked) or a dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day"
+* url = "https://fhir-cml.org/fhir/PlanDefinition/mutation-analysis"
+* version = "2.0.0"
+* name = "MutationAnalysis"
+* title = "BCR::ABL1 kinase-domain mutation analysis in chronic phase at failure or warning of the response to TKI (not for a baseline warning alone); after a relapse off treatment only if MMR is not regained within 3-6 months of restarting the TKI"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Suboptimal response on imatinib with a trough < 1000 ng/mL (adherence checked) or a dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; Imatinib dose optimization strategies and clinical evidence (seed 002)."
+* description = "BCR::ABL1 kinase-domain mutation analysis in chronic phase at failure or warning of the response to TKI (not for a baseline warning alone); after a relapse off treatment only if MMR is not regained within 3-6 months of restarting the TKI. Source: Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582. [Table 2, indications for mutation testing]"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; Imatinib dose optimization strategies and clinical evidence (seed 002)"
+* relatedArtifact[0].label = "SOVERINI2019"
+* relatedArtifact[0].citation = "Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582."
+* relatedArtifact[0].url = "https://doi.org/10.1186/s13045-019-0815-5"
+* action[0].title = "BCR::ABL1 kinase-domain mutation analysis"
+* action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#mutation-analysis "BCR::ABL1 kinase-domain mutation analysis"
+
+Instance: dose-escalation
+InstanceOf: PlanDefinition
+Title: "Suboptimal response on imatinib with a steady-state trough below target (adherence checked) or a dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day; 800 mg/day (400 mg twice daily) is the highest step"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/dose-escalation"
+* version = "2.0.0"
+* name = "DoseEscalation"
+* title = "Suboptimal response on imatinib with a steady-state trough below target (adherence checked) or a dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day; 800 mg/day (400 mg twice daily) is the highest step"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "Suboptimal response on imatinib with a steady-state trough below target (adherence checked) or a dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day; 800 mg/day (400 mg twice daily) is the highest step. Source: IRIS investigators. Imatinib dose escalation in the IRIS study (analysis using the IRIS protocol and the ELN criteria). Cancer. 2009;115(3):551-560. doi:10.1002/cncr.24066. (title, authors and PMID not confirmed (PMCID PMC4445370)) Picard S, et al. Trough imatinib plasma levels are associated with both cytogenetic and molecular responses to standard-dose imatinib in chronic myeloid leukemia. Blood. 2007. (citation not confirmed: volume, pages, DOI and PMID not found)"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "IRIS-DOSEESC2009"
+* relatedArtifact[0].citation = "IRIS investigators. Imatinib dose escalation in the IRIS study (analysis using the IRIS protocol and the ELN criteria). Cancer. 2009;115(3):551-560. doi:10.1002/cncr.24066. (title, authors and PMID not confirmed (PMCID PMC4445370))"
+* relatedArtifact[0].url = "https://doi.org/10.1002/cncr.24066"
+* relatedArtifact[1].type = #citation
+* relatedArtifact[1].label = "PICARD2007"
+* relatedArtifact[1].citation = "Picard S, et al. Trough imatinib plasma levels are associated with both cytogenetic and molecular responses to standard-dose imatinib in chronic myeloid leukemia. Blood. 2007. (citation not confirmed: volume, pages, DOI and PMID not found)"
 * action[0].title = "Consider imatinib dose escalation"
 * action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#escalate-dose "Consider imatinib dose escalation"
 
 Instance: t315i-no-escalation
 InstanceOf: PlanDefinition
-Title: "T315I confers absolute resistance to imatinib: never escalate, switch TKI"
+Title: "T315I impairs the binding of imatinib and of every second-generation TKI: never escalate; switch to ponatinib or asciminib"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/t315i-no-escalation"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "T315iNoEscalation"
-* title = "T315I confers absolute resistance to imatinib: never escalate, switch TKI"
+* title = "T315I impairs the binding of imatinib and of every second-generation TKI: never escalate; switch to ponatinib or asciminib"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "T315I confers absolute resistance to imatinib: never escalate, switch TKI. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'."
+* description = "T315I impairs the binding of imatinib and of every second-generation TKI: never escalate; switch to ponatinib or asciminib. Source: Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582. Cortes JE, Kim DW, Pinilla-Ibarz J, et al. A phase 2 trial of ponatinib in Philadelphia chromosome-positive leukemias. N Engl J Med. 2013;369(19):1783-1796. doi:10.1056/NEJMoa1306494. (PMID not confirmed) Hughes TP, Mauro MJ, Cortes JE, et al. Asciminib in chronic myeloid leukemia after ABL kinase inhibitor failure. N Engl J Med. 2019;381(24):2315-2326. doi:10.1056/NEJMoa1902328. PMID: 31826340."
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'"
+* relatedArtifact[0].label = "SOVERINI2019"
+* relatedArtifact[0].citation = "Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582."
+* relatedArtifact[0].url = "https://doi.org/10.1186/s13045-019-0815-5"
+* relatedArtifact[1].type = #citation
+* relatedArtifact[1].label = "PACE2013"
+* relatedArtifact[1].citation = "Cortes JE, Kim DW, Pinilla-Ibarz J, et al. A phase 2 trial of ponatinib in Philadelphia chromosome-positive leukemias. N Engl J Med. 2013;369(19):1783-1796. doi:10.1056/NEJMoa1306494. (PMID not confirmed)"
+* relatedArtifact[1].url = "https://doi.org/10.1056/NEJMoa1306494"
+* relatedArtifact[2].type = #citation
+* relatedArtifact[2].label = "ASCIMINIB2019"
+* relatedArtifact[2].citation = "Hughes TP, Mauro MJ, Cortes JE, et al. Asciminib in chronic myeloid leukemia after ABL kinase inhibitor failure. N Engl J Med. 2019;381(24):2315-2326. doi:10.1056/NEJMoa1902328. PMID: 31826340."
+* relatedArtifact[2].url = "https://doi.org/10.1056/NEJMoa1902328"
 * action[0].title = "Switch TKI"
 * action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#switch-tki "Switch TKI"
 
 Instance: switch-tki
 InstanceOf: PlanDefinition
-Title: "Failure, resistance mutations or intolerance favour switching to another TKI guided by the mutation profile"
+Title: "Failure, resistance mutations or intolerance favour switching to another TKI, chosen by the drug that failed, the line of therapy and the mutation profile; never the drug that failed"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/switch-tki"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "SwitchTki"
-* title = "Failure, resistance mutations or intolerance favour switching to another TKI guided by the mutation profile"
+* title = "Failure, resistance mutations or intolerance favour switching to another TKI, chosen by the drug that failed, the line of therapy and the mutation profile; never the drug that failed"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Failure, resistance mutations or intolerance favour switching to another TKI guided by the mutation profile. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984."
+* description = "Failure, resistance mutations or intolerance favour switching to another TKI, chosen by the drug that failed, the line of therapy and the mutation profile; never the drug that failed. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582. Cortes JE, Kim DW, Pinilla-Ibarz J, et al. A phase 2 trial of ponatinib in Philadelphia chromosome-positive leukemias. N Engl J Med. 2013;369(19):1783-1796. doi:10.1056/NEJMoa1306494. (PMID not confirmed) Hughes TP, Mauro MJ, Cortes JE, et al. Asciminib in chronic myeloid leukemia after ABL kinase inhibitor failure. N Engl J Med. 2019;381(24):2315-2326. doi:10.1056/NEJMoa1902328. PMID: 31826340."
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'; Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984"
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
+* relatedArtifact[1].type = #citation
+* relatedArtifact[1].label = "SOVERINI2019"
+* relatedArtifact[1].citation = "Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582."
+* relatedArtifact[1].url = "https://doi.org/10.1186/s13045-019-0815-5"
+* relatedArtifact[2].type = #citation
+* relatedArtifact[2].label = "PACE2013"
+* relatedArtifact[2].citation = "Cortes JE, Kim DW, Pinilla-Ibarz J, et al. A phase 2 trial of ponatinib in Philadelphia chromosome-positive leukemias. N Engl J Med. 2013;369(19):1783-1796. doi:10.1056/NEJMoa1306494. (PMID not confirmed)"
+* relatedArtifact[2].url = "https://doi.org/10.1056/NEJMoa1306494"
+* relatedArtifact[3].type = #citation
+* relatedArtifact[3].label = "ASCIMINIB2019"
+* relatedArtifact[3].citation = "Hughes TP, Mauro MJ, Cortes JE, et al. Asciminib in chronic myeloid leukemia after ABL kinase inhibitor failure. N Engl J Med. 2019;381(24):2315-2326. doi:10.1056/NEJMoa1902328. PMID: 31826340."
+* relatedArtifact[3].url = "https://doi.org/10.1056/NEJMoa1902328"
 * action[0].title = "Switch TKI"
 * action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#switch-tki "Switch TKI"
 
 Instance: dose-reduction
 InstanceOf: PlanDefinition
-Title: "Stable MMR for at least 1-2 years with adverse events affecting quality of life (or a supratherapeutic trough with toxicity): consider a dose reduction, then monitor every 4-6 weeks for 6-12 months"
+Title: "Stable MMR for at least 1-2 years with adverse events affecting quality of life (or a supratherapeutic trough with toxicity): consider a dose reduction, then monitor closely (every 4-6 weeks for 6-12 months, project default)"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/dose-reduction"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "DoseReduction"
-* title = "Stable MMR for at least 1-2 years with adverse events affecting quality of life (or a supratherapeutic trough with toxicity): consider a dose reduction, then monitor every 4-6 weeks for 6-12 months"
+* title = "Stable MMR for at least 1-2 years with adverse events affecting quality of life (or a supratherapeutic trough with toxicity): consider a dose reduction, then monitor closely (every 4-6 weeks for 6-12 months, project default)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Stable MMR for at least 1-2 years with adverse events affecting quality of life (or a supratherapeutic trough with toxicity): consider a dose reduction, then monitor every 4-6 weeks for 6-12 months. Source: Imatinib dose optimization strategies and clinical evidence (seed 002), protocol 1 and FAQ Q2."
+* description = "Stable MMR for at least 1-2 years with adverse events affecting quality of life (or a supratherapeutic trough with toxicity): consider a dose reduction, then monitor closely (every 4-6 weeks for 6-12 months, project default). Source: Clark RE, Polydoros F, Apperley JF, et al. De-escalation of tyrosine kinase inhibitor dose in patients with chronic myeloid leukaemia with stable major molecular response (DESTINY): an interim analysis of a non-randomised, phase 2 trial. Lancet Haematol. 2017;4(7):e310-e316. (DOI and PMID not confirmed) Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib dose optimization strategies and clinical evidence (seed 002), protocol 1 and FAQ Q2"
+* relatedArtifact[0].label = "DESTINY2017"
+* relatedArtifact[0].citation = "Clark RE, Polydoros F, Apperley JF, et al. De-escalation of tyrosine kinase inhibitor dose in patients with chronic myeloid leukaemia with stable major molecular response (DESTINY): an interim analysis of a non-randomised, phase 2 trial. Lancet Haematol. 2017;4(7):e310-e316. (DOI and PMID not confirmed)"
+* relatedArtifact[1].type = #citation
+* relatedArtifact[1].label = "ELN2020"
+* relatedArtifact[1].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[1].url = "https://doi.org/10.1038/s41375-020-0776-2"
 * action[0].title = "Consider dose reduction"
 * action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#consider-dose-reduction "Consider dose reduction"
 
@@ -401,47 +552,51 @@ InstanceOf: PlanDefinition
 Title: "Optimal response: continue the current TKI and dose"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/continue-therapy"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "ContinueTherapy"
 * title = "Optimal response: continue the current TKI and dose"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Optimal response: continue the current TKI and dose. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984."
+* description = "Optimal response: continue the current TKI and dose. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984"
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
 * action[0].title = "Continue therapy"
 * action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#continue-therapy "Continue therapy"
 
 Instance: tdm-reading
 InstanceOf: PlanDefinition
-Title: "Imatinib trough at steady state (>= 29 days of therapy, >= 8 days without a dose change, drawn immediately before the next dose): < 1000 ng/mL subtherapeutic; >= 2000 ng/mL supratherapeutic (toxicity watch)"
+Title: "Imatinib trough at steady state, drawn immediately before the next dose (the time since the last dose must be known): below the 1000 ng/mL target subtherapeutic; at or above 2000 ng/mL supratherapeutic (toxicity watch). Steady state: >= 29 days of therapy and >= 8 days without a dose change (a reference laboratory's conditions, configurable)"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/tdm-reading"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "TdmReading"
-* title = "Imatinib trough at steady state (>= 29 days of therapy, >= 8 days without a dose change, drawn immediately before the next dose): < 1000 ng/mL subtherapeutic; >= 2000 ng/mL supratherapeutic (toxicity watch)"
+* title = "Imatinib trough at steady state, drawn immediately before the next dose (the time since the last dose must be known): below the 1000 ng/mL target subtherapeutic; at or above 2000 ng/mL supratherapeutic (toxicity watch). Steady state: >= 29 days of therapy and >= 8 days without a dose change (a reference laboratory's conditions, configurable)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Imatinib trough at steady state (>= 29 days of therapy, >= 8 days without a dose change, drawn immediately before the next dose): < 1000 ng/mL subtherapeutic; >= 2000 ng/mL supratherapeutic (toxicity watch). Source: Imatinib dose optimization strategies and clinical evidence (seed 002), protocol 2; Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)."
+* description = "Imatinib trough at steady state, drawn immediately before the next dose (the time since the last dose must be known): below the 1000 ng/mL target subtherapeutic; at or above 2000 ng/mL supratherapeutic (toxicity watch). Steady state: >= 29 days of therapy and >= 8 days without a dose change (a reference laboratory's conditions, configurable). Source: Picard S, et al. Trough imatinib plasma levels are associated with both cytogenetic and molecular responses to standard-dose imatinib in chronic myeloid leukemia. Blood. 2007. (citation not confirmed: volume, pages, DOI and PMID not found)"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib dose optimization strategies and clinical evidence (seed 002), protocol 2; Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)"
+* relatedArtifact[0].label = "PICARD2007"
+* relatedArtifact[0].citation = "Picard S, et al. Trough imatinib plasma levels are associated with both cytogenetic and molecular responses to standard-dose imatinib in chronic myeloid leukemia. Blood. 2007. (citation not confirmed: volume, pages, DOI and PMID not found)"
 
 Instance: cyp3a4-interactions
 InstanceOf: PlanDefinition
-Title: "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review, consider TDM"
+Title: "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review the co-medication, consider TDM"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/cyp3a4-interactions"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "Cyp3a4Interactions"
-* title = "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review, consider TDM"
+* title = "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review the co-medication, consider TDM"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review, consider TDM. Source: Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004); clinical-rules section 4."
+* description = "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review the co-medication, consider TDM. Source: European Medicines Agency. Glivec (imatinib): summary of product characteristics, section 4.5 (interactions). (edition and date not confirmed)"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004); clinical-rules section 4"
+* relatedArtifact[0].label = "IMATINIB-SMPC"
+* relatedArtifact[0].citation = "European Medicines Agency. Glivec (imatinib): summary of product characteristics, section 4.5 (interactions). (edition and date not confirmed)"
 * action[0].title = "Review CYP3A4 interactions"
 * action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#review-interactions "Review CYP3A4 interactions"
 * action[1].title = "Measure imatinib trough level"
@@ -449,67 +604,108 @@ Usage: #definition
 
 Instance: tfr-eligibility
 InstanceOf: PlanDefinition
-Title: "ELN 2020 TFR criteria: mandatory (chronic phase, IS qPCR, motivated and adherent), minimal (first-line or intolerance-only second line, e13a2/e14a2, TKI > 5 y imatinib or > 4 y 2G-TKI, MR4 or deeper > 2 y, no prior failure), optimal (TKI > 5 y; DMR > 3 y at MR4 or > 2 y at MR4.5)"
+Title: "ELN 2020 TFR requirements: mandatory (chronic phase, motivated patient with structured communication, access to high-quality quantitative PCR on the IS with rapid results, willingness to monitor more often), minimal (first-line TKI or second line for intolerance only, e13a2/e14a2 transcript, TKI > 5 years (> 4 years 2G-TKI), MR4 or deeper > 2 years, no prior treatment failure), optimal (TKI > 5 years; DMR > 3 years at MR4 or > 2 years at MR4.5)"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/tfr-eligibility"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "TfrEligibility"
-* title = "ELN 2020 TFR criteria: mandatory (chronic phase, IS qPCR, motivated and adherent), minimal (first-line or intolerance-only second line, e13a2/e14a2, TKI > 5 y imatinib or > 4 y 2G-TKI, MR4 or deeper > 2 y, no prior failure), optimal (TKI > 5 y; DMR > 3 y at MR4 or > 2 y at MR4.5)"
+* title = "ELN 2020 TFR requirements: mandatory (chronic phase, motivated patient with structured communication, access to high-quality quantitative PCR on the IS with rapid results, willingness to monitor more often), minimal (first-line TKI or second line for intolerance only, e13a2/e14a2 transcript, TKI > 5 years (> 4 years 2G-TKI), MR4 or deeper > 2 years, no prior treatment failure), optimal (TKI > 5 years; DMR > 3 years at MR4 or > 2 years at MR4.5)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "ELN 2020 TFR criteria: mandatory (chronic phase, IS qPCR, motivated and adherent), minimal (first-line or intolerance-only second line, e13a2/e14a2, TKI > 5 y imatinib or > 4 y 2G-TKI, MR4 or deeper > 2 y, no prior failure), optimal (TKI > 5 y; DMR > 3 y at MR4 or > 2 y at MR4.5). Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, TFR requirements."
+* description = "ELN 2020 TFR requirements: mandatory (chronic phase, motivated patient with structured communication, access to high-quality quantitative PCR on the IS with rapid results, willingness to monitor more often), minimal (first-line TKI or second line for intolerance only, e13a2/e14a2 transcript, TKI > 5 years (> 4 years 2G-TKI), MR4 or deeper > 2 years, no prior treatment failure), optimal (TKI > 5 years; DMR > 3 years at MR4 or > 2 years at MR4.5). Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. [requirements for TKI discontinuation]"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984, TFR requirements"
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
 * action[0].title = "Discuss treatment-free remission"
 * action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#discuss-tfr "Discuss treatment-free remission"
 
 Instance: tfr-molecular-relapse
 InstanceOf: PlanDefinition
-Title: "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart TKI within 4 weeks"
+Title: "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart the same TKI within 4 weeks; monitor every 4-6 weeks until MMR is regained; mutation analysis only if MMR is not regained within 3-6 months; the relapse off treatment is not an on-treatment failure"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/tfr-molecular-relapse"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "TfrMolecularRelapse"
-* title = "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart TKI within 4 weeks"
+* title = "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart the same TKI within 4 weeks; monitor every 4-6 weeks until MMR is regained; mutation analysis only if MMR is not regained within 3-6 months; the relapse off treatment is not an on-treatment failure"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart TKI within 4 weeks. Source: Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984; Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)."
+* description = "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart the same TKI within 4 weeks; monitor every 4-6 weeks until MMR is regained; mutation analysis only if MMR is not regained within 3-6 months; the relapse off treatment is not an on-treatment failure. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582. Rea D, et al. Discontinuation of dasatinib or nilotinib in chronic myeloid leukemia: interim analysis of the STOP 2G-TKI study. Blood. 2017;129(7):846-854. doi:10.1182/blood-2016-09-742205. PMID: 27932374. (author list not confirmed)"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Hochhaus A et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia 2020;34:966-984; Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)"
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
+* relatedArtifact[1].type = #citation
+* relatedArtifact[1].label = "SOVERINI2019"
+* relatedArtifact[1].citation = "Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582."
+* relatedArtifact[1].url = "https://doi.org/10.1186/s13045-019-0815-5"
+* relatedArtifact[2].type = #citation
+* relatedArtifact[2].label = "STOP2G2017"
+* relatedArtifact[2].citation = "Rea D, et al. Discontinuation of dasatinib or nilotinib in chronic myeloid leukemia: interim analysis of the STOP 2G-TKI study. Blood. 2017;129(7):846-854. doi:10.1182/blood-2016-09-742205. PMID: 27932374. (author list not confirmed)"
+* relatedArtifact[2].url = "https://doi.org/10.1182/blood-2016-09-742205"
 * action[0].title = "Restart TKI"
 * action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#restart-tki "Restart TKI"
+* action[1].title = "Intensify molecular monitoring"
+* action[1].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#intensify-monitoring "Intensify molecular monitoring"
+* action[2].title = "BCR::ABL1 kinase-domain mutation analysis"
+* action[2].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#mutation-analysis "BCR::ABL1 kinase-domain mutation analysis"
 
 Instance: stim1-relapse
 InstanceOf: PlanDefinition
-Title: "STIM1 definition of molecular relapse: two consecutive positive results one month apart with a >= 1-log increase (reported for comparison only)"
+Title: "STIM1 definition of molecular relapse: two consecutive positive results one month apart with a >= 1-log increase (imatinib; reported for comparison only)"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/stim1-relapse"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "Stim1Relapse"
-* title = "STIM1 definition of molecular relapse: two consecutive positive results one month apart with a >= 1-log increase (reported for comparison only)"
+* title = "STIM1 definition of molecular relapse: two consecutive positive results one month apart with a >= 1-log increase (imatinib; reported for comparison only)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "STIM1 definition of molecular relapse: two consecutive positive results one month apart with a >= 1-log increase (reported for comparison only). Source: Mahon FX et al. Discontinuation of imatinib in patients with CML who have maintained complete molecular remission for at least 2 years (STIM). Lancet Oncol 2010;11:1029-1035; Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)."
+* description = "STIM1 definition of molecular relapse: two consecutive positive results one month apart with a >= 1-log increase (imatinib; reported for comparison only). Source: Mahon FX, Réa D, Guilhot J, et al. Discontinuation of imatinib in patients with chronic myeloid leukaemia who have maintained complete molecular remission for at least 2 years: the prospective, multicentre Stop Imatinib (STIM) trial. Lancet Oncol. 2010;11:1029-1035. (DOI and PMID not confirmed)"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Mahon FX et al. Discontinuation of imatinib in patients with CML who have maintained complete molecular remission for at least 2 years (STIM). Lancet Oncol 2010;11:1029-1035; Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)"
+* relatedArtifact[0].label = "STIM2010"
+* relatedArtifact[0].citation = "Mahon FX, Réa D, Guilhot J, et al. Discontinuation of imatinib in patients with chronic myeloid leukaemia who have maintained complete molecular remission for at least 2 years: the prospective, multicentre Stop Imatinib (STIM) trial. Lancet Oncol. 2010;11:1029-1035. (DOI and PMID not confirmed)"
+
+Instance: paediatric
+InstanceOf: PlanDefinition
+Title: "Patients under 18: TFR attempts only within clinical studies; adult guidance (ELN) and adult risk scores (Sokal, ELTS, EUTOS) are applied with that caution"
+Usage: #definition
+* url = "https://fhir-cml.org/fhir/PlanDefinition/paediatric"
+* version = "2.0.0"
+* name = "Paediatric"
+* title = "Patients under 18: TFR attempts only within clinical studies; adult guidance (ELN) and adult risk scores (Sokal, ELTS, EUTOS) are applied with that caution"
+* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
+* status = #draft
+* experimental = false
+* description = "Patients under 18: TFR attempts only within clinical studies; adult guidance (ELN) and adult risk scores (Sokal, ELTS, EUTOS) are applied with that caution. Source: de la Fuente J, Baruchel A, Biondi A, de Bont E, Dresse MF, Suttorp M, et al. Managing children with chronic myeloid leukaemia (CML): recommendations for the management of CML in children and young people up to the age of 18 years. (seen only in a reference list (International BFM Group CML Committee): journal, year, pages, DOI and PMID not confirmed) Hijiya N, et al. Pediatric chronic myeloid leukemia is a unique disease that requires a different approach. Blood. 2016;127(4):392. (author list, end page, DOI and PMID not confirmed)"
+* relatedArtifact[0].type = #citation
+* relatedArtifact[0].label = "PAEDIATRIC-IBFM"
+* relatedArtifact[0].citation = "de la Fuente J, Baruchel A, Biondi A, de Bont E, Dresse MF, Suttorp M, et al. Managing children with chronic myeloid leukaemia (CML): recommendations for the management of CML in children and young people up to the age of 18 years. (seen only in a reference list (International BFM Group CML Committee): journal, year, pages, DOI and PMID not confirmed)"
+* relatedArtifact[1].type = #citation
+* relatedArtifact[1].label = "PAEDIATRIC-BLOOD2016"
+* relatedArtifact[1].citation = "Hijiya N, et al. Pediatric chronic myeloid leukemia is a unique disease that requires a different approach. Blood. 2016;127(4):392. (author list, end page, DOI and PMID not confirmed)"
 
 Instance: monitoring-schedule
 InstanceOf: PlanDefinition
-Title: "RQ-PCR monthly during the first 3 months, then every 3 months; every 4-6 weeks for 6-12 months after a dose reduction; after stopping TKI monthly for months 1-6, every 2 months for months 7-12, every 3 months after"
+Title: "RQ-PCR every 3 months on TKI (monthly during the first 3 months, project default); after a dose reduction every 4-6 weeks for 6-12 months; after stopping TKI monthly for months 1-6, every 2 months for months 7-12, every 3 months after; after a restart every 4-6 weeks until MMR is regained"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/monitoring-schedule"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "MonitoringSchedule"
-* title = "RQ-PCR monthly during the first 3 months, then every 3 months; every 4-6 weeks for 6-12 months after a dose reduction; after stopping TKI monthly for months 1-6, every 2 months for months 7-12, every 3 months after"
+* title = "RQ-PCR every 3 months on TKI (monthly during the first 3 months, project default); after a dose reduction every 4-6 weeks for 6-12 months; after stopping TKI monthly for months 1-6, every 2 months for months 7-12, every 3 months after; after a restart every 4-6 weeks until MMR is regained"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "RQ-PCR monthly during the first 3 months, then every 3 months; every 4-6 weeks for 6-12 months after a dose reduction; after stopping TKI monthly for months 1-6, every 2 months for months 7-12, every 3 months after. Source: Imatinib clinical trial validation, major molecular response (seed 000); Imatinib dose optimization strategies and clinical evidence (seed 002); Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)."
+* description = "RQ-PCR every 3 months on TKI (monthly during the first 3 months, project default); after a dose reduction every 4-6 weeks for 6-12 months; after stopping TKI monthly for months 1-6, every 2 months for months 7-12, every 3 months after; after a restart every 4-6 weeks until MMR is regained. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. Clark RE, Polydoros F, Apperley JF, et al. De-escalation of tyrosine kinase inhibitor dose in patients with chronic myeloid leukaemia with stable major molecular response (DESTINY): an interim analysis of a non-randomised, phase 2 trial. Lancet Haematol. 2017;4(7):e310-e316. (DOI and PMID not confirmed)"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib clinical trial validation, major molecular response (seed 000); Imatinib dose optimization strategies and clinical evidence (seed 002); Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)"
+* relatedArtifact[0].label = "ELN2020"
+* relatedArtifact[0].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[0].url = "https://doi.org/10.1038/s41375-020-0776-2"
+* relatedArtifact[1].type = #citation
+* relatedArtifact[1].label = "DESTINY2017"
+* relatedArtifact[1].citation = "Clark RE, Polydoros F, Apperley JF, et al. De-escalation of tyrosine kinase inhibitor dose in patients with chronic myeloid leukaemia with stable major molecular response (DESTINY): an interim analysis of a non-randomised, phase 2 trial. Lancet Haematol. 2017;4(7):e310-e316. (DOI and PMID not confirmed)"
 * action[0].title = "Schedule RQ-PCR"
 * action[0].code = https://fhir-cml.org/fhir/CodeSystem/cml-recommendation#schedule-pcr "Schedule RQ-PCR"
 * action[1].title = "RQ-PCR overdue"
@@ -519,90 +715,103 @@ Usage: #definition
 
 Instance: sokal
 InstanceOf: PlanDefinition
-Title: "Sokal score at baseline: < 0.8 low, 0.8-1.2 intermediate, > 1.2 high"
+Title: "Sokal score at baseline: < 0.8 low, 0.8-1.2 intermediate, > 1.2 high (derived in adults)"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/sokal"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "Sokal"
-* title = "Sokal score at baseline: < 0.8 low, 0.8-1.2 intermediate, > 1.2 high"
+* title = "Sokal score at baseline: < 0.8 low, 0.8-1.2 intermediate, > 1.2 high (derived in adults)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Sokal score at baseline: < 0.8 low, 0.8-1.2 intermediate, > 1.2 high. Source: Sokal JE et al. Prognostic discrimination in 'good-risk' CML. Blood 1984;63:789-799."
+* description = "Sokal score at baseline: < 0.8 low, 0.8-1.2 intermediate, > 1.2 high (derived in adults). Source: Sokal JE, Cox EB, Baccarani M, et al. Prognostic discrimination in \"good-risk\" chronic granulocytic leukemia. Blood. 1984;63(4):789-799. PMID: 6584184. (DOI not confirmed)"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Sokal JE et al. Prognostic discrimination in 'good-risk' CML. Blood 1984;63:789-799"
+* relatedArtifact[0].label = "SOKAL1984"
+* relatedArtifact[0].citation = "Sokal JE, Cox EB, Baccarani M, et al. Prognostic discrimination in \"good-risk\" chronic granulocytic leukemia. Blood. 1984;63(4):789-799. PMID: 6584184. (DOI not confirmed)"
 
 Instance: elts
 InstanceOf: PlanDefinition
-Title: "ELTS score at baseline: <= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high"
+Title: "ELTS score at baseline: <= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high (derived in adults); ELN 2020 prefers ELTS to Sokal where they disagree"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/elts"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "Elts"
-* title = "ELTS score at baseline: <= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high"
+* title = "ELTS score at baseline: <= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high (derived in adults); ELN 2020 prefers ELTS to Sokal where they disagree"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "ELTS score at baseline: <= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high. Source: Pfirrmann M et al. Prognosis of long-term survival considering disease-specific death in patients with CML (ELTS score). Leukemia 2016;30:48-56."
+* description = "ELTS score at baseline: <= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high (derived in adults); ELN 2020 prefers ELTS to Sokal where they disagree. Source: Pfirrmann M, et al. Prognosis of long-term survival considering disease-specific death in patients with chronic myeloid leukemia. Leukemia. 2016;30(1):48-56. doi:10.1038/leu.2015.261. PMID: 26416462. (author list not confirmed) Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Pfirrmann M et al. Prognosis of long-term survival considering disease-specific death in patients with CML (ELTS score). Leukemia 2016;30:48-56"
+* relatedArtifact[0].label = "ELTS2016"
+* relatedArtifact[0].citation = "Pfirrmann M, et al. Prognosis of long-term survival considering disease-specific death in patients with chronic myeloid leukemia. Leukemia. 2016;30(1):48-56. doi:10.1038/leu.2015.261. PMID: 26416462. (author list not confirmed)"
+* relatedArtifact[0].url = "https://doi.org/10.1038/leu.2015.261"
+* relatedArtifact[1].type = #citation
+* relatedArtifact[1].label = "ELN2020"
+* relatedArtifact[1].citation = "Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
+* relatedArtifact[1].url = "https://doi.org/10.1038/s41375-020-0776-2"
 
 Instance: eutos
 InstanceOf: PlanDefinition
-Title: "EUTOS score at baseline: <= 87 low, > 87 high"
+Title: "EUTOS score at baseline: <= 87 low, > 87 high (derived in adults)"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/eutos"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "Eutos"
-* title = "EUTOS score at baseline: <= 87 low, > 87 high"
+* title = "EUTOS score at baseline: <= 87 low, > 87 high (derived in adults)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "EUTOS score at baseline: <= 87 low, > 87 high. Source: Hasford J et al. Predicting complete cytogenetic response: the EUTOS score. Blood 2011;118:686-692."
+* description = "EUTOS score at baseline: <= 87 low, > 87 high (derived in adults). Source: Hasford J, et al. Predicting complete cytogenetic response and subsequent progression-free survival in 2060 patients with CML on imatinib treatment: the EUTOS score. Blood. 2011;118(3):686-689. (co-authors, end page, DOI and PMID not confirmed)"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Hasford J et al. Predicting complete cytogenetic response: the EUTOS score. Blood 2011;118:686-692"
+* relatedArtifact[0].label = "EUTOS2011"
+* relatedArtifact[0].citation = "Hasford J, et al. Predicting complete cytogenetic response and subsequent progression-free survival in 2060 patients with CML on imatinib treatment: the EUTOS score. Blood. 2011;118(3):686-689. (co-authors, end page, DOI and PMID not confirmed)"
 
 Instance: iris-progression
 InstanceOf: PlanDefinition
-Title: "IRIS 5-year freedom from progression to AP/BC: 100 % with CCyR and MMR at 12 months, 98 % with CCyR without MMR, 87 % without CCyR"
+Title: "IRIS 5-year freedom from progression to AP/BC by the response at 12 months (first-line imatinib, chronic phase, on treatment; not after a relapse, not with a resistance mutation)"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/iris-progression"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "IrisProgression"
-* title = "IRIS 5-year freedom from progression to AP/BC: 100 % with CCyR and MMR at 12 months, 98 % with CCyR without MMR, 87 % without CCyR"
+* title = "IRIS 5-year freedom from progression to AP/BC by the response at 12 months (first-line imatinib, chronic phase, on treatment; not after a relapse, not with a resistance mutation)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "IRIS 5-year freedom from progression to AP/BC: 100 % with CCyR and MMR at 12 months, 98 % with CCyR without MMR, 87 % without CCyR. Source: Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004) (IRIS 5-year follow-up)."
+* description = "IRIS 5-year freedom from progression to AP/BC by the response at 12 months (first-line imatinib, chronic phase, on treatment; not after a relapse, not with a resistance mutation). Source: Druker BJ, Guilhot F, O'Brien SG, et al. Five-year follow-up of patients receiving imatinib for chronic myeloid leukemia. N Engl J Med. 2006;355(23):2408-2417. doi:10.1056/NEJMoa062867. PMID: 17151364."
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004) (IRIS 5-year follow-up)"
+* relatedArtifact[0].label = "IRIS5Y"
+* relatedArtifact[0].citation = "Druker BJ, Guilhot F, O'Brien SG, et al. Five-year follow-up of patients receiving imatinib for chronic myeloid leukemia. N Engl J Med. 2006;355(23):2408-2417. doi:10.1056/NEJMoa062867. PMID: 17151364."
+* relatedArtifact[0].url = "https://doi.org/10.1056/NEJMoa062867"
 
 Instance: tfr-outcomes
 InstanceOf: PlanDefinition
-Title: "Treatment-free remission after stopping imatinib: STIM1 39 % relapse-free at 36 months; STIM2 61 % at a median of 12 months; TWISTER 47.1 % at 24 months; most relapses within 6 months"
+Title: "Molecular relapse after stopping imatinib in STIM1 (its own relapse definition): 39 % relapse-free at 36 months; most relapses within 6 months"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/tfr-outcomes"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "TfrOutcomes"
-* title = "Treatment-free remission after stopping imatinib: STIM1 39 % relapse-free at 36 months; STIM2 61 % at a median of 12 months; TWISTER 47.1 % at 24 months; most relapses within 6 months"
+* title = "Molecular relapse after stopping imatinib in STIM1 (its own relapse definition): 39 % relapse-free at 36 months; most relapses within 6 months"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "Treatment-free remission after stopping imatinib: STIM1 39 % relapse-free at 36 months; STIM2 61 % at a median of 12 months; TWISTER 47.1 % at 24 months; most relapses within 6 months. Source: Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)."
+* description = "Molecular relapse after stopping imatinib in STIM1 (its own relapse definition): 39 % relapse-free at 36 months; most relapses within 6 months. Source: Mahon FX, Réa D, Guilhot J, et al. Discontinuation of imatinib in patients with chronic myeloid leukaemia who have maintained complete molecular remission for at least 2 years: the prospective, multicentre Stop Imatinib (STIM) trial. Lancet Oncol. 2010;11:1029-1035. (DOI and PMID not confirmed)"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib in CML: pharmacology, trials and discontinuation studies (seed 004)"
+* relatedArtifact[0].label = "STIM2010"
+* relatedArtifact[0].citation = "Mahon FX, Réa D, Guilhot J, et al. Discontinuation of imatinib in patients with chronic myeloid leukaemia who have maintained complete molecular remission for at least 2 years: the prospective, multicentre Stop Imatinib (STIM) trial. Lancet Oncol. 2010;11:1029-1035. (DOI and PMID not confirmed)"
 
 Instance: iris-escalation-outcomes
 InstanceOf: PlanDefinition
-Title: "IRIS dose escalation: 42 % reached a subsequent cytogenetic response; 3 years after escalation 89 % free from progression, 84 % overall survival"
+Title: "IRIS dose escalation on first-line imatinib: 42 % reached a subsequent cytogenetic response; 3 years after escalation 89 % free from progression, 84 % overall survival (figures as quoted; not confirmed in the paper)"
 Usage: #definition
 * url = "https://fhir-cml.org/fhir/PlanDefinition/iris-escalation-outcomes"
-* version = "1.0.0"
+* version = "2.0.0"
 * name = "IrisEscalationOutcomes"
-* title = "IRIS dose escalation: 42 % reached a subsequent cytogenetic response; 3 years after escalation 89 % free from progression, 84 % overall survival"
+* title = "IRIS dose escalation on first-line imatinib: 42 % reached a subsequent cytogenetic response; 3 years after escalation 89 % free from progression, 84 % overall survival (figures as quoted; not confirmed in the paper)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
 * status = #draft
 * experimental = false
-* description = "IRIS dose escalation: 42 % reached a subsequent cytogenetic response; 3 years after escalation 89 % free from progression, 84 % overall survival. Source: Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'."
+* description = "IRIS dose escalation on first-line imatinib: 42 % reached a subsequent cytogenetic response; 3 years after escalation 89 % free from progression, 84 % overall survival (figures as quoted; not confirmed in the paper). Source: IRIS investigators. Imatinib dose escalation in the IRIS study (analysis using the IRIS protocol and the ELN criteria). Cancer. 2009;115(3):551-560. doi:10.1002/cncr.24066. (title, authors and PMID not confirmed (PMCID PMC4445370))"
 * relatedArtifact[0].type = #citation
-* relatedArtifact[0].citation = "Imatinib dose escalation strategies (seed 003), table 'ELN criteria for escalation'"
+* relatedArtifact[0].label = "IRIS-DOSEESC2009"
+* relatedArtifact[0].citation = "IRIS investigators. Imatinib dose escalation in the IRIS study (analysis using the IRIS protocol and the ELN criteria). Cancer. 2009;115(3):551-560. doi:10.1002/cncr.24066. (title, authors and PMID not confirmed (PMCID PMC4445370))"
+* relatedArtifact[0].url = "https://doi.org/10.1002/cncr.24066"

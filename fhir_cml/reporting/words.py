@@ -1,0 +1,123 @@
+"""Structured bases in words: one sentence per basis, suggestion, prediction and issue.
+
+A basis names a :class:`~fhir_cml.domain.findings.Finding` and typed parameters; the sentence for
+each finding is in :mod:`fhir_cml.reporting.messages`. Values are written the way a clinician
+writes them (an IS percentage "0.0058 %", a dose "600 mg/day", copies "32,000"), by their type,
+so every face words a number the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from fhir_cml.domain.basis import (
+    Basis,
+    Copies,
+    Dose,
+    Hours,
+    Months,
+    NgMl,
+    Params,
+    Percent,
+    Value,
+    Years,
+)
+from fhir_cml.domain.findings import Finding
+from fhir_cml.domain.model import Issue
+from fhir_cml.domain.results import Prediction, Suggestion
+
+
+def pct(value: float) -> str:
+    """An IS percentage as a clinician writes it: 12 %, 0.8 %, 0.0032 %."""
+    return f"{value:.4g} %"
+
+
+def number(value: float) -> str:
+    """400, 1250, 0.83: no trailing zeros, no exponent."""
+    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def word(value: Value) -> str:
+    """One parameter in words, by its type."""
+    if value is None:
+        return ""
+    if isinstance(value, Basis):
+        return say(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, Percent):
+        return pct(value)
+    if isinstance(value, Copies):
+        return f"{value:,}"
+    if isinstance(value, (Months, Years)):
+        return f"{value:.1f}"
+    if isinstance(value, (Dose, NgMl, Hours)):
+        return f"{value:g}"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return ", ".join(word(v) for v in value)
+    return str(value)
+
+
+class P:
+    """A finding's parameters for its sentence: ``p.date`` in words, ``p.raw("date")`` as is."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, params: Params) -> None:
+        self._values = dict(params)
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return word(self._values[name])
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def raw(self, name: str) -> Value:
+        return self._values.get(name)
+
+    def num(self, name: str) -> float:
+        value = self._values.get(name)
+        return float(value) if isinstance(value, (int, float)) else 0.0
+
+    def items(self, name: str) -> tuple[Any, ...]:
+        value = self._values.get(name)
+        return value if isinstance(value, tuple) else ()
+
+    def has(self, name: str) -> bool:
+        return self._values.get(name) not in (None, (), False)
+
+
+def sentence(finding: Finding, params: Params) -> str:
+    """The sentence for a finding with its parameters."""
+    from fhir_cml.reporting.messages import MESSAGES  # the messages use the helpers above
+
+    return MESSAGES[finding](P(params))
+
+
+def say(b: Basis) -> str:
+    """The sentence for a basis."""
+    return sentence(b.finding, b.params)
+
+
+def suggestion_text(s: Suggestion) -> str:
+    return sentence(s.finding, s.params)
+
+
+def prediction_text(p: Prediction) -> str:
+    return sentence(p.finding, p.params)
+
+
+def issue_message(i: Issue) -> str:
+    """An issue's message: the reader's words, or the sentence of the rules' basis."""
+    if i.basis is not None and not i.message:
+        return say(i.basis)
+    return i.message
