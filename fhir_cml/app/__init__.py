@@ -9,8 +9,8 @@ Faces call only what is listed here:
 - building: :func:`suggestions` (RiskAssessment, CarePlan, Provenance, each validated: what is
   written and what a CDS card shows come from the same builders through the same gate);
 - writing: :func:`write_back` (one patient), :func:`plan` and :func:`write` (many patients:
-  the sync job; ``plan`` alone is ``--dry-run``), :func:`revoke` (a clinician withdraws a
-  suggestion), with :class:`WriteSettings` (how) and :class:`Decider` (who decided).
+  the sync job; ``plan`` alone is ``--dry-run``), :func:`accept` and :func:`revoke` (a
+  clinician puts a suggestion in force, or withdraws it), with :class:`WriteSettings` (how) and :class:`Decider` (who decided).
 
 Errors are those of :mod:`fhir_cml.errors`; write failures are reported per patient on the
 :class:`WriteOutcome`, never raised, so one refused patient does not cost the others.
@@ -28,6 +28,7 @@ from fhir_cml.app.writing import (
     DEFAULT_WRITE,
     Decider,
     WriteSettings,
+    accept,
     plan,
     revoke,
     suggestions,
@@ -45,6 +46,7 @@ __all__ = [
     "WriteMode",
     "WriteOutcome",
     "WriteSettings",
+    "accept",
     "assess_loaded",
     "assess_one",
     "checked_result_bundle",

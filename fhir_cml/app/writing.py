@@ -27,14 +27,16 @@ from fhir_cml.ehr.writeback import (
     write_plans,
 )
 from fhir_cml.errors import FhirClientError, FhirResponseError, RequestError
+from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound import Written, build, validate
-from fhir_cml.fhir.outbound.narrative import WITHDRAWN, superseded
-from fhir_cml.fhir.outbound.provenance import agent, build_revocation
+from fhir_cml.fhir.outbound.narrative import ACCEPTED, REPLACED, WITHDRAWN, superseded
+from fhir_cml.fhir.outbound.provenance import agent, build_acceptance, build_revocation
 from fhir_cml.fhir.outbound.supersede import local_reference
 
 __all__ = [
     "Decider",
     "WriteSettings",
+    "accept",
     "plan",
     "revoke",
     "suggestions",
@@ -175,29 +177,13 @@ def revoke(
                 status=409,
                 code="conflict",
             )
-        care_plan = dict(found[0], status="revoked")
-        superseded(care_plan, WITHDRAWN)
-        where = local_reference(care_plan)
-        version = (care_plan.get("meta") or {}).get("versionId")
-        client.request(
-            "PUT",
-            where,
-            json=care_plan,
-            headers={
-                "Prefer": "return=minimal",
-                **({"If-Match": f'W/"{version}"'} if version else {}),
-            },
-        )
-        # Read back: the answer to the update may carry no body.
-        revoked = client.read("CarePlan", str(care_plan["id"]))
-        if revoked.get("status") != "revoked":
-            raise FhirResponseError(f"update {where}: the server did not revoke it")
-        now = (revoked.get("meta") or {}).get("versionId")
+        where = local_reference(found[0])
         provenance = build_revocation(
-            f"{where}/_history/{now}" if now else where,
+            _put(client, _marked(found[0], "revoked", WITHDRAWN), found[0], "revoked"),
             recorded,
             reason,
             [decider.as_agent()] if decider else (),
+            patient=f"Patient/{patient_id}",
         )
         validate(provenance)
         client.create(provenance)
@@ -209,3 +195,118 @@ def revoke(
     outcome.updated.append(where)
     outcome.care_plan = where
     return outcome
+
+
+def accept(
+    client: FhirClient,
+    patient_id: str,
+    fingerprint: str,
+    recorded: datetime,
+    *,
+    decider: Decider,
+    reason: str = "Accepted by the clinician",
+) -> WriteOutcome:
+    """A clinician accepts the suggestion of this assessment: its CarePlan, proposed
+    (``draft``), is put in force (``active``: the request pattern's draft -> active; it stays a
+    proposal, not an order), a suggestion accepted earlier for another reading is revoked and
+    ``replaces`` names it, and a Provenance names the clinician as the one who decided.
+
+    The CarePlan may have been written by this Accept (:func:`write_back`) or earlier by the
+    nightly sync: either way the decision is recorded in the EHR. Already accepted: nothing is
+    written (``unchanged``). Withdrawn (``revoked``) or not there: a 409
+    :class:`~fhir_cml.errors.RequestError` saying so.
+    """
+    outcome = WriteOutcome(patient_id, fingerprint, "accept")
+    try:
+        found = [
+            r
+            for r in client.search(
+                "CarePlan",
+                [("identifier", f"{c.ID_CARE_PLAN}|{fingerprint}"), ("patient", patient_id)],
+            )
+            if r.get("resourceType") == "CarePlan" and care_plan_fingerprint(r) == fingerprint
+        ]
+        live = [r for r in found if r.get("status") in ("draft", "active")]
+        if not live:
+            raise RequestError(
+                f"No suggestion of this assessment for Patient/{patient_id} can be accepted: it "
+                "was withdrawn or replaced meanwhile.",
+                status=409,
+                code="conflict",
+            )
+        care_plan = live[0]
+        where = local_reference(care_plan)
+        outcome.care_plan = where
+        if care_plan.get("status") == "active":
+            outcome.action = "unchanged"
+            outcome.existing.append(where)
+            return outcome
+        earlier = [
+            r
+            for r in client.search(
+                "CarePlan",
+                [
+                    ("patient", patient_id),
+                    ("category", f"{c.CS_CML}|{c.CML_SUGGESTIONS}"),
+                    ("status", "active"),
+                ],
+            )
+            if r.get("resourceType") == "CarePlan"
+            and r.get("status") == "active"
+            and care_plan_fingerprint(r) not in (None, fingerprint)
+        ]
+        replaces = list(care_plan.get("replaces") or [])
+        replaces += [{"reference": local_reference(r)} for r in earlier]
+        changed = _marked(care_plan, "active", ACCEPTED)
+        if replaces:
+            changed["replaces"] = replaces
+        targets = [_put(client, changed, care_plan, "active")]
+        outcome.updated.append(where)
+        for old in earlier:
+            targets.append(_put(client, _marked(old, "revoked", REPLACED), old, "revoked"))
+            outcome.updated.append(local_reference(old))
+        provenance = build_acceptance(
+            targets,
+            recorded,
+            reason,
+            [decider.as_agent()],
+            patient=f"Patient/{patient_id}",
+        )
+        validate(provenance)
+        created = client.create(provenance)
+    except FhirClientError as err:
+        outcome.ok = False
+        outcome.error = err.message
+        outcome.outcome = err.outcome
+        return outcome
+    if isinstance(created, dict) and created.get("id"):
+        outcome.created.append(f"Provenance/{created['id']}")
+    return outcome
+
+
+def _marked(care_plan: dict[str, Any], status: str, why: str) -> dict[str, Any]:
+    """A copy of a CarePlan with a new status whose narrative says why."""
+    changed = dict(care_plan, status=status)
+    superseded(changed, why)
+    return changed
+
+
+def _put(client: FhirClient, changed: dict[str, Any], read: dict[str, Any], status: str) -> str:
+    """Updates a CarePlan to ``status`` if it is still the version read; its new version's
+    reference (read back: the answer to the update may carry no body)."""
+    where = local_reference(read)
+    version = (read.get("meta") or {}).get("versionId")
+    client.request(
+        "PUT",
+        where,
+        json=changed,
+        headers={
+            "Prefer": "return=minimal",
+            **({"If-Match": f'W/"{version}"'} if version else {}),
+        },
+    )
+    now = client.read("CarePlan", str(read["id"]))
+    if now.get("status") != status:
+        raise FhirResponseError(f"update {where}: the server did not make it {status}")
+    new_version = (now.get("meta") or {}).get("versionId")
+    return f"{where}/_history/{new_version}" if new_version else where

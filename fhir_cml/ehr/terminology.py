@@ -8,6 +8,7 @@ server fails, a code stays untranslated (and so "not read", with its issue) and
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.inbound.conceptmaps import (
     KNOWN_SYSTEMS,
     USED_EQUIVALENCE,
+    ConceptMaps,
     Terminology,
     concept_maps_from,
 )
@@ -128,3 +130,42 @@ def site_terminology(
     if files is not None and remote is not None:
         return Chained(files, remote), problems
     return (files or remote), problems
+
+
+def terminology_key(terminology: Terminology | None) -> str:
+    """A short digest of what translates the site's codes: the maps' content, the server's URL.
+
+    What a terminology server answers is not known in advance: a change there reaches the
+    patients whose resources are read again (their fingerprints cover the answers).
+    """
+    if terminology is None:
+        return ""
+    if isinstance(terminology, Chained):
+        parts = [terminology_key(terminology.first), terminology_key(terminology.then)]
+        text = "+".join(parts)
+    elif isinstance(terminology, ConceptMaps):
+        text = "maps:" + terminology.digest()
+    elif isinstance(terminology, ServerTerminology):
+        text = "server:" + terminology.client.base_url
+    else:
+        text = type(terminology).__name__
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def search_codes(
+    terminology: Terminology | None, read: tuple[tuple[str, str], ...] | None
+) -> tuple[tuple[str, str], ...] | None:
+    """The Observation codes to search for: those read, and the site's own codes mapped to them.
+
+    A terminology server's maps are not known in advance: every Observation is read then (None),
+    and the answers decide what is read.
+    """
+    if read is None or terminology is None:
+        return read
+    if isinstance(terminology, Chained):
+        return search_codes(terminology.then, search_codes(terminology.first, read))
+    if not isinstance(terminology, ConceptMaps):
+        return None
+    wanted = set(read)
+    local = sorted(source for source, target in terminology.codes.items() if target in wanted)
+    return (*read, *(code for code in local if code not in wanted))

@@ -49,7 +49,7 @@ from fhir_cml.fhir.outbound.supersede import local_reference, replacing, update_
 
 log = logging.getLogger(__name__)
 
-Action = Literal["create", "supersede", "unchanged", "revoke"]
+Action = Literal["create", "supersede", "unchanged", "revoke", "accept"]
 # transaction: each group of patients in one transaction (atomic: a patient's RiskAssessment,
 # CarePlan and Provenance appear together or not at all). batch: three batches in dependency
 # order, for servers that cap transactions (see _write_batches).

@@ -44,6 +44,10 @@ _RXNAV: Final = (
     "checked against RxNav's ingredient concepts (https://mor.nlm.nih.gov/RxNav/), as the inbound "
     "mapper's drug tables record; page not recorded"
 )
+_CIBMTR: Final = (
+    "https://github.com/nmdp-ig/cibmtr-reporting-ig/blob/main/input/fsh/terminology/medications/"
+    "med-form2400-post-hct-disease-therapy-valueset.fsh (RxNorm names)"
+)
 _KIP: Final = "https://build.fhir.org/ig/KIP-infrastructure/implementation-guide/{}"
 # Displays confirmed when the value sets were first written; the page each was seen on was not
 # recorded then. Kept because the inbound mapper's value sets have carried them since.
@@ -148,8 +152,36 @@ CONFIRMED: Final[dict[tuple[str, str], Confirmed]] = {
     (RXNORM, "1307298"): Confirmed("enzalutamide", _RXNAV),
     (RXNORM, "403878"): Confirmed("imatinib 100 MG Oral Tablet", _NDC_GLEEVEC),
     (RXNORM, "403879"): Confirmed("imatinib 400 MG Oral Tablet", _NDC_GLEEVEC),
-    (RXNORM, "404588"): Confirmed("Gleevec 100 MG Oral Tablet", _NDC_GLEEVEC),
-    (RXNORM, "404589"): Confirmed("Gleevec 400 MG Oral Tablet", _NDC_GLEEVEC),
+    (RXNORM, "404588"): Confirmed("imatinib 100 MG Oral Tablet [Gleevec]", _CIBMTR),
+    (RXNORM, "404589"): Confirmed("imatinib 400 MG Oral Tablet [Gleevec]", _CIBMTR),
+    **{
+        (RXNORM, code): Confirmed(name, _CIBMTR)
+        for code, name in {
+            "643105": "dasatinib 20 MG Oral Tablet",
+            "643107": "dasatinib 50 MG Oral Tablet",
+            "643109": "dasatinib 70 MG Oral Tablet",
+            "1045406": "dasatinib 80 MG Oral Tablet",
+            "799047": "dasatinib 100 MG Oral Tablet",
+            "1045402": "dasatinib 140 MG Oral Tablet",
+            "643173": "dasatinib 20 MG Oral Tablet [Sprycel]",
+            "643175": "dasatinib 50 MG Oral Tablet [Sprycel]",
+            "643177": "dasatinib 70 MG Oral Tablet [Sprycel]",
+            "1045408": "dasatinib 80 MG Oral Tablet [Sprycel]",
+            "799830": "dasatinib 100 MG Oral Tablet [Sprycel]",
+            "1045404": "dasatinib 140 MG Oral Tablet [Sprycel]",
+            "1307624": "bosutinib 100 MG Oral Tablet",
+            "1987732": "bosutinib 400 MG Oral Tablet",
+            "1307633": "bosutinib 500 MG Oral Tablet",
+            "1307630": "bosutinib 100 MG Oral Tablet [Bosulif]",
+            "1987734": "bosutinib 400 MG Oral Tablet [Bosulif]",
+            "1307635": "bosutinib 500 MG Oral Tablet [Bosulif]",
+        }.items()
+    },
+    (RXNORM, "258326"): Confirmed(
+        "St. John's wort extract",
+        "public RxNorm lists naming 258326 so (a drug-interaction table; an antidepressant "
+        "ingredient list); page not recorded",
+    ),
     (RXNORM, "662281"): Confirmed("nilotinib", _RXNAV),
     (RXNORM, "197853"): Confirmed("ketoconazole 200 MG Oral Tablet", _EARLIER),
     (RXNORM, "28031"): Confirmed("itraconazole", _EARLIER),

@@ -73,6 +73,7 @@ from fhir_cml.ehr.fetch import (
 )
 from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
 from fhir_cml.fhir.inbound import MappingOptions, load_paths, records_from_resources
+from fhir_cml.fhir.inbound.conceptmaps import translations_used
 from fhir_cml.state import PatientState, PatientUpdate, StateStore
 
 log = logging.getLogger("fhir_cml.sync")
@@ -109,6 +110,10 @@ class SyncSettings:
     write_mode: WriteMode = "auto"
     transaction_size: int | None = None
     since_overlap: timedelta = timedelta(minutes=5)
+    # The site's ConceptMaps (their content digest) and terminology server: a change starts a
+    # new high-water mark, so the next run reads everyone and the fingerprints pick out the
+    # patients whose codes the change touches.
+    translations: str = ""
 
     def check(self) -> None:
         if self.full and self.since is not None:
@@ -126,9 +131,10 @@ class SyncSettings:
     def scope(self) -> str:
         """What the high-water mark belongs to: the server and how the population is found."""
         base = self.fhir_base.rstrip("/")
+        maps = f"#maps={self.translations}" if self.translations else ""
         if self.group:
-            return f"{base}#group={self.group}"
-        return f"{base}#population={','.join(sorted(p.value for p in self.population))}"
+            return f"{base}#group={self.group}{maps}"
+        return f"{base}#population={','.join(sorted(p.value for p in self.population))}{maps}"
 
     @property
     def server(self) -> str:
@@ -503,7 +509,7 @@ class SyncJob:
         to_assess: list[str] = []
         for pid in chunk:
             resources = inputs.get(pid) or []
-            fingerprint = input_fingerprint(resources, self.settings.reading)
+            fingerprint = input_fingerprint(*self._fingerprinted(resources))
             result = PatientResult(pid, "skipped", input_fingerprint=fingerprint)
             results[pid] = result
             if not resources:
@@ -517,6 +523,17 @@ class SyncJob:
         if assessments:
             self._write(assessments, results)
         return [results[pid] for pid in chunk]
+
+    def _fingerprinted(
+        self, resources: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
+        """What the fingerprint covers: with the site's ConceptMaps, the resources as translated
+        and a digest of the translations they use (docs/inbound.md, "Local codes and units")."""
+        terminology = self.mapping.terminology
+        if terminology is None:
+            return resources, self.settings.reading
+        seen, digest = translations_used(resources, terminology)
+        return seen, (*self.settings.reading, *((f"translations:{digest}",) if digest else ()))
 
     def _fetch(self, chunk: list[str]) -> dict[str, list[dict[str, Any]]]:
         found = fetch_patients(self.client, chunk, self.settings.fetch)

@@ -25,7 +25,7 @@ from fhir_cml.ehr.auth import (
 )
 from fhir_cml.ehr.client import BearerToken, FhirClient, RetryPolicy
 from fhir_cml.ehr.fetch import FetchOptions, Population
-from fhir_cml.ehr.terminology import site_terminology
+from fhir_cml.ehr.terminology import search_codes, site_terminology, terminology_key
 from fhir_cml.ehr.writeback import WriteMode
 from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
 from fhir_cml.fhir.inbound.conceptmaps import Terminology
@@ -310,10 +310,18 @@ def sync(
     except FhirCmlError as err:
         click.echo(f"fhir-cml sync: {err}", err=True)
         ctx.exit(EXIT_RUN_FAILED)
-    job = SyncJob(settings, client, store, progress=show_bar, report=report)
     problems: list[str] = []
+    terminology = None
     if concept_maps or terminology_server:
         terminology, problems = _terminology(client, concept_maps, terminology_server)
+        codes = search_codes(terminology, settings.fetch.observation_codes)
+        settings = replace(
+            settings,
+            translations=terminology_key(terminology),
+            fetch=replace(settings.fetch, observation_codes=codes),
+        )
+    job = SyncJob(settings, client, store, progress=show_bar, report=report)
+    if terminology is not None:
         job.mapping = replace(job.mapping, terminology=terminology)
     said = len(problems)
     try:

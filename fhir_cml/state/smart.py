@@ -115,6 +115,14 @@ class DecisionRecord:
     recommendations: tuple[str, ...]
     result: dict[str, Any] | None
     user: str | None
+    user_name: str | None = None
+
+    @property
+    def user_label(self) -> str:
+        """Who decided, in words: the name, else the reference."""
+        if self.user_name:
+            return self.user_name
+        return "/".join(self.user.rstrip("/").split("/")[-2:]) if self.user else ""
 
 
 _SESSION_FIELDS = tuple(f.name for f in fields(SessionRecord))
@@ -226,8 +234,11 @@ class SmartState:
         comment: str | None = None,
         result: dict[str, Any] | None = None,
         user: str | None = None,
+        user_name: str | None = None,
         at: datetime | None = None,
     ) -> None:
+        """Records a decision; the decider's name is kept beside the suggestion codes (the
+        ``recommendations`` JSON), so stores made before it was recorded need no new column."""
         with self.store.session() as session:
             session.add(
                 SmartDecision(
@@ -237,7 +248,7 @@ class SmartState:
                     kind=kind,
                     reason=reason,
                     comment=comment,
-                    recommendations={"codes": list(recommendations)},
+                    recommendations={"codes": list(recommendations), "user_name": user_name},
                     result=result,
                     user=user,
                     at=at or utcnow(),
@@ -263,6 +274,7 @@ class SmartState:
                     tuple((row.recommendations or {}).get("codes", ())),
                     row.result,
                     row.user,
+                    (row.recommendations or {}).get("user_name"),
                 )
                 for row in rows
             ]

@@ -242,7 +242,7 @@ class Settings(BaseSettings):
     def _issuers(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
 
-    @field_validator("cds_fhir_servers", mode="before")
+    @field_validator("cds_fhir_servers", "smart_issuers", "smart_frame_ancestors", mode="before")
     @classmethod
     def _server_list(cls, value: Any) -> Any:
         return _string_list(value)
@@ -259,20 +259,10 @@ class Settings(BaseSettings):
             raise ValueError("must start with '/'")
         return value
 
-    @field_validator("smart_issuers", mode="before")
-    @classmethod
-    def _issuer_list(cls, value: Any) -> Any:
-        return _string_list(value)
-
     @field_validator("smart_issuers")
     @classmethod
     def _smart_issuers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_http_url(v, "a SMART issuer (FHIR base URL)") for v in value)
-
-    @field_validator("smart_frame_ancestors", mode="before")
-    @classmethod
-    def _frame_list(cls, value: Any) -> Any:
-        return _string_list(value)
 
     @field_validator("smart_frame_ancestors")
     @classmethod

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from fhir_cml.app import Decider, WriteSettings, revoke, suggestions, write_back
+from fhir_cml.app import Decider, WriteSettings, accept, revoke, suggestions, write_back
 from fhir_cml.domain import Assessment, assess
 from fhir_cml.ehr.client import FhirClient
 from fhir_cml.errors import OperationOutcomeError, RequestError
@@ -111,3 +111,25 @@ def test_a_dismissed_suggestion_is_revoked_with_the_reason_and_who(
     with pytest.raises(RequestError) as again:
         revoke(client, "opt", written.fingerprint, NOW, reason="twice")
     assert again.value.status == 409
+
+
+def test_an_accepted_suggestion_is_put_in_force_once_and_a_withdrawn_one_cannot_be(
+    client: FhirClient, fhir_base: str
+) -> None:
+    written = write_back(client, assessment_of("opt"), NOW)
+    assert written.ok, written.error
+    author = Decider(DOCTOR.who, "author")
+    first = accept(client, "opt", written.fingerprint, NOW, decider=author)
+    assert first.ok, first.error
+    [plan] = held(fhir_base, "CarePlan")
+    assert (plan["status"], plan["intent"]) == ("active", "proposal")
+    assert first.updated == [f"CarePlan/{plan['id']}"]
+    [decision] = [p for p in held(fhir_base, "Provenance") if "reason" in p]
+    assert DOCTOR.who in [a["who"] for a in decision["agent"]]
+    again = accept(client, "opt", written.fingerprint, NOW, decider=author)
+    assert (again.action, again.created, again.updated) == ("unchanged", [], [])
+    assert len(held(fhir_base, "Provenance")) == 2
+    # A suggestion withdrawn (or never written) cannot be accepted.
+    with pytest.raises(RequestError) as gone:
+        accept(client, "opt", "0" * 64, NOW, decider=author)
+    assert gone.value.status == 409

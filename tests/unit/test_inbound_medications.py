@@ -37,6 +37,10 @@ from tests.unit.inbound_builders import (
         (concept(c.RXNORM, "282388"), Tki.IMATINIB),
         (concept(c.RXNORM, "403879"), Tki.IMATINIB),
         (concept(c.RXNORM, "662281"), Tki.NILOTINIB),
+        (concept(c.RXNORM, "799047"), Tki.DASATINIB),  # dasatinib 100 MG Oral Tablet
+        (concept(c.RXNORM, "1045404"), Tki.DASATINIB),  # ... 140 MG Oral Tablet [Sprycel]
+        (concept(c.RXNORM, "1307633"), Tki.BOSUTINIB),  # bosutinib 500 MG Oral Tablet
+        (concept(c.RXNORM, "1987734"), Tki.BOSUTINIB),  # ... 400 MG Oral Tablet [Bosulif]
         (concept(c.ATC, "L01EA01"), Tki.IMATINIB),
         (concept(c.ATC, "L01EA02"), Tki.DASATINIB),
         (concept(c.ATC, "L01EA03"), Tki.NILOTINIB),
@@ -144,6 +148,7 @@ def test_other_drugs_are_left_out_quietly() -> None:
         (concept(c.ATC, "N06AX25"), "st john's wort", Cyp3a4Effect.STRONG_INDUCER),
         (concept(c.RXNORM, "2002"), "carbamazepine", Cyp3a4Effect.STRONG_INDUCER),
         (concept(c.RXNORM, "197853"), "ketoconazole", Cyp3a4Effect.STRONG_INHIBITOR),
+        (concept(c.RXNORM, "258326"), "st john's wort", Cyp3a4Effect.STRONG_INDUCER),
         ({"text": "Rifampin 600 mg"}, "rifampicin", Cyp3a4Effect.STRONG_INDUCER),
         ({"text": "lopinavir/ritonavir"}, "ritonavir", Cyp3a4Effect.STRONG_INHIBITOR),
         ({"text": "Grapefruit juice daily"}, "grapefruit", Cyp3a4Effect.STRONG_INHIBITOR),
@@ -193,7 +198,18 @@ def test_daily_dose(
 
 
 @pytest.mark.parametrize(
-    ("code", "mg"), [("403878", 400), ("403879", 1600), ("404588", 400), ("404589", 1600)]
+    ("code", "mg"),
+    [
+        ("403878", 400),
+        ("403879", 1600),
+        ("404588", 400),
+        ("404589", 1600),
+        ("643105", 80),  # dasatinib 20 MG Oral Tablet
+        ("1045406", 320),  # dasatinib 80 MG Oral Tablet
+        ("799830", 400),  # dasatinib 100 MG Oral Tablet [Sprycel]
+        ("1307624", 400),  # bosutinib 100 MG Oral Tablet
+        ("1307635", 2000),  # bosutinib 500 MG Oral Tablet [Bosulif]
+    ],
 )
 def test_tablets_times_known_strength(code: str, mg: float) -> None:
     st = record(statement(imatinib(code), dose=4, unit="{tbl}")).tki[0]

@@ -154,3 +154,34 @@ def test_concept_maps_report_what_they_do_not_use(tmp_path: Path) -> None:
     maps = concept_maps_from([path])
     assert maps.codes == {}
     assert "narrower" in maps.problems[0]
+
+
+def test_translations_used_change_only_with_the_maps_a_patient_needs() -> None:
+    """The sync fingerprint's part for the site's maps: only the codes the resources carry."""
+    from fhir_cml.ehr.fetch import input_fingerprint
+    from fhir_cml.fhir.inbound.conceptmaps import ConceptMaps, translations_used
+
+    data = site_data()
+    unmapped = ConceptMaps()
+    other = ConceptMaps(codes={(LAB, "HB"): (c.LOINC, "718-7")})
+    mapped = ConceptMaps(codes={(LAB, "BCRIS"): (c.LOINC, "69380-4")})
+    unit = ConceptMaps(
+        codes={(LAB, "BCRIS"): (c.LOINC, "69380-4")}, units={("", "Prozent IS"): "%"}
+    )
+    seen, digest = translations_used(data, unmapped)
+    assert seen == data
+    assert digest is not None  # asked about BCRIS: no answer yet
+    assert translations_used(data, other)[1] == digest  # a map of a code nobody here carries
+    seen, with_map = translations_used(data, mapped)
+    assert with_map != digest
+    assert translations_used(data, unit)[1] not in (digest, with_map)
+    # The result under the local code counts in the fingerprint once it is mapped.
+    assert input_fingerprint(seen) != input_fingerprint(data)
+    assert data[3]["code"]["coding"] == [
+        {"system": LAB, "code": "BCRIS", "display": "BCR-ABL1 IS"}
+    ]  # the input is left untouched
+    plain = [r for r in data if r["resourceType"] != "Observation" or r["id"] == "known"]
+    plain[-1] = plain[-1] | {
+        "valueQuantity": {"value": 1, "unit": "%", "code": "%", "system": c.UCUM}
+    }
+    assert translations_used(plain, mapped) == (plain, None)  # nothing local: no digest

@@ -14,13 +14,17 @@ from fhir_cml import conformance
 from fhir_cml.domain.results import Interaction
 from fhir_cml.fhir.outbound import build, supersede
 from fhir_cml.fhir.outbound.narrative import (
+    ACCEPTED,
     NOT_ORDERS,
     SUPERSEDED,
+    WITHDRAWN,
     escape,
     narrative,
     p,
     risk_assessment_text,
+    superseded,
 )
+from fhir_cml.fhir.outbound.provenance import build_acceptance, build_revocation
 from fhir_cml.fhir.outbound.supersede import Successor
 from fhir_cml.reporting import say, suggestion_text
 from tests.support.narrative import problems
@@ -110,6 +114,28 @@ def test_a_superseded_suggestion_says_so() -> None:
     again, _ = supersede(revoked, replaced, Successor("RiskAssessment/n2", "CarePlan/n2"))
     assert text_of(again).count(SUPERSEDED) == 1
     assert SUPERSEDED not in text_of(written.care_plan)
+
+
+def test_a_decision_of_a_clinician_says_what_was_decided() -> None:
+    accepted = build_acceptance(
+        ["CarePlan/a/_history/2", "CarePlan/old/_history/3"], RECORDED, "Agreed <b>", []
+    )
+    withdrawn = build_revocation("CarePlan/a/_history/2", RECORDED, "Not now & later", [])
+    assert problems(accepted["text"]) == problems(withdrawn["text"]) == []
+    said = text_of(accepted)
+    assert "CarePlan/a/_history/2 were accepted" in said
+    assert "Replaced: CarePlan/old/_history/3" in said
+    assert "Agreed <b>" in said
+    assert NOT_ORDERS in said
+    assert "no longer proposed" in text_of(withdrawn)
+    assert "Not now & later" in text_of(withdrawn)
+    care_plan = build(assessment("t315i"), RECORDED).care_plan
+    for why in (ACCEPTED, WITHDRAWN):
+        marked = dict(care_plan)
+        superseded(marked, why)
+        assert text_of(marked).startswith(why)
+        assert ACCEPTED not in text_of(care_plan)
+        assert problems(marked["text"]) == []
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ files) or, in the ehr layer, the site's terminology server (``$translate``).
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -62,6 +63,12 @@ class ConceptMaps:
 
     def unit(self, system: str | None, unit: str) -> str | None:
         return self.units.get((system or "", unit.strip()))
+
+    def digest(self) -> str:
+        """A digest of what the maps say (not of how the files are written)."""
+        lines = [f"code {s}|{k}={t}|{u}" for (s, k), (t, u) in self.codes.items()]
+        lines += [f"unit {s}|{k}={u}" for (s, k), u in self.units.items()]
+        return hashlib.sha256("\n".join(sorted(lines)).encode("utf-8")).hexdigest()
 
     def add(self, resource: Any, where: str) -> None:
         """One ConceptMap (R4: ``equivalence``; R5-style ``relationship`` is read too)."""
@@ -199,6 +206,42 @@ def _quantity(quantity: Any, terminology: Terminology) -> bool:
                 quantity.setdefault("unit", text)
                 return True
     return False
+
+
+@dataclass
+class _Asked:
+    """A Terminology that remembers every question and its answer."""
+
+    inner: Terminology
+    answers: dict[str, str] = field(default_factory=dict)
+
+    def code(self, system: str, code: str) -> tuple[str, str] | None:
+        found = self.inner.code(system, code)
+        self.answers[f"code {system}|{code}"] = "|".join(found) if found else "-"
+        return found
+
+    def unit(self, system: str | None, unit: str) -> str | None:
+        found = self.inner.unit(system, unit)
+        self.answers[f"unit {system or ''}|{unit.strip()}"] = found or "-"
+        return found
+
+
+def translations_used(
+    resources: Iterable[Any], terminology: Terminology
+) -> tuple[list[Any], str | None]:
+    """The resources as the reader sees them (translated), and a digest of the translations asked.
+
+    For the sync fingerprint: a result sent under a local code counts once it maps to a code
+    fhir-cml reads, and a changed mapping of a code or unit the patient's resources carry changes
+    the digest, so only the patients whose codes a map change touches are read again. None when
+    no local code or unit was asked about (a patient the maps cannot affect).
+    """
+    asked = _Asked(terminology)
+    seen = [translate(resource, asked) for resource in resources]
+    if not asked.answers:
+        return seen, None
+    text = "\n".join(f"{k}={v}" for k, v in sorted(asked.answers.items()))
+    return seen, hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def is_local(system: Any) -> bool:

@@ -30,23 +30,47 @@ from fhir_cml.fhir.inbound.context import (
 from fhir_cml.fhir.inbound.loader import Entry
 from fhir_cml.fhir.inbound.references import literal
 
-# RxNorm: each TKI's ingredient (IN), and the clinical and branded drugs whose strength the
-# tablet count needs. Codes checked against RxNav's ingredient concepts and the NDC crosswalk of
-# Gleevec (docs/inbound.md lists them); the other TKIs' clinical drugs (e.g. "dasatinib 100 MG
-# Oral Tablet") are read through their Medication's ingredient, a site ConceptMap, or the name.
+# RxNorm: each TKI's ingredient (IN), and the clinical (SCD) and branded (SBD) drugs, whose
+# strength converts a tablet count. Ingredient codes checked against RxNav's ingredient concepts;
+# the imatinib products against the Gleevec NDC-RxNorm crosswalk; the dasatinib and bosutinib
+# products against the RxNorm value set of NMDP's CIBMTR reporting guide (nmdp-ig/
+# cibmtr-reporting-ig, med-form2400-post-hct-disease-therapy-valueset.fsh), which lists each
+# code with its RxNorm name. Nilotinib, ponatinib and asciminib products are read through their
+# Medication's ingredient, a site ConceptMap, or the name (docs/inbound.md says why).
+_TKI_PRODUCTS: Final = {
+    "403878": (Tki.IMATINIB, 100.0),  # imatinib 100 MG Oral Tablet
+    "403879": (Tki.IMATINIB, 400.0),  # imatinib 400 MG Oral Tablet
+    "404588": (Tki.IMATINIB, 100.0),  # imatinib 100 MG Oral Tablet [Gleevec]
+    "404589": (Tki.IMATINIB, 400.0),  # imatinib 400 MG Oral Tablet [Gleevec]
+    "643105": (Tki.DASATINIB, 20.0),  # dasatinib 20 MG Oral Tablet
+    "643107": (Tki.DASATINIB, 50.0),  # dasatinib 50 MG Oral Tablet
+    "643109": (Tki.DASATINIB, 70.0),  # dasatinib 70 MG Oral Tablet
+    "1045406": (Tki.DASATINIB, 80.0),  # dasatinib 80 MG Oral Tablet
+    "799047": (Tki.DASATINIB, 100.0),  # dasatinib 100 MG Oral Tablet
+    "1045402": (Tki.DASATINIB, 140.0),  # dasatinib 140 MG Oral Tablet
+    "643173": (Tki.DASATINIB, 20.0),  # dasatinib 20 MG Oral Tablet [Sprycel]
+    "643175": (Tki.DASATINIB, 50.0),  # dasatinib 50 MG Oral Tablet [Sprycel]
+    "643177": (Tki.DASATINIB, 70.0),  # dasatinib 70 MG Oral Tablet [Sprycel]
+    "1045408": (Tki.DASATINIB, 80.0),  # dasatinib 80 MG Oral Tablet [Sprycel]
+    "799830": (Tki.DASATINIB, 100.0),  # dasatinib 100 MG Oral Tablet [Sprycel]
+    "1045404": (Tki.DASATINIB, 140.0),  # dasatinib 140 MG Oral Tablet [Sprycel]
+    "1307624": (Tki.BOSUTINIB, 100.0),  # bosutinib 100 MG Oral Tablet
+    "1987732": (Tki.BOSUTINIB, 400.0),  # bosutinib 400 MG Oral Tablet
+    "1307633": (Tki.BOSUTINIB, 500.0),  # bosutinib 500 MG Oral Tablet
+    "1307630": (Tki.BOSUTINIB, 100.0),  # bosutinib 100 MG Oral Tablet [Bosulif]
+    "1987734": (Tki.BOSUTINIB, 400.0),  # bosutinib 400 MG Oral Tablet [Bosulif]
+    "1307635": (Tki.BOSUTINIB, 500.0),  # bosutinib 500 MG Oral Tablet [Bosulif]
+}
 TKI_RXNORM: Final = {
     "282388": Tki.IMATINIB,
-    "403878": Tki.IMATINIB,  # imatinib 100 MG Oral Tablet
-    "403879": Tki.IMATINIB,  # imatinib 400 MG Oral Tablet
-    "404588": Tki.IMATINIB,  # Gleevec 100 MG Oral Tablet
-    "404589": Tki.IMATINIB,  # Gleevec 400 MG Oral Tablet
     "475342": Tki.DASATINIB,
     "662281": Tki.NILOTINIB,
     "1307619": Tki.BOSUTINIB,
     "1364347": Tki.PONATINIB,
     "2584304": Tki.ASCIMINIB,
+    **{code: tki for code, (tki, _) in _TKI_PRODUCTS.items()},
 }
-_TABLET_MG: Final = {"403878": 100.0, "403879": 400.0, "404588": 100.0, "404589": 400.0}
+_TABLET_MG: Final = {code: mg for code, (_, mg) in _TKI_PRODUCTS.items()}
 TKI_ATC: Final = {
     "L01EA01": Tki.IMATINIB,
     "L01EA02": Tki.DASATINIB,
@@ -99,6 +123,9 @@ CYP3A4_RXNORM: Final = {
     "8183": "phenytoin",
     "8134": "phenobarbital",
     "1307298": "enzalutamide",
+    # St. John's wort extract: NDF-RT's ingredient (VUID 4024256) as mapped to RxNorm in public
+    # drug-interaction tables, confirmed by an independent RxNorm audit of botanical ingredients.
+    "258326": "st john's wort",
 }
 _CYP_NAMES: Final = (
     *((name, name) for name in STRONG_CYP3A4),

@@ -184,6 +184,18 @@ def revocation_text(target: str, recorded: datetime, reason: str) -> dict[str, A
     )
 
 
+def acceptance_text(targets: Sequence[str], recorded: datetime, reason: str) -> dict[str, Any]:
+    """The narrative of the Provenance of a suggestion a clinician accepted."""
+    accepted, *replaced = targets
+    said = (
+        f"Accepted on {recorded.isoformat(timespec='seconds')}: the fhir-cml suggestions "
+        f"{accepted} were accepted by a clinician."
+    )
+    if replaced:
+        said += f" Replaced: {', '.join(replaced)}."
+    return narrative(p(escape(said)), p(b("Reason: "), escape(reason)), p(escape(NOT_ORDERS)))
+
+
 def reading_summary(a: Assessment) -> str:
     """The reading in one sentence (also the CarePlan's description)."""
     parts = [
@@ -204,11 +216,16 @@ def reading_summary(a: Assessment) -> str:
 
 SUPERSEDED: Final = "Superseded by a later fhir-cml assessment; no longer current."
 WITHDRAWN: Final = "Withdrawn by a clinician; no longer proposed."
+REPLACED: Final = "Replaced by a suggestion a clinician accepted; no longer current."
+ACCEPTED: Final = (
+    "Accepted by a clinician. Still suggestions, not orders: any order is placed by the clinician."
+)
 
 
 def superseded(resource: dict[str, Any], why: str = SUPERSEDED) -> None:
-    """Says in the narrative of a revoked CarePlan or a replaced RiskAssessment that it is no
-    longer current, and why (in place; a narrative that already says so is left alone)."""
+    """Says in the narrative of a CarePlan whose status changed (revoked, accepted) or a replaced
+    RiskAssessment what happened to it (in place; a narrative that already says so is left
+    alone)."""
     text = resource.get("text")
     if not isinstance(text, dict):
         return

@@ -17,7 +17,7 @@ from fhir_cml.domain.results import Assessment
 from fhir_cml.fhir.canonical import PROFILE_PROVENANCE, PROVENANCE_ACTIVITY, PROVENANCE_PARTICIPANT
 from fhir_cml.fhir.outbound.elements import as_of_extension, concept
 from fhir_cml.fhir.outbound.identifiers import input_reference, reference, software
-from fhir_cml.fhir.outbound.narrative import provenance_text, revocation_text
+from fhir_cml.fhir.outbound.narrative import acceptance_text, provenance_text, revocation_text
 
 
 def instant(moment: datetime) -> str:
@@ -68,10 +68,13 @@ def build_revocation(
     recorded: datetime,
     reason: str,
     agents: Sequence[dict[str, Any]] = (),
+    patient: str | None = None,
 ) -> dict[str, Any]:
     """The Provenance of a suggestion withdrawn (a clinician dismissed it): ``target`` the
-    CarePlan revoked (``CarePlan/<id>/_history/<version>`` when known), ``reason`` in words."""
-    return {
+    CarePlan revoked (``CarePlan/<id>/_history/<version>`` when known), ``reason`` in words.
+    ``patient`` (``Patient/<id>``) is named as its source entity, which keeps the record in the
+    patient's compartment (a SMART app's patient-scoped token may write it)."""
+    resource: dict[str, Any] = {
         "resourceType": "Provenance",
         "text": revocation_text(target, recorded, reason),
         "target": [reference(target)],
@@ -86,3 +89,22 @@ def build_revocation(
             *agents,
         ],
     }
+    if patient is not None:
+        resource["entity"] = [{"role": "source", "what": reference(patient)}]
+    return resource
+
+
+def build_acceptance(
+    targets: Sequence[str],
+    recorded: datetime,
+    reason: str,
+    agents: Sequence[dict[str, Any]],
+    patient: str | None = None,
+) -> dict[str, Any]:
+    """The Provenance of a suggestion a clinician accepted: ``targets`` the CarePlan put in
+    force (``active``; its version when known), then those it replaced (revoked), ``agents``
+    the clinician who decided."""
+    resource = build_revocation(targets[0], recorded, reason, agents, patient)
+    resource["target"] = [reference(t) for t in targets]
+    resource["text"] = acceptance_text(targets, recorded, reason)
+    return resource

@@ -20,8 +20,9 @@ from fhir_cml.domain.rules.catalogue import RULESET_VERSION
 from fhir_cml.domain.rules.common import pct
 from fhir_cml.fhir.outbound.identifiers import fingerprint
 from fhir_cml.reporting import issue_item, patient_contract
+from fhir_cml.reporting.summary import status_parts
 from fhir_cml.state.smart import DecisionRecord
-from fhir_cml.web.smart.chart import ChartData, chart_data, render_svg
+from fhir_cml.web.smart.chart import NARROW, ChartData, chart_data, render_svg
 
 NOTICE: Final = "Suggestions for a clinician to review; not orders."
 DISMISS_REASONS: Final = (
@@ -39,6 +40,21 @@ _STATUS_CLASS: Final = {
     "suboptimal": "warn",
     "failure": "alert",
     "not-evaluable": "none",
+}
+# The lead suggestion in a few words, for the one-line status at the top of the page.
+_ACTION: Final = {
+    "switch-tki": "consider switching TKI",
+    "escalate-dose": "consider a dose escalation",
+    "consider-dose-reduction": "consider a dose reduction",
+    "discuss-tfr": "discuss a treatment-free remission attempt",
+    "restart-tki": "restart the TKI",
+    "check-adherence": "check adherence",
+    "measure-trough-level": "measure a trough level",
+    "mutation-analysis": "send a kinase-domain mutation analysis",
+    "intensify-monitoring": "monitor more closely",
+    "repeat-pcr": "repeat the PCR",
+    "pcr-overdue": "the PCR is overdue",
+    "review-interactions": "review interacting drugs",
 }
 _THERAPY_STATUS: Final = {
     "active": "active",
@@ -100,6 +116,9 @@ class Row:
     state: str = ""
     reasons: tuple[dict[str, Any], ...] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reasons", tuple(distinct(self.reasons)))
+
 
 @dataclass
 class PageModel:
@@ -113,6 +132,9 @@ class PageModel:
     issues: list[dict[str, Any]]
     chart: ChartData
     chart_svg: str
+    chart_svg_narrow: str
+    status_line: str
+    status_state: str
     fingerprint: str
     evidence: dict[str, str]
     sources: list[str]
@@ -134,6 +156,10 @@ class PageModel:
     def label(self, ref: str) -> str:
         return self.evidence.get(ref, ref)
 
+    @property
+    def has_errors(self) -> bool:
+        return any(i.get("severity") in ("error", "fatal") for i in self.issues)
+
 
 def build_page(
     *,
@@ -151,17 +177,21 @@ def build_page(
     data = chart_data(record, assessment)
     name, details = patient_banner(resources, record.patient)
     issues = list(contract["issues"]) + [issue_item(i) for i in load_issues]
+    suggestions = [r | {"basis": distinct(r["basis"])} for r in contract["recommendations"]]
     return PageModel(
         subject=subject,
         contract=contract,
         patient_name=name,
         patient_details=details,
         rows=reading_rows(contract),
-        suggestions=list(contract["recommendations"]),
+        suggestions=suggestions,
         predictions=list(contract["predictions"]),
         issues=issues,
         chart=data,
         chart_svg=render_svg(data),
+        chart_svg_narrow=render_svg(data, NARROW),
+        status_line=status_line(assessment, record, contract),
+        status_state=_STATUS_CLASS.get(contract["eln"]["status"], ""),
         fingerprint=fingerprint(assessment),
         evidence=evidence_labels(record),
         sources=_sources(contract),
@@ -170,6 +200,48 @@ def build_page(
         flash=flash,
         public_base_url=public_base_url,
     )
+
+
+def distinct(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Bases with the same rule and statement once (in first-seen order): a criterion that
+    several conclusions rest on is listed once under each."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for b in items:
+        key = (str(b.get("rule")), str(b.get("text")))
+        if key not in seen:
+            seen.add(key)
+            out.append(b)
+    return out
+
+
+def status_line(assessment: Assessment, record: PatientRecord, c: dict[str, Any]) -> str:
+    """The reading in one line, e.g. "ELN 2020 failure at 12 months - T315I - no MMR, BCR::ABL1
+    3.1 % (2025-06-02) - consider switching TKI": the status parts every face shows
+    (:func:`fhir_cml.reporting.summary.status_parts`), the kinase-domain mutations found, and
+    the lead suggestion in a few words (the suggestions follow in full)."""
+    parts = status_parts(assessment, next_pcr=False)
+    as_of = assessment.as_of
+    mutations = sorted(
+        {m.mutation or "mutation" for m in record.mutations if m.detected and m.date <= as_of}
+    )
+    if mutations:
+        at = 2 if c["tfr"]["status"] == "molecular-relapse" else 1
+        parts.insert(at, ", ".join(mutations))
+    if c["loss_of_mmr"]["lost"]:
+        parts.append("loss of MMR" + (" (confirmed)" if c["loss_of_mmr"]["confirmed"] else ""))
+    if c["tfr"]["status"] == "in-tfr":
+        parts.append(_TFR["in-tfr"])
+    actions = [
+        _ACTION[r["code"]]
+        for r in c["recommendations"]
+        if r["code"] in _ACTION and r["code"] != "pcr-overdue"
+    ]
+    if actions:
+        parts.append(actions[0])
+    elif c["eln"]["status"] == "optimal" and c["therapy"]["drug"]:
+        parts.append(f"continue {c['therapy']['drug']}")
+    return " - ".join(parts)
 
 
 def reading_rows(c: dict[str, Any]) -> list[Row]:

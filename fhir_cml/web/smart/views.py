@@ -22,12 +22,13 @@ import requests
 from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from fhir_cml.app import WriteOutcome, WriteSettings, write_back
+from fhir_cml.app import Decider, WriteOutcome, WriteSettings, revoke, write_back
+from fhir_cml.app import accept as app_accept
 from fhir_cml.domain import Assessment, PatientRecord
 from fhir_cml.domain.model import Issue
 from fhir_cml.ehr.client import FhirClient
 from fhir_cml.ehr.fetch import fetch_patient
-from fhir_cml.errors import FhirAuthError, FhirNotFoundError
+from fhir_cml.errors import FhirAuthError, FhirNotFoundError, RequestError
 from fhir_cml.fhir.outbound.identifiers import fingerprint
 from fhir_cml.state.smart import SessionRecord
 from fhir_cml.web import assessment as assessing
@@ -280,15 +281,38 @@ def app_page(launch: str) -> Response:
 
 @bp.post("/smart/l/<launch>/accept")
 def accept(launch: str) -> Response:
+    """Writes the suggestions (if not there yet) with the clinician as verifier, then puts
+    them in force (draft -> active) with a Provenance naming the clinician as its author."""
     rt, record = launch_session(launch)
     subject = ehr_subject(rt, record, launch)
     may_decide(subject)
+    assert record.patient is not None
     with ehr_client(rt, record) as client:
         assessed = from_ehr(rt, record, client)
 
         def write(a: Assessment, recorded: datetime) -> dict[str, Any]:
             settings = WriteSettings(mode=rt.settings.write_mode)
-            return outcome_dict(write_back(client, a, recorded, settings=settings))
+            written = write_back(
+                client, a, recorded, settings=settings, decider=decider_of(subject, "verifier")
+            )
+            result = outcome_dict(written)
+            if not written.ok:
+                return result
+            try:
+                accepted = app_accept(
+                    client,
+                    str(record.patient),
+                    fingerprint(a),
+                    recorded,
+                    decider=decider_of(subject, "author"),
+                    reason=f"Accepted in fhir-cml by {subject.signed_in_as}",
+                )
+            except RequestError as err:
+                return result | {"ok": False, "error": err.message}
+            result["accepted"] = outcome_dict(accepted)
+            if not accepted.ok:
+                result |= {"ok": False, "error": accepted.error}
+            return result
 
         page = url_for("smart.app_page", launch=launch)
         return accept_proposal(rt, record, subject, assessed, write, page)
@@ -296,14 +320,44 @@ def accept(launch: str) -> Response:
 
 @bp.post("/smart/l/<launch>/dismiss")
 def dismiss(launch: str) -> Response:
+    """Withdraws the draft suggestion in the EHR (revoked, with the reason and the clinician
+    in its Provenance) and records the dismissal."""
     rt, record = launch_session(launch)
     subject = ehr_subject(rt, record, launch)
     may_decide(subject)
     reason, comment = dismissal(request.form)
+    assert record.patient is not None
     with ehr_client(rt, record) as client:
         assessed = from_ehr(rt, record, client)
-    page = url_for("smart.app_page", launch=launch)
-    return dismiss_proposal(rt, record, subject, assessed, reason, comment, page)
+
+        def withdraw(fp: str, recorded: datetime, why: str) -> dict[str, Any]:
+            try:
+                done = revoke(
+                    client,
+                    str(record.patient),
+                    fp,
+                    recorded,
+                    reason=why,
+                    decider=decider_of(subject, "author"),
+                )
+            except RequestError:
+                return {"ok": True, "action": "none"}  # no draft of it in the EHR
+            return outcome_dict(done)
+
+        page = url_for("smart.app_page", launch=launch)
+        return dismiss_proposal(rt, record, subject, assessed, reason, comment, page, withdraw)
+
+
+def decider_of(subject: Subject, role: str) -> Decider:
+    """The signed-in clinician as a Provenance agent: their fhirUser, relative when it is on
+    the EHR's own FHIR server, with their name."""
+    assert subject.user is not None
+    user = subject.user
+    ref = user[len(subject.iss) + 1 :] if user.startswith(f"{subject.iss}/") else user
+    who: dict[str, Any] = {"reference": ref}
+    if subject.user_name:
+        who["display"] = subject.user_name
+    return Decider(who, role)
 
 
 @bp.post("/smart/l/<launch>/logout")
@@ -380,6 +434,7 @@ def accept_proposal(
         recommendations=[s.code.value for s in assessed.assessment.recommendations],
         result=result,
         user=subject.user,
+        user_name=subject.user_name,
         at=now,
     )
     rt.state.update_session(record.id, flash=_accept_flash(result, subject.demo))
@@ -389,19 +444,36 @@ def accept_proposal(
 def _accept_flash(result: Mapping[str, Any], demo: bool) -> dict[str, Any]:
     where = "the demo's in-memory store (no EHR)" if demo else "the EHR"
     prefix = "DEMO: " if demo else ""
-    if result.get("action") == "unchanged":
-        held = result.get("care_plan") or ", ".join(result.get("existing") or []) or "it"
+    accepted = result.get("accepted") or {}
+    wrote = result.get("created") or result.get("updated") or accepted.get("updated")
+    if not wrote:
+        held = (
+            accepted.get("care_plan")
+            or result.get("care_plan")
+            or ", ".join(result.get("existing") or [])
+            or "it"
+        )
         return {
             "kind": "unchanged",
             "title": f"{prefix}Nothing new written",
             "lines": [
-                f"{where[0].upper()}{where[1:]} already holds this proposal ({held}); accepting "
-                "it again creates nothing."
+                f"{where[0].upper()}{where[1:]} already holds this proposal ({held})"
+                + (", accepted" if accepted else "")
+                + "; accepting it again creates nothing."
             ],
         }
     lines = [f"Created {x}." for x in result.get("created") or []]
     lines += [f"Already there, not created again: {x}." for x in result.get("existing") or []]
+    if result.get("action") == "unchanged" and result.get("care_plan"):
+        lines.append(f"Already in the EHR (written earlier): {result['care_plan']}.")
     lines += [f"Superseded (updated): {x}." for x in result.get("updated") or []]
+    if accepted.get("updated"):
+        lines.append(
+            f"Put in force (status active): {accepted['updated'][0]}; "
+            + (f"{accepted['created'][0]} " if accepted.get("created") else "a Provenance ")
+            + "records your decision."
+        )
+        lines += [f"Superseded (revoked): {x}." for x in accepted["updated"][1:]]
     return {"kind": "accepted", "title": f"{prefix}Written to {where}", "lines": lines}
 
 
@@ -456,10 +528,24 @@ def dismiss_proposal(
     reason: str,
     comment: str | None,
     page_url: str,
+    withdraw: Callable[[str, datetime, str], dict[str, Any]] | None = None,
 ) -> Response:
+    """Withdraws the proposal where it was written (``withdraw``, if any) and records why."""
     current = fingerprint(assessed.assessment)
     if request.form.get("fingerprint") != current:
         return _changed(rt, record, page_url)
+    now = rt.clock().replace(microsecond=0)
+    why = f"Dismissed in fhir-cml by {subject.signed_in_as or 'the user'}: {_REASONS[reason]}"
+    why = sentence(why + (f" - {comment}" if comment else ""))
+    result = withdraw(current, now, why) if withdraw is not None else None
+    prefix = "DEMO: " if subject.demo else ""
+    if result is not None and not result.get("ok", True):
+        flash = {
+            "kind": "error",
+            "title": f"{prefix}Not withdrawn",
+            "lines": [sentence(f"The EHR did not take the withdrawal: {result.get('error')}")],
+        }
+        return render(rt, record, subject, assessed, flash=flash, status=502)
     rt.state.record_decision(
         iss=subject.iss,
         patient=subject.patient,
@@ -468,12 +554,21 @@ def dismiss_proposal(
         recommendations=[s.code.value for s in assessed.assessment.recommendations],
         reason=reason,
         comment=comment,
+        result=result,
         user=subject.user,
-        at=rt.clock(),
+        user_name=subject.user_name,
+        at=now,
     )
-    prefix = "DEMO: " if subject.demo else ""
-    lines = [f"Reason: {_REASONS[reason]}." + (f" {comment}" if comment else "")]
-    lines.append("Nothing was written to the EHR." if not subject.demo else "Nothing was written.")
+    lines = [sentence(f"Reason: {_REASONS[reason]}") + (f" {comment}" if comment else "")]
+    if subject.demo:
+        lines.append("Nothing was written.")
+    elif result and result.get("updated"):
+        lines.append(
+            f"Withdrawn in the EHR: {result['updated'][0]} is revoked; its Provenance records "
+            "the reason and your name."
+        )
+    else:
+        lines.append("The EHR holds no draft of this proposal, so nothing was withdrawn there.")
     rt.state.update_session(
         record.id,
         flash={"kind": "dismissed", "title": f"{prefix}Dismissal recorded", "lines": lines},

@@ -113,13 +113,20 @@ def ehr(running_ehr: TestEhr, ehr_fhir: FhirTestServer) -> Ehr:
     return Ehr(running_ehr, ehr_fhir)
 
 
+def registered_app(ehr: Ehr, make_app: Callable[..., Flask], **settings: Any) -> Flask:
+    """The app at ``PUBLIC`` with ``settings``, registered at the EHR as a public client."""
+    ehr.auth.register(CLIENT_ID, f"{PUBLIC}/smart/callback")
+    app = make_app(
+        **{"smart_issuers": ehr.base, "smart_client_id": CLIENT_ID, "smart_as_of": AS_OF} | settings
+    )
+    app.config["PREFERRED_URL_SCHEME"] = "https"
+    return app
+
+
 @pytest.fixture
 def smart_app(ehr: Ehr, make_app: Callable[..., Flask]) -> Flask:
     """The app at ``PUBLIC``, registered at the EHR as a public client."""
-    ehr.auth.register(CLIENT_ID, f"{PUBLIC}/smart/callback")
-    app = make_app(smart_issuers=ehr.base, smart_client_id=CLIENT_ID, smart_as_of=AS_OF)
-    app.config["PREFERRED_URL_SCHEME"] = "https"
-    return app
+    return registered_app(ehr, make_app)
 
 
 @pytest.fixture

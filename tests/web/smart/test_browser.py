@@ -22,7 +22,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from fhir_cml.web.smart.serve import Server, make
-from tests.web.smart.conftest import AS_OF, CLIENT_ID, Ehr, launch_url
+from tests.support.smart_ehr import USER
+from tests.web.smart.conftest import AS_OF, CLIENT_ID, USER_NAME, Ehr, launch_url
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -124,7 +125,7 @@ def test_ehr_launch_shows_the_course_and_accept_writes_the_proposal_once(
     expect(cont.locator(".evidence").first).to_contain_text("BCR::ABL1 0.031 % IS on 2025-05-26")
     expect(cont.locator(".meta").first).to_contain_text("Hochhaus")
     # The chart: nine results, three milestone targets, three reference lines, three troughs.
-    chart = page.locator("svg.course-chart")
+    chart = page.locator("svg.course-chart.wide")
     expect(chart.locator("g.result.detected")).to_have_count(9)
     expect(chart.locator(".milestone-target")).to_have_count(3)
     expect(chart.locator("line.reference")).to_have_count(3)
@@ -138,8 +139,12 @@ def test_ehr_launch_shows_the_course_and_accept_writes_the_proposal_once(
     expect(result).to_have_class("flash flash-accepted")
     expect(result).to_contain_text("Created CarePlan/")
     [care_plan] = ehr.search(f"CarePlan?patient={patient}")
-    assert care_plan["status"] == "draft"
+    # The clinician's decision is in the EHR: the proposal put in force (still a proposal, not
+    # an order), a Provenance naming the practitioner as verifier of what was written and one
+    # naming them as author of the acceptance.
+    assert care_plan["status"] == "active"
     assert care_plan["intent"] == "proposal"
+    assert_decided_by_the_practitioner(ehr, care_plan)
     assert {a["detail"]["code"]["coding"][0]["code"] for a in care_plan["activity"]} == {
         "continue-therapy",
         "schedule-pcr",
@@ -150,8 +155,23 @@ def test_ehr_launch_shows_the_course_and_accept_writes_the_proposal_once(
     expect(result).to_contain_text(f"CarePlan/{care_plan['id']}")
     assert [p["id"] for p in ehr.search(f"CarePlan?patient={patient}")] == [care_plan["id"]]
     assert len(ehr.search(f"RiskAssessment?patient={patient}")) == 1
-    assert len(ehr.search("Provenance")) == 1
+    assert len(ehr.search("Provenance")) == 2  # written, accepted: nothing more the second time
     expect(page.locator(".decided")).to_contain_text("This proposal was accepted")
+
+
+def assert_decided_by_the_practitioner(ehr: Ehr, care_plan: dict[str, Any]) -> None:
+    """The EHR holds who accepted ``care_plan``: the signed-in practitioner, by name."""
+    roles: dict[str, list[dict[str, Any]]] = {}
+    for provenance in ehr.search("Provenance"):
+        targets = [t["reference"] for t in provenance["target"]]
+        if not any(t.startswith(f"CarePlan/{care_plan['id']}") for t in targets):
+            continue
+        for agent in provenance["agent"]:
+            roles.setdefault(agent["type"]["coding"][0]["code"], []).append(agent["who"])
+    practitioner = {"reference": USER, "display": f"Dr {USER_NAME}"}
+    assert practitioner in roles["verifier"]  # of what was written
+    assert practitioner in roles["author"]  # of the decision
+    assert "assembler" in roles  # fhir-cml computed it
 
 
 def test_two_patients_in_two_tabs_each_keep_their_patient(
@@ -202,7 +222,8 @@ def test_an_ehr_on_another_origin_shows_the_app_in_its_frame(
     frame.locator("#accept").click()
     expect(frame.locator("#result")).to_have_class("flash flash-accepted")
     [plan] = ehr.search(f"CarePlan?patient={patient}")
-    assert plan["status"] == "draft"
+    assert plan["status"] == "active"
+    assert_decided_by_the_practitioner(ehr, plan)
 
 
 def test_where_framing_is_refused_the_frame_opens_the_app_in_a_new_window(

@@ -10,9 +10,17 @@ from datetime import date
 import pytest
 
 from fhir_cml.domain import Guideline, assess
-from fhir_cml.domain.model import BcrAbl1Result, PatientRecord, TkiStatement, TroughLevel
+from fhir_cml.domain.model import (
+    BcrAbl1Result,
+    CytogeneticResult,
+    MutationResult,
+    PatientRecord,
+    TkiStatement,
+    TroughLevel,
+)
 from fhir_cml.domain.vocabulary import ControlGene, MedicationStatus, StopReason, Tki, Transcript
 from fhir_cml.web.smart.chart import (
+    NARROW,
     ChartData,
     Marker,
     chart_data,
@@ -308,3 +316,183 @@ def test_a_patient_without_results_or_therapy_still_gets_a_chart() -> None:
     texts = "".join(t.text or "" for t in root.iter(f"{SVG}text"))
     assert "No TKI course recorded" in texts
     assert "first result (no TKI start known)" in texts
+
+
+# --- the chart tells the truth at a glance -------------------------------------------------------
+
+
+def groups(root: ET.Element, cls: str) -> list[ET.Element]:
+    return [g for g in root.iter(f"{SVG}g") if cls in g.get("class", "").split()]
+
+
+def test_results_not_on_the_is_are_kept_off_the_is_axis() -> None:
+    rec = record(
+        result(date(2023, 4, 3), 8.0),
+        result(date(2023, 7, 3), None, on_is=False, raw=37.0),  # would sit at 37 % on the axis
+        result(date(2023, 10, 2), 0.5),
+    )
+    root, data = draw(rec)
+    [strip] = groups(root, "not-on-is")
+    [results] = groups(root, "results")
+    drawn = [g for g in results.iter(f"{SVG}g") if "result" in g.get("class", "").split()]
+    assert [g.get("data-date") for g in drawn] == ["2023-04-03", "2023-10-02"]
+    [off_axis] = [g for g in strip.iter(f"{SVG}g") if "result" in g.get("class", "")]
+    assert off_axis.get("data-date") == "2023-07-03"
+    s = scales(data)
+    assert marker_y(off_axis) > s.main_bottom  # below the IS panel, not at 37 %
+    assert "not on the IS" in "".join(t.text or "" for t in strip.iter(f"{SVG}text"))
+
+
+def test_undetectable_results_break_the_trend_line() -> None:
+    rec = record(
+        result(date(2023, 4, 3), 8.0),
+        result(date(2023, 7, 3), 0.9),
+        result(date(2023, 10, 2), None, detectable=False, copies=40_000),
+        result(date(2024, 1, 2), 0.05),
+        result(date(2024, 4, 1), 0.04),
+    )
+    root, _ = draw(rec)
+    lines = [p for p in root.iter(f"{SVG}polyline") if p.get("class") == "trend"]
+    assert [len((p.get("points") or "").split()) for p in lines] == [2, 2]  # not 5: not joined
+    [below] = results_of(root, Marker.UNDETECTABLE)
+    title = below.find(f"{SVG}title")
+    assert title is not None
+    assert "at or below MR4.5" in (title.text or "")
+
+
+def test_levels_that_are_not_valid_troughs_are_marked() -> None:
+    rec = PatientRecord(
+        patient="Patient/p",
+        bcr_abl1=(result(date(2023, 4, 3), 8.0),),
+        tki=record().tki,
+        troughs=(
+            TroughLevel("Observation/t1", date(2023, 7, 3), 812.0, hours_since_dose=24),
+            TroughLevel("Observation/t2", date(2023, 10, 2), 2400.0, hours_since_dose=2),
+        ),
+    )
+    root, data = draw(rec)
+    assert [t.valid for t in data.troughs] == [True, False]
+    assert "2 h after the last dose" in data.troughs[1].why_not
+    rects = [r for r in root.iter(f"{SVG}rect") if "trough" in r.get("class", "").split()]
+    assert [r.get("class") for r in rects] == ["trough", "trough not-trough"]
+    assert rects[0].get("fill") != "#ffffff"
+    assert rects[1].get("fill") == "#ffffff"  # hollow
+    title = rects[1].find(f"{SVG}title")
+    assert title is not None
+    assert "not a valid trough" in (title.text or "")
+
+
+def test_mutations_are_flagged_at_their_dates() -> None:
+    base = record(result(date(2023, 4, 3), 8.0), result(date(2024, 1, 2), 3.0))
+    rec = PatientRecord(
+        patient=base.patient,
+        bcr_abl1=base.bcr_abl1,
+        tki=base.tki,
+        mutations=(
+            MutationResult("Observation/m0", date(2023, 7, 3), False),
+            MutationResult("Observation/m1", date(2024, 1, 2), True, "T315I"),
+        ),
+    )
+    root, _ = draw(rec)
+    flagged = [g for g in groups(root, "mutation") if "detected" in g.get("class", "")]
+    assert [g.get("data-date") for g in flagged] == ["2024-01-02"]
+    assert "T315I" in "".join(t.text or "" for t in flagged[0].iter(f"{SVG}text"))
+    assert len(groups(root, "none-found")) == 1
+    assert "T315I on 2024-01-02" in ET.tostring(root, encoding="unicode")
+
+
+def test_cytogenetic_results_get_a_panel_of_their_own() -> None:
+    base = record(result(date(2023, 4, 3), 8.0))
+    assert groups(draw(base)[0], "cytogenetics") == []
+    rec = PatientRecord(
+        patient=base.patient,
+        bcr_abl1=base.bcr_abl1,
+        tki=base.tki,
+        cytogenetics=(
+            CytogeneticResult("Observation/c1", date(2023, 4, 3), 60.0),
+            CytogeneticResult("Observation/c2", date(2023, 7, 3), 0.0),
+        ),
+    )
+    root, data = draw(rec, Guideline.ELN2009)
+    [panel] = groups(root, "cytogenetics")
+    points = [g for g in panel.iter(f"{SVG}g") if g.get("class") == "cyto"]
+    assert [g.get("data-value") for g in points] == ["60", "0"]
+    s = scales(data)
+    ys = [float(r.get("y", "nan")) + 5 for g in points for r in g.iter(f"{SVG}rect")]
+    assert ys == pytest.approx([s.y_cyto(60), s.y_cyto(0)], abs=0.01)
+
+
+def test_the_axis_shows_calendar_dates_with_months_on_therapy() -> None:
+    root, data = draw(record(result(date(2023, 4, 3), 8.0)))
+    dates = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "tick-date"]
+    months = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "tick-months"]
+    assert dates[:3] == ["2023-01", "2023-07", "2024-01"]  # TKI start 2023-01-02
+    assert months[:3] == ["0 m", "6 m", "12 m"]
+    assert data.date_at(6.0).strftime("%Y-%m") == "2023-07"
+
+
+def test_the_months_after_a_tfr_stop_have_their_own_scale() -> None:
+    tki = (
+        TkiStatement(
+            "MedicationStatement/ima",
+            Tki.IMATINIB,
+            MedicationStatus.STOPPED,
+            START,
+            date(2025, 1, 13),
+            daily_dose_mg=400,
+            stop_reason=StopReason.TFR,
+        ),
+    )
+    monthly = [date(2025, m, 14) for m in range(2, 7)]
+    rec = record(
+        result(date(2023, 4, 3), 8.0),
+        result(date(2024, 12, 20), None, detectable=False, copies=120_000),
+        *(result(d, 0.004) for d in monthly),
+        tki=tki,
+    )
+    root, data = draw(rec)
+    assert data.tfr_stop == date(2025, 1, 13)
+    [inset] = groups(root, "tfr-inset")
+    shown = [g.get("data-date") for g in inset.iter(f"{SVG}g") if g is not inset]
+    assert shown == ["2024-12-20", *(d.isoformat() for d in monthly)]
+    # The five monthly results spread over the inset's width, not squeezed at the end.
+    xs = [float(c.get("cx", "nan")) for g in inset.iter(f"{SVG}g") for c in g.iter(f"{SVG}circle")]
+    s = scales(data)
+    assert xs[-1] - xs[0] > 0.5 * (s.plot_right - s.plot_left)
+    assert "After the TKI stop on 2025-01-13" in "".join(
+        t.text or "" for t in inset.iter(f"{SVG}text")
+    )
+
+
+def test_milestone_zones_come_from_one_seam_and_are_drawn_per_milestone() -> None:
+    from fhir_cml.domain.vocabulary import ElnStatus
+    from fhir_cml.web.smart.chart import Zone, milestone_zones
+
+    rec = record(result(date(2023, 4, 3), 8.0))
+    assessment = assess(rec, AS_OF, Guideline.ELN2020)
+    assert chart_data(rec, assessment).zones == milestone_zones(Guideline.ELN2020)
+    zones = (
+        Zone(1.5, 4.5, ElnStatus.OPTIMAL, 0.0001, 10.0),
+        Zone(1.5, 4.5, ElnStatus.FAILURE, 10.0, 1000.0),
+    )
+    data = chart_data(rec, assessment, zones=zones)
+    root = ET.fromstring(render_svg(data))
+    s = scales(data)
+    rects = [r for r in root.iter(f"{SVG}rect") if "zone" in r.get("class", "").split()]
+    assert [r.get("data-status") for r in rects] == ["optimal", "failure"]
+    optimal, failure = rects
+    assert float(optimal.get("x", "nan")) == pytest.approx(s.x(1.5), abs=0.01)
+    assert float(optimal.get("y", "nan")) == pytest.approx(s.y(10.0), abs=0.01)
+    assert float(failure.get("y", "nan")) == pytest.approx(s.y(100.0), abs=0.01)  # clipped
+
+
+def test_the_narrow_layout_draws_the_same_results() -> None:
+    rec = record(result(date(2023, 4, 3), 8.0), result(date(2023, 7, 3), 0.9))
+    data = chart_data(rec, assess(rec, AS_OF, Guideline.ELN2020))
+    wide = ET.fromstring(render_svg(data))
+    narrow = ET.fromstring(render_svg(data, NARROW))
+    assert narrow.get("class") == "course-chart narrow"
+    assert [g.get("data-date") for g in results_of(narrow, Marker.DETECTED)] == [
+        g.get("data-date") for g in results_of(wide, Marker.DETECTED)
+    ]
+    assert narrow.get("viewBox", "").split()[2] == "420"

@@ -56,7 +56,8 @@ def test_an_example_opens_the_same_page_marked_demo(demo: Flask) -> None:
     assert '<p class="demo-flag" role="note"><strong>DEMO</strong>' in body
     assert "<title>DEMO: Rhea Lapse" in body
     assert "Reading as of <strong>2025-06-30</strong>" in body
-    assert "Accept: write the proposal to the demo store" in body
+    assert "Accept for Rhea Lapse" in body
+    assert "Writes the suggestions to the demo store" in body
     assert "molecular relapse after stopping" in body
     assert 'data-code="restart-tki"' in body
     assert "Signed in as" not in body

@@ -14,15 +14,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.web.conftest import PUBLIC
 from tests.web.smart.conftest import (
-    AS_OF,
-    CLIENT_ID,
     USER_NAME,
     Ehr,
     form_fields,
     home,
     launch_url,
+    registered_app,
     sign_in,
     smart,
 )
@@ -189,14 +187,7 @@ def test_online_access_ends_with_the_users_ehr_session(
 def test_without_online_access_the_ehr_gives_no_refresh_token(
     ehr: Ehr, make_app: Callable[..., Flask]
 ) -> None:
-    ehr.auth.register(CLIENT_ID, f"{PUBLIC}/smart/callback")
-    app = make_app(
-        smart_issuers=ehr.base,
-        smart_client_id=CLIENT_ID,
-        smart_as_of=AS_OF,
-        smart_online_access=False,
-    )
-    app.config["PREFERRED_URL_SCHEME"] = "https"
+    app = registered_app(ehr, make_app, smart_online_access=False)
     ehr.auth.access_lifetime = 120
     client = app.test_client()
     _, tab = launched(client, ehr, "01-optimal-responder")
@@ -232,14 +223,9 @@ def test_by_default_no_site_may_frame_the_app(browser: FlaskClient, ehr: Ehr) ->
 def test_listed_ehr_origins_may_frame_the_app_with_a_cross_site_cookie(
     ehr: Ehr, make_app: Callable[..., Flask]
 ) -> None:
-    ehr.auth.register(CLIENT_ID, f"{PUBLIC}/smart/callback")
-    app = make_app(
-        smart_issuers=ehr.base,
-        smart_client_id=CLIENT_ID,
-        smart_as_of=AS_OF,
-        smart_frame_ancestors=f"{EHR_ORIGIN}, https://ehr2.example.org:8443/",
+    app = registered_app(
+        ehr, make_app, smart_frame_ancestors=f"{EHR_ORIGIN}, https://ehr2.example.org:8443/"
     )
-    app.config["PREFERRED_URL_SCHEME"] = "https"
     client = app.test_client()
     started = client.get(
         launch_url(ehr.base, ehr.auth.launch(ehr.load("01-optimal-responder"))),

@@ -82,7 +82,8 @@ def test_the_page_answers_how_the_patient_responds(browser: FlaskClient, ehr: Eh
     # The chart and its table.
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in body
     assert '<title id="chart-title">' in body
-    assert body.count('<g class="result detected"') == 4  # baseline, 3, 6 and 11.5 months
+    # Two layouts (wide and narrow) of one chart, each with the baseline, 3, 6 and 11.5 months.
+    assert body.count('<g class="result detected"') == 2 * 4
     assert '<table class="results-table">' in body
     # The forms carry the CSRF token and the fingerprint of what is shown.
     fields = form_fields(body)
@@ -123,7 +124,8 @@ def test_accept_writes_once_and_says_what_happened(
     decisions = smart(smart_app).state.decisions(ehr.base, f"Patient/{patient}")
     assert [d.kind for d in decisions] == ["accepted", "accepted"]
     assert decisions[0].result is not None
-    assert decisions[0].result["action"] == "unchanged"
+    assert decisions[0].result["created"] == decisions[0].result["updated"] == []
+    assert decisions[0].result["accepted"]["action"] == "unchanged"  # already in force
     assert decisions[1].result is not None
     assert decisions[1].result["action"] == "create"
     assert decisions[0].user is not None
@@ -149,11 +151,11 @@ def test_a_new_reading_supersedes_the_accepted_one(browser: FlaskClient, ehr: Eh
     assert "Loss of MMR" in text(page)
     browser.post(home(browser, "accept"), data=form_fields(text(page)))
     shown = flash(browser.get(home(browser)))
-    assert f"Superseded (updated): CarePlan/{old['id']}." in shown
+    assert f"Superseded (revoked): CarePlan/{old['id']}." in shown
     plans = {p["id"]: p for p in ehr.search(f"CarePlan?patient={patient}")}
     assert plans[old["id"]]["status"] == "revoked"
     [new] = [p for p in plans.values() if p["id"] != old["id"]]
-    assert new["status"] == "draft"
+    assert new["status"] == "active"  # the accepted proposal, in force
     assert new["replaces"] == [{"reference": f"CarePlan/{old['id']}"}]
 
 
