@@ -6,7 +6,7 @@ the default is named in the output together with the range, so a reader sees the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +25,8 @@ class RuleConfig:
     trough_timing_tolerance_hours: float = 4.0
     trough_target_ng_ml: float = 1000.0
     trough_supratherapeutic_ng_ml: float = 2000.0
-    # Monitoring (seed 000: monthly during the first 3-6 months, then every 3 months).
+    # Monitoring: every 3 months on TKI (ELN 2020); monthly during the first 3 months (project
+    # default).
     early_monitoring_months: float = 3.0
     early_interval_days: int = 30
     standard_interval_days: int = 91
@@ -37,6 +38,28 @@ class RuleConfig:
     baseline_window_days: int = 90
     # Adherence and mutation results count for the current episode when this recent.
     workup_lookback_days: int = 183
+    # After a molecular relapse off treatment (TFR): restart the same TKI within 4 weeks (ELN 2020);
+    # RQ-PCR every 4-6 weeks until MMR is regained; mutation analysis only if MMR is not regained
+    # within 3-6 months of restarting (Soverini et al. 2019): the end of that range by default.
+    restart_within_days: int = 28
+    retreatment_interval_days: int = 42
+    retreatment_mmr_months: float = 6.0
+    # Patients younger than this are children: TFR only within studies, adult scores with caution.
+    adult_age_years: int = 18
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable text of every value, e.g. for the identifiers of what is written back: two
+        assessments made with different values must not share one."""
+        return ";".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+
+    def changed(self) -> dict[str, object]:
+        """The values that differ from the defaults (what the output should name)."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(DEFAULT_CONFIG, f.name)
+        }
 
 
 DEFAULT_CONFIG = RuleConfig()

@@ -15,10 +15,10 @@ from fhir_cml.domain.basis import basis
 from fhir_cml.domain.config import DEFAULT_CONFIG, RuleConfig
 from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import BcrAbl1Result, Issue, PatientRecord
-from fhir_cml.domain.results import Assessment, MolecularResponse, Therapy
+from fhir_cml.domain.results import Assessment, Gap, MolecularResponse, Therapy
 from fhir_cml.domain.rules import milestones
 from fhir_cml.domain.rules.catalogue import DEPTH, INPUTS, RULESET_VERSION
-from fhir_cml.domain.rules.common import months_between
+from fhir_cml.domain.rules.common import age_on, months_between
 from fhir_cml.domain.rules.hematology import chr_assessments
 from fhir_cml.domain.rules.interactions import current_interactions
 from fhir_cml.domain.rules.loss import loss_of_mmr
@@ -31,9 +31,11 @@ from fhir_cml.domain.rules.tdm import read_tdm
 from fhir_cml.domain.rules.tfr import latest_run, read_tfr
 from fhir_cml.domain.rules.therapy import build_therapy
 from fhir_cml.domain.vocabulary import (
+    ElnStatus,
     Guideline,
     IssueCode,
     MedicationStatus,
+    Phase,
     ResponseDepth,
     RiskCategory,
     Severity,
@@ -79,7 +81,10 @@ def assess(
         config,
     )
     elts = next(s for s in scores if s.name == "elts")
-    loss = loss_of_mmr(calls)  # after a TFR stop this is the molecular relapse itself
+    # After a TFR stop this is the molecular relapse itself; after a restart for a relapse, only
+    # the results since the restart count (the relapse is not lost again on treatment).
+    restarted = therapy.restarted
+    loss = loss_of_mmr(calls if restarted is None else [c for c in calls if c[0].date >= restarted])
     evidence = milestones.Evidence(
         calls,
         rec.cytogenetics,
@@ -106,6 +111,7 @@ def assess(
         rec.adherence,
         as_of,
         config,
+        rec.birth_date,
     )
     tdm = read_tdm(rec.troughs, therapy, config)
     taking = (
@@ -114,7 +120,7 @@ def assess(
         else None
     )
     interactions = current_interactions(rec.other_medications, taking, as_of)
-    monitoring = schedule(therapy, rec.bcr_abl1, tfr.status, as_of, config, rec.unread_bcr_abl1)
+    monitoring = schedule(therapy, rec.bcr_abl1, tfr, as_of, config, rec.unread_bcr_abl1)
     suggestions = recommend(
         Context(
             as_of,
@@ -133,7 +139,17 @@ def assess(
             config,
         )
     )
-    evidence_preds = predictions(therapy, _twelve_month(therapy, calls, config), tfr)
+    age = age_on(rec.birth_date, as_of)
+    since = therapy.current_start or therapy.start or date.min
+    evidence_preds = predictions(
+        therapy,
+        _twelve_month(therapy, calls, config),
+        tfr,
+        child=age is not None and age < config.adult_age_years,
+        resistant=any(m.detected and m.date >= since for m in rec.mutations),
+        advanced=any(d.phase in (Phase.ACCELERATED, Phase.BLAST) for d in rec.diagnoses),
+        failing=eln2020.status is ElnStatus.FAILURE,
+    )
     return Assessment(
         patient=record.patient,
         as_of=as_of,
@@ -153,6 +169,7 @@ def assess(
         predictions=evidence_preds,
         issues=tuple(issues),
         inputs=_inputs(rec),
+        config=config,
     )
 
 
@@ -242,7 +259,12 @@ def _infer_tfr(therapy: Therapy, calls: Calls, issues: list[Issue]) -> Therapy:
             ),
         )
     )
-    return replace(therapy, status=TherapyStatus.TFR, stop_reason=StopReason.TFR)
+    return replace(
+        therapy,
+        status=TherapyStatus.TFR,
+        stop_reason=StopReason.TFR,
+        tfr_stops=(*therapy.tfr_stops, Gap(stop, None, ref)),
+    )
 
 
 def _response(calls: Calls) -> MolecularResponse:

@@ -112,6 +112,9 @@ class TroughLevel:
     ng_ml: float
     drug: Tki = Tki.IMATINIB
     hours_since_dose: float | None = None
+    # The code itself names a trough (LOINC 103609-4, "--trough"); False for a level whose code
+    # has no timing (LOINC 57844-3), which is a trough only when the time since the dose is given.
+    trough_by_code: bool = True
 
 
 @quick_init

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from fhir_cml.domain.basis import Basis, Params
+from fhir_cml.domain.config import DEFAULT_CONFIG, RuleConfig
 from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import BcrAbl1Result, Issue, TroughLevel
@@ -75,6 +76,10 @@ class Therapy:
     switched_for_resistance: bool = False
     switch_reasons_known: bool = True
     evidence: tuple[str, ...] = ()
+    # Time off TKI after each stop for treatment-free remission (the last open while still off):
+    # results then are off treatment, not read against the milestones.
+    tfr_stops: tuple[Gap, ...] = ()
+    restarted: date | None = None  # the TKI restarted after the latest TFR stop, on this day
 
 
 @quick_init
@@ -133,6 +138,12 @@ class TfrReading:
     stopped_on: date | None = None
     months_since_stop: float | None = None
     stim1_relapse: bool | None = None
+    # What the clinician is asked to confirm (eligible, confirm ...): facts rarely recorded.
+    to_confirm: tuple[Basis, ...] = ()
+    # After a molecular relapse off treatment: when the TKI was restarted and MMR regained.
+    relapse_on: date | None = None
+    restarted_on: date | None = None
+    mmr_regained_on: date | None = None
 
 
 @quick_init
@@ -217,6 +228,7 @@ class Assessment:
     predictions: tuple[Prediction, ...]
     issues: tuple[Issue, ...]
     inputs: tuple[str, ...] = field(default=())
+    config: RuleConfig = DEFAULT_CONFIG  # the values the rules used (see RuleConfig.changed)
 
     @property
     def risk(self) -> dict[str, RiskScore]:

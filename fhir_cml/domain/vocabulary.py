@@ -59,6 +59,7 @@ class TdmStatus(StrEnum):
     SUBTHERAPEUTIC = "subtherapeutic"
     SUPRATHERAPEUTIC = "supratherapeutic"
     TIMING_INVALID = "timing-invalid"
+    TIMING_UNKNOWN = "timing-unknown"  # a level without the time since the last dose: not a trough
     NONE = "none"
 
 

@@ -363,10 +363,18 @@ def _cuts(p: P) -> str:
 def _risk_score(p: P) -> str:
     found = p.items("inputs")
     inputs = ", ".join(_INPUT[k].format(v=number(v)) for k, v in found)
-    return (
+    text = (
         f"{_score_name(p)} score {p.value} at baseline ({p.on}; {inputs}): {p.category} "
         f"({_cuts(p)})."
     )
+    if p.has("sokal_disagrees"):
+        text += (
+            f" The Sokal score says {p.sokal_disagrees}: where they disagree, ELN 2020 prefers "
+            "ELTS."
+        )
+    if p.has("child"):
+        text += " The score was derived in adults: read it with caution in a patient under 18."
+    return text
 
 
 def _risk_missing(p: P) -> str:
@@ -418,6 +426,28 @@ def _tfr_duration(p: P) -> str:
 
 def _drug(p: P, name: str = "drug") -> str:
     return word(p.raw(name)) or "the TKI"
+
+
+def _options(p: P) -> str:
+    """ "dasatinib, nilotinib or bosutinib" - never the drug that failed."""
+    names = [word(d) for d in p.items("options")]
+    if not names:
+        return "another TKI, chosen by the mutation profile"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _restarted(p: P) -> str:
+    relapse = (
+        f"after the relapse off treatment of {p.relapse}"
+        if p.has("relapse")
+        else (f"after the stop of {p.stopped}")
+    )
+    regained = (
+        f"MMR regained on {p.regained}"
+        if p.has("regained")
+        else f"MMR not regained yet ({p.months} months since the restart)"
+    )
+    return f"TKI restarted on {p.restarted} {relapse}: {regained}."
 
 
 def _escalate(p: P) -> str:
@@ -584,6 +614,12 @@ MESSAGES: dict[F, Message] = {
     F.ELN_BAND: _eln_band,
     F.ELN_UNREADABLE: lambda p: f"{p.why} Not read against the milestone.",
     F.ELN_OFF_TREATMENT: _eln_off_treatment,
+    F.ELN_RETREATMENT: lambda p: (
+        f"{result(p.raw('result'))}, {p.months} months after restarting TKI on {p.restarted} "
+        f"for a relapse off treatment: MMR not regained yet - loss of MMR "
+        f"{verdict(p.raw('status'))} ({label(p.raw('guideline'))}), not an on-treatment failure; "
+        f"almost all patients regain MMR, most within 3-6 months (ELN 2020)."
+    ),
     F.ELN_LATER_UNREADABLE: lambda p: (
         f"The later result(s) of {p.dates} could not be read ({p.why}) The reading therefore "
         f"rests on the result(s) of {p.rests_on}."
@@ -619,6 +655,12 @@ MESSAGES: dict[F, Message] = {
         "imatinib."
     ),
     F.TDM_NOT_STEADY_STATE: _not_steady,
+    F.TDM_TIMING_UNKNOWN: lambda p: (
+        f"Imatinib level {p.ng_ml} ng/mL on {p.date}{_dose(p)} without the time since the last "
+        "dose (its code, LOINC 57844-3, gives no timing): not a trough, so not read against the "
+        "trough target and not a basis for a dose change. Record the time since the dose, or "
+        "measure a trough (LOINC 103609-4)."
+    ),
     F.TDM_STEADY_STATE: _steady,
     F.CYP3A4_INTERACTION: _interaction,
     # risk scores
@@ -660,7 +702,19 @@ MESSAGES: dict[F, Message] = {
     ),
     F.TFR_RELAPSE: lambda p: (
         f"TKI stopped for TFR on {p.stopped}; BCR::ABL1 {p.value} (IS) on {p.date} is a loss of "
-        f"MMR (> {p.limit}): molecular relapse. Restart TKI within 4 weeks."
+        f"MMR (> {p.limit}): molecular relapse. Restart {_drug(p)} within 4 weeks, by "
+        f"{p.restart_by} (ELN 2020). The relapse off treatment is not an on-treatment failure."
+    ),
+    F.TFR_RESTARTED: _restarted,
+    F.TFR_PAEDIATRIC: lambda p: (
+        f"Aged {p.age} (under {p.adult}): a treatment-free remission attempt belongs within a "
+        "clinical study (paediatric recommendations); the ELN 2020 TFR criteria are adult "
+        "guidance."
+    ),
+    F.TFR_TRANSCRIPT_FROM_IS: lambda p: (
+        f"Typical transcript (e13a2/e14a2): the result of {p.date} is reported on the "
+        "International Scale, which only p210 transcripts can be (confirm if the laboratory "
+        "says otherwise)."
     ),
     F.TFR_IN_REMISSION: _in_remission,
     F.TFR_ADVANCED_PHASE: lambda p: (
@@ -668,7 +722,8 @@ MESSAGES: dict[F, Message] = {
     ),
     F.TFR_CHRONIC_PHASE: lambda p: "Chronic phase recorded.",
     F.TFR_PHASE_UNKNOWN: lambda p: (
-        "The CML phase is not recorded: TFR requires chronic phase (confirm)."
+        "Confirm that the CML has only ever been in chronic phase (the phase is not recorded): "
+        "TFR requires CML in first chronic phase."
     ),
     F.TFR_FIRST_LINE: lambda p: f"First-line TKI ({p.drug or 'unknown'}).",
     F.TFR_SWITCHED_FOR_RESISTANCE: lambda p: (
@@ -677,11 +732,12 @@ MESSAGES: dict[F, Message] = {
     ),
     F.TFR_INTOLERANCE_ONLY: lambda p: f"Line {p.line} after switches for intolerance only.",
     F.TFR_SWITCH_REASON_UNKNOWN: lambda p: (
-        "A TKI switch is recorded without its reason: TFR needs first-line TKI or a switch for "
-        "intolerance only (confirm)."
+        "Confirm that the TKI was switched for intolerance only (the switch is recorded without "
+        "its reason): TFR needs first-line TKI or a switch for intolerance only."
     ),
     F.TFR_TRANSCRIPT_UNKNOWN: lambda p: (
-        "The BCR::ABL1 transcript type is not recorded: TFR needs e13a2 or e14a2 (confirm)."
+        "Confirm a typical e13a2 or e14a2 transcript (the transcript type is not recorded and no "
+        "result is on the International Scale)."
     ),
     F.TFR_TRANSCRIPT_TYPICAL: lambda p: f"Typical transcript ({p.transcript}).",
     F.TFR_TRANSCRIPT_ATYPICAL: lambda p: (
@@ -706,9 +762,10 @@ MESSAGES: dict[F, Message] = {
         f"Poor adherence documented on {p.date}: TFR needs a motivated and adherent patient."
     ),
     F.TFR_CONFIRM: lambda p: (
-        "Confirm with the patient: motivation, adherence, and access to IS-standardised RQ-PCR "
-        "monthly for months 1-6 after stopping, every 2 months for months 7-12, every 3 months "
-        "after."
+        "Confirm with the patient and the laboratory: a motivated, adherent patient after "
+        "structured communication; access to high-quality quantitative PCR on the International "
+        "Scale with rapid results; and agreement to RQ-PCR monthly for months 1-6 after stopping, "
+        "every 2 months for months 7-12, every 3 months after."
     ),
     F.TFR_OPTIMAL_MET: lambda p: (
         "Optimal criteria also met (TKI > 5 years; DMR > 3 years at MR4 or > 2 years at MR4.5)."
@@ -723,26 +780,29 @@ MESSAGES: dict[F, Message] = {
         f"Adherence assessed on {p.date}: {'adherent' if p.has('adherent') else 'not adherent'}."
     ),
     F.RESTART_AFTER_RELAPSE: lambda p: (
-        "Molecular relapse after stopping TKI (loss of MMR): restart the TKI within 4 weeks; most "
-        "patients regain MMR on treatment."
+        f"Molecular relapse after stopping TKI (loss of MMR): restart {_drug(p)} (the same TKI) "
+        f"by {p.by}, within 4 weeks; then RQ-PCR every 4-6 weeks until MMR is regained (almost "
+        f"all patients regain it, most within 3-6 months). Mutation analysis only if MMR is not "
+        f"regained within {number(p.num('within_months'))} months of restarting. The relapse is "
+        "not an on-treatment failure."
     ),
     F.SWITCH_T315I: lambda p: (
-        "T315I detected: it confers absolute resistance to imatinib - do not escalate; switch to a "
-        "TKI active against T315I, guided by the mutation profile."
+        f"T315I detected: it resists imatinib and every second-generation TKI - do not escalate; "
+        f"switch to {_options(p)}."
     ),
     F.SWITCH_MUTATION: lambda p: (
-        f"Kinase-domain mutation ({p.mutations}) detected on {_drug(p)}: switch TKI guided by the "
-        "mutation profile."
+        f"Kinase-domain mutation ({p.mutations}) detected on {_drug(p)}: switch TKI, to "
+        f"{_options(p)} (chosen by the mutation profile)."
     ),
     F.SWITCH_FAILURE: lambda p: (
-        f"Treatment failure on {_drug(p)}: switching to another TKI is favoured (dasatinib, "
-        "nilotinib, bosutinib; ponatinib or asciminib where indicated), guided by mutation "
-        "analysis and comorbidities."
+        f"Treatment failure on {_drug(p)}: switching TKI is favoured - {_options(p)} (by the "
+        "drug that failed, the line of therapy and any mutation; mutation analysis and "
+        "comorbidities decide among them)."
     ),
     F.SWITCH_AT_FAILURE: lambda p: "Failure favours switching TKI rather than escalating.",
     F.SWITCH_AT_HIGHEST_DOSE: lambda p: (
         f"Suboptimal response already at {p.dose} mg/day imatinib (the highest escalation step): "
-        "consider switching to a second-generation TKI."
+        f"consider switching to {_options(p)}."
     ),
     F.NO_STEP_LEFT: lambda p: f"No escalation step is left above {p.highest} mg/day.",
     F.PCR_OVERDUE: lambda p: f"BCR::ABL1 RQ-PCR was due by {p.due} and is overdue.",
@@ -788,6 +848,19 @@ MESSAGES: dict[F, Message] = {
         "a switch of TKI."
     ),
     F.WORKUP_MUTATION_FIRST: lambda p: "Mutation analysis precedes escalation.",
+    F.MUTATION_ANALYSIS_INDICATED: lambda p: (
+        "Kinase-domain mutation analysis is indicated at failure or warning of the response to "
+        "TKI (not for a baseline warning alone)."
+    ),
+    F.MUTATION_ANALYSIS_AFTER_RESTART: lambda p: (
+        "MMR not regained after restarting the TKI for the relapse off treatment: test for "
+        "BCR::ABL1 kinase-domain mutations now."
+    ),
+    F.MMR_NOT_REGAINED: lambda p: (
+        f"TKI restarted on {p.restarted}, {p.months} months ago, and MMR not regained: mutation "
+        f"analysis is indicated when MMR is not regained within 3-6 months of re-treatment "
+        f"({number(p.num('expected'))} months here)."
+    ),
     F.ESCALATE: _escalate,
     F.ESCALATION_STEPS: lambda p: (
         f"Escalation steps {' -> '.join(word(s) for s in p.items('steps'))} mg/day; "

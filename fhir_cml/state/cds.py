@@ -1,8 +1,11 @@
-"""The CDS Hooks service's tables: card feedback, and the JWT ids seen (replay protection).
+"""The CDS Hooks service's tables: the cards issued, their feedback, and the JWT ids seen
+(replay protection).
 
-Both live in the shared state store, so every worker process of the service (and every replica
-on PostgreSQL) sees the same replay cache: a token accepted by one worker is refused by all
-others. A ``jti`` is kept until its token expires (plus the leeway), then purged.
+All live in the shared state store, so every worker process of the service (and every replica
+on PostgreSQL) sees the same: a token accepted by one worker is refused by all others, and
+feedback is taken for a card whichever worker issued it. A ``jti`` is kept until its token
+expires (plus the leeway), a card's id (with its suggestions' ids, the service and the EHR it
+was issued to) for ``card_days``; then they are purged.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, String, Text, delete, select
@@ -22,7 +25,8 @@ from fhir_cml.state.schema import Base, utcnow
 from fhir_cml.state.store import StateStore
 
 MAX_JTI = 256
-PURGE_EVERY = 60.0  # seconds between purges of expired jti rows, per process
+PURGE_EVERY = 60.0  # seconds between purges of expired rows, per process
+CARD_DAYS = 30  # how long feedback is taken for a card
 
 
 class CdsJwtId(Base):
@@ -53,6 +57,27 @@ class CdsFeedback(Base):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     issuer: Mapped[str | None] = mapped_column(String(512))
     tenant: Mapped[str | None] = mapped_column(String(256))
+
+
+class CdsCard(Base):
+    """A card the service issued: feedback is taken only for these, from the EHR it went to."""
+
+    __tablename__ = "cds_card"
+
+    card: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service: Mapped[str] = mapped_column(String(64))
+    issuer: Mapped[str] = mapped_column(String(512))
+    suggestions: Mapped[dict[str, Any] | None]
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedCard:
+    """A card as issued: its id and the ids of its suggestions."""
+
+    card: str
+    suggestions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +145,54 @@ class CdsState:
             self._last_purge = tick
         with self.store.session() as session:
             session.execute(delete(CdsJwtId).where(CdsJwtId.expires_at < now))
+            session.execute(delete(CdsCard).where(CdsCard.expires_at < now))
+
+    def remember_cards(
+        self,
+        service: str,
+        issuer: str,
+        cards: Sequence[IssuedCard],
+        now: datetime,
+        days: int = CARD_DAYS,
+    ) -> None:
+        """Records the cards of one answer (one transaction), so that their feedback is taken."""
+        if not cards:
+            return
+        self._purge(now)
+        expires = now + timedelta(days=days)
+        with self.store.session() as session:
+            for card in cards:
+                session.add(
+                    CdsCard(
+                        card=card.card,
+                        service=service,
+                        issuer=issuer,
+                        suggestions={"ids": list(card.suggestions)} if card.suggestions else None,
+                        issued_at=now,
+                        expires_at=expires,
+                    )
+                )
+
+    def issued(
+        self, service: str, issuer: str, cards: Sequence[str], now: datetime
+    ) -> dict[str, IssuedCard]:
+        """Of ``cards``, those this service issued to ``issuer`` and still takes feedback for."""
+        wanted = sorted({c for c in cards if len(c) <= 64})
+        if not wanted:
+            return {}
+        with self.store.session() as session:
+            rows = session.scalars(
+                select(CdsCard).where(
+                    CdsCard.card.in_(wanted),
+                    CdsCard.service == service,
+                    CdsCard.issuer == issuer,
+                    CdsCard.expires_at >= now,
+                )
+            )
+            return {
+                row.card: IssuedCard(row.card, tuple((row.suggestions or {}).get("ids", ())))
+                for row in rows
+            }
 
     def record_feedback(
         self,

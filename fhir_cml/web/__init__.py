@@ -49,6 +49,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     atexit.register(rt.close)
     logs.install(app)
     http.register(app)
+    http.install_cors(app, settings)
     for blueprint in blueprints():
         app.register_blueprint(blueprint)
     return app

@@ -48,7 +48,13 @@ from fhir_cml.ehr.fetch import INPUT_TYPES
 from fhir_cml.errors import AuthenticationError, ForbiddenError, RequestError
 from fhir_cml.state.cds import CdsState
 from fhir_cml.web import scopes
-from fhir_cml.web.cds.tokens import JwksCache, TokenPolicy, TokenVerifier, VerifiedToken
+from fhir_cml.web.cds.tokens import (
+    JwksCache,
+    TokenPolicy,
+    TokenVerifier,
+    VerifiedToken,
+    bounded_body,
+)
 from fhir_cml.web.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
@@ -198,6 +204,7 @@ class Callers:
             secret = s.api_introspection_client_secret.get_secret_value()
             auth = (s.api_introspection_client_id, secret)
         try:
+            deadline = time.monotonic() + s.api_introspection_timeout
             response = self._post(
                 s.api_introspection_url,
                 data={"token": token, "token_type_hint": "access_token"},
@@ -206,15 +213,7 @@ class Callers:
                 timeout=(s.api_introspection_timeout, s.api_introspection_timeout),
                 stream=True,
             )
-            try:
-                if response.status_code != 200:
-                    raise ValueError(f"HTTP {response.status_code}")
-                body = response.raw.read(MAX_INTROSPECTION_BYTES + 1, decode_content=True)
-            finally:
-                response.close()
-            if len(body) > MAX_INTROSPECTION_BYTES:
-                raise ValueError("answer too large")
-            info = _json_object(body)
+            info = _json_object(bounded_body(response, MAX_INTROSPECTION_BYTES, deadline))
         except (requests.RequestException, ValueError) as err:
             log.warning("token introspection failed", extra={"error": type(err).__name__})
             raise RequestError(

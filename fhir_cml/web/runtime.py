@@ -110,7 +110,11 @@ class Runtime:
         store.engine.dispose()  # no connection survives into forked workers (gunicorn --preload)
         ehr = Ehr(settings) if settings.fhir_base else None
         cds = CdsState(store)
-        jwks = JwksCache(settings.cds_jwks_cache_seconds, settings.cds_jwks_refresh_seconds)
+        jwks = JwksCache(
+            settings.cds_jwks_cache_seconds,
+            settings.cds_jwks_refresh_seconds,
+            timeout=settings.cds_jwks_timeout,
+        )
         verifier = TokenVerifier(TokenPolicy.cds(settings), cds, jwks)
         return cls(settings, store, cds, ehr, verifier, Callers(settings, cds, jwks))
 

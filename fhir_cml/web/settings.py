@@ -168,8 +168,12 @@ class Settings(BaseSettings):
     cds_max_token_lifetime: int = Field(default=3600, gt=0)
     cds_jwks_cache_seconds: int = Field(default=3600, ge=0)
     cds_jwks_refresh_seconds: int = Field(default=30, ge=0)
+    cds_jwks_timeout: float = Field(default=2.0, gt=0, le=30)
     cds_fhir_servers: Annotated[tuple[str, ...], NoDecode] = ()
     cds_client_id: str | None = None
+    # Browser origins allowed to call the CDS services and feedback (CORS); discovery is open
+    # to every origin. "*" allows any (the calls carry bearer JWTs, never cookies).
+    cds_cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     # One deadline per hook call (seconds from its arrival): the FHIR reads it needs run at once
     # within it, and what is not read by then is reported missing.
     cds_deadline: float = Field(default=3.0, gt=0, le=60)
@@ -219,11 +223,6 @@ class Settings(BaseSettings):
     def _urls(cls, value: str | None) -> str | None:
         return None if value in (None, "") else _http_url(str(value), "the URL")
 
-    @field_validator("cds_algorithms", "api_algorithms", mode="before")
-    @classmethod
-    def _algorithm_list(cls, value: Any) -> Any:
-        return _string_list(value)
-
     @field_validator("cds_algorithms", "api_algorithms")
     @classmethod
     def _algorithms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -242,15 +241,28 @@ class Settings(BaseSettings):
     def _issuers(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value
 
-    @field_validator("cds_fhir_servers", "smart_issuers", "smart_frame_ancestors", mode="before")
+    @field_validator(
+        "cds_algorithms",
+        "api_algorithms",
+        "cds_fhir_servers",
+        "cds_cors_origins",
+        "smart_issuers",
+        "smart_frame_ancestors",
+        mode="before",
+    )
     @classmethod
-    def _server_list(cls, value: Any) -> Any:
+    def _lists(cls, value: Any) -> Any:
         return _string_list(value)
 
     @field_validator("cds_fhir_servers")
     @classmethod
     def _servers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_http_url(v, "a CDS FHIR server") for v in value)
+
+    @field_validator("cds_cors_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple("*" if v.strip() == "*" else _origin(v) for v in value)
 
     @field_validator("smart_launch_path")
     @classmethod

@@ -202,6 +202,11 @@ TDM_STATUS: Final = {
         "Supratherapeutic",
         "Imatinib trough at steady state >= 2000 ng/mL (toxicity watch).",
     ),
+    TdmStatus.TIMING_UNKNOWN: (
+        "Timing unknown",
+        "An imatinib level without the time since the last dose and whose code gives none "
+        "(LOINC 57844-3): not a trough, so not read against the trough target.",
+    ),
     TdmStatus.TIMING_INVALID: (
         "Timing invalid",
         "A trough level exists but was not drawn at steady state (>= 29 days of therapy, >= 8 "

@@ -363,7 +363,16 @@ class Patient:
             }
         )
 
-    def karyotype(self, day: str, positive: int, counted: int, iscn: str) -> None:
+    def karyotype(
+        self,
+        day: str,
+        positive: int,
+        counted: int,
+        iscn: str,
+        *,
+        high_risk_aca: bool = False,
+        in_ph_positive: bool = False,
+    ) -> None:
         when = _d(day)
         self.add(
             {
@@ -388,11 +397,11 @@ class Patient:
                     },
                     {
                         "code": _cc(CS_CML, "high-risk-aca"),
-                        "valueBoolean": False,
+                        "valueBoolean": high_risk_aca,
                     },
                     {
                         "code": _cc(CS_CML, "clonal-abnormality-ph-positive"),
-                        "valueBoolean": False,
+                        "valueBoolean": in_ph_positive,
                     },
                 ],
             }
@@ -1166,6 +1175,104 @@ def tfr_ongoing() -> Patient:
     return p
 
 
+def tfr_restart() -> Patient:
+    """Imatinib 2015-2024, stopped for TFR on 1 Jul 2024; loss of MMR (0.21 %) on 24 Mar 2025;
+    imatinib restarted on 14 Apr 2025; MMR not yet regained (0.15 % on 26 May 2025)."""
+    p = Patient("cml-tfr-restart", "18-tfr-restart-after-relapse.json")
+    p.patient("Otto", "Restart", "male", "1962-02-14", "EX-000118")
+    p.condition("2015-02-16")
+    p.pcr("2015-02-23", 48.0, 51000, transcript="e14a2")
+    p.tki(
+        "imatinib",
+        400,
+        "2015-03-02",
+        end="2024-07-01",
+        status="stopped",
+        reason=TFR_STOP,
+        asserted="2024-07-01",
+    )
+    p.tki("imatinib-restart", 400, "2025-04-14", asserted="2025-05-26")
+    p.pcrs(
+        [
+            ("2015-06-01", 4.8, 77000),
+            ("2015-08-31", 0.7, 82000),
+            ("2016-02-29", 0.06, 69000),
+            ("2020-06-01", ND, 63000),
+            ("2021-06-07", ND, 58000),
+            ("2022-06-06", ND, 71000),
+            ("2023-06-05", ND, 66000),
+            ("2024-06-03", ND, 59000),
+            # after the stop
+            ("2024-08-05", ND, 61000),
+            ("2024-10-07", 0.006, 57000),
+            ("2025-01-06", 0.031, 64000),
+            ("2025-03-24", 0.21, 70000),
+            # after the restart
+            ("2025-05-26", 0.15, 75000),
+        ]
+    )
+    return p
+
+
+def emergent_aca() -> Patient:
+    """Imatinib since Jan 2023; milestones met; at 18 months trisomy 8 in the Ph+ cells (a
+    high-risk additional chromosomal abnormality emerging on treatment)."""
+    p = Patient("cml-emergent-aca", "19-emergent-aca.json")
+    p.patient("Ada", "Clone", "female", "1959-07-30", "EX-000119")
+    p.condition("2023-01-02")
+    p.karyotype("2023-01-02", 20, 20, "46,XX,t(9;22)(q34;q11.2)[20]")
+    p.pcr("2023-01-02", 66.0, 47000, transcript="e13a2")
+    p.tki("imatinib", 400, "2023-01-09", asserted="2025-06-02")
+    p.pcrs(
+        [
+            ("2023-04-03", 6.1, 81000),
+            ("2023-07-03", 0.8, 76000),
+            ("2023-12-18", 0.09, 69000),
+            ("2024-07-01", 0.35, 72000),
+            ("2025-01-06", 0.52, 80000),
+            ("2025-06-02", 0.61, 77000),
+        ]
+    )
+    p.karyotype(
+        "2024-07-01",
+        3,
+        20,
+        "47,XX,+8,t(9;22)(q34;q11.2)[3]/46,XX[17]",
+        high_risk_aca=True,
+        in_ph_positive=True,
+    )
+    return p
+
+
+def paediatric() -> Patient:
+    """A 14-year-old on imatinib 300 mg since Sep 2019, in deep molecular response since 2021:
+    an adult would be a TFR candidate; a child stops only within a study."""
+    p = Patient("cml-paediatric", "20-paediatric.json")
+    p.patient("Pia", "Young", "female", "2011-05-20", "EX-000120")
+    p.condition("2019-08-19")
+    p.counts("2019-08-26", wbc=112, platelets=410, basophils=4, blasts=2, spleen=5)
+    p.pcr("2019-08-26", 71.0, 45000, transcript="e14a2")
+    p.tki("imatinib", 300, "2019-09-02", asserted="2025-06-09")
+    p.pcrs(
+        [
+            ("2019-12-02", 3.9, 78000),
+            ("2020-03-02", 0.45, 84000),
+            ("2020-08-31", 0.05, 66000),
+            ("2021-03-01", ND, 62000),
+            ("2021-09-06", ND, 59000),
+            ("2022-03-07", ND, 71000),
+            ("2022-09-05", ND, 68000),
+            ("2023-03-06", ND, 57000),
+            ("2023-09-04", ND, 64000),
+            ("2024-03-04", ND, 60000),
+            ("2024-09-02", ND, 73000),
+            ("2025-03-03", ND, 58000),
+            ("2025-06-09", ND, 61000),
+        ]
+    )
+    return p
+
+
 PATIENTS = (
     optimal,
     warning_6m,
@@ -1184,6 +1291,9 @@ PATIENTS = (
     early,
     reduced,
     tfr_ongoing,
+    tfr_restart,
+    emergent_aca,
+    paediatric,
 )
 
 

@@ -10,9 +10,11 @@ import pytest
 
 from fhir_cml import __version__
 from fhir_cml.domain import RULESET_VERSION, Guideline
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import Issue
 from fhir_cml.domain.vocabulary import IssueCode, Recommendation, Severity
 from fhir_cml.reporting import LoadSummary, to_contract, to_text
+from fhir_cml.reporting.messages import MESSAGES
 from tests.unit.cases import AS_OF, RECORDS, assessment
 
 TOP = {"as_of", "guideline", "ruleset_version", "generator", "patients", "issues", "summary"}
@@ -239,3 +241,7 @@ def test_text_lists_data_issues_and_input_issues(text: str) -> None:
 
 def test_text_lines_stay_readable(text: str) -> None:
     assert max(len(line) for line in text.splitlines()[2:]) <= 100
+
+
+def test_every_finding_has_a_sentence() -> None:
+    assert set(MESSAGES) == set(Finding)

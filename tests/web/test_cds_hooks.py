@@ -10,7 +10,7 @@ import copy
 import json
 import re
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,6 +19,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from fhir_cml.state.cds import IssuedCard
 from fhir_cml.web import assessment
 from fhir_cml.web.cds.services import SERVICES
 from fhir_cml.web.runtime import runtime
@@ -642,17 +643,35 @@ def test_bad_order_contexts_are_400(
 # --- feedback ---------------------------------------------------------------------------------
 
 
+FEEDBACK_EXAMPLES = (
+    "feedback-accepted.json",
+    "feedback-overridden.json",
+    "feedback-override-reason.json",
+)
+
+
+def as_if_issued(
+    app: Flask, *names: str, issuer: str = ISS, service: str = "cml-monitoring"
+) -> None:
+    """Records the cards of the specification's feedback examples as issued by us."""
+    cards = [
+        IssuedCard(item["card"], tuple(s["id"] for s in item.get("acceptedSuggestions", ())))
+        for name in names
+        for item in spec(name)["feedback"]
+    ]
+    with app.app_context():
+        runtime().cds.remember_cards(service, issuer, cards, datetime.now(UTC))
+
+
 def test_the_specifications_feedback_examples_are_recorded(
     app: Flask, client: FlaskClient, ehr: SigningEhr
 ) -> None:
-    for name in (
-        "feedback-accepted.json",
-        "feedback-overridden.json",
-        "feedback-override-reason.json",
-    ):
+    as_if_issued(app, *FEEDBACK_EXAMPLES)
+    for name in FEEDBACK_EXAMPLES:
         response = call(client, ehr, "cml-monitoring", spec(name), "/feedback")
         assert response.status_code == 200
-        assert response.get_data() == b""
+        assert response.mimetype == "application/json"
+        assert response.get_json() == {}
     with app.app_context():
         stored = {r.card: r for r in runtime().cds.feedback("cml-monitoring")}
     accepted = stored["4e0a3a1e-3283-4575-ab82-028d55fe2719"]
@@ -694,7 +713,7 @@ def test_feedback_for_a_card_we_issued(app: Flask, client: FlaskClient, ehr: Sig
     ("body", "match"),
     [
         ({}, "feedback array"),
-        ({"feedback": []}, "1 to 1000"),
+        ({"feedback": []}, "1 to 100 items"),
         ({"feedback": [{"card": "c", "outcomeTimestamp": "2020-12-11T00:00:00Z"}]}, "outcome"),
         (
             {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2020"}]},
@@ -728,10 +747,11 @@ def test_bad_feedback_is_400(
 
 
 def test_feedback_audience_may_be_the_service_or_the_feedback_url(
-    client: FlaskClient, ehr: SigningEhr
+    app: Flask, client: FlaskClient, ehr: SigningEhr
 ) -> None:
     url = "/cds-services/cml-monitoring/feedback"
     body = spec("feedback-accepted.json")
+    as_if_issued(app, "feedback-accepted.json")
     for aud, status in (
         (f"{PUBLIC}{url}", 200),
         (f"{PUBLIC}/cds-services/cml-monitoring", 200),
@@ -741,6 +761,77 @@ def test_feedback_audience_may_be_the_service_or_the_feedback_url(
             url, json=body, headers={"Authorization": f"Bearer {ehr.token(aud)}"}
         )
         assert response.status_code == status
+
+
+def test_feedback_only_for_cards_we_issued_to_that_ehr(
+    app: Flask, client: FlaskClient, ehr: SigningEhr
+) -> None:
+    resources, patient = example("03-failure-t315i.json")
+    card = call(client, ehr, "cml-monitoring", patient_view(resources, patient)).get_json()[
+        "cards"
+    ][0]
+
+    def item(card_id: str, **more: Any) -> dict[str, Any]:
+        return {"card": card_id, "outcomeTimestamp": "2025-06-30T10:00:00Z", **more}
+
+    overridden = {"outcome": "overridden"}
+    accepted = {
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+    }
+    refused = [
+        ([item("9368d37b-283f-44a0-93ea-547cebab93ed", **overridden)], "issued no such card"),
+        (
+            [item(card["uuid"], **overridden), item("never-issued", **overridden)],
+            "feedback[1].card",
+        ),
+        (
+            [item(card["uuid"], outcome="accepted", acceptedSuggestions=[{"id": "made-up"}])],
+            "no suggestion 'made-up'",
+        ),
+        (
+            [item(card["uuid"], overrideReason={"userComment": "x" * 4001}, **overridden)],
+            "longer than 4000 characters",
+        ),
+    ]
+    for items, match in refused:
+        response = call(client, ehr, "cml-monitoring", {"feedback": items}, "/feedback")
+        assert response.status_code == 400, items
+        assert match in response.get_json()["issue"][0]["diagnostics"]
+    # the card's id at another service's feedback endpoint is not that service's card
+    elsewhere = {"feedback": [item(card["uuid"], **overridden)]}
+    assert call(client, ehr, "cml-tki-order", elsewhere, "/feedback").status_code == 400
+    with app.app_context():
+        assert runtime().cds.feedback() == []  # nothing stored by any refused request
+    comment = {"userComment": "y" * 4000}
+    for body in (
+        [item(card["uuid"], **accepted)],
+        [item(card["uuid"], overrideReason=comment, **overridden)],
+    ):
+        response = call(client, ehr, "cml-monitoring", {"feedback": body}, "/feedback")
+        assert response.status_code == 200
+
+
+def test_feedback_from_another_ehr_for_our_card_is_refused(
+    make_app: Callable[..., Flask], ehr: SigningEhr
+) -> None:
+    stranger = SigningEhr.make("https://other-ehr.example.org")
+    app = make_app(
+        cds_issuers=[{"iss": ISS, "jwks": ehr.jwks}, {"iss": stranger.iss, "jwks": stranger.jwks}]
+    )
+    client = app.test_client()
+    resources, patient = example("03-failure-t315i.json")
+    card = call(client, ehr, "cml-monitoring", patient_view(resources, patient)).get_json()[
+        "cards"
+    ][0]
+    item = {
+        "card": card["uuid"],
+        "outcome": "overridden",
+        "outcomeTimestamp": "2025-06-30T10:00:00Z",
+    }
+    response = call(client, stranger, "cml-monitoring", {"feedback": [item]}, "/feedback")
+    assert response.status_code == 400
+    assert call(client, ehr, "cml-monitoring", {"feedback": [item]}, "/feedback").status_code == 200
 
 
 def test_searchset_helper_counts(ehr: SigningEhr) -> None:

@@ -6,8 +6,10 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -417,6 +419,110 @@ def test_an_unreachable_jwks_is_a_401(ehr: SigningEhr, state: CdsState) -> None:
     with responses.RequestsMock() as mock:
         mock.get(JWKS_URL, status=500)
         refused(make_verifier(state), ehr.token(AUD, now=NOW), "could not be fetched")
+
+
+def test_a_failing_jwks_url_is_not_asked_again_until_its_backoff_ends(
+    ehr: SigningEhr, state: CdsState
+) -> None:
+    clock = Clock()
+    verifier = make_verifier(state, clock=clock)
+    with responses.RequestsMock() as mock:
+        mock.get(JWKS_URL, status=503)
+        for _ in range(10):  # a stream of tokens: one fetch, then refusals without asking
+            refused(verifier, ehr.token(AUD, now=NOW), "could not be fetched")
+        assert verifier.jwks.fetches == 1
+        for wait, fetches in [(4.9, 1), (0.2, 2), (9.8, 2), (0.3, 3), (19.8, 3), (0.3, 4)]:
+            clock.value += wait  # backoff 5 s, then 10 s, then 20 s
+            refused(verifier, ehr.token(AUD, now=NOW), "could not be fetched")
+            assert verifier.jwks.fetches == fetches, wait
+        mock.replace(responses.GET, JWKS_URL, json=ehr.jwks)
+        clock.value += 40
+        assert verifier.verify(f"Bearer {ehr.token(AUD, now=NOW)}", [AUD]).iss == ISS
+        assert verifier.jwks.fetches == 5
+
+
+def test_the_backoff_stops_growing(ehr: SigningEhr, state: CdsState) -> None:
+    clock = Clock()
+    verifier = make_verifier(state, clock=clock)
+    with responses.RequestsMock() as mock:
+        mock.get(JWKS_URL, status=500)
+        for _ in range(12):
+            clock.value += 301
+            refused(verifier, ehr.token(AUD, now=NOW), "could not be fetched")
+        assert verifier.jwks.fetches == 12
+        refused(verifier, ehr.token(AUD, now=NOW), "next try in 300 s")
+
+
+class HangingJwks:
+    """A JWK Set URL that never answers (or trickles its answer a byte at a time)."""
+
+    def __init__(self, trickle: bool = False) -> None:
+        self.hits = 0
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.hits += 1
+                if trickle:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    for byte in b'{"keys": [' + b" " * 1000:
+                        if outer.release.wait(0.05):
+                            return
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                else:
+                    outer.release.wait(30)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("trickle", [False, True])
+def test_a_hanging_jwks_url_costs_one_short_fetch(
+    ehr: SigningEhr, state: CdsState, trickle: bool
+) -> None:
+    """Real sockets: the fetch gives up after its timeout (also when bytes keep trickling in),
+    and the requests after it are refused at once, whatever the number of threads asking."""
+    hanging = HangingJwks(trickle)
+    try:
+        chosen = load_settings(
+            {"public_base_url": PUBLIC, "cds_issuers": [{"iss": ISS, "jwks_url": hanging.url}]}
+        )
+        cache = JwksCache(3600, 30, timeout=0.5)
+        verifier = TokenVerifier(TokenPolicy.cds(chosen), state, cache, now=lambda: NOW)
+        errors: list[str] = []
+
+        def attempt() -> None:
+            try:
+                verifier.verify(f"Bearer {ehr.token(AUD, now=NOW)}", [AUD])
+            except AuthenticationError as err:
+                errors.append(err.message)
+
+        threads = [threading.Thread(target=attempt) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=20)
+        for _ in range(5):
+            attempt()
+        assert len(errors) == 9
+        assert all("could not be fetched" in e for e in errors)
+        assert hanging.hits == 1
+        assert cache.fetches == 1
+    finally:
+        hanging.close()
 
 
 # --- over HTTP ------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ and, with one (a JWT of an authorization server whose keys the service fetches o
 writeBack against the test FHIR server, twice (the second time nothing new is created); a
 patient-view hook with a
 JWT signed by an EHR whose keys the service fetches over HTTP; the same token again (refused by
-whichever worker gets it); feedback; and the JSON log lines the process wrote.
+whichever worker gets it); feedback; the request limits (the application's, with
+OperationOutcomes, reached before gunicorn's); CORS for a browser-based CDS client; the API
+headers; and the JSON log lines the process wrote.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "03-failure-t315i.j
 PUBLIC = "https://cml.example.org"
 ISS = "https://ehr.example.org"
 AUTH = "https://auth.example.org"
+SANDBOX = "https://sandbox.cds-hooks.org"
 FHIR_JSON = "application/fhir+json"
 CALLER_SCOPES = "system/*.rs system/RiskAssessment.cus system/CarePlan.cus system/Provenance.c"
 
@@ -70,7 +73,10 @@ def service(
         "FHIR_CML_CDS_ISSUERS": json.dumps([{"iss": ISS, "jwks_url": f"{jwks.url}/jwks"}]),
         "FHIR_CML_API_ISSUERS": json.dumps([{"iss": AUTH, "jwks_url": f"{auth_jwks.url}/jwks"}]),
     }
-    with run_service(env, workers=2) as running:
+    env["FHIR_CML_CDS_CORS_ORIGINS"] = SANDBOX
+    with run_service(
+        env, workers=2, extra=("-c", "python:fhir_cml.web.gunicorn_config")
+    ) as running:
         yield running
 
 
@@ -182,7 +188,8 @@ def test_a_patient_view_hook_with_a_signed_jwt(
         timeout=30,
     )
     assert answer.status_code == 200
-    assert answer.content == b""
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert answer.json() == {}
 
 
 def test_the_process_logs_json_lines_without_patient_data(service: ServiceProcess) -> None:
@@ -191,3 +198,83 @@ def test_the_process_logs_json_lines_without_patient_data(service: ServiceProces
     assert lines
     assert {"request_id", "route", "status", "duration_ms"} <= set(lines[-1])
     assert "cml-t315i" not in service.output()
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status", "match"),
+    [
+        ("/fhir/metadata?x=" + "a" * 5000, {}, 414, "longer than the 4096 bytes"),
+        ("/healthz", {"X-Big": "b" * 25_000}, 431, "X-Big is longer"),
+        ("/healthz", {f"X-H{n}": "v" for n in range(70)}, 431, "header fields"),
+        (
+            "/cds-services/cml-monitoring",
+            {"Authorization": "Bearer " + "c" * 17_000},
+            401,
+            "too large",
+        ),
+    ],
+)
+def test_the_applications_limits_are_met_before_gunicorns(
+    service: ServiceProcess, path: str, headers: dict[str, str], status: int, match: str
+) -> None:
+    method = "POST" if path.startswith("/cds-services/") else "GET"
+    response = requests.request(
+        method,
+        f"{service.url}{path}",
+        headers=headers,
+        json={} if method == "POST" else None,
+        timeout=30,
+    )
+    assert response.status_code == status
+    assert response.headers["Content-Type"].startswith(("application/json", FHIR_JSON))
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert match in outcome["issue"][0]["diagnostics"]
+
+
+def test_beyond_gunicorns_ceiling_the_answer_is_still_a_refusal(service: ServiceProcess) -> None:
+    response = requests.get(f"{service.url}/healthz?x=" + "a" * 9000, timeout=30)
+    assert 400 <= response.status_code < 500
+
+
+def test_cors_for_a_browser_based_cds_client(service: ServiceProcess, ehr: SigningEhr) -> None:
+    discovery = requests.get(
+        f"{service.url}/cds-services", headers={"Origin": "https://any.example.org"}, timeout=30
+    )
+    assert discovery.headers["Access-Control-Allow-Origin"] == "*"
+    path = "/cds-services/cml-monitoring"
+    for url in (path, f"{path}/feedback"):
+        preflight = requests.options(
+            f"{service.url}{url}",
+            headers={
+                "Origin": SANDBOX,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+            timeout=30,
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["Access-Control-Allow-Origin"] == SANDBOX
+        allowed = preflight.headers["Access-Control-Allow-Headers"].lower()
+        assert "authorization" in allowed
+        assert "content-type" in allowed
+        assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+        assert "Access-Control-Allow-Credentials" not in preflight.headers
+    # the call itself, and a refusal, carry the header too (the browser must see the 401)
+    refused = requests.post(
+        f"{service.url}{path}", json={}, headers={"Origin": SANDBOX}, timeout=30
+    )
+    assert refused.status_code == 401
+    assert refused.headers["Access-Control-Allow-Origin"] == SANDBOX
+    assert "WWW-Authenticate" in refused.headers["Access-Control-Expose-Headers"]
+    stranger = requests.post(
+        f"{service.url}{path}", json={}, headers={"Origin": "https://evil.example"}, timeout=30
+    )
+    assert "Access-Control-Allow-Origin" not in stranger.headers
+
+
+def test_api_responses_are_neither_sniffed_nor_stored(service: ServiceProcess) -> None:
+    for path in ("/healthz", "/fhir/metadata", "/cds-services", "/nowhere"):
+        response = requests.get(f"{service.url}{path}", timeout=30)
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "no-store"

@@ -5,6 +5,7 @@ refused caller never learns whether a patient exists."""
 
 from __future__ import annotations
 
+import io
 import json
 import secrets
 import time
@@ -365,7 +366,11 @@ def test_introspection_answers_are_cached_and_checked_for_audience(
         status_code = 200
 
         def __init__(self, body: bytes) -> None:
-            self.raw = type("Raw", (), {"read": lambda _self, *_a, **_k: body})()
+            self.raw = self
+            self.body = io.BytesIO(body)
+
+        def read1(self, size: int, decode_content: bool = True) -> bytes:
+            return self.body.read1(size)
 
         def close(self) -> None:
             pass

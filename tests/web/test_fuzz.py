@@ -1,17 +1,22 @@
 """Garbage of many kinds at every endpoint that takes a body: never a 5xx.
 
 Hypothesis generates JSON of any shape, FHIR-looking resources with wrong or random fields,
-Parameters with random parameters, Bundles of random entries, raw bytes and odd media types.
+Parameters with random parameters, Bundles of random entries, raw bytes and odd media types;
+JSON whose strings (keys and values) are any Unicode text or hold lone surrogate escapes
+(``"\\udc80"``: valid JSON syntax that stands for no character), anywhere in otherwise valid
+requests (ids, ``hook``, ``resourceType``, card ids...); odd paths, queries and JWT claims.
 Whatever arrives, the answer is a 2xx or a 4xx with an OperationOutcome.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from flask import Flask
@@ -22,7 +27,7 @@ from hypothesis import strategies as st
 from fhir_cml import create_app
 from fhir_cml.web import assessment
 from fhir_cml.web.runtime import runtime
-from tests.support.cds import SigningEhr, hook_request
+from tests.support.cds import SigningEhr, example_resources, hook_request, patient_view
 
 from .conftest import PUBLIC
 
@@ -172,6 +177,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
             "state": str(state),
             "max_content_length": 200_000,
             "cds_issuers": [{"iss": ISS, "jwks": SIGNER.jwks}],
+            "api_issuers": [{"iss": ISS, "jwks": SIGNER.jwks}],
         }
     )
     yield made
@@ -190,8 +196,13 @@ def _as_of(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def answered(response: Any) -> None:
+    """A 2xx, or a 4xx with an OperationOutcome (or the 501 of the patient-level operation in
+    this app, which has no EHR: it comes after the caller and the body were checked)."""
     event(f"HTTP {response.status_code}")
-    assert response.status_code < 500, response.get_data(as_text=True)
+    not_configured = response.status_code == 501 and "FHIR_CML_FHIR_BASE" in response.get_data(
+        as_text=True
+    )
+    assert response.status_code < 500 or not_configured, response.get_data(as_text=True)
     if response.status_code >= 400:
         assert response.get_json()["resourceType"] == "OperationOutcome"
 
@@ -297,3 +308,179 @@ def test_order_calls_never_fail_with_a_5xx(
 def test_feedback_never_fails_with_a_5xx(client: FlaskClient, body: Any) -> None:
     path = "/cds-services/cml-monitoring/feedback"
     answered(client.post(path, json=body, headers=_token(path)))
+
+
+# --- any JSON string, lone surrogates included ---------------------------------------------------
+
+lone_surrogates = st.integers(min_value=0xD800, max_value=0xDFFF).map(chr)
+json_strings = st.text(max_size=12) | st.builds(
+    lambda before, odd, after: before + odd + after,
+    st.text(max_size=6),
+    lone_surrogates,
+    st.text(max_size=6),
+)
+strange_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | json_strings,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(json_strings, inner, max_size=4),
+    max_leaves=20,
+)
+EXAMPLE_RESOURCES = example_resources(json.loads(EXAMPLES[2].read_text()))
+EXAMPLE_PATIENT = next(r["id"] for r in EXAMPLE_RESOURCES if r["resourceType"] == "Patient")
+VALID_BODIES = {
+    "/fhir/$cml-assess": {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "resource", "resource": json.loads(EXAMPLES[2].read_text())},
+            {"name": "asOf", "valueDate": "2025-06-30"},
+        ],
+    },
+    "/fhir/Patient/p1/$cml-assess": {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "asOf", "valueDate": "2025-06-30"}],
+    },
+    "/cds-services/cml-monitoring": patient_view(EXAMPLE_RESOURCES, EXAMPLE_PATIENT),
+    "/cds-services/cml-tki-order": hook_request(
+        "order-select",
+        EXAMPLE_PATIENT,
+        {"patient": None, "mutations": None, "medications": None, "conditions": None},
+        selections=["MedicationRequest/o1"],
+        draftOrders={"resourceType": "Bundle", "entry": []},
+    ),
+    "/cds-services/cml-monitoring/feedback": {
+        "feedback": [
+            {
+                "card": "c1",
+                "outcome": "overridden",
+                "overrideReason": {"reason": {"code": "x", "system": "s"}, "userComment": "c"},
+                "outcomeTimestamp": "2025-06-30T10:00:00Z",
+            }
+        ]
+    },
+}
+
+
+def _string_places(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Paths to every string value and every key (``("key", ...)``) in a JSON value."""
+    found: list[tuple[Any, ...]] = []
+    if isinstance(value, str):
+        found.append(path)
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            found += _string_places(item, (*path, n))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found.append(("key", *path, key))
+            found += _string_places(item, (*path, key))
+    return found
+
+
+@st.composite
+def spoilt(draw: st.DrawFn) -> tuple[str, Any]:
+    """A valid request body with a few of its strings (or keys) replaced by strange text."""
+    path = draw(st.sampled_from(sorted(VALID_BODIES)))
+    body = copy.deepcopy(VALID_BODIES[path])
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        place = draw(st.sampled_from(_string_places(body)))
+        text = draw(json_strings)
+        is_key = place[0] == "key"
+        steps = place[1:] if is_key else place
+        holder = body
+        for step in steps[:-1]:
+            holder = holder[step]
+        last = steps[-1]
+        if is_key:
+            if isinstance(holder, dict) and last in holder:
+                holder[text] = holder.pop(last)
+        else:
+            holder[last] = text
+    return path, body
+
+
+def post_json(client: FlaskClient, path: str, body: Any) -> Any:
+    """POST with ``json.dumps`` (lone surrogates become ``\\udXXX`` escapes, as a client's
+    JSON library writes them) and whatever credentials the endpoint takes."""
+    data = json.dumps(body)  # ensure_ascii: escapes, never raw surrogates
+    audience = PUBLIC + ("/fhir" if path.startswith("/fhir/Patient") else path)
+    return client.post(
+        path,
+        data=data,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {SIGNER.token(audience, scope='system/*.rs')}"},
+    )
+
+
+@FUZZ
+@given(path=st.sampled_from(sorted(VALID_BODIES)), body=strange_json)
+def test_any_json_with_any_strings_never_fails_with_a_5xx(
+    client: FlaskClient, path: str, body: Any
+) -> None:
+    answered(post_json(client, path, body))
+
+
+@FUZZ
+@given(request=spoilt())
+def test_strange_strings_anywhere_in_valid_requests_never_fail_with_a_5xx(
+    client: FlaskClient, request: tuple[str, Any]
+) -> None:
+    path, body = request
+    answered(post_json(client, path, body))
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/fhir/$cml-assess", {"resourceType": "\udc80"}),
+        ("/fhir/$cml-assess", {"resourceType": "Patient\udc80", "id": "x"}),
+        ("/cds-services/cml-monitoring", {"hook": "\ud800patient-view"}),
+        ("/cds-services/cml-monitoring", {"\udc80": 1}),
+        ("/fhir/Patient/p1/$cml-assess", {"resourceType": "Parameters", "id": "\udfff"}),
+    ],
+)
+def test_lone_surrogates_are_a_400_that_says_so(
+    client: FlaskClient, path: str, body: dict[str, Any]
+) -> None:
+    response = post_json(client, path, json.loads(json.dumps(body).replace("\\\\", "\\")))
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert "lone surrogate" in response.get_json()["issue"][0]["diagnostics"]
+
+
+def test_a_surrogate_pair_is_text() -> None:
+    assert json.loads('"\\ud83d\\ude00"') == "\U0001f600"
+
+
+@FUZZ
+@given(
+    segment=st.binary(max_size=20) | json_strings.map(lambda t: t.encode("utf-8", "surrogatepass")),
+    query=st.binary(max_size=20),
+)
+def test_any_path_and_query_never_fail_with_a_5xx(
+    client: FlaskClient, segment: bytes, query: bytes
+) -> None:
+    encoded, asked = quote(segment, safe=""), quote(query, safe="")
+    headers = {"Authorization": f"Bearer {SIGNER.token(PUBLIC + '/fhir', scope='system/*.rs')}"}
+    for url in (
+        f"/fhir/Patient/{encoded}/$cml-assess?asOf={asked}",
+        f"/fhir/{encoded}/{encoded}?_format={asked}",
+        f"/cds-services/{encoded}",
+        f"/fhir/$cml-assess?guideline={asked}&asOf={asked}",
+    ):
+        answered(client.get(url, headers=headers))
+
+
+@FUZZ
+@given(
+    claims=st.dictionaries(
+        st.sampled_from(["jti", "tenant", "sub", "iss", "aud", "scope", "patient"]),
+        json_strings,
+        min_size=1,
+    )
+)
+def test_strange_strings_in_jwt_claims_never_fail_with_a_5xx(
+    client: FlaskClient, claims: dict[str, str]
+) -> None:
+    path = "/cds-services/cml-monitoring"
+    token = SIGNER.token(claims.pop("aud", PUBLIC + path), **claims)
+    body = VALID_BODIES[path]
+    answered(client.post(path, json=body, headers={"Authorization": f"Bearer {token}"}))
+    api = SIGNER.token(PUBLIC + "/fhir", **claims)
+    answered(client.get("/fhir/Patient/p1/$cml-assess", headers={"Authorization": f"Bearer {api}"}))

@@ -95,11 +95,27 @@ def test_a_missing_config_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_pat
         ({"fhir_base": "https://e", "client_id": "c"}, "needs both FHIR_CML_CLIENT_ID"),
         ({"smart_launch_path": "launch"}, "FHIR_CML_SMART_LAUNCH_PATH"),
         ({"log_level": "LOUD"}, "FHIR_CML_LOG_LEVEL"),
+        ({"cds_cors_origins": "https://sandbox.example.org/app"}, "FHIR_CML_CDS_CORS_ORIGINS"),
+        ({"cds_cors_origins": "sandbox.example.org"}, "FHIR_CML_CDS_CORS_ORIGINS"),
+        ({"cds_deadline": 0}, "FHIR_CML_CDS_DEADLINE"),
+        ({"api_algorithms": "HS256"}, "FHIR_CML_API_ALGORITHMS: not allowed: HS256"),
+        ({"api_issuers": [{"iss": "https://a"}]}, r"FHIR_CML_API_ISSUERS\[0\]: .*jwks_url"),
+        (
+            {"api_introspection_url": "https://a/i", "api_introspection_client_id": "c"},
+            "needs both FHIR_CML_API_INTROSPECTION_CLIENT_ID",
+        ),
     ],
 )
 def test_wrong_settings_name_their_variable(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         load_settings({"public_base_url": PUBLIC, **overrides})
+
+
+def test_cors_origins_from_a_comma_separated_list() -> None:
+    settings = load_settings(
+        {"public_base_url": PUBLIC, "cds_cors_origins": "https://Sandbox.example.org/, *"}
+    )
+    assert settings.cds_cors_origins == ("https://sandbox.example.org", "*")
 
 
 def test_an_unreadable_private_key_fails_at_start(

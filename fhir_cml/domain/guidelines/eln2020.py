@@ -68,8 +68,8 @@ TABLE = SOURCE.table(
         ),
     ),
     # "Any time - optimal: <= 0.1 %; warning: > 0.1-1 %, loss of <= 0.1 % (MMR); failure: > 1 %,
-    # resistance mutations, high-risk ACA." Footnote: "Loss of MMR (BCR::ABL1 > 0.1 %) indicates
-    # failure after TFR." The high-risk ACA here is one emerging in Ph+ cells on treatment.
+    # resistance mutations, high-risk ACA." A footnote reads loss of MMR (> 0.1 %) after TFR as
+    # failure. The high-risk ACA here is one emerging in Ph+ cells on treatment.
     SOURCE.row(
         Milestone.ANY,
         None,

@@ -31,7 +31,7 @@ from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.guidelines import Band, Condition, Event, GuidelineTable, Measure, Row, table
 from fhir_cml.domain.guidelines.eln2009 import SUMMARY_CALLS_SUBOPTIMAL
 from fhir_cml.domain.model import BcrAbl1Result, CytogeneticResult, MutationResult
-from fhir_cml.domain.results import ElnReading, LossOfMmr, MilestoneReading, Therapy
+from fhir_cml.domain.results import ElnReading, Gap, LossOfMmr, MilestoneReading, Therapy
 from fhir_cml.domain.rules import catalogue as rules
 from fhir_cml.domain.rules.common import months_between
 from fhir_cml.domain.rules.hematology import ChrAssessment
@@ -49,6 +49,9 @@ RANK = {
 }
 _BY_DATE_AND_KIND = attrgetter("date", "kind")
 DOSE_SENSITIVE_MUTATIONS = frozenset({"M351T", "L384M"})
+# The roles of results read on continuous treatment (not off treatment after a TFR stop, not in
+# re-treatment after a relapse off treatment): only these count as "prior treatment failure".
+ON_TREATMENT = frozenset({"milestone", "interim", "early", "any-time"})
 # Poorly sensitive to imatinib (ELN 2009 "mutations poorly sensitive to imatinib"): only T315I is
 # named with certainty by the sources at hand; other mutations read as still sensitive.
 POORLY_SENSITIVE_MUTATIONS = frozenset({"T315I"})
@@ -111,9 +114,10 @@ def read(
             ElnStatus.NOT_EVALUABLE, None, (basis(rules.MILESTONE_WINDOW, Finding.ELN_NO_START),)
         )
     start = therapy.start
-    stopped = therapy.stopped_on if therapy.status is TherapyStatus.TFR else None
     items = _items(evidence, start)
-    history = _history(tab, items, start, stopped, cfg)
+    now = course(therapy, items)
+    history = _history(tab, items, now, cfg)
+    stopped = therapy.stopped_on if therapy.status is TherapyStatus.TFR else None
     reasons: list[Basis] = []
     status, milestone = _current(tab, history, items, start, as_of, reasons)
     baseline = _baseline(tab, therapy, evidence)
@@ -134,7 +138,7 @@ def read(
         earlier = [
             h
             for h in history
-            if h.status is ElnStatus.FAILURE and h.date >= since and h.role != "off-treatment"
+            if h.status is ElnStatus.FAILURE and h.date >= since and h.role in ON_TREATMENT
         ]
         if earlier:
             first = earlier[0]
@@ -177,27 +181,68 @@ def _items(evidence: Evidence, start: date) -> list[Item]:
     return items
 
 
+@dataclass(frozen=True, slots=True)
+class Course:
+    """Where the course stands for each result: off treatment after a TFR stop, re-treated after
+    a relapse off treatment (until MMR is regained), or on first-line-timed treatment."""
+
+    start: date
+    off: tuple[Gap, ...]
+    restarted: date | None
+    regained: date | None  # the first result <= MMR after the restart
+
+    def off_since(self, day: date) -> date | None:
+        """The stop the day falls after, when it falls in a time off TKI for TFR."""
+        for gap in self.off:
+            if gap.start < day and (gap.end is None or day < gap.end):
+                return gap.start
+        return None
+
+    def retreating(self, day: date) -> bool:
+        return (
+            self.restarted is not None
+            and day >= self.restarted
+            and (self.regained is None or day < self.regained)
+        )
+
+
+def course(therapy: Therapy, items: Sequence[Item]) -> Course:
+    assert therapy.start is not None
+    restarted = therapy.restarted
+    regained = None
+    if restarted is not None:
+        regained = next(
+            (
+                i.date
+                for i in items
+                if i.measure is Measure.BCR_ABL1
+                and i.value is not None
+                and i.value <= MMR_LIMIT
+                and i.date >= restarted
+            ),
+            None,
+        )
+    return Course(therapy.start, therapy.tfr_stops, restarted, regained)
+
+
 def _history(
-    tab: GuidelineTable,
-    items: list[Item],
-    start: date,
-    stopped: date | None,
-    cfg: RuleConfig,
+    tab: GuidelineTable, items: list[Item], now: Course, cfg: RuleConfig
 ) -> list[MilestoneReading]:
     """Every result read against its milestone, with the role it plays there."""
     tolerance = cfg.milestone_tolerance_months
     windows: dict[tuple[Milestone, Measure], list[tuple[Item, float]]] = {}
     placed: list[tuple[Item, float, Milestone]] = []
     for item in items:
-        months = months_between(start, item.date)
-        if stopped is not None and item.date > stopped:
-            ms: Milestone | None = Milestone.ANY
+        months = months_between(now.start, item.date)
+        after_restart = now.restarted is not None and item.date >= now.restarted
+        if now.off_since(item.date) is not None or after_restart:
+            ms: Milestone | None = Milestone.ANY  # not read against the timed milestones
         else:
             ms = milestone_for(tab.guideline, months, tolerance)
         if ms is None:
             continue
         placed.append((item, months, ms))
-        if item.value is not None and not (stopped is not None and item.date > stopped):
+        if item.value is not None and ms is not Milestone.ANY:
             windows.setdefault((ms, item.measure), []).append((item, months))
     at_milestone: dict[tuple[Milestone, Measure], Item] = {}
     for (ms, measure), members in windows.items():
@@ -213,7 +258,7 @@ def _history(
         row = tab.row(ms)
         if row is None:
             continue
-        reading = _read_item(tab, row, item, months, items, stopped, at_milestone, cfg)
+        reading = _read_item(tab, row, item, months, items, now, at_milestone, cfg)
         if reading is not None:
             history.append(reading)
     return history
@@ -222,13 +267,15 @@ def _history(
 def _role(
     item: Item,
     ms: Milestone,
-    stopped: date | None,
+    now: Course,
     at_milestone: dict[tuple[Milestone, Measure], Item],
 ) -> str:
     if item.value is None:
         return "unreadable"
-    if stopped is not None and item.date > stopped:
+    if now.off_since(item.date) is not None:
         return "off-treatment"
+    if item.measure is Measure.BCR_ABL1 and now.retreating(item.date):
+        return "retreatment"
     if ms is Milestone.ANY:
         return "any-time"
     chosen = at_milestone.get((ms, item.measure))
@@ -243,11 +290,11 @@ def _read_item(
     item: Item,
     months: float,
     items: list[Item],
-    stopped: date | None,
+    now: Course,
     at_milestone: dict[tuple[Milestone, Measure], Item],
     cfg: RuleConfig,
 ) -> MilestoneReading | None:
-    role = _role(item, row.milestone, stopped, at_milestone)
+    role = _role(item, row.milestone, now, at_milestone)
     at = round(months, 1)
     if item.value is None:
         if not row.bands_for(item.measure):
@@ -257,7 +304,9 @@ def _read_item(
             item.date, at, row.milestone, ElnStatus.NOT_EVALUABLE, found, item.kind, role
         )
     if role == "off-treatment":
-        return _off_treatment(tab, row, item, at, stopped)
+        return _off_treatment(tab, row, item, at, now.off_since(item.date))
+    if role == "retreatment":
+        return _retreatment(tab, row, item, at, now, cfg)
     confirmation = _confirmation(row, item, items, cfg)
     met = frozenset({Condition.CONFIRMED_LATER}) if confirmation is not None else frozenset()
     band = row.band(item.measure, item.value, met)
@@ -284,6 +333,32 @@ def _read_item(
         **params,
     )
     return MilestoneReading(item.date, at, row.milestone, band.status, found, item.kind, role)
+
+
+def _retreatment(
+    tab: GuidelineTable, row: Row, item: Item, at: float, now: Course, cfg: RuleConfig
+) -> MilestoneReading:
+    """A result after restarting the TKI for a relapse off treatment, before MMR is regained.
+
+    ELN 2020: restart the same TKI; almost all patients regain MMR, most within 3-6 months. It is
+    not read as an on-treatment failure: it counts as loss of MMR (the guideline's any-time
+    criterion, a warning in ELN 2020) until MMR is regained.
+    """
+    assert now.restarted is not None
+    criterion = row.criterion(Event.LOSS_OF_MMR)
+    status = criterion.status if criterion is not None else ElnStatus.WARNING
+    found = basis(
+        row.rule,
+        Finding.ELN_RETREATMENT,
+        (item.ref,),
+        result=item.what,
+        restarted=now.restarted,
+        months=Months(months_between(now.restarted, item.date)),
+        expected=Months(cfg.retreatment_mmr_months),
+        status=status,
+        guideline=tab.guideline,
+    )
+    return MilestoneReading(item.date, at, Milestone.ANY, status, found, item.kind, "retreatment")
 
 
 def _band_value(band: Band) -> tuple[Value, ...]:
@@ -375,7 +450,7 @@ def _current(
     for reading in window:
         if reading.role in ("early",):
             continue
-        if reading.role in ("any-time", "off-treatment"):
+        if reading.role in ("any-time", "off-treatment", "retreatment"):
             counted[reading.kind] = [reading]  # any time: the latest result of each kind
         else:
             counted.setdefault(reading.kind, []).append(reading)  # at the milestone, then interim

@@ -2,7 +2,8 @@
 
 The interval depends on where the patient is: the first months on TKI (monthly), later (every 3
 months), after a dose reduction (every 4-6 weeks for 6-12 months), after stopping for TFR (monthly
-for months 1-6, every 2 months for months 7-12, every 3 months after). The next test is due one
+for months 1-6, every 2 months for months 7-12, every 3 months after), after restarting the TKI for
+a relapse off treatment (every 4-6 weeks until MMR is regained: ELN 2020). The next test is due one
 interval after the latest sample; with no sample since the start of the current phase, it is due at
 the phase's start.
 """
@@ -16,7 +17,7 @@ from fhir_cml.domain.basis import Months, Value, basis
 from fhir_cml.domain.config import RuleConfig
 from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import BcrAbl1Result, UnreadResult
-from fhir_cml.domain.results import Monitoring, Therapy
+from fhir_cml.domain.results import Monitoring, TfrReading, Therapy
 from fhir_cml.domain.rules.catalogue import MONITORING
 from fhir_cml.domain.rules.common import months_between
 from fhir_cml.domain.vocabulary import TfrStatus, TherapyStatus
@@ -25,7 +26,7 @@ from fhir_cml.domain.vocabulary import TfrStatus, TherapyStatus
 def schedule(
     therapy: Therapy,
     results: Sequence[BcrAbl1Result],
-    tfr_status: TfrStatus,
+    tfr: TfrReading,
     as_of: date,
     cfg: RuleConfig,
     unread: Sequence[UnreadResult] = (),
@@ -45,12 +46,16 @@ def schedule(
     if therapy.status is TherapyStatus.TFR and therapy.stopped_on is not None:
         phase_start = therapy.stopped_on
         since = months_between(phase_start, as_of)
-        if since <= 6 or tfr_status is TfrStatus.MOLECULAR_RELAPSE:
+        if since <= 6 or tfr.status is TfrStatus.MOLECULAR_RELAPSE:
             interval, phase = 30, "tfr-months-1-6"
         elif since <= 12:
             interval, phase = 61, "tfr-months-7-12"
         else:
             interval, phase = 91, "tfr-after-12-months"
+    elif tfr.restarted_on is not None and tfr.mmr_regained_on is None:
+        # After restarting for a relapse off treatment: every 4-6 weeks until MMR is regained.
+        phase_start = tfr.restarted_on
+        interval, phase = cfg.retreatment_interval_days, "retreatment"
     elif (
         therapy.last_reduction is not None
         and months_between(therapy.last_reduction, as_of) <= cfg.after_reduction_months

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from fhir_cml.domain.basis import Basis, Dose, Months, NgMl, Value, Years, basis
 from fhir_cml.domain.config import RuleConfig
@@ -30,15 +30,17 @@ from fhir_cml.domain.results import (
     Therapy,
 )
 from fhir_cml.domain.rules import catalogue as rules
-from fhir_cml.domain.rules.common import DAYS_PER_MONTH
+from fhir_cml.domain.rules.common import DAYS_PER_MONTH, months_between
 from fhir_cml.domain.rules.milestones import DOSE_SENSITIVE_MUTATIONS
 from fhir_cml.domain.rules.response_depth import MMR_LIMIT, DepthCall
+from fhir_cml.domain.rules.switching import switch_options
 from fhir_cml.domain.vocabulary import (
     ElnStatus,
     IssueCode,
     Milestone,
     Recommendation,
     ResponseDepth,
+    StopReason,
     TdmStatus,
     TfrStatus,
     TherapyStatus,
@@ -90,6 +92,11 @@ class Facts:
     adherence_date: date | None
     adherence_basis: Basis | None
     trough_current: bool  # a steady-state trough at the current dose
+    # Restarted for a relapse off treatment (TFR) and MMR not regained yet; ``retreatment_due``
+    # once the 3-6 months in which MMR is expected back have passed (Soverini et al. 2019).
+    retreating: bool = False
+    retreatment_due: bool = False
+    switch_options: tuple[Tki, ...] = ()
 
     @property
     def imatinib(self) -> bool:
@@ -99,10 +106,21 @@ class Facts:
 def facts(ctx: Context) -> Facts:
     therapy = ctx.therapy
     on_tki = therapy.status in (TherapyStatus.ACTIVE, TherapyStatus.INTERRUPTED)
-    concern = on_tki and (
-        ctx.eln.status in (ElnStatus.WARNING, ElnStatus.SUBOPTIMAL, ElnStatus.FAILURE)
-        or ctx.loss.lost
+    tfr = ctx.tfr
+    retreating = tfr.restarted_on is not None and tfr.mmr_regained_on is None
+    retreatment_due = (
+        retreating
+        and tfr.restarted_on is not None
+        and months_between(tfr.restarted_on, ctx.as_of) >= ctx.cfg.retreatment_mmr_months
     )
+    # A concern about the response to TKI: a warning (suboptimal response) or failure read on
+    # treatment, or a loss of MMR - not a baseline warning alone (a high-risk score is no
+    # response), and not while MMR is expected back after a restart for a relapse off treatment.
+    response_concern = (
+        ctx.eln.status in (ElnStatus.WARNING, ElnStatus.SUBOPTIMAL, ElnStatus.FAILURE)
+        and ctx.eln.milestone is not Milestone.BASELINE
+    )
+    concern = on_tki and (response_concern or ctx.loss.lost) and (not retreating or retreatment_due)
     since = therapy.current_start or therapy.start or date.min
     detected = tuple(m for m in ctx.mutations if m.detected and since <= m.date <= ctx.as_of)
     recent = [a for a in ctx.adherence if (ctx.as_of - a.date).days <= ctx.cfg.workup_lookback_days]
@@ -141,6 +159,14 @@ def facts(ctx: Context) -> Facts:
         trough_current=ctx.tdm.at_current_dose
         and ctx.tdm.status
         in (TdmStatus.ADEQUATE, TdmStatus.SUBTHERAPEUTIC, TdmStatus.SUPRATHERAPEUTIC),
+        retreating=retreating,
+        retreatment_due=retreatment_due,
+        switch_options=switch_options(
+            therapy.drug,
+            therapy.line,
+            frozenset(s.drug for s in therapy.segments if s.stop_reason is StopReason.RESISTANCE),
+            frozenset(m.mutation for m in detected if m.mutation),
+        ),
     )
 
 
@@ -157,9 +183,21 @@ def suggest(
 
 def restart(ctx: Context, f: Facts, already: frozenset[Recommendation]) -> list[Suggestion]:
     """After stopping for TFR, a loss of MMR is molecular relapse: restart the TKI."""
-    if ctx.tfr.status is not TfrStatus.MOLECULAR_RELAPSE:
+    if ctx.tfr.status is not TfrStatus.MOLECULAR_RELAPSE or ctx.tfr.relapse_on is None:
         return []
-    return [suggest(R.RESTART_TKI, Finding.RESTART_AFTER_RELAPSE, *ctx.tfr.reasons)]
+    # ELN 2020: restart the same TKI within 4 weeks of the loss of MMR; then monitor every 4-6
+    # weeks until MMR is regained; mutation analysis only if it is not regained within 3-6 months
+    # of restarting (Soverini et al. 2019).
+    return [
+        suggest(
+            R.RESTART_TKI,
+            Finding.RESTART_AFTER_RELAPSE,
+            *ctx.tfr.reasons,
+            drug=f.drug,
+            by=ctx.tfr.relapse_on + timedelta(days=ctx.cfg.restart_within_days),
+            within_months=Months(ctx.cfg.retreatment_mmr_months),
+        )
+    ]
 
 
 def switch(ctx: Context, f: Facts, already: frozenset[Recommendation]) -> list[Suggestion]:
@@ -167,7 +205,9 @@ def switch(ctx: Context, f: Facts, already: frozenset[Recommendation]) -> list[S
     if not f.on_tki:
         return []
     if f.t315i:
-        return [suggest(R.SWITCH_TKI, Finding.SWITCH_T315I, *f.mutation_bases)]
+        return [
+            suggest(R.SWITCH_TKI, Finding.SWITCH_T315I, *f.mutation_bases, options=f.switch_options)
+        ]
     if f.resistant:
         labels = tuple(sorted({m.mutation or m.hgvs or "unnamed mutation" for m in f.detected}))
         return [
@@ -177,6 +217,7 @@ def switch(ctx: Context, f: Facts, already: frozenset[Recommendation]) -> list[S
                 *f.mutation_bases,
                 mutations=labels,
                 drug=f.drug,
+                options=f.switch_options,
             )
         ]
     if ctx.eln.status is ElnStatus.FAILURE:
@@ -187,6 +228,8 @@ def switch(ctx: Context, f: Facts, already: frozenset[Recommendation]) -> list[S
                 *ctx.eln.reasons,
                 basis(rules.SWITCH, Finding.SWITCH_AT_FAILURE),
                 drug=f.drug,
+                line=ctx.therapy.line,
+                options=f.switch_options,
             )
         ]
     dose = ctx.therapy.daily_dose_mg
@@ -204,6 +247,7 @@ def switch(ctx: Context, f: Facts, already: frozenset[Recommendation]) -> list[S
                     highest=Dose(MAX_IMATINIB_MG),
                 ),
                 dose=Dose(dose),
+                options=f.switch_options,
             )
         ]
     return []
@@ -288,17 +332,41 @@ def workup(ctx: Context, f: Facts, already: frozenset[Recommendation]) -> list[S
             if (ctx.as_of - m.date).days <= lookback and m.date <= ctx.as_of
         ]
         if not analysed:
-            out.append(
-                suggest(
-                    R.MUTATION_ANALYSIS,
-                    Finding.MUTATION_ANALYSIS_DUE,
-                    f.eln_basis,
-                    f.loss_basis,
-                    basis(rules.ESCALATION_WORKUP, Finding.WORKUP_MUTATION_FIRST),
-                    months=Months(lookback / DAYS_PER_MONTH),
-                )
-            )
+            out.append(_mutation_analysis(ctx, f, lookback))
     return out
+
+
+def _mutation_analysis(ctx: Context, f: Facts, lookback: int) -> Suggestion:
+    """Soverini et al. 2019, Table 2: at failure or warning of the response to TKI; after a
+    relapse off treatment only if MMR is not regained within 3-6 months of re-treatment."""
+    if f.retreatment_due and ctx.tfr.restarted_on is not None:
+        return suggest(
+            R.MUTATION_ANALYSIS,
+            Finding.MUTATION_ANALYSIS_AFTER_RESTART,
+            *ctx.tfr.reasons[:1],
+            basis(
+                rules.MUTATION_ANALYSIS,
+                Finding.MMR_NOT_REGAINED,
+                (),
+                restarted=ctx.tfr.restarted_on,
+                months=Months(months_between(ctx.tfr.restarted_on, ctx.as_of)),
+                expected=Months(ctx.cfg.retreatment_mmr_months),
+            ),
+        )
+    return suggest(
+        R.MUTATION_ANALYSIS,
+        Finding.MUTATION_ANALYSIS_DUE,
+        f.eln_basis,
+        f.loss_basis,
+        basis(
+            rules.MUTATION_ANALYSIS,
+            Finding.MUTATION_ANALYSIS_INDICATED,
+            status=ctx.eln.status,
+            lost=ctx.loss.lost,
+        ),
+        basis(rules.ESCALATION_WORKUP, Finding.WORKUP_MUTATION_FIRST),
+        months=Months(lookback / DAYS_PER_MONTH),
+    )
 
 
 def escalate(ctx: Context, f: Facts, already: frozenset[Recommendation]) -> list[Suggestion]:
@@ -333,7 +401,10 @@ def escalate(ctx: Context, f: Facts, already: frozenset[Recommendation]) -> list
                 steps=tuple(Dose(s) for s in ESCALATION_STEPS),
                 dose=Dose(dose),
             ),
-            basis(rules.ESCALATION_OUTCOMES, Finding.IRIS_ESCALATION_OUTCOMES),
+            # IRIS figures: first-line imatinib only (the trial's population)
+            basis(rules.ESCALATION_OUTCOMES, Finding.IRIS_ESCALATION_OUTCOMES)
+            if ctx.therapy.line == 1
+            else None,
             dose=Dose(dose),
             next=Dose(nxt),
             highest=Dose(MAX_IMATINIB_MG),
@@ -432,7 +503,7 @@ def tfr(ctx: Context, f: Facts, already: frozenset[Recommendation]) -> list[Sugg
     return [suggest(R.DISCUSS_TFR, Finding.DISCUSS_TFR, *ctx.tfr.reasons)]
 
 
-_INTENSIVE = ("after-dose-reduction", "tfr-months-1-6", "tfr-months-7-12")
+_INTENSIVE = ("after-dose-reduction", "tfr-months-1-6", "tfr-months-7-12", "retreatment")
 
 
 def monitoring(ctx: Context, f: Facts, already: frozenset[Recommendation]) -> list[Suggestion]:

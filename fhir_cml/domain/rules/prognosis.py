@@ -1,7 +1,8 @@
-"""Trial evidence that fits the patient's situation (clinical-rules.md section 8).
+"""Trial evidence that fits the patient's situation.
 
-These are population figures from the trials the seeds quote, attached to the RiskAssessment as
-context for the clinician; they are not individual predictions.
+Population figures from the trials (IRIS: Druker et al., N Engl J Med 2006; STIM1: Mahon et al.,
+Lancet Oncol 2010), attached to the RiskAssessment as context for the clinician, only when the
+patient belongs to the trial's population; they are not individual predictions.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from fhir_cml.domain.basis import Percent, basis
 from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.results import Prediction, TfrReading, Therapy
 from fhir_cml.domain.rules.catalogue import IRIS_PROGRESSION, TFR_OUTCOMES
-from fhir_cml.domain.vocabulary import TfrStatus, Tki
+from fhir_cml.domain.vocabulary import TfrStatus, TherapyStatus, Tki
 
 PROGRESSION = "progression-ap-bc"
 TFR_RELAPSE = "molecular-relapse-after-stop"
@@ -20,9 +21,26 @@ def predictions(
     therapy: Therapy,
     twelve_month_value: tuple[float, str] | None,
     tfr: TfrReading,
+    *,
+    child: bool = False,
+    resistant: bool = False,
+    advanced: bool = False,
+    failing: bool = False,
 ) -> tuple[Prediction, ...]:
+    """The trial figures whose population the patient belongs to: IRIS only on continuous
+    first-line imatinib in chronic phase without a resistance mutation and without a failure since
+    (not after a relapse off treatment: the figures are by the 12-month response of patients who
+    stayed on imatinib); STIM1 only for imatinib, with its own relapse definition; neither for
+    children (adult trials)."""
     out: list[Prediction] = []
-    if therapy.drug is Tki.IMATINIB and therapy.line == 1 and twelve_month_value is not None:
+    iris_population = (
+        therapy.drug is Tki.IMATINIB
+        and therapy.line == 1
+        and therapy.status in (TherapyStatus.ACTIVE, TherapyStatus.INTERRUPTED)
+        and not therapy.tfr_stops
+        and not (child or resistant or advanced or failing)
+    )
+    if iris_population and twelve_month_value is not None:
         value, ref = twelve_month_value
         # IRIS 5-year freedom from progression by the 12-month response, BCR::ABL1 <= 1 % taken
         # as CCyR: (group, upper bound of the group, probability of progression)
@@ -48,7 +66,11 @@ def predictions(
                 ),
             )
         )
-    if tfr.status in (TfrStatus.ELIGIBLE, TfrStatus.IN_TFR):
+    if (
+        tfr.status in (TfrStatus.ELIGIBLE, TfrStatus.IN_TFR)
+        and therapy.drug is Tki.IMATINIB
+        and not child
+    ):
         out.append(
             Prediction(
                 TFR_RELAPSE,

@@ -1,15 +1,19 @@
-"""Baseline risk scores: Sokal, ELTS and EUTOS (clinical-rules.md section 7).
+"""Baseline risk scores: Sokal (Sokal et al. 1984), ELTS (Pfirrmann et al. 2016), EUTOS (Hasford
+et al. 2011).
 
 Inputs are the values closest to the start of first-line TKI, from up to ``baseline_window_days``
 before it to the start itself: age (years), spleen (cm below the costal margin), blasts and
 basophils (% in peripheral blood), platelets (x10^9/L). A missing value makes that score not
-evaluable; nothing is assumed.
+evaluable; nothing is assumed. All three were derived in adults: for a patient under 18 the
+category is given with that caution. Where ELTS and Sokal disagree, ELN 2020 recommends ELTS (it
+predicts death from CML better in patients on imatinib), and the ELTS reading says so.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 
 from fhir_cml.domain.basis import Basis, Value, basis
@@ -19,6 +23,7 @@ from fhir_cml.domain.guidelines.table import Bound, Op
 from fhir_cml.domain.model import LabValue
 from fhir_cml.domain.results import RiskScore
 from fhir_cml.domain.rules.catalogue import ELTS, EUTOS, SOKAL, Rule
+from fhir_cml.domain.rules.common import age_on
 from fhir_cml.domain.vocabulary import LabKind, RiskCategory
 
 _NEEDS = {
@@ -66,7 +71,8 @@ def baseline_scores(
             held = chosen.get(lab.kind)
             if held is None or lab.date >= held.date:
                 chosen[lab.kind] = lab
-    age = _age(birth_date, reference_date)
+    whole = age_on(birth_date, reference_date)
+    age = float(whole) if whole is not None else None
     scores = []
     for name in _RULES:
         missing: list[Value] = [k for k in _NEEDS[name] if k not in chosen]
@@ -92,15 +98,31 @@ def baseline_scores(
             )
             continue
         v = {k: chosen[k].value for k in _NEEDS[name]}
-        scores.append(_score(name, v, age, refs, reference_date))
-    return tuple(scores)
+        child = whole is not None and whole < cfg.adult_age_years
+        scores.append(_score(name, v, age, refs, reference_date, child))
+    return _elts_preferred(tuple(scores))
 
 
-def _age(birth: date | None, on: date) -> float | None:
-    if birth is None:
-        return None
-    years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
-    return float(years)
+def _elts_preferred(scores: tuple[RiskScore, ...]) -> tuple[RiskScore, ...]:
+    """ELN 2020 prefers the ELTS score to Sokal: where they disagree, the ELTS reading says so."""
+    by_name = {s.name: s for s in scores}
+    sokal_score, elts_score = by_name.get("sokal"), by_name.get("elts")
+    if (
+        sokal_score is None
+        or elts_score is None
+        or RiskCategory.NOT_EVALUABLE in (sokal_score.category, elts_score.category)
+        or sokal_score.category is elts_score.category
+    ):
+        return scores
+    noted = replace(
+        elts_score,
+        basis=replace(
+            elts_score.basis,
+            params=(*elts_score.basis.params, ("sokal_disagrees", sokal_score.category)),
+            evidence=elts_score.basis.evidence,
+        ),
+    )
+    return tuple(noted if s is elts_score else s for s in scores)
 
 
 def sokal(age: float, spleen: float, platelets: float, blasts: float) -> float:
@@ -133,7 +155,12 @@ def category(name: str, value: float) -> RiskCategory:
 
 
 def _score(
-    name: str, v: dict[LabKind, float], age: float | None, refs: tuple[str, ...], on: date
+    name: str,
+    v: dict[LabKind, float],
+    age: float | None,
+    refs: tuple[str, ...],
+    on: date,
+    child: bool,
 ) -> RiskScore:
     inputs: tuple[tuple[Value, Value], ...]
     if name == "eutos":
@@ -166,6 +193,8 @@ def _score(
             inputs=inputs,
             category=found,
             cuts=cuts,
+            # derived in adults: for a child the category is shown with that caution
+            child=child,
         ),
     )
 

@@ -1,5 +1,7 @@
 """Reading an imatinib trough level (therapeutic drug monitoring).
 
+A level is a trough only when its code says so (LOINC 103609-4) or the time since the last dose
+is given (a level under LOINC 57844-3 alone is "timing unknown", never a basis for escalation).
 A trough counts when drawn at steady state (>= 29 days of therapy and >= 8 days without a dose
 change, the stricter of the quoted conditions) and immediately before the next dose. Then:
 < 1000 ng/mL subtherapeutic, >= 2000 ng/mL supratherapeutic (outside the 500-1999 ng/mL reference
@@ -43,6 +45,17 @@ def read_tdm(troughs: Sequence[TroughLevel], therapy: Therapy, cfg: RuleConfig) 
         TherapyStatus.ACTIVE,
         TherapyStatus.INTERRUPTED,
     ) and segment is _current(therapy)
+    if segment.daily_dose_mg:
+        level["dose"] = Dose(segment.daily_dose_mg)
+    if trough.hours_since_dose is None and not trough.trough_by_code:
+        # A level whose code has no timing (LOINC 57844-3) and no time since the last dose: not a
+        # trough, so never a basis for escalation.
+        return TdmReading(
+            TdmStatus.TIMING_UNKNOWN,
+            trough,
+            basis(TDM, Finding.TDM_TIMING_UNKNOWN, ref, **level),
+            current,
+        )
     # Each problem: (what, the value found, the least or the accepted range).
     problems: list[tuple[str, float, float, float | None]] = []
     if days_on < cfg.tdm_min_days_on_therapy:
@@ -55,8 +68,6 @@ def read_tdm(troughs: Sequence[TroughLevel], therapy: Therapy, cfg: RuleConfig) 
         low, high = _window(segment, cfg)
         if not low <= trough.hours_since_dose <= high:
             problems.append(("hours-since-dose", trough.hours_since_dose, low, high))
-    if segment.daily_dose_mg:
-        level["dose"] = Dose(segment.daily_dose_mg)
     if problems:
         return TdmReading(
             TdmStatus.TIMING_INVALID,

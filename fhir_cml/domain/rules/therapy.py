@@ -81,6 +81,9 @@ def build_therapy(statements: tuple[TkiStatement, ...], as_of: date) -> tuple[Th
         status = TherapyStatus.STOPPED
     shown = current or last
     drug_start = _drug_start(segments, shown)
+    tfr_stops = _tfr_stops(segments, status)
+    on_tki = status in (TherapyStatus.ACTIVE, TherapyStatus.INTERRUPTED)
+    restarted = tfr_stops[-1].end if tfr_stops and on_tki else None
     therapy = Therapy(
         status=status,
         drug=shown.drug,
@@ -100,8 +103,23 @@ def build_therapy(statements: tuple[TkiStatement, ...], as_of: date) -> tuple[Th
         switched_for_resistance=switched_for_resistance,
         switch_reasons_known=reasons_known,
         evidence=tuple(dict.fromkeys(s.ref for s in segments)),
+        tfr_stops=tfr_stops,
+        restarted=restarted,
     )
     return therapy, issues
+
+
+def _tfr_stops(segments: list[DoseSegment], status: TherapyStatus) -> tuple[Gap, ...]:
+    """Each time off TKI after a stop for TFR, up to the restart (open while still off)."""
+    out = [
+        Gap(prev.end, nxt.start, prev.ref)
+        for prev, nxt in itertools.pairwise(segments)
+        if prev.stop_reason is StopReason.TFR and prev.end is not None and nxt.start > prev.end
+    ]
+    last = segments[-1]
+    if status is TherapyStatus.TFR and last.end is not None:
+        out.append(Gap(last.end, None, last.ref))
+    return tuple(out)
 
 
 def _segment(st: TkiStatement, as_of: date, issues: list[Issue]) -> DoseSegment | None:

@@ -312,7 +312,20 @@ def _trough(
             hours, 0.0, MAX_HOURS_SINCE_DOSE, "h", "Time since the last dose", ref, ctx
         ):
             hours = None
-    return TroughLevel(ref, day, round(ng_ml, 6), hours_since_dose=hours)
+    return TroughLevel(
+        ref, day, round(ng_ml, 6), hours_since_dose=hours, trough_by_code=_names_a_trough(res)
+    )
+
+
+def _names_a_trough(res: dict[str, Any]) -> bool:
+    """LOINC 57844-3 is an imatinib level with no timing; only 103609-4 ("--trough") says when it
+    was drawn. A level coded 57844-3 alone is a trough only if the time since the dose is given."""
+    codes = {
+        coding.get("code")
+        for coding in (res.get("code") or {}).get("coding") or ()
+        if isinstance(coding, dict) and coding.get("system") == c.LOINC
+    }
+    return not ("57844-3" in codes and "103609-4" not in codes)
 
 
 def _adherence(

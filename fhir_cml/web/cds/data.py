@@ -190,14 +190,15 @@ def _read_all(
     found: dict[str, list[dict[str, Any]]] = {}
     failed: dict[str, str] = {}
     errors: list[FhirClientError] = []
+    late = f"not read within the {settings.cds_deadline:g} s the service has"
     for future, key in futures.items():
         if future not in done:
-            failed[key] = f"not read within the {settings.cds_deadline:g} s the service has"
+            failed[key] = late
             continue
         try:
             found[key] = future.result()
         except FhirTimeoutError:
-            failed[key] = f"the EHR did not answer within the {settings.cds_deadline:g} s"
+            failed[key] = late
         except _Cut as short:
             failed[key] = short.reason
         except FhirResponseError as err:

@@ -149,11 +149,16 @@ def _string(holder: dict[str, Any], name: str, prefix: str = "", limit: int = 0)
     return value
 
 
-MAX_FEEDBACK: Final = 1000
+# Bounds on what a feedback request may store (a response has a few cards, each with one or two
+# suggestions; a clinician's comment is a few sentences).
+MAX_FEEDBACK: Final = 100
+MAX_SUGGESTIONS: Final = 20
+MAX_COMMENT: Final = 4000
 
 
 def parse_feedback(body: Any) -> list[Feedback]:
-    """The items of a feedback request (``{"feedback": [...]}``), or RequestError (400)."""
+    """The items of a feedback request (``{"feedback": [...]}``), or RequestError (400). Whether
+    their cards were issued is the caller's to check."""
     if not isinstance(body, dict) or not isinstance(body.get("feedback"), list):
         raise _bad("The body must be an object with a feedback array.")
     items = body["feedback"]
@@ -165,7 +170,7 @@ def parse_feedback(body: Any) -> list[Feedback]:
 def _feedback(item: Any, where: str) -> Feedback:
     if not isinstance(item, dict):
         raise _bad(f"{where} must be an object.")
-    card = _string(item, "card", f"{where}.", limit=128)
+    card = _string(item, "card", f"{where}.", limit=64)
     outcome = item.get("outcome")
     if outcome not in ("accepted", "overridden"):
         raise _bad(f"{where}.outcome must be accepted or overridden.")
@@ -174,10 +179,14 @@ def _feedback(item: Any, where: str) -> Feedback:
     if outcome == "accepted":
         if not isinstance(suggestions, list) or not suggestions:
             raise _bad(f"{where}.acceptedSuggestions is required for an accepted outcome.")
+        if len(suggestions) > MAX_SUGGESTIONS:
+            raise _bad(f"{where}.acceptedSuggestions holds more than {MAX_SUGGESTIONS} items.")
         for n, suggestion in enumerate(suggestions):
             if not isinstance(suggestion, dict):
                 raise _bad(f"{where}.acceptedSuggestions[{n}] must be an object.")
-            accepted.append(_string(suggestion, "id", f"{where}.acceptedSuggestions[{n}]."))
+            accepted.append(
+                _string(suggestion, "id", f"{where}.acceptedSuggestions[{n}].", limit=64)
+            )
     reason = item.get("overrideReason")
     system = code = display = comment = None
     if reason is not None:
@@ -190,11 +199,19 @@ def _feedback(item: Any, where: str) -> Feedback:
             code = _string(coding, "code", f"{where}.overrideReason.reason.", limit=128)
             system = _string(coding, "system", f"{where}.overrideReason.reason.", limit=512)
             found = coding.get("display")
-            display = found if isinstance(found, str) else None
+            if found is not None and (not isinstance(found, str) or len(found) > 512):
+                raise _bad(
+                    f"{where}.overrideReason.reason.display must be a string of at most 512."
+                )
+            display = found
         comment = reason.get("userComment")
         if comment is not None and not isinstance(comment, str):
             raise _bad(f"{where}.overrideReason.userComment must be a string.")
-    stamp = _string(item, "outcomeTimestamp", f"{where}.")
+        if comment is not None and len(comment) > MAX_COMMENT:
+            raise _bad(
+                f"{where}.overrideReason.userComment is longer than {MAX_COMMENT} characters."
+            )
+    stamp = _string(item, "outcomeTimestamp", f"{where}.", limit=64)
     try:
         moment = datetime.fromisoformat(stamp)
     except ValueError:

@@ -12,7 +12,9 @@
   says what is missing instead (patient-view), or says that the order checks ran on part of
   the record.
 - ``POST /cds-services/{id}/feedback``: accepted/overridden outcomes, stored in the state
-  store; 200 with an empty body.
+  store; 200 with ``{}``. Only for cards this service issued, to the same EHR (the cards of every
+  answer are remembered for ``CARD_DAYS``), with suggestions those cards had, and with bounded
+  comments; anything else is refused (400) and nothing of the request is stored.
 
 Errors are OperationOutcome-shaped JSON (``application/json``), like every error of the app.
 """
@@ -27,6 +29,7 @@ from flask import Blueprint, Response, request
 
 from fhir_cml.app import suggestions
 from fhir_cml.errors import RequestError
+from fhir_cml.state.cds import CARD_DAYS, IssuedCard
 from fhir_cml.web import assessment
 from fhir_cml.web.cds import cards, data, hook_request
 from fhir_cml.web.cds import orders as order_checks
@@ -49,13 +52,14 @@ def call(service_id: str) -> Response:
     started = time.monotonic()
     service = _service(service_id)
     settings = runtime().settings
-    _verify([f"{settings.cds_base}/{service_id}"])
+    token = _verify([f"{settings.cds_base}/{service_id}"])
     hook_call = hook_request.parse(service, read_json())
     gathered = data.gather(hook_call, settings, data.reads_deadline(started, settings))
     if service.hook == PATIENT_VIEW:
         found = _monitoring(hook_call, gathered)
     else:
         found = _orders(hook_call, gathered)
+    runtime().cds.remember_cards(service.id, token.iss, [_issued(c) for c in found], _now())
     return json_response({"cards": found})
 
 
@@ -65,8 +69,25 @@ def feedback(service_id: str) -> Response:
     url = f"{runtime().settings.cds_base}/{service_id}"
     token = _verify([f"{url}/feedback", url])
     items = hook_request.parse_feedback(read_json())
-    runtime().cds.record_feedback(service_id, items, issuer=token.iss, tenant=token.tenant)
-    return Response(status=200)
+    cds = runtime().cds
+    issued = cds.issued(service_id, token.iss, [item.card for item in items], _now())
+    for n, item in enumerate(items):
+        card = issued.get(item.card)
+        if card is None:
+            raise RequestError(
+                f"feedback[{n}].card: this service issued no such card to this EHR (or it is "
+                f"older than {CARD_DAYS} days).",
+                code="not-found",
+            )
+        unknown = sorted(set(item.accepted_suggestions) - set(card.suggestions))
+        if unknown:
+            raise RequestError(
+                f"feedback[{n}].acceptedSuggestions: the card has no suggestion "
+                f"{unknown[0][:64]!r}.",
+                code="not-found",
+            )
+    cds.record_feedback(service_id, items, issuer=token.iss, tenant=token.tenant)
+    return json_response({})
 
 
 def _service(service_id: str) -> Service:
@@ -82,6 +103,14 @@ def _service(service_id: str) -> Service:
 
 def _verify(audiences: list[str]) -> VerifiedToken:
     return runtime().verifier.verify(request.headers.get("Authorization"), audiences)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _issued(card: dict[str, Any]) -> IssuedCard:
+    return IssuedCard(str(card["uuid"]), tuple(str(s["uuid"]) for s in card.get("suggestions", ())))
 
 
 def _monitoring(call: hook_request.HookCall, gathered: Gathered) -> list[Any]:

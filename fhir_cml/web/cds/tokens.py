@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -55,9 +55,12 @@ from fhir_cml.web.settings import Settings, TrustedIssuer
 log = logging.getLogger(__name__)
 
 MAX_TOKEN_BYTES: Final = 16 * 1024
-JWKS_TIMEOUT: Final = (3.0, 5.0)
+JWKS_TIMEOUT: Final = 2.0  # seconds for a whole JWK Set fetch
+JWKS_RETRY_SECONDS: Final = 5.0  # after a failed fetch; doubles with each failure in a row
+JWKS_MAX_RETRY_SECONDS: Final = 300.0
 MAX_JWKS_BYTES: Final = 256 * 1024
 _CURVES: Final = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
+MAX_TENANT: Final = 256
 CDS_TYPES: Final = ("JWT",)
 ACCESS_TOKEN_TYPES: Final = ("JWT", "at+jwt", "application/at+jwt")
 
@@ -74,17 +77,27 @@ class VerifiedToken:
 
 
 @dataclass(slots=True)
-class _Cached:
-    keys: dict[str, Key]
-    fetched: float  # monotonic time of the fetch
+class _Entry:
+    """What is known of one JWK Set URL: its keys (if ever fetched) and its failures."""
+
+    keys: dict[str, Key] | None = None
+    fetched: float = float("-inf")  # monotonic time of the last good fetch
+    failures: int = 0  # fetches failed in a row
+    retry_at: float = float("-inf")  # no fetch before this (after a failure)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class JwksCache:
-    """The EHRs' public keys by JWK Set URL: fetched on first use, kept ``cache_seconds``.
+    """The issuers' public keys by JWK Set URL: fetched on first use, kept ``cache_seconds``.
 
-    A ``kid`` not in the cached set triggers one refetch, at most every ``refresh_seconds``
-    per URL (a stream of tokens with made-up ``kid`` values cannot make us hammer the EHR).
-    When a refetch fails, the keys already known keep working.
+    - A ``kid`` not in the cached set triggers one refetch, at most every ``refresh_seconds``
+      per URL (a stream of tokens with made-up ``kid`` values cannot make us hammer the EHR).
+    - A fetch has ``timeout`` seconds in all (connecting and reading); a failed one is not
+      tried again for a while that doubles with each failure in a row (``retry_seconds`` up to
+      ``max_retry_seconds``): a token naming an issuer whose JWK Set URL hangs or fails costs
+      one fetch per backoff, not one per request (and needs no valid signature to cause it).
+      Meanwhile the keys already known keep working; without any, the token is refused at once.
+    - One fetch per URL at a time; other URLs are not held up by it.
     """
 
     def __init__(
@@ -92,58 +105,102 @@ class JwksCache:
         cache_seconds: float,
         refresh_seconds: float,
         *,
+        timeout: float = JWKS_TIMEOUT,
+        retry_seconds: float = JWKS_RETRY_SECONDS,
+        max_retry_seconds: float = JWKS_MAX_RETRY_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         get: Callable[..., requests.Response] = requests.get,
     ) -> None:
         self.cache_seconds = cache_seconds
         self.refresh_seconds = refresh_seconds
-        self.fetches = 0  # how many times a JWK Set was fetched (tests and logs)
+        self.timeout = timeout
+        self.retry_seconds = retry_seconds
+        self.max_retry_seconds = max_retry_seconds
+        self.fetches = 0  # JWK Set fetches tried (tests and logs)
         self._clock = clock
         self._get = get
-        self._cache: dict[str, _Cached] = {}
+        self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
 
     def key(self, url: str, kid: str) -> Key:
         """The key ``kid`` of the set at ``url``; AuthenticationError when there is none."""
         with self._lock:
-            now = self._clock()
-            cached = self._cache.get(url)
-            stale = cached is None or now - cached.fetched >= self.cache_seconds
-            unknown = cached is not None and kid not in cached.keys
-            may_refresh = cached is None or now - cached.fetched >= self.refresh_seconds
-            if stale or (unknown and may_refresh):
-                cached = self._refresh(url, cached, now)
-            if cached is None:
-                raise AuthenticationError("the issuer's JWK Set could not be fetched")
-            found = cached.keys.get(kid)
+            entry = self._entries.setdefault(url, _Entry())
+        with entry.lock:
+            if self._wants_fetch(entry, kid):
+                self._refresh(url, entry)
+            keys = entry.keys
+            if keys is None:
+                wait = max(0.0, entry.retry_at - self._clock())
+                raise AuthenticationError(
+                    f"the issuer's JWK Set could not be fetched (next try in {wait:.0f} s)"
+                )
+            found = keys.get(kid)
         if found is None:
             raise AuthenticationError(f"no key {kid[:64]!r} in the issuer's JWK Set")
         return found
 
-    def _refresh(self, url: str, cached: _Cached | None, now: float) -> _Cached | None:
+    def _wants_fetch(self, entry: _Entry, kid: str) -> bool:
+        now = self._clock()
+        if now < entry.retry_at:
+            return False  # backing off after a failure
+        age = now - entry.fetched
+        if entry.keys is None or age >= self.cache_seconds:
+            return True
+        return kid not in entry.keys and age >= self.refresh_seconds
+
+    def _refresh(self, url: str, entry: _Entry) -> None:
+        self.fetches += 1
         try:
             keys = self._fetch(url)
         except (requests.RequestException, ValueError) as err:
-            log.warning("JWK Set fetch failed", extra={"error": type(err).__name__})
-            return cached
-        self.fetches += 1
-        fresh = _Cached(keys, now)
-        self._cache[url] = fresh
-        return fresh
+            entry.failures += 1
+            backoff = min(self.max_retry_seconds, self.retry_seconds * 2 ** (entry.failures - 1))
+            entry.retry_at = self._clock() + backoff
+            log.warning(
+                "JWK Set fetch failed",
+                extra={"error": type(err).__name__, "retry_in_s": round(backoff, 1)},
+            )
+            return
+        entry.keys = keys
+        entry.fetched = self._clock()
+        entry.failures = 0
+        entry.retry_at = float("-inf")
 
     def _fetch(self, url: str) -> dict[str, Key]:
+        deadline = time.monotonic() + self.timeout
         response = self._get(
-            url, timeout=JWKS_TIMEOUT, headers={"Accept": "application/json"}, stream=True
+            url,
+            timeout=(self.timeout, self.timeout),
+            headers={"Accept": "application/json"},
+            stream=True,
         )
-        try:
-            if response.status_code != 200:
-                raise ValueError(f"HTTP {response.status_code}")
-            body = response.raw.read(MAX_JWKS_BYTES + 1, decode_content=True)
-        finally:
-            response.close()
-        if len(body) > MAX_JWKS_BYTES:
-            raise ValueError("JWK Set too large")
-        return public_keys(json.loads(body))
+        return public_keys(json.loads(bounded_body(response, MAX_JWKS_BYTES, deadline)))
+
+
+def bounded_body(response: requests.Response, limit: int, deadline: float) -> bytes:
+    """The body of a streamed 200 response, closed after: ValueError when the status is another,
+    the body is over ``limit`` bytes, or it is still arriving at ``deadline`` (monotonic) - a
+    server that trickles bytes cannot hold the request longer than that."""
+    try:
+        if response.status_code != 200:
+            raise ValueError(f"HTTP {response.status_code}")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            # read1: what has arrived (one read of the socket, bounded by its timeout), so the
+            # deadline is checked however slowly the bytes come
+            chunk = response.raw.read1(16 * 1024, decode_content=True)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                raise ValueError("answer too large")
+            if time.monotonic() > deadline:
+                raise ValueError("answer too slow")
+            chunks.append(chunk)
+    finally:
+        response.close()
 
 
 def public_keys(jwks: Any) -> dict[str, Key]:
@@ -323,6 +380,12 @@ class TokenVerifier:
                 raise AuthenticationError("the token has been used before (jti replayed)")
         sub = claims.get("sub")
         tenant = claims.get("tenant")
+        if tenant is not None and not (
+            isinstance(tenant, str) and len(tenant) <= MAX_TENANT and tenant.isprintable()
+        ):
+            raise AuthenticationError(
+                f"the tenant claim must be text of at most {MAX_TENANT} characters"
+            )
         return VerifiedToken(
             issuer.iss,
             jti,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from fhir_cml.domain import assess
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import Diagnosis
 from fhir_cml.domain.vocabulary import (
     MedicationStatus,
@@ -62,13 +63,45 @@ def test_mr4_needs_three_years_for_the_optimal_criteria() -> None:
     assert result.tfr.optimal_criteria_met is False
 
 
-def test_unknown_transcript_or_phase_is_not_evaluable() -> None:
+def test_a_result_on_the_is_shows_a_typical_transcript() -> None:
+    """Finding 10: only p210 (e13a2/e14a2) can be reported on the IS (Cross 2015)."""
     no_transcript = [pcr(r.date, r.is_percent, copies=r.control_copies) for r in deep_course()]
     result = assess(candidate(bcr_abl1=no_transcript), months(70))
-    assert result.tfr.status is TfrStatus.NOT_EVALUABLE
-    assert any("transcript" in say(b) for b in result.tfr.reasons)
+    assert result.tfr.status is TfrStatus.ELIGIBLE
+    reason = next(b for b in result.tfr.reasons if b.finding is Finding.TFR_TRANSCRIPT_FROM_IS)
+    assert "International Scale" in say(reason)
+    assert reason.evidence == (no_transcript[-1].ref,)
+
+
+def test_facts_rarely_recorded_make_eligible_with_what_to_confirm() -> None:
+    """Finding 10: an unrecorded phase or switch reason is confirmed, not a block."""
     result = assess(candidate(diagnoses=()), months(70))
+    assert result.tfr.status is TfrStatus.ELIGIBLE
+    confirm = [b.finding for b in result.tfr.to_confirm]
+    assert confirm == [Finding.TFR_PHASE_UNKNOWN, Finding.TFR_CONFIRM]
+    assert result.tfr.reasons[0].finding is Finding.TFR_PHASE_UNKNOWN
+    assert "chronic phase" in say(result.tfr.reasons[0])
+    assert Recommendation.DISCUSS_TFR in [s.code for s in result.recommendations]
+    unknown_switch = (
+        tki(end=months(6), status=MedicationStatus.STOPPED, reason=None),
+        tki(months(6), drug=Tki.NILOTINIB, dose=600, per_day=2),
+    )
+    switched = assess(candidate(tki=unknown_switch), months(70))
+    assert switched.tfr.status is TfrStatus.ELIGIBLE
+    assert Finding.TFR_SWITCH_REASON_UNKNOWN in [b.finding for b in switched.tfr.to_confirm]
+    # no IS result and no recorded transcript: the transcript is confirmed too
+    off_is = [
+        pcr(r.date, r.is_percent, copies=r.control_copies, on_is=False) for r in deep_course()
+    ]
+    unknown = assess(candidate(bcr_abl1=off_is), months(70)).tfr
+    assert Finding.TFR_TRANSCRIPT_UNKNOWN in [b.finding for b in unknown.to_confirm]
+
+
+def test_an_undefined_duration_is_not_evaluable() -> None:
+    ponatinib = (tki(drug=Tki.PONATINIB, dose=45),)
+    result = assess(candidate(tki=ponatinib), months(70))
     assert result.tfr.status is TfrStatus.NOT_EVALUABLE
+    assert result.tfr.reasons[0].finding is Finding.TFR_DURATION_UNDEFINED
 
 
 def test_prior_failure_resistance_switch_accelerated_phase_or_poor_adherence_exclude() -> None:

@@ -72,6 +72,7 @@ Description: "The reading of the latest imatinib trough level."
 * #subtherapeutic "Subtherapeutic" "Imatinib trough at steady state < 1000 ng/mL."
 * #supratherapeutic "Supratherapeutic" "Imatinib trough at steady state >= 2000 ng/mL (toxicity watch)."
 * #timing-invalid "Timing invalid" "A trough level exists but was not drawn at steady state (>= 29 days of therapy, >= 8 days without a dose change) or not just before the next dose."
+* #timing-unknown "Timing unknown" "An imatinib level without the time since the last dose and whose code gives none (LOINC 57844-3): not a trough, so not read against the trough target."
 * #none "No trough level" "No imatinib trough level in the record."
 
 CodeSystem: TherapyStatus
