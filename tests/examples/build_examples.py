@@ -103,6 +103,7 @@ HL7_DISPLAYS: dict[tuple[str, str], str] = {
     (CONDITION_VERIFICATION, "confirmed"): "Confirmed",
     (CONDITION_CATEGORY, "problem-list-item"): "Problem List Item",
     (MED_STATEMENT_CATEGORY, "community"): "Community",
+    (MED_REQUEST_CATEGORY, "community"): "Community",
     (AE_SEVERITY, "mild"): "Mild",
     (AE_SEVERITY, "moderate"): "Moderate",
     (AE_OUTCOME, "ongoing"): "Ongoing",
@@ -661,7 +662,7 @@ class Patient:
         request |= {
             "intent": "order",
             "category": [
-                _cc(MED_REQUEST_CATEGORY, "community", "Community"),
+                _cc(MED_REQUEST_CATEGORY, "community"),
             ],
             "medicationCodeableConcept": {
                 "coding": [{"system": RXNORM, "code": code, "display": display}],
@@ -682,7 +683,7 @@ class Patient:
                             "periodUnit": "d",
                         }
                     },
-                    "route": _cc(SNOMED, "26643006", "Oral route"),
+                    "route": _cc(SNOMED, "26643006"),
                     "doseAndRate": [{"doseQuantity": _quantity(1, "tablet", "{tbl}")}],
                 }
             ],
@@ -723,7 +724,7 @@ class Patient:
         ConceptMap, examples/conceptmaps/, maps the codes and the unit)."""
         for res in self.resources:
             codes = {x.get("code") for x in res.get("code", {}).get("coding", [])}
-            if res["resourceType"] != "Observation" or BCR_ABL1_IS[0] not in codes:
+            if res["resourceType"] != "Observation" or BCR_ABL1_IS not in codes:
                 continue
             res["meta"] = {"profile": [PROFILE_BCR_ABL1]}
             res["code"] = {
@@ -736,7 +737,7 @@ class Patient:
                 sign = f"{quantity['comparator']} " if "comparator" in quantity else ""
                 res["valueString"] = f"{sign}{number} %IS"
             for comp in res.get("component", []):
-                if _cc(CS_CML, "abl1-copies", "ABL1 control gene copies") == comp["code"]:
+                if _cc(CS_CML, "abl1-copies") == comp["code"]:
                     comp["code"] = {
                         "coding": [
                             {"system": LOCAL_LAB, "code": "ABL1-CN", "display": "ABL1 copies"}
@@ -1520,7 +1521,7 @@ def site_concept_maps() -> dict[str, str]:
             {
                 "source": LOCAL_LAB,
                 "target": LOINC,
-                "element": [element("BCRABL-IS", "BCR-ABL1 IS", BCR_ABL1_IS[0])],
+                "element": [element("BCRABL-IS", "BCR-ABL1 IS", BCR_ABL1_IS)],
             },
             {
                 "source": LOCAL_LAB,
