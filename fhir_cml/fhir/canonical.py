@@ -91,6 +91,7 @@ PROFILE_BCR_ABL1: Final = _sd("bcr-abl1-result")
 PROFILE_TROUGH: Final = _sd("imatinib-trough")
 PROFILE_MUTATION: Final = _sd("kinase-domain-mutation")
 PROFILE_TKI_STATEMENT: Final = _sd("tki-medication-statement")
+PROFILE_TKI_REQUEST: Final = _sd("tki-medication-request")  # TKI orders read as input
 PROFILE_RISK_ASSESSMENT: Final = _sd("cml-risk-assessment")
 PROFILE_CARE_PLAN: Final = _sd("cml-care-plan")
 PROFILE_PROVENANCE: Final = _sd("cml-provenance")

@@ -34,6 +34,7 @@ RECORDED: Final = datetime(2025, 6, 30, 14, 5, 9, tzinfo=UTC)
 READ: Final = {
     c.PROFILE_BCR_ABL1: ("01-optimal-responder.json", "cml-optimal-pcr-2025-06-16"),
     c.PROFILE_TKI_STATEMENT: ("01-optimal-responder.json", "cml-optimal-imatinib"),
+    c.PROFILE_TKI_REQUEST: ("21-us-core-medication-requests.json", "cml-orders-dasatinib-100-1"),
     c.PROFILE_TROUGH: ("04-failure-low-trough.json", None),
     c.PROFILE_MUTATION: ("03-failure-t315i.json", None),
 }

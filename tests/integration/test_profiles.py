@@ -263,7 +263,7 @@ def tki_request() -> Resource:
     """A TKI order shaped as US Core sends it (its required elements and must-supports)."""
     return {
         "resourceType": "MedicationRequest",
-        "meta": {"profile": [f"{c.BASE}/StructureDefinition/tki-medication-request"]},
+        "meta": {"profile": [c.PROFILE_TKI_REQUEST]},
         "status": "active",
         "intent": "order",
         "medicationCodeableConcept": coding(c.RXNORM, "799047"),

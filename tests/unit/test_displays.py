@@ -7,6 +7,7 @@ is a wrong statement. Checked here, against the source of each code system:
 - the HL7 code systems of FHIR R4 (the R4 definitions that profiles/tools installs);
 - ATC: the substance names of the inbound mapper's drug tables (fhir_cml.fhir.inbound);
 - HGVS: the expression itself;
+- the example site's own codes (a laboratory's): its ConceptMaps in examples/conceptmaps;
 - every other system (LOINC, SNOMED CT, RxNorm, HGNC, ...): fhir_cml.fhir.terminology, where each
   display records the page it was seen on. A display for a code not there fails: write none.
 
@@ -93,6 +94,19 @@ def project_displays() -> dict[tuple[str, str], str]:
     }
 
 
+@cache
+def site_displays() -> dict[tuple[str, str], str]:
+    """The example site's own codes (a laboratory's), as its ConceptMaps in examples/conceptmaps
+    name them: the site is their source."""
+    out: dict[tuple[str, str], str] = {}
+    for path in sorted((ROOT / "examples" / "conceptmaps").glob("*.json")):
+        for group in json.loads(path.read_text(encoding="utf-8")).get("group", []):
+            for element in group.get("element", []) if group.get("source") else []:
+                if "display" in element:
+                    out[(group["source"], element["code"])] = element["display"]
+    return out
+
+
 ATC_NAMES = {code: str(name) for code, name in {**TKI_ATC, **CYP3A4_ATC}.items()}
 
 
@@ -100,6 +114,8 @@ def expected(system: str, code: str) -> str | None:
     """The display the code's source gives, or None when no source gives one."""
     if system.startswith(f"{c.BASE}/"):
         return project_displays().get((system, code))
+    if (system, code) in site_displays():
+        return site_displays()[(system, code)]
     if system.startswith(("http://terminology.hl7.org/", "http://hl7.org/fhir/")):
         return r4_displays().get((system, code))
     if system == c.ATC:

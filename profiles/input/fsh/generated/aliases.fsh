@@ -56,6 +56,7 @@ Alias: $PROFILE_CARE_PLAN = https://fhir-cml.org/fhir/StructureDefinition/cml-ca
 Alias: $PROFILE_MUTATION = https://fhir-cml.org/fhir/StructureDefinition/kinase-domain-mutation
 Alias: $PROFILE_PROVENANCE = https://fhir-cml.org/fhir/StructureDefinition/cml-provenance
 Alias: $PROFILE_RISK_ASSESSMENT = https://fhir-cml.org/fhir/StructureDefinition/cml-risk-assessment
+Alias: $PROFILE_TKI_REQUEST = https://fhir-cml.org/fhir/StructureDefinition/tki-medication-request
 Alias: $PROFILE_TKI_STATEMENT = https://fhir-cml.org/fhir/StructureDefinition/tki-medication-statement
 Alias: $PROFILE_TROUGH = https://fhir-cml.org/fhir/StructureDefinition/imatinib-trough
 Alias: $PROVENANCE_ACTIVITY = http://terminology.hl7.org/CodeSystem/v3-DataOperation
