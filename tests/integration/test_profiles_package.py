@@ -104,7 +104,7 @@ def example(name: str) -> dict[str, Any]:
             lambda r: r.__setitem__(
                 "extension", [e for e in r["extension"] if e["url"] != c.EXT_ELN_RESPONSE]
             ),
-            "cml-ra-1",
+            "elnResponse",
         ),
         (
             "Provenance-example-provenance.json",

@@ -1,14 +1,6 @@
 // Profiles of what fhir-cml writes (docs/outbound.md). Strict: every resource the engine writes
 // is validated against them in the test suite.
 
-// Each simple extension slice names its URL in the snapshot too (extension[x].url fixed), as SUSHI
-// and the IG Publisher otherwise leave it implicit in the extension's definition: servers whose
-// validators match extensions to slices by that child (Medplum's, for one) then count them right.
-// A complex extension unfolded this way confuses those validators (its own sub-slices are counted
-// on the parent), so a required one is 0..1 with an invariant that requires it (cml-ra-1).
-RuleSet: SliceUrl(path, slice, url)
-* {path}[{slice}].url = {url} (exactly)
-
 RuleSet: Software(path)
 * {path}.identifier 1..1
 * {path}.identifier.system 1..1
@@ -22,27 +14,20 @@ Profile: CmlRiskAssessment
 Parent: RiskAssessment
 Id: cml-risk-assessment
 Title: "CML response assessment"
-Description: "fhir-cml's reading of a CML patient's response to TKI therapy as of a date: molecular response depth, ELN category and milestone, TFR and TDM status and the next RQ-PCR in extensions; trial evidence and baseline risk scores as predictions; the suggestions in mitigation; the reading in notes; every input in basis."
+Description: "fhir-cml's reading of a CML patient's response to TKI therapy as of a date: molecular response depth, ELN category and milestone, TFR and TDM status and the next RQ-PCR in extensions; trial evidence as predictions (probabilities in percent), baseline risk scores in risk-score extensions; the suggestions in mitigation; the reading in notes; every input in basis."
 * extension contains
     $EXT_AS_OF named asOf 1..1 MS and
     $EXT_RULESET_VERSION named rulesetVersion 1..1 MS and
     $EXT_MOLECULAR_RESPONSE named molecularResponse 1..1 MS and
-    $EXT_ELN_RESPONSE named elnResponse 0..1 MS and
+    $EXT_ELN_RESPONSE named elnResponse 1..1 MS and
     $EXT_TFR_STATUS named tfrStatus 1..1 MS and
     $EXT_TDM_STATUS named tdmStatus 1..1 MS and
     $EXT_NEXT_PCR_DUE named nextPcrDue 0..1 MS and
     $EXT_BASIS named basis 0..* MS and
+    $EXT_RISK_SCORE named riskScore 0..* MS and
     $EXT_REPLACED_BY named replacedBy 0..1 MS
-* insert SliceUrl(extension, asOf, $EXT_AS_OF)
-* insert SliceUrl(extension, rulesetVersion, $EXT_RULESET_VERSION)
-* insert SliceUrl(extension, molecularResponse, $EXT_MOLECULAR_RESPONSE)
-* insert SliceUrl(extension, tfrStatus, $EXT_TFR_STATUS)
-* insert SliceUrl(extension, tdmStatus, $EXT_TDM_STATUS)
-* insert SliceUrl(extension, nextPcrDue, $EXT_NEXT_PCR_DUE)
-* insert SliceUrl(extension, replacedBy, $EXT_REPLACED_BY)
-* obeys cml-ra-1
-* extension[elnResponse] ^short = "The ELN reading (exactly one: invariant cml-ra-1)"
 * extension[basis] ^short = "The basis of each conclusion of the reading"
+* extension[riskScore] ^short = "Each evaluable baseline risk score (Sokal, ELTS, EUTOS)"
 * extension[replacedBy] ^short = "Set when a later, different assessment supersedes this one"
 * identifier 1..* MS
 * identifier ^slicing.discriminator.type = #value
@@ -75,11 +60,11 @@ Description: "fhir-cml's reading of a CML patient's response to TKI therapy as o
 * prediction MS
 * prediction.outcome 1..1 MS
 * prediction.outcome from CmlPredictionOutcomeVS (required)
+* prediction.probability[x] 1..1 MS
 * prediction.probability[x] only decimal
-* prediction.probability[x] MS
-* prediction.qualitativeRisk MS
-* prediction.qualitativeRisk from RiskCategoryVS (required)
-* prediction.qualitativeRisk ^short = "The category of a baseline risk score"
+* prediction.probability[x] ^short = "A percentage (0-100), as R4 requires (ras-2)"
+* prediction.probability[x] ^comment = "Always given: servers that evaluate ras-2 as published (probability is decimal implies (probability as decimal) <= 100) strictly refuse a prediction without one. Baseline risk categories are in the risk-score extension."
+* prediction.qualitativeRisk 0..0
 * prediction.when[x] only Range
 * prediction.when[x] MS
 * prediction.when[x] ^short = "Horizon of a trial outcome: high in years (UCUM a)"
@@ -89,11 +74,6 @@ Description: "fhir-cml's reading of a CML patient's response to TKI therapy as o
 * mitigation ^short = "The suggestions, one line each"
 * note MS
 * note ^short = "The reading in sentences"
-
-Invariant: cml-ra-1
-Description: "The reading has exactly one ELN response extension."
-Expression: "extension.where(url = 'https://fhir-cml.org/fhir/StructureDefinition/eln-response').count() = 1"
-Severity: #error
 
 Profile: CmlCarePlan
 Parent: CarePlan
@@ -126,7 +106,6 @@ Description: "fhir-cml's suggestions for a clinician to review, never orders: a 
 * subject MS
 * subject only Reference(Patient)
 * extension contains $EXT_AS_OF named asOf 1..1 MS
-* insert SliceUrl(extension, asOf, $EXT_AS_OF)
 * extension[asOf] ^short = "The as-of date of the reading behind the suggestions"
 * created 1..1 MS
 * created ^short = "The moment of writing (the as-of date is in the asOf extension)"
@@ -196,12 +175,11 @@ Profile: CmlProvenance
 Parent: Provenance
 Id: cml-provenance
 Title: "Provenance of fhir-cml's output"
-Description: "What produced a RiskAssessment and its CarePlan: fhir-cml (the software, as the assembler), when, as of which date, and from which inputs."
+Description: "What produced a RiskAssessment and its CarePlan: fhir-cml (the software, as the assembler) and, when a clinician accepted the suggestion, who; when, as of which date, and from which inputs."
 * target MS
 * target only Reference(RiskAssessment or CarePlan)
 * target ^short = "The RiskAssessment and the CarePlan"
 * extension contains $EXT_AS_OF named asOf 1..1 MS
-* insert SliceUrl(extension, asOf, $EXT_AS_OF)
 * extension[asOf] ^short = "The as-of date of the reading the targets hold"
 * occurred[x] 1..1 MS
 * occurred[x] only dateTime
@@ -212,8 +190,8 @@ Description: "What produced a RiskAssessment and its CarePlan: fhir-cml (the sof
 * activity = $PROVENANCE_ACTIVITY#CREATE
 * obeys cml-prov-1
 * agent 1..* MS
-* agent ^short = "fhir-cml, the software that assembled the resources; and who decided, if anyone"
-* agent ^comment = "fhir-cml is always an agent, as the assembler (invariant cml-prov-1); a clinician whose decision led to the write (Accept in the SMART app) is a further agent, e.g. as verifier. (Not sliced: Provenance.entity.agent refers to this element's definition.)"
+* agent ^short = "fhir-cml, the software that assembled the resources (cml-prov-1); and the clinician whose decision led to the write, if any"
+* agent ^comment = "fhir-cml is always an agent, as assembler (cml-prov-1). When a clinician accepted the suggestion (the SMART app), they are a further agent, as verifier. (Not sliced: Provenance.entity.agent refers to this element's definition.)"
 * agent.type 1..1
 * agent.who MS
 * entity MS
