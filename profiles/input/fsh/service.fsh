@@ -154,8 +154,14 @@ Usage: #definition
 * insert Input(6, AdverseEvent, "subject", "http://hl7.org/fhir/SearchParameter/AdverseEvent-subject", #reference)
 * rest[1].resource[6].documentation = "Read as input to an assessment (docs/inbound.md): Adverse events of the TKI (dose reduction)."
 * insert Written(7, RiskAssessment, $PROFILE_RISK_ASSESSMENT)
+* rest[1].resource[7].searchRevInclude[0] = "Provenance:target"
+* rest[1].resource[7].searchParam[1].name = "patient"
+* rest[1].resource[7].searchParam[1].definition = "http://hl7.org/fhir/SearchParameter/clinical-patient"
+* rest[1].resource[7].searchParam[1].type = #reference
+* rest[1].resource[7].searchParam[1].documentation = "Every RiskAssessment of a patient, when nothing says which of fhir-cml's to look for (a repair after an interrupted write)."
 * insert Written(8, CarePlan, $PROFILE_CARE_PLAN)
-* rest[1].resource[8].documentation = "The current suggestion (draft) is found by patient, category cml-suggestions and status; a superseded one is revoked."
+* rest[1].resource[8].documentation = "The current suggestion (draft) is found by patient, category cml-suggestions and status; a superseded one is revoked. Searched with the Provenances that target it."
+* rest[1].resource[8].searchRevInclude[0] = "Provenance:target"
 * rest[1].resource[8].searchParam[1].name = "patient"
 * rest[1].resource[8].searchParam[1].definition = "http://hl7.org/fhir/SearchParameter/clinical-patient"
 * rest[1].resource[8].searchParam[1].type = #reference
