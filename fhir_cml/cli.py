@@ -23,12 +23,13 @@ from fhir_cml import __version__
 from fhir_cml.app.assessing import assess_loaded, why_nothing
 from fhir_cml.domain import Assessment, Guideline
 from fhir_cml.domain.model import Issue
+from fhir_cml.ehr.client import FhirClient
+from fhir_cml.ehr.terminology import site_terminology
 from fhir_cml.errors import OperationOutcomeError
 from fhir_cml.fhir.inbound import MappingOptions, load_paths
-from fhir_cml.fhir.inbound.conceptmaps import concept_maps_from
 from fhir_cml.fhir.outbound import transaction_bundle, validate
 from fhir_cml.jobs.survey_cli import survey
-from fhir_cml.jobs.sync_cli import concept_map_option, sync
+from fhir_cml.jobs.sync_cli import concept_map_option, sync, terminology_server_option
 from fhir_cml.reporting import LoadSummary, issue_message, to_contract, to_text
 
 EXIT_OK: Final = 0
@@ -83,6 +84,7 @@ def main() -> None:
     help="The laboratory's IS conversion factor for non-IS BCR::ABL1 results that carry none.",
 )
 @concept_map_option
+@terminology_server_option
 @click.option(
     "--max-file-size",
     type=click.FloatRange(min=0, min_open=True),
@@ -98,17 +100,18 @@ def assess_command(
     output: Path | None,
     conversion_factor: float | None,
     concept_maps: tuple[Path, ...],
+    terminology_server: str | None,
     max_file_size: float,
 ) -> None:
     """Assess every CML patient in INPUT (FHIR Bundles, resources, NDJSON, or directories)."""
     day = as_of.date() if as_of is not None else date.today()
     chosen = Guideline(guideline)
     now = datetime.now(UTC)
-    terminology = None
-    if concept_maps:
-        terminology = concept_maps_from(concept_maps)
-        for problem in terminology.problems:
-            _say(f"warning: {problem}")
+    remote = FhirClient(terminology_server) if terminology_server else None
+    terminology, problems = site_terminology(list(concept_maps), remote)
+    for problem in problems:
+        _say(f"warning: {problem}")
+    said = len(problems)
     options = MappingOptions(
         now=now,
         conversion_factor=conversion_factor,
@@ -116,6 +119,8 @@ def assess_command(
         terminology=terminology,
     )
     loaded = load_paths(list(inputs), options)
+    for problem in problems[said:]:  # met while translating (the terminology server)
+        _say(f"warning: {problem}")
     for issue in loaded.issues:
         _say(_issue_text(issue))
     if not loaded.records:

@@ -30,38 +30,58 @@ DEFAULT_DEADLINE_SECONDS: Final = 30.0
 
 
 @dataclass
+class Answers:
+    """What a terminology server answered, kept for a run (sync) or the process (the service)."""
+
+    codes: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
+    units: dict[tuple[str, str], str | None] = field(default_factory=dict)
+
+
+@dataclass
 class ServerTerminology:
-    """``$translate`` on ``client``'s server, cached, within ``deadline`` seconds in all."""
+    """``$translate`` on ``client``'s server, cached, within ``deadline`` seconds in all.
+
+    Only answers are cached (in ``answers``, which may be shared): a question that failed or
+    came past the deadline is not asked again by this object, and may be by the next one.
+    """
 
     client: FhirClient
     deadline: float = DEFAULT_DEADLINE_SECONDS
     clock: Callable[[], float] = time.monotonic
     problems: list[str] = field(default_factory=list)
-    _codes: dict[tuple[str, str], tuple[str, str] | None] = field(default_factory=dict)
-    _units: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    answers: Answers = field(default_factory=Answers)
     _started: float | None = None
     _skipped: int = 0
+    _failed: set[tuple[tuple[str, str], ...]] = field(default_factory=set)
 
     def code(self, system: str, code: str) -> tuple[str, str] | None:
         key = (system, code)
-        if key not in self._codes:
+        if key not in self.answers.codes:
             found = self._translate([("system", system), ("code", code)])
-            self._codes[key] = next(
+            if found is None:
+                return None
+            self.answers.codes[key] = next(
                 ((s, k) for s, k in found if s in KNOWN_SYSTEMS and s != c.UCUM), None
             )
-        return self._codes[key]
+        return self.answers.codes[key]
 
     def unit(self, system: str | None, unit: str) -> str | None:
         key = (system or "", unit.strip())
-        if key not in self._units:
+        if key not in self.answers.units:
             params = [("code", unit.strip()), ("targetsystem", c.UCUM)]
             if system:
                 params.insert(0, ("system", system))
             found = self._translate(params)
-            self._units[key] = next((k for s, k in found if s == c.UCUM), None)
-        return self._units[key]
+            if found is None:
+                return None
+            self.answers.units[key] = next((k for s, k in found if s == c.UCUM), None)
+        return self.answers.units[key]
 
-    def _translate(self, params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    def _translate(self, params: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
+        """The equivalent matches, or None when the server was not asked or did not answer."""
+        asked = tuple(params)
+        if asked in self._failed:
+            return None
         now = self.clock()
         if self._started is None:
             self._started = now
@@ -72,13 +92,14 @@ class ServerTerminology:
                     f"The terminology server's {self.deadline:g} s deadline passed: further "
                     "local codes and units are not translated in this run (left as not read)."
                 )
-            return []
+            return None
         try:
             response = self.client.request("GET", "ConceptMap/$translate", params=params)
             body = self.client.json(response, "ConceptMap/$translate")
         except FhirClientError as err:
+            self._failed.add(asked)
             self.problems.append(f"$translate {dict(params)} failed: {err}")
-            return []
+            return None
         return matches(body)
 
 

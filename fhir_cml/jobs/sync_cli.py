@@ -62,6 +62,12 @@ concept_map_option = click.option(
     help="The site's ConceptMap (JSON file, Bundle or directory): local codes and units to the "
     "ones fhir-cml reads. Repeatable.",
 )
+terminology_server_option = click.option(
+    "--terminology-server",
+    metavar="URL",
+    help="Translate local codes and units with ConceptMap/$translate on this server (the FHIR "
+    "server's own credentials when it is the same URL).",
+)
 
 
 @click.command("sync")
@@ -213,11 +219,13 @@ concept_map_option = click.option(
     help="Re-read unchanged patients after this many days (conclusions age).",
 )
 @concept_map_option
+@terminology_server_option
 @click.option(
-    "--terminology-server",
-    metavar="URL",
-    help="Translate local codes and units with ConceptMap/$translate on this server (the FHIR "
-    "server's own credentials when it is the same URL).",
+    "--medication-records",
+    "extra_types",
+    multiple=True,
+    type=click.Choice(["MedicationDispense", "MedicationAdministration"]),
+    help="Read these records of the TKI too, where the site keeps them (repeatable).",
 )
 @click.option(
     "--report",
@@ -262,6 +270,7 @@ def sync(
     transaction_size: int | None,
     concept_maps: tuple[Path, ...],
     terminology_server: str | None,
+    extra_types: tuple[str, ...],
     report: Path | None,
     progress: bool | None,
 ) -> None:
@@ -288,7 +297,9 @@ def sync(
             population=tuple(Population(p) for p in population) or (Population.CONDITION,),
             guideline=Guideline(guideline),
             conversion_factor=conversion_factor,
-            fetch=FetchOptions(batch_size=batch_size, page_size=page_size),
+            fetch=FetchOptions(
+                batch_size=batch_size, page_size=page_size, extra_types=tuple(extra_types)
+            ),
             recheck_days=recheck_days,
             write_mode=_write_mode(write_mode),
             transaction_size=transaction_size,

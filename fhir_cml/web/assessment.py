@@ -15,6 +15,7 @@ from fhir_cml.app.assessing import assess_one, one_patient
 from fhir_cml.domain import Assessment, Guideline, PatientRecord
 from fhir_cml.fhir.inbound import LoadResult, MappingOptions, records_from_resources
 from fhir_cml.web.settings import Settings
+from fhir_cml.web.terminology import site_terminology
 
 
 def today() -> date:
@@ -23,11 +24,13 @@ def today() -> date:
 
 
 def options(settings: Settings, now: datetime) -> MappingOptions:
-    """How the inbound reader reads a request's resources (``now``: the moment of reading)."""
+    """How the inbound reader reads a request's resources (``now``: the moment of reading),
+    with the site's ConceptMaps and terminology server when the app has them."""
     return MappingOptions(
         now=now,
         conversion_factor=settings.conversion_factor,
         max_json_bytes=settings.max_content_length,
+        terminology=site_terminology(),
     )
 
 

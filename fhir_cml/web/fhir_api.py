@@ -36,6 +36,7 @@ from fhir_cml.web.http import check_accept, fhir_response, read_json
 from fhir_cml.web.operation import OperationInput, from_body, from_query, merge
 from fhir_cml.web.runtime import runtime
 from fhir_cml.web.settings import env_name
+from fhir_cml.web.terminology import site_fetch
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 
@@ -144,7 +145,7 @@ def assess_patient(patient_id: str) -> Response:
             code="not-supported",
         )
     client = ehr.client()
-    fetched = fetch_patient(client, patient_id)
+    fetched = fetch_patient(client, patient_id, site_fetch())
     if not any(r.get("resourceType") == "Patient" for r in fetched.resources):
         raise RequestError(
             f"Patient/{patient_id} is not known to the EHR's FHIR server.",

@@ -25,6 +25,7 @@ from fhir_cml.state.cds import CdsState
 from fhir_cml.web.callers import Callers
 from fhir_cml.web.cds.tokens import JwksCache, TokenPolicy, TokenVerifier
 from fhir_cml.web.settings import Settings, env_name
+from fhir_cml.web.terminology import SiteTerminology
 
 __all__ = ["Ehr", "Runtime", "runtime"]
 
@@ -102,6 +103,7 @@ class Runtime:
     ehr: Ehr | None
     verifier: TokenVerifier  # the EHR's JWT on CDS Hooks calls
     callers: Callers  # callers of Patient/[id]/$cml-assess
+    terminology: SiteTerminology | None = None  # the site's local codes and units
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
@@ -116,7 +118,10 @@ class Runtime:
             timeout=settings.cds_jwks_timeout,
         )
         verifier = TokenVerifier(TokenPolicy.cds(settings), cds, jwks)
-        return cls(settings, store, cds, ehr, verifier, Callers(settings, cds, jwks))
+        terminology = SiteTerminology.start(
+            settings.concept_maps, settings.terminology_server, settings.terminology_deadline
+        )
+        return cls(settings, store, cds, ehr, verifier, Callers(settings, cds, jwks), terminology)
 
     def state_ok(self) -> None:
         """Raises StateError unless the state store answers a trivial query."""

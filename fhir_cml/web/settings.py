@@ -210,6 +210,11 @@ class Settings(BaseSettings):
     # Demo mode: the app over the bundled example patients, without an EHR.
     demo: bool = False
     demo_examples: Path | None = None
+    # The site's local codes and units (fhir_cml.web.terminology): ConceptMap files or
+    # directories, and a terminology server asked ConceptMap/$translate within a deadline.
+    concept_maps: Annotated[tuple[Path, ...], NoDecode] = ()
+    terminology_server: str | None = None
+    terminology_deadline: float = Field(default=1.0, gt=0, le=30)
     # Logs
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -218,7 +223,21 @@ class Settings(BaseSettings):
     def _public(cls, value: str) -> str:
         return _http_url(value, "the public base URL")
 
-    @field_validator("fhir_base", "token_url", "api_introspection_url")
+    @field_validator("concept_maps", mode="before")
+    @classmethod
+    def _map_list(cls, value: Any) -> Any:
+        return _string_list(value)
+
+    @field_validator("concept_maps")
+    @classmethod
+    def _maps(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        from fhir_cml.web.terminology import check_concept_maps
+
+        if value:
+            check_concept_maps(value)
+        return value
+
+    @field_validator("fhir_base", "token_url", "api_introspection_url", "terminology_server")
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
         return None if value in (None, "") else _http_url(str(value), "the URL")
@@ -307,6 +326,12 @@ class Settings(BaseSettings):
                 f"token introspection with HTTP Basic needs both "
                 f"{env_name('api_introspection_client_id')} and "
                 f"{env_name('api_introspection_client_secret')}"
+            )
+        if self.terminology_server and self.terminology_deadline >= self.cds_deadline:
+            raise ValueError(
+                f"{env_name('terminology_deadline')} ({self.terminology_deadline:g} s) must be "
+                f"shorter than {env_name('cds_deadline')} ({self.cds_deadline:g} s): translating "
+                "the local codes happens within a hook call's deadline"
             )
         if self.smart_issuers and not self.smart_client_id:
             raise ValueError(

@@ -51,6 +51,13 @@ AE_SEVERITY = "http://terminology.hl7.org/CodeSystem/adverse-event-severity"
 AE_OUTCOME = "http://terminology.hl7.org/CodeSystem/adverse-event-outcome"
 AE_SERIOUSNESS = "http://terminology.hl7.org/CodeSystem/adverse-event-seriousness"
 MRN = "https://hospital.example.org/fhir/identifier/mrn"
+MED_REQUEST_CATEGORY = "http://terminology.hl7.org/CodeSystem/medicationrequest-category"
+TKI_MEDICATION_REQUEST = f"{BASE}/StructureDefinition/tki-medication-request"
+US_CORE_MEDICATION_REQUEST = (
+    "http://hl7.org/fhir/us/core/StructureDefinition/us-core-medicationrequest"
+)
+LOCAL_LAB = "https://lab.example.org/fhir/CodeSystem/molecular-tests"
+PHARMACY = "Outpatient Pharmacy, Example University Hospital"
 ACCESSION = "https://lab.example.org/fhir/identifier/accession"
 
 MOLECULAR_LAB = "Molecular Haematology Laboratory, Example University Hospital"
@@ -618,6 +625,117 @@ class Patient:
         )
 
     # --- Bundle ------------------------------------------------------------------------------
+    # --- US Core orders and supplies ---------------------------------------------------------
+    def order(
+        self,
+        sid: str,
+        drug: tuple[str, str, str],
+        authored: str,
+        *,
+        status: str = "completed",
+        days: int = 90,
+        reason: str | None = None,
+    ) -> None:
+        """A US Core MedicationRequest: one tablet daily of the RxNorm clinical drug ``drug``
+        (code, display, text), a supply of ``days`` days from ``authored``."""
+        code, display, text = drug
+        request: dict[str, Any] = {
+            "resourceType": "MedicationRequest",
+            "id": f"{self.slug}-{sid}",
+            "meta": {"profile": [TKI_MEDICATION_REQUEST, US_CORE_MEDICATION_REQUEST]},
+            "status": status,
+        }
+        if reason:
+            request["statusReason"] = {"text": reason}
+        request |= {
+            "intent": "order",
+            "category": [
+                _cc(MED_REQUEST_CATEGORY, "community", "Community"),
+            ],
+            "medicationCodeableConcept": {
+                "coding": [{"system": RXNORM, "code": code, "display": display}],
+                "text": text,
+            },
+            "subject": self.ref,
+            "authoredOn": authored,
+            "requester": {"display": HAEMATOLOGY_CLINIC},
+            "reasonReference": [{"reference": f"Condition/{self.slug}-cml"}],
+            "dosageInstruction": [
+                {
+                    "text": f"{text}: 1 tablet by mouth once daily",
+                    "timing": {
+                        "repeat": {
+                            "boundsPeriod": {"start": authored},
+                            "frequency": 1,
+                            "period": 1,
+                            "periodUnit": "d",
+                        }
+                    },
+                    "route": _cc(SNOMED, "26643006", "Oral route"),
+                    "doseAndRate": [{"doseQuantity": _quantity(1, "tablet", "{tbl}")}],
+                }
+            ],
+            "dispenseRequest": {
+                "quantity": _quantity(days, "tablet", "{tbl}"),
+                "expectedSupplyDuration": _quantity(days, "days", "d"),
+                "numberOfRepeatsAllowed": 0,
+            },
+        }
+        self.add(request)
+
+    def dispense(self, sid: str, handed_over: str, mg: int, days: int) -> None:
+        """A MedicationDispense of imatinib tablets for ``days`` days at ``mg`` mg once daily."""
+        medication = IMATINIB_400_TABLET if mg == 400 else IMATINIB
+        self.add(
+            {
+                "resourceType": "MedicationDispense",
+                "id": f"{self.slug}-{sid}",
+                "status": "completed",
+                "medicationCodeableConcept": medication,
+                "subject": self.ref,
+                "performer": [{"actor": {"display": PHARMACY}}],
+                "quantity": _quantity(days, "tablet", "{tbl}"),
+                "daysSupply": _quantity(days, "days", "d"),
+                "whenHandedOver": _time(_d(handed_over), "15:20"),
+                "dosageInstruction": [
+                    {
+                        "text": f"{mg} mg by mouth once daily with food",
+                        "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                        "doseAndRate": [{"doseQuantity": _quantity(mg, "mg", "mg")}],
+                    }
+                ],
+            }
+        )
+
+    def as_local_laboratory(self) -> None:
+        """The molecular laboratory's own codes and text values, as it sends them (the site's
+        ConceptMap, examples/conceptmaps/, maps the codes and the unit)."""
+        for res in self.resources:
+            codes = {x.get("code") for x in res.get("code", {}).get("coding", [])}
+            if res["resourceType"] != "Observation" or BCR_ABL1_IS[0] not in codes:
+                continue
+            res["meta"] = {"profile": [PROFILE_BCR_ABL1]}
+            res["code"] = {
+                "coding": [{"system": LOCAL_LAB, "code": "BCRABL-IS", "display": "BCR-ABL1 IS"}],
+                "text": "BCR-ABL1 p210 quantitative (IS)",
+            }
+            quantity = res.pop("valueQuantity", None)
+            if quantity is not None:
+                number = f"{quantity['value']}".replace(".", ",")
+                sign = f"{quantity['comparator']} " if "comparator" in quantity else ""
+                res["valueString"] = f"{sign}{number} %IS"
+            for comp in res.get("component", []):
+                if _cc(CS_CML, "abl1-copies", "ABL1 control gene copies") == comp["code"]:
+                    comp["code"] = {
+                        "coding": [
+                            {"system": LOCAL_LAB, "code": "ABL1-CN", "display": "ABL1 copies"}
+                        ]
+                    }
+                    comp["valueQuantity"] = {
+                        "value": comp["valueQuantity"]["value"],
+                        "unit": "Kopien",
+                    }
+
     def bundle(self) -> dict[str, Any]:
         entries = []
         for resource in self.resources:
@@ -1262,6 +1380,75 @@ def paediatric() -> Patient:
     return p
 
 
+def us_core_orders() -> Patient:
+    """Dasatinib 100 mg ordered every 3 months from 8 Jan 2024 (US Core MedicationRequests, RxNorm
+    clinical drug only, 1 tablet daily); reduced to 50 mg on 30 Dec 2024 for a pleural effusion."""
+    p = Patient("cml-orders", "21-us-core-medication-requests.json")
+    p.patient("Orla", "Orders", "female", "1971-05-19", "EX-000121")
+    p.condition("2023-12-18")
+    p.pcr("2023-12-27", 52.0, 38000, transcript="e14a2")
+    dasatinib_100 = ("799047", "dasatinib 100 MG Oral Tablet", "Dasatinib 100 mg tablet")
+    dasatinib_50 = ("643107", "dasatinib 50 MG Oral Tablet", "Dasatinib 50 mg tablet")
+    p.order("dasatinib-100-1", dasatinib_100, "2024-01-08")
+    p.pcr("2024-04-08", 4.1, 64000)
+    p.order("dasatinib-100-2", dasatinib_100, "2024-04-05")
+    p.pcr("2024-07-08", 0.42, 71000)
+    p.order("dasatinib-100-3", dasatinib_100, "2024-07-02")
+    p.order(
+        "dasatinib-100-4",
+        dasatinib_100,
+        "2024-09-30",
+        status="stopped",
+        reason="Dose reduced to 50 mg daily: pleural effusion",
+    )
+    p.pcr("2025-01-06", 0.072, 68000)
+    p.order("dasatinib-50-1", dasatinib_50, "2024-12-30")
+    p.pcr("2025-02-10", 0.058, 70000)
+    p.pcr("2025-03-24", 0.049, 66000)
+    p.order("dasatinib-50-2", dasatinib_50, "2025-03-28", status="active")
+    p.pcr("2025-05-05", 0.044, 73000)
+    p.pcr("2025-06-16", 0.039, 71000)
+    return p
+
+
+def local_laboratory() -> Patient:
+    """Imatinib 400 mg since 4 Mar 2024; the laboratory's own codes, values as text ("0,0380 %IS")
+    and its unit spelling; MMR at 12 months."""
+    p = Patient("cml-local-lab", "22-local-lab-codes.json")
+    p.patient("Lola", "Local", "female", "1966-09-02", "EX-000122")
+    p.condition("2024-02-19")
+    p.pcr("2024-02-26", 61.0, 41000, transcript="e13a2+e14a2")
+    p.tki("imatinib", 400, "2024-03-04", asserted="2025-06-02")
+    p.pcrs(
+        [
+            ("2024-06-03", 7.4, 66000),
+            ("2024-09-02", 0.82, 70000),
+            ("2025-03-03", 0.091, 72000),
+            ("2025-06-02", 0.038, 69000),
+        ]
+    )
+    p.as_local_laboratory()
+    return p
+
+
+def dispensed() -> Patient:
+    """Imatinib 400 mg known only from the pharmacy's dispenses (90 days each) since 3 Jun 2024."""
+    p = Patient("cml-dispensed", "23-medication-dispense.json")
+    p.patient("Dita", "Dispense", "male", "1958-11-23", "EX-000123")
+    p.condition("2024-05-20")
+    p.pcr("2024-05-27", 74.0, 36000, transcript="e14a2")
+    for n, day in enumerate(["2024-06-03", "2024-08-30", "2024-11-27", "2025-02-24", "2025-05-23"]):
+        p.dispense(f"imatinib-{n + 1}", day, 400, 90)
+    p.pcrs(
+        [
+            ("2024-09-02", 8.9, 58000),
+            ("2024-12-02", 2.6, 62000),
+            ("2025-06-02", 0.31, 70000),
+        ]
+    )
+    return p
+
+
 PATIENTS = (
     optimal,
     warning_6m,
@@ -1283,6 +1470,9 @@ PATIENTS = (
     tfr_restart,
     emergent_aca,
     paediatric,
+    us_core_orders,
+    local_laboratory,
+    dispensed,
 )
 
 
@@ -1299,9 +1489,44 @@ def build() -> dict[str, str]:
     return out
 
 
+def site_concept_maps() -> dict[str, str]:
+    """examples/conceptmaps/: the site's ConceptMap for the laboratory of 22-local-lab-codes."""
+
+    def element(code: str, display: str, to: str) -> dict[str, Any]:
+        target = {"code": to, "equivalence": "equivalent"}
+        return {"code": code, "display": display, "target": [target]}
+
+    concept_map = {
+        "resourceType": "ConceptMap",
+        "id": "molecular-laboratory",
+        "url": f"{BASE}/example/ConceptMap/molecular-laboratory",
+        "name": "MolecularLaboratoryToFhirCml",
+        "title": "The molecular laboratory's own codes and units, for fhir-cml",
+        "status": "active",
+        "description": "What the Molecular Haematology Laboratory's local test codes and unit "
+        "spellings mean (examples/22-local-lab-codes.json). Pass it with --concept-map.",
+        "group": [
+            {
+                "source": LOCAL_LAB,
+                "target": LOINC,
+                "element": [element("BCRABL-IS", "BCR-ABL1 IS", BCR_ABL1_IS[0])],
+            },
+            {
+                "source": LOCAL_LAB,
+                "target": CS_CML,
+                "element": [element("ABL1-CN", "ABL1 copies", "abl1-copies")],
+            },
+            {"target": UCUM, "element": [element("Kopien", "copies", "{copies}")]},
+        ],
+    }
+    text = json.dumps(concept_map, indent=2, ensure_ascii=False) + "\n"
+    return {"conceptmaps/molecular-laboratory.json": text}
+
+
 def main() -> None:
     EXAMPLES.mkdir(exist_ok=True)
-    for name, text in build().items():
+    (EXAMPLES / "conceptmaps").mkdir(exist_ok=True)
+    for name, text in (build() | site_concept_maps()).items():
         (EXAMPLES / name).write_text(text, encoding="utf-8")
 
 

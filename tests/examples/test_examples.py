@@ -38,7 +38,8 @@ TROUGH_CODES = {"103609-4", "57844-3"}
 MUTATION_CODES = {"69548-6"}
 TKI_ATC = {"L01EA01", "L01EA02", "L01EA03", "L01EA04", "L01EA05", "L01EA06"}
 REFERENCE = re.compile(
-    r"^(Patient|Condition|Observation|MedicationStatement|AdverseEvent)/[A-Za-z0-9\-.]{1,64}$"
+    r"^(Patient|Condition|Observation|MedicationStatement|MedicationRequest|MedicationDispense|"
+    r"AdverseEvent)/[A-Za-z0-9\-.]{1,64}$"
 )
 
 
@@ -68,6 +69,8 @@ def _assess(file: str, guideline: str) -> dict[str, Any]:
         "--format",
         "json",
     ]
+    if (EXAMPLES / "conceptmaps").is_dir():  # the site's ConceptMaps, as ./scripts/demo passes
+        args += ["--concept-map", str(EXAMPLES / "conceptmaps")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, (
         f"fhir-cml {' '.join(args)} exited {result.exit_code}:\n{result.output}"
@@ -260,6 +263,11 @@ def test_expected_readings_cover_every_example() -> None:
         assert case["patient"] == f"Patient/{patient_ids[0]}"
         assert case["guidelines"], case["file"]
         assert set(case["guidelines"]) <= {"eln2020", "eln2013", "eln2009"}
+
+
+def test_the_site_concept_maps_match_their_source() -> None:
+    for name, text in build_examples.site_concept_maps().items():
+        assert (EXAMPLES / name).read_text("utf-8") == text, name
 
 
 def test_examples_match_their_source() -> None:

@@ -251,6 +251,9 @@ async function dispatch(ctx) {
   if (segments.length === 0 && method === 'POST') {
     return bundle(ctx);
   }
+  if (type === 'ConceptMap' && second === '$translate' && segments.length === 2 && method === 'GET') {
+    return translate(ctx);
+  }
   if (!knownTypes.has(type)) {
     count('unknown');
     return outcomeReply(404, `Not supported: ${method} ${path || '/'}`, 'not-supported');
@@ -331,6 +334,49 @@ async function engine(ctx, type, id) {
 /** `minimal`, `representation` or `OperationOutcome` from a `Prefer: return=...` header. */
 function preferredReturn(headers) {
   return /return=(minimal|representation|OperationOutcome)/.exec(headers.prefer ?? '')?.[1];
+}
+
+/**
+ * ConceptMap/$translate (GET, R4) over the stored ConceptMaps: system, code and targetsystem.
+ * Every mapping of the code is a match (with its equivalence); a group without source maps a
+ * free-text unit. Enough for a site's local codes and units, as terminology servers answer.
+ */
+function translate(ctx) {
+  count('operation', 'ConceptMap');
+  const params = ctx.url.searchParams;
+  const system = params.get('system') ?? '';
+  const code = params.get('code');
+  const target = params.get('targetsystem');
+  if (!code) {
+    return outcomeReply(400, '$translate needs a code');
+  }
+  const matches = [];
+  for (const map of store.resourcesOfType('ConceptMap').values()) {
+    for (const group of map.group ?? []) {
+      if ((group.source ?? '') !== system || (target && group.target !== target)) {
+        continue;
+      }
+      for (const element of group.element ?? []) {
+        if (element.code !== code) {
+          continue;
+        }
+        for (const to of element.target ?? []) {
+          matches.push({
+            name: 'match',
+            part: [
+              { name: 'equivalence', valueCode: to.equivalence ?? 'equivalent' },
+              { name: 'concept', valueCoding: { system: group.target, code: to.code } },
+            ],
+          });
+        }
+      }
+    }
+  }
+  const result = matches.some((m) => ['equivalent', 'equal'].includes(m.part[0].valueCode));
+  return {
+    status: 200,
+    body: { resourceType: 'Parameters', parameter: [{ name: 'result', valueBoolean: result }, ...matches] },
+  };
 }
 
 async function search(ctx, type) {

@@ -168,3 +168,20 @@ def test_a_changed_concept_map_reassesses_only_the_patients_it_touches(
     assert "read               3" in changed.output  # a new map: everyone is read again
     assert "assessed           1" in changed.output  # the one patient with a second lab
     assert "inputs unchanged: 2" in changed.output
+
+
+def test_assess_translates_on_the_terminology_server(
+    fhir_server: FhirTestServer, fhir_base: str, tmp_path: Path
+) -> None:
+    maps = ConceptMaps()
+    [bundle, *_] = us_core_bundles(maps)
+    fhir_server.load(concept_map(maps))
+    path = tmp_path / "patient.json"
+    path.write_text(json.dumps(bundle), "utf-8")
+    args = ["assess", str(path), "--as-of", "2025-06-30", "--format", "json"]
+    plain = json.loads(CliRunner().invoke(main, args).stdout)
+    assert plain["patients"][0]["molecular_response"] != "MR4"
+    result = CliRunner().invoke(main, [*args, "--terminology-server", fhir_base])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["patients"][0]["molecular_response"] == "MR4"
+    assert fhir_server.stats()["byInteraction"]["operation"] > 0

@@ -257,6 +257,43 @@ def tki_statement() -> Resource:
     }
 
 
+def tki_request() -> Resource:
+    """A TKI order shaped as US Core sends it (its required elements and must-supports)."""
+    return {
+        "resourceType": "MedicationRequest",
+        "meta": {"profile": [f"{c.BASE}/StructureDefinition/tki-medication-request"]},
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": coding(c.RXNORM, "799047"),
+        "subject": {"reference": "Patient/p1"},
+        "authoredOn": "2024-01-08",
+        "requester": {"reference": "Practitioner/dr"},
+        "dosageInstruction": [
+            {
+                "timing": {
+                    "repeat": {
+                        "boundsPeriod": {"start": "2024-01-10"},
+                        "frequency": 1,
+                        "period": 1,
+                        "periodUnit": "d",
+                    }
+                },
+                "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
+            }
+        ],
+        "dispenseRequest": {
+            "validityPeriod": {"start": "2024-01-08", "end": "2025-01-08"},
+            "numberOfRepeatsAllowed": 3,
+            "expectedSupplyDuration": {
+                "value": 90,
+                "unit": "days",
+                "system": UCUM,
+                "code": "d",
+            },
+        },
+    }
+
+
 BASELINES: dict[str, Callable[[], Resource]] = {
     "risk-assessment": risk_assessment,
     "care-plan": care_plan,
@@ -265,6 +302,7 @@ BASELINES: dict[str, Callable[[], Resource]] = {
     "trough": trough,
     "mutation": mutation,
     "tki-statement": tki_statement,
+    "tki-request": tki_request,
 }
 
 Change = Callable[[Resource], object]
@@ -380,6 +418,15 @@ ACCEPTED: dict[str, Resource] = {
                 }
             ],
         ),
+    ),
+    "bcr-value-as-text": changed(bcr_abl1, drop("valueQuantity"), put("valueString", "< 0,0032 %")),
+    "bcr-free-text-unit": changed(bcr_abl1, put("valueQuantity", {"value": 0.05, "unit": "% IS"})),
+    "trough-value-as-text": changed(trough, drop("valueQuantity"), put("valueString", "850 ng/mL")),
+    "tki-request-stopped-with-reason": changed(
+        tki_request,
+        put("status", "stopped"),
+        put("statusReason", {"text": "Stopped to attempt treatment-free remission"}),
+        drop("dispenseRequest"),
     ),
     "mutation-coded-finding": changed(
         mutation, put("valueCodeableConcept", {"text": "T315I"}), drop("component")
@@ -626,9 +673,9 @@ BROKEN: dict[str, tuple[Resource, str]] = {
         changed(bcr_abl1, lambda r: r["component"].append(copy.deepcopy(r["component"][0]))),
         "Observation.component",
     ),
-    "bcr-value-as-text": (
-        changed(bcr_abl1, drop("valueQuantity"), put("valueString", "0.05 %")),
-        "Observation.valueString",
+    "bcr-value-as-a-boolean": (
+        changed(bcr_abl1, drop("valueQuantity"), put("valueBoolean", True)),
+        "Observation.valueBoolean",
     ),
     "bcr-no-result-at-all": (changed(bcr_abl1, drop("valueQuantity")), "Observation"),
     "bcr-quantity-without-number": (
@@ -643,9 +690,9 @@ BROKEN: dict[str, tuple[Resource, str]] = {
     "bcr-no-date": (changed(bcr_abl1, drop("effectiveDateTime")), "Observation.effective[x]"),
     "bcr-status-unknown-code": (changed(bcr_abl1, put("status", "done")), "Observation.status"),
     # Trough, mutation, TKI
-    "trough-value-as-text": (
-        changed(trough, drop("valueQuantity"), put("valueString", "850 ng/mL")),
-        "Observation.valueString",
+    "trough-value-as-a-ratio": (
+        changed(trough, drop("valueQuantity"), put("valueRatio", {"numerator": {"value": 1}})),
+        "Observation.valueRatio",
     ),
     "trough-no-value": (changed(trough, drop("valueQuantity")), "Observation.value[x]"),
     "trough-without-unit": (changed(trough, put("valueQuantity", {"value": 850})), "Observation"),

@@ -19,6 +19,14 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = json.loads((ROOT / "tests" / "examples" / "expected_readings.json").read_text())
 EXAMPLES = {e["patient"]: e for e in EXPECTED["examples"]}
+# The site's ConceptMap for the laboratory of 22-local-lab-codes, as ./scripts/demo passes it.
+# and the dispenses of 23-medication-dispense.
+SITE_MAPS = (
+    "--concept-map",
+    str(ROOT / "examples" / "conceptmaps"),
+    "--medication-records",
+    "MedicationDispense",
+)
 
 
 @pytest.fixture
@@ -35,7 +43,7 @@ def extension(resource: dict[str, Any], url: str) -> dict[str, Any]:
 
 
 def test_every_example_patient_gets_its_reading_written_once(env: SyncEnv) -> None:
-    result = env.run("--write-mode", "batch")
+    result = env.run("--write-mode", "batch", *SITE_MAPS)
     assert result.exit_code == 0, result.output
     written = env.written()
     risks = {subject_of(r): r for r in written["RiskAssessment"]}
@@ -70,7 +78,7 @@ def test_every_example_patient_gets_its_reading_written_once(env: SyncEnv) -> No
         assert plan["intent"] == "proposal"
 
     env.server.reset_stats()
-    again = env.run("--full")
+    again = env.run("--full", *SITE_MAPS)
     assert again.exit_code == 0, again.output
     assert env.writes() == 0
     assert f"inputs unchanged: {len(EXAMPLES)}" in again.output

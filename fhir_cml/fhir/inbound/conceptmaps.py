@@ -57,6 +57,8 @@ class ConceptMaps:
     units: dict[tuple[str, str], str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
+    # The problems that left a whole file or resource out (also in ``problems``).
+    unusable: list[str] = field(default_factory=list)
 
     def code(self, system: str, code: str) -> tuple[str, str] | None:
         return self.codes.get((system, code))
@@ -73,7 +75,7 @@ class ConceptMaps:
     def add(self, resource: Any, where: str) -> None:
         """One ConceptMap (R4: ``equivalence``; R5-style ``relationship`` is read too)."""
         if type(resource) is not dict or resource.get("resourceType") != "ConceptMap":
-            self.problems.append(f"{where}: not a ConceptMap; skipped.")
+            self._unusable(f"{where}: not a ConceptMap; skipped.")
             return
         name = str(resource.get("url") or resource.get("name") or resource.get("id") or where)
         self.names.append(name)
@@ -89,6 +91,10 @@ class ConceptMaps:
                     continue
                 for mapped in as_list(element.get("target")):
                     self._target(name, source, target, code, as_dict(mapped))
+
+    def _unusable(self, problem: str) -> None:
+        self.problems.append(problem)
+        self.unusable.append(problem)
 
     def _target(
         self, name: str, source: str, target: str | None, code: str, mapped: dict[str, Any]
@@ -118,7 +124,7 @@ def concept_maps_from(paths: Iterable[Path]) -> ConceptMaps:
             try:
                 doc = json.loads(file.read_text("utf-8"))
             except (OSError, ValueError) as err:
-                maps.problems.append(f"{file}: cannot be read as JSON ({err}); skipped.")
+                maps._unusable(f"{file}: cannot be read as JSON ({err}); skipped.")
                 continue
             if type(doc) is dict and doc.get("resourceType") == "Bundle":
                 for number, entry in enumerate(as_list(doc.get("entry")), 1):

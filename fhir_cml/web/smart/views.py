@@ -423,7 +423,7 @@ def accept_proposal(
         flash = {
             "kind": "error",
             "title": f"{prefix}Not written",
-            "lines": [f"The EHR did not take the proposal: {result.get('error')}"],
+            "lines": [sentence(f"The EHR did not take the proposal: {result.get('error')}")],
         }
         return render(rt, record, subject, assessed, flash=flash, status=502)
     rt.state.record_decision(

@@ -22,8 +22,8 @@ Expression: "value.exists() or dataAbsentReason.exists() or interpretation.exist
 Severity: #error
 
 Invariant: bcr-2
-Description: "A value has its content: the number of a quantity, both copy numbers of a ratio, or a code or text"
-Expression: "value.exists() implies (value.value.exists() or (value.numerator.value.exists() and value.denominator.value.exists()) or value.coding.exists() or value.text.exists())"
+Description: "A value has its content: the number of a quantity, both copy numbers of a ratio, a code or text, or the result as text"
+Expression: "value.exists() implies ((value is string) or value.value.exists() or (value.numerator.value.exists() and value.denominator.value.exists()) or value.coding.exists() or value.text.exists())"
 Severity: #error
 
 Profile: BcrAbl1Result
@@ -36,13 +36,13 @@ Description: "A BCR::ABL1 RQ-PCR result as fhir-cml reads it: the ratio on the I
 * code MS
 * code from BcrAbl1ResultCodesVS (extensible)
 * code ^short = "69380-4 (IS) | 55147-3, 46434-7 (not IS) | 50195-7, 82905-1 (log reduction) | 52132-8 (e1a2)"
-* code ^comment = "69380-4 is on the International Scale. 55147-3 and 46434-7 are used for decisions only with a conversion factor (component or the clinic's configuration), otherwise kept and set aside (not-on-is). For 50195-7/82905-1 the value is a log reduction: IS % = 100 / 10^value. 52132-8 (e1a2, p190) cannot be reported on the IS and is never used for milestones."
+* code ^comment = "A laboratory's own code is read once the site maps it to one of these in a ConceptMap (docs/inbound.md, Local codes and units); the translated coding is added next to the local one. LOINC may stand in any position of code.coding. 69380-4 is on the International Scale. 55147-3 and 46434-7 are used for decisions only with a conversion factor (component or the clinic's configuration), otherwise kept and set aside (not-on-is). For 50195-7/82905-1 the value is a log reduction: IS % = 100 / 10^value. 52132-8 (e1a2, p190) cannot be reported on the IS and is never used for milestones."
 * category MS
 * category ^comment = "Usually laboratory (http://terminology.hl7.org/CodeSystem/observation-category); not required."
 * value[x] MS
-* value[x] only Quantity or Ratio or CodeableConcept
-* value[x] ^short = "IS % (Quantity), copies ratio (Ratio), or Not detected (CodeableConcept)"
-* value[x] ^comment = "valueQuantity in % (UCUM %), e.g. 0.08 %; a comparator < or <= means not detected below that limit. For the log-reduction codes the quantity is the log reduction. valueRatio: BCR::ABL1 copies / control-gene copies, IS % = numerator / denominator x 100. valueCodeableConcept: SNOMED CT 260415000 Not detected."
+* value[x] only Quantity or Ratio or CodeableConcept or string
+* value[x] ^short = "IS % (Quantity), copies ratio (Ratio), Not detected (CodeableConcept), or the result as text (string)"
+* value[x] ^comment = "valueQuantity in % (UCUM %), e.g. 0.08 %; the unit may be free text without a UCUM code (% IS, %IS, % (IS), or a spelling the site maps to UCUM in its ConceptMap); a comparator < or <= means not detected below that limit. valueString: one number with an optional comparator and unit, e.g. 0.05 %, < 0.0032 %, 0,05 % (decimal comma); anything else (two numbers, a range, words) is not read and says why. For the log-reduction codes the quantity is the log reduction. valueRatio: BCR::ABL1 copies / control-gene copies, IS % = numerator / denominator x 100. valueCodeableConcept: SNOMED CT 260415000 Not detected."
 * valueCodeableConcept from BcrAbl1DetectionVS (extensible)
 * interpretation MS
 * interpretation ^comment = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation ND (not detected) or < (off scale low) marks an undetectable result."
@@ -83,8 +83,8 @@ Description: "A BCR::ABL1 RQ-PCR result as fhir-cml reads it: the ratio on the I
 * component[transcriptType] ^comment = "Only e13a2/e14a2 (p210) can be reported on the IS. The transcript type may also be a separate Observation coded cml#transcript-type."
 
 Invariant: trough-1
-Description: "A trough level is a number with a unit"
-Expression: "value.exists() implies (value.value.exists() and (value.code.exists() or value.unit.exists()))"
+Description: "A trough level is a number with a unit (or the level as text)"
+Expression: "value.exists() implies ((value is string) or (value.value.exists() and (value.code.exists() or value.unit.exists())))"
 Severity: #error
 
 Profile: ImatinibTrough
@@ -99,9 +99,9 @@ Description: "An imatinib plasma level drawn immediately before the next dose, a
 * code ^comment = "LOINC 103609-4 or 57844-3."
 * effective[x] ^comment = "The moment the sample was drawn; with the dosing history it decides whether the level is at steady state (>= 29 days of therapy, >= 8 days without a dose change)."
 * value[x] 1..1 MS
-* value[x] only Quantity
-* value[x] ^short = "The level: ng/mL, ug/L, mg/L, umol/L or nmol/L (UCUM, http://unitsofmeasure.org)"
-* value[x] ^comment = "Converted with UCUM; molar mass 493.6 g/mol. < 1000 ng/mL is subtherapeutic, >= 2000 ng/mL supratherapeutic."
+* value[x] only Quantity or string
+* value[x] ^short = "The level: ng/mL, ug/L, mg/L, umol/L or nmol/L (UCUM, http://unitsofmeasure.org), or as text"
+* value[x] ^comment = "Converted with UCUM; molar mass 493.6 g/mol. A free-text unit is read when it is one of these or the site maps it to UCUM; valueString is one number with its unit (e.g. 1 250 ng/mL is not read, 1250 ng/mL is). < 1000 ng/mL is subtherapeutic, >= 2000 ng/mL supratherapeutic."
 * component MS
 * component ^slicing.discriminator.type = #pattern
 * component ^slicing.discriminator.path = "code"
@@ -188,3 +188,37 @@ Description: "A statement of tyrosine kinase inhibitor therapy as fhir-cml reads
 * dosage.doseAndRate MS
 * dosage.doseAndRate.dose[x] MS
 * dosage.doseAndRate.dose[x] ^comment = "doseQuantity in mg, times the frequency per day: 400 mg twice daily is 800 mg/day. A tablet count is converted when the drug code gives the strength."
+
+Profile: TkiMedicationRequest
+Parent: MedicationRequest
+Id: tki-medication-request
+Title: "TKI MedicationRequest"
+Description: "An order of tyrosine kinase inhibitor therapy as fhir-cml reads it (docs/inbound.md, TKI therapy from orders and supplies): a US Core MedicationRequest conforms as it is. Orders make the same course as statements: renewals at the same dose are one course, another dose is a new segment, a gap longer than 30 days after the supply ran out is an interruption; a MedicationStatement of the same drug and period takes precedence."
+* status MS
+* status ^comment = "active, completed, stopped, on-hold and unknown are intake; cancelled, entered-in-error and draft are left out (status-ignored). A completed or stopped order without an end ends when its supply ran out."
+* intent MS
+* intent ^comment = "An order is read: order, original-order, reflex-order, filler-order, instance-order. A proposal or plan is left out (status-ignored)."
+* doNotPerform ^comment = "An order not to give the drug is left out."
+* statusReason MS
+* statusReason from TkiStopReasonVS (extensible)
+* statusReason ^comment = "As for a statement: codes of tki-stop-reason, or text naming treatment-free remission, intolerance, resistance or a dose change."
+* medication[x] MS
+* medication[x] from TkiVS (extensible)
+* medication[x] ^short = "The TKI: RxNorm (ingredient or clinical drug), ATC, or a referenced/contained Medication"
+* medication[x] ^comment = "As for a statement. A tablet count is converted to mg when the RxNorm clinical drug gives the strength; a site's own code is read once its ConceptMap maps it."
+* subject MS
+* subject only Reference(Patient)
+* authoredOn MS
+* authoredOn ^comment = "The start when neither dosageInstruction.timing.repeat.boundsPeriod.start nor dispenseRequest.validityPeriod.start is given."
+* dosageInstruction MS
+* dosageInstruction.timing MS
+* dosageInstruction.timing ^comment = "timing.repeat.boundsPeriod gives the start and end of the course; frequency/period/periodUnit or timing.code QD/BID/TID the doses per day."
+* dosageInstruction.doseAndRate MS
+* dosageInstruction.doseAndRate.dose[x] MS
+* dosageInstruction.doseAndRate.dose[x] ^comment = "doseQuantity in mg (or a tablet count with a clinical-drug code), times the frequency per day."
+* dispenseRequest MS
+* dispenseRequest.validityPeriod MS
+* dispenseRequest.validityPeriod ^comment = "Its start stands in for a missing boundsPeriod.start; its end for a missing supply end."
+* dispenseRequest.expectedSupplyDuration MS
+* dispenseRequest.expectedSupplyDuration ^comment = "With numberOfRepeatsAllowed, when the supply runs out: start + duration x (1 + repeats)."
+* dispenseRequest.numberOfRepeatsAllowed MS

@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from fhir_cml.web.smart.serve import Server, make
 from tests.support.smart_ehr import USER
 from tests.web.smart.conftest import AS_OF, CLIENT_ID, USER_NAME, Ehr, launch_url
+from tests.web.smart.test_decisions import agents, nightly_sync, provenances_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -239,3 +240,25 @@ def test_where_framing_is_refused_the_frame_opens_the_app_in_a_new_window(
     window = opened.value
     window.wait_for_url(f"{served.base_url}/smart/l/*")
     expect(window.locator("h1")).to_have_text("Tom Threefifteen")
+
+
+def test_dismiss_in_the_browser_revokes_the_syncs_draft_in_the_practitioners_name(
+    ehr: Ehr, served: Server, page: Page
+) -> None:
+    patient = ehr.load("07-dose-reduction-candidate")
+    drafted = nightly_sync(served.app, ehr, patient)
+    page.goto(served.base_url + launch_url(ehr.base, ehr.auth.launch(patient)))
+    page.wait_for_url(f"{served.base_url}/smart/l/*")
+    page.select_option("#reason", "clinical-judgement")
+    page.fill("#comment", "Keep 400 mg until the next PCR.")
+    page.click("#dismiss")
+    result = page.locator("#result")
+    expect(result).to_have_class("flash flash-dismissed")
+    expect(result).to_contain_text(f"Withdrawn in the EHR: CarePlan/{drafted['id']} is revoked")
+    [care_plan] = ehr.search(f"CarePlan?patient={patient}")
+    assert care_plan["status"] == "revoked"
+    [revocation] = [p for p in provenances_of(ehr, care_plan) if "reason" in p]
+    assert agents(revocation)["author"] == {"reference": USER, "display": f"Dr {USER_NAME}"}
+    assert "Keep 400 mg until the next PCR." in revocation["reason"][0]["text"]
+    expect(page.locator(".decided")).to_contain_text("dismissed")
+    expect(page.locator(".decided")).to_contain_text(f"by Dr {USER_NAME}")

@@ -42,7 +42,7 @@ def test_the_list_shows_every_example_with_its_reading(demo: Flask) -> None:
     assert "Suggestions for a clinician to review; not orders." in body
     assert "Readings as of <strong>2025-06-30</strong>" in body
     links = re.findall(r'<a href="/demo/([\w-]+)">([^<]+)</a>', body)
-    assert len(links) == len(list(EXAMPLES.glob("*.json"))) == 20
+    assert len(links) == len(list(EXAMPLES.glob("*.json"))) == 23
     assert ("01-optimal-responder", "Ima Optimal") in links
     row = re.search(r"Tom Threefifteen</a></td><td>([^<]+)</td>", body)
     assert row is not None
