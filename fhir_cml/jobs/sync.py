@@ -55,7 +55,7 @@ from fhir_cml.app import (
 from fhir_cml.app import plan as plan_writes
 from fhir_cml.app import write as write_plans
 from fhir_cml.domain import RULESET_VERSION, Assessment, Guideline, assess
-from fhir_cml.domain.config import DEFAULT_CONFIG
+from fhir_cml.domain.config import DEFAULT_CONFIG, RuleConfig
 from fhir_cml.domain.vocabulary import IssueCode, Severity
 from fhir_cml.ehr.bulk import BulkOptions, ExportResult, export
 from fhir_cml.ehr.client import FhirClient
@@ -102,6 +102,7 @@ class SyncSettings:
     bulk: bool = False
     population: tuple[Population, ...] = (Population.CONDITION,)
     guideline: Guideline = Guideline.ELN2020
+    rules: RuleConfig = DEFAULT_CONFIG  # the site's rule settings (--rules-config)
     conversion_factor: float | None = None
     fetch: FetchOptions = field(default_factory=FetchOptions)
     bulk_options: BulkOptions = field(default_factory=BulkOptions)
@@ -144,7 +145,7 @@ class SyncSettings:
     def reading(self) -> tuple[str, ...]:
         """Settings a reading depends on: part of every input fingerprint."""
         factor = "" if self.conversion_factor is None else repr(self.conversion_factor)
-        return (RULESET_VERSION, self.guideline.value, factor)
+        return (RULESET_VERSION, self.guideline.value, factor, self.rules.fingerprint)
 
 
 @dataclass(slots=True)
@@ -568,7 +569,9 @@ class SyncJob:
                     result.reason = NO_EVIDENCE
                 continue
             try:
-                assessment = assess(record, self.settings.as_of, self.settings.guideline)
+                assessment = assess(
+                    record, self.settings.as_of, self.settings.guideline, self.settings.rules
+                )
             except Exception as err:  # a rule bug for one patient must not stop the others
                 _fail(result, f"the assessment failed ({type(err).__name__})", "assessment error")
                 continue

@@ -14,6 +14,7 @@ from typing import Any
 from fhir_cml.app.assessing import assess_one, one_patient
 from fhir_cml.domain import Assessment, Guideline, PatientRecord
 from fhir_cml.fhir.inbound import LoadResult, MappingOptions, records_from_resources
+from fhir_cml.web.runtime import runtime
 from fhir_cml.web.settings import Settings
 from fhir_cml.web.terminology import site_terminology
 
@@ -44,5 +45,6 @@ def only_patient(loaded: LoadResult, patient: str | None = None) -> PatientRecor
 
 
 def assess_record(record: PatientRecord, as_of: date, guideline: Guideline) -> Assessment:
-    """The assessment of ``record``; a rule that raises is an internal error (500)."""
-    return assess_one(record, as_of, guideline)
+    """The assessment of ``record`` with the site's rule settings; a rule that raises is an
+    internal error (500)."""
+    return assess_one(record, as_of, guideline, runtime().rules)
