@@ -153,7 +153,7 @@ def test_the_sites_rule_settings_are_checked_at_start_up(
     monkeypatch.setenv("FHIR_CML_PUBLIC_BASE_URL", "https://cml.example.org")
     bad = tmp_path / "rules.json"
     bad.write_text('{"trough_target_ng_ml": "high"}')
-    with pytest.raises(ConfigurationError, match="FHIR_CML_RULES_CONFIG.*trough_target_ng_ml"):
+    with pytest.raises(ConfigurationError, match=r"FHIR_CML_RULES_CONFIG.*trough_target_ng_ml"):
         load_settings({"state": str(tmp_path / "s.db"), "rules_config": str(bad)})
     good = tmp_path / "good.json"
     good.write_text('{"trough_target_ng_ml": 900}')
