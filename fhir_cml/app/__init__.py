@@ -37,12 +37,14 @@ from fhir_cml.app.writing import (
     write,
     write_back,
 )
-from fhir_cml.ehr.writeback import Plan, TransactionLimit, WriteMode, WriteOutcome
+from fhir_cml.ehr.writeback import DEEP, Hint, Plan, TransactionLimit, WriteMode, WriteOutcome
 
 __all__ = [
+    "DEEP",
     "DEFAULT_WRITE",
     "Assessed",
     "Decider",
+    "Hint",
     "Plan",
     "TransactionLimit",
     "WriteMode",

@@ -9,16 +9,18 @@ superseding rules (:mod:`fhir_cml.ehr.writeback`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from fhir_cml.domain import Assessment
 from fhir_cml.ehr.client import FhirClient
-from fhir_cml.ehr.fetch import DEFAULT_FETCH, FetchOptions, current_suggestions
+from fhir_cml.ehr.fetch import DEFAULT_FETCH, FetchOptions, draft_suggestions
 from fhir_cml.ehr.writeback import (
+    Hint,
     Plan,
+    Target,
     TransactionLimit,
     WriteMode,
     WriteOutcome,
@@ -111,14 +113,13 @@ def plan(
     *,
     settings: WriteSettings = DEFAULT_WRITE,
     decider: Decider | None = None,
+    hints: Mapping[str, Hint] | None = None,
 ) -> list[Plan]:
     """What writing these assessments takes, decided from what the server holds (reads only:
-    ``--dry-run`` shows these)."""
-    written = [
-        suggestions(a, recorded, claim_profiles=settings.claim_profiles, decider=decider)
-        for a in assessments
-    ]
-    return plan_writes(client, written, settings.fetch)
+    ``--dry-run`` shows these). ``hints`` (by patient id) say which earlier assessments to look
+    for; without one, every RiskAssessment of the patient is read (a repair needs them all)."""
+    targets = [_target(a, recorded, settings, decider) for a in assessments]
+    return plan_writes(client, targets, settings.fetch, hints)
 
 
 def write(
@@ -130,7 +131,7 @@ def write(
 ) -> list[WriteOutcome]:
     """Carries the plans out; one outcome per plan, in order (a failure is reported on its
     patient's outcome, never raised)."""
-    return write_plans(client, plans, mode=settings.mode, limit=limit)
+    return write_plans(client, plans, mode=settings.mode, limit=limit, options=settings.fetch)
 
 
 def write_back(
@@ -142,10 +143,21 @@ def write_back(
     decider: Decider | None = None,
 ) -> WriteOutcome:
     """Writes one patient's suggestions, superseding the previous ones: what $cml-assess
-    (``writeBack=true``) and the SMART app's Accept do."""
+    (``writeBack=true``) and the SMART app's Accept do. With a ``decider`` (a clinician's
+    Accept, with :func:`accept` after it) a suggestion withdrawn earlier is put back, and the
+    clinician is an agent of the Provenance of what this writes."""
     [planned] = plan(client, [assessment], recorded, settings=settings, decider=decider)
     [outcome] = write(client, [planned], settings=settings)
     return outcome
+
+
+def _target(
+    assessment: Assessment, recorded: datetime, settings: WriteSettings, decider: Decider | None
+) -> Target:
+    written = suggestions(
+        assessment, recorded, claim_profiles=settings.claim_profiles, decider=decider
+    )
+    return Target(assessment.patient.removeprefix("Patient/"), written, accept=decider is not None)
 
 
 def revoke(
@@ -167,8 +179,12 @@ def revoke(
     """
     outcome = WriteOutcome(patient_id, fingerprint, "revoke")
     try:
-        drafts = current_suggestions(client, [patient_id], settings.fetch)[patient_id]
-        found = [p for p in drafts if care_plan_fingerprint(p) == fingerprint]
+        drafts = draft_suggestions(client, [patient_id], settings.fetch)
+        found = [
+            p
+            for p in drafts
+            if p.get("resourceType") == "CarePlan" and care_plan_fingerprint(p) == fingerprint
+        ]
         if not found:
             raise RequestError(
                 f"No draft suggestion of this assessment for Patient/{patient_id}: it was "

@@ -67,6 +67,11 @@ class RetryPolicy:
 
     ``attempts`` counts retries (not the first try). A ``Retry-After`` above ``max_retry_after``
     seconds is not waited for: the error is raised with the hint, so a scheduler can decide.
+
+    A server's quota (429, with ``Retry-After`` or the IETF ``RateLimit`` header's reset time)
+    is waited for, as often as it takes, within ``quota_budget`` seconds in all for the
+    client's life (a sync run); None: ``max_retry_after``. Quota waits do not count as
+    attempts: a nightly run against a server with a per-minute quota must get through.
     """
 
     attempts: int = 5
@@ -74,6 +79,11 @@ class RetryPolicy:
     backoff_max: float = 30.0
     max_retry_after: float = 120.0
     statuses: frozenset[int] = RETRY_STATUSES
+    quota_budget: float | None = None
+
+    @property
+    def quota_seconds(self) -> float:
+        return self.max_retry_after if self.quota_budget is None else self.quota_budget
 
     def start(self) -> Retry:
         return Retry(
@@ -111,6 +121,100 @@ class _Local(threading.local):
     def __init__(self) -> None:
         self.session: requests.Session | None = None
         self.last_date: str | None = None
+
+
+class _Quota:
+    """The server's quota as its answers tell it, shared by the client's threads.
+
+    ``RateLimit: "fhirInteractions";r=0;t=37`` (IETF draft, as Medplum sends it: remaining
+    units ``r``, seconds to the reset ``t``) with ``r=0``, or a 429, hold every thread until the
+    window resets. Waiting is counted once however many threads wait, and all waits of the
+    client's life together stay within the budget: beyond it the request fails with the
+    server's hint (:class:`~fhir_cml.errors.FhirRateLimitError`).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.until = 0.0  # clock() at which the window resets
+        self.reset: float | None = None  # seconds to the reset, last told
+        self.waited = 0.0
+        self._counted_until = 0.0
+        self._lock = threading.Lock()
+
+    def note(self, headers: Mapping[str, str], refused: bool) -> None:
+        """Reads the RateLimit header of an answer: a spent quota holds the next requests."""
+        spent, reset = _rate_limit(headers)
+        with self._lock:
+            self.reset = reset
+            if (spent or refused) and reset is not None:
+                self.until = max(self.until, self.clock() + reset)
+
+    def hold(self, seconds: float, refused: FhirRateLimitError, budget: float) -> None:
+        """After a 429: no request before ``seconds`` from now, unless that breaks the budget."""
+        with self._lock:
+            now = self.clock()
+            end = max(self.until, now + max(seconds, 0.0))
+            ahead = max(0.0, end - max(now, self._counted_until))
+            if self.waited + ahead > budget:
+                refused.message += (
+                    f" (the server asks to wait {seconds:.0f}s; {self.waited:.0f}s already "
+                    f"waited for its quota, {budget:.0f}s allowed)"
+                )
+                refused.args = (refused.message,)
+                raise refused
+            self.until = end
+
+    def wait(
+        self, sleep: Callable[[float], None], budget: float, interaction: str, method: str, url: str
+    ) -> None:
+        """Sleeps until the quota's window has reset (counting the wait once)."""
+        with self._lock:
+            now = self.clock()
+            if self.until <= now:
+                return
+            ahead = max(0.0, self.until - max(now, self._counted_until))
+            if self.waited + ahead > budget:
+                raise FhirRateLimitError(
+                    f"{interaction}: the server's quota is spent and waiting for it would exceed "
+                    f"the {budget:.0f}s allowed ({self.waited:.0f}s waited already)",
+                    status=429,
+                    code="throttled",
+                    method=method,
+                    url=_strip_query(url),
+                )
+            self.waited += ahead
+            self._counted_until = max(self._counted_until, self.until)
+            until = self.until
+        sleep(until - now)
+        with self._lock:
+            if self.until == until:  # not held longer meanwhile: the window has reset
+                self.until = 0.0
+
+
+def _rate_limit(headers: Mapping[str, str]) -> tuple[bool, float | None]:
+    """(whether a quota is spent, seconds to its reset) from ``RateLimit`` (the IETF draft's
+    list of ``"name";r=..;t=..`` items; the smallest reset among spent ones, else among all) or
+    the older ``RateLimit-Remaining`` / ``RateLimit-Reset`` pair."""
+    items: list[tuple[float | None, float | None]] = []
+    for item in (headers.get("RateLimit") or "").split(","):
+        params = dict(part.strip().split("=", 1) for part in item.split(";")[1:] if "=" in part)
+        items.append((_number(params.get("r")), _number(params.get("t"))))
+    if headers.get("RateLimit-Reset") is not None:
+        items.append(
+            (_number(headers.get("RateLimit-Remaining")), _number(headers.get("RateLimit-Reset")))
+        )
+    spent = [t for r, t in items if r is not None and r <= 0 and t is not None]
+    if spent:
+        return True, min(spent)
+    resets = [t for _, t in items if t is not None]
+    return False, (min(resets) if resets else None)
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value.strip().strip('"'))) if value is not None else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +258,8 @@ class FhirClient:
     seconds. ``deadline`` (a :func:`time.monotonic` value) bounds every call: timeouts are cut
     to what is left, a retry that would wait past it is not made, and a call after it raises
     :class:`~fhir_cml.errors.FhirTimeoutError` at once. ``sleep`` is what waits between retries
-    (tests pass a recorder).
+    and for the server's quota, ``clock`` what tells the time for the latter (tests pass a
+    recorder and a clock it moves).
     """
 
     base_url: str
@@ -164,13 +269,22 @@ class FhirClient:
     user_agent: str = USER_AGENT
     pool_size: int = 10
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
     on_exchange: list[Callable[[Exchange], None]] = field(default_factory=list)
     deadline: float | None = None
     _local: _Local = field(default_factory=_Local, init=False, repr=False)
     _sessions: list[requests.Session] = field(default_factory=list, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _quota: _Quota = field(init=False, repr=False)
+
+    @property
+    def quota_waited(self) -> float:
+        """Seconds spent waiting for the server's quota so far (overlapping waits of several
+        threads counted once)."""
+        return self._quota.waited
 
     def __post_init__(self) -> None:
+        self._quota = _Quota(self.clock)
         self.base_url = self.base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -259,6 +373,7 @@ class FhirClient:
         session = self.session()
         while True:
             attempt += 1
+            self._quota.wait(self.sleep, self.retry.quota_seconds, interaction, method, url)
             started = time.perf_counter()
             try:
                 response = session.request(
@@ -295,6 +410,19 @@ class FhirClient:
             if date:
                 self._local.last_date = date
             status = response.status_code
+            self._quota.note(response.headers, status == 429)
+            if status == 429:
+                # Refused before being processed: safe to send again whatever it is, once the
+                # quota's window has reset (Retry-After, or the RateLimit header's reset time).
+                refused = _http_error(response, method, url, interaction)
+                assert isinstance(refused, FhirRateLimitError)
+                hint = _retry_after(retry, response) if "Retry-After" in response.headers else None
+                wait = hint if hint is not None else self._quota.reset or retry.get_backoff_time()
+                refused.retry_after = wait
+                response.close()
+                self._quota.hold(wait, refused, self.retry.quota_seconds)
+                log.warning("%s: the server's quota is spent; waiting %.0fs", interaction, wait)
+                continue
             renew = getattr(self.auth, "renew", None)
             if status == 401 and not renewed and auth and callable(renew):
                 renewed = True
@@ -534,6 +662,32 @@ class FhirClient:
         """
         return self._bundle_post(bundle, "batch", only_conditional_creates(bundle))
 
+    def send_bundle(self, bundle: dict[str, Any]) -> dict[str, Any] | None:
+        """POSTs a batch or transaction of writes; returns the response Bundle, or None when the
+        server answered 2xx with nothing readable.
+
+        Some servers answer ``Prefer: return=minimal`` with an empty body, or a proxy puts a
+        page of its own in front: the writes may all have been made, so such an answer is not
+        an error here; the caller reads the server to learn what happened (fhir_cml.ehr.writeback
+        does). Error statuses raise as usual; retried as :meth:`transaction` and :meth:`batch`
+        say.
+        """
+        kind = str(bundle.get("type"))
+        if bundle.get("resourceType") != "Bundle" or kind not in ("batch", "transaction"):
+            raise ValueError("expected a Bundle of type batch or transaction")
+        response = self.request(
+            "POST",
+            self.base_url,
+            json=bundle,
+            headers={"Prefer": "return=minimal"},
+            repeatable=only_conditional_creates(bundle),
+        )
+        try:
+            return self._bundle_answer(response, bundle, kind)
+        except (FhirResponseError, FhirHttpError) as err:
+            log.warning("%s: no readable answer (%s); what was written is read back", kind, err)
+            return None
+
     def _bundle_post(self, bundle: dict[str, Any], kind: str, repeatable: bool) -> dict[str, Any]:
         if bundle.get("resourceType") != "Bundle" or bundle.get("type") != kind:
             raise ValueError(f"expected a Bundle of type {kind}")
@@ -544,6 +698,18 @@ class FhirClient:
             headers={"Prefer": "return=minimal"},
             repeatable=repeatable,
         )
+        return self._bundle_answer(response, bundle, kind)
+
+    def _bundle_answer(
+        self, response: requests.Response, bundle: dict[str, Any], kind: str
+    ) -> dict[str, Any]:
+        """The ``{kind}-response`` Bundle of a POSTed bundle, checked against what was sent."""
+        if not response.content:
+            raise FhirResponseError(
+                f"{kind}: the server answered HTTP {response.status_code} with an empty body",
+                method="POST",
+                url=self.base_url,
+            )
         result = self.json(response, kind)
         if result.get("resourceType") == "OperationOutcome":
             raise FhirHttpError(

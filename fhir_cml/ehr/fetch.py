@@ -13,6 +13,8 @@
 
 :func:`fetch_patient` reads one patient's inputs the same way, for the services that work on one
 patient at a time. :func:`input_fingerprint` says whether what was read differs from last time.
+What fhir-cml itself wrote (:func:`draft_suggestions`, :func:`assessments_of`,
+:func:`suggestions_by_identifier`) is read for the write path, with the Provenances of each.
 """
 
 from __future__ import annotations
@@ -308,42 +310,67 @@ def input_query(
     return _with_paging(params, options, elements=False)
 
 
-def current_suggestions(
+# --- what fhir-cml wrote (the suggestion side) ------------------------------------------------
+#
+# The write path decides from what the server holds (fhir_cml.ehr.writeback). Each search also
+# brings the Provenances that target what it finds (``_revinclude``), so one search answers both
+# "is it there" and "is its Provenance there".
+
+SUGGESTION_PROVENANCE: Final = ("_revinclude", "Provenance:target")
+
+
+def draft_suggestions(
     client: FhirClient, patient_ids: Sequence[str], options: FetchOptions = DEFAULT_FETCH
-) -> dict[str, list[dict[str, Any]]]:
-    """fhir-cml's CarePlans still proposed (``draft``) for these patients, by patient id."""
-    found: dict[str, list[dict[str, Any]]] = {pid: [] for pid in patient_ids}
-    if not found:
-        return found
+) -> list[dict[str, Any]]:
+    """fhir-cml's CarePlans still proposed (``draft``) for these patients, and their
+    Provenances (every resource found, matches and included alike)."""
+    if not patient_ids:
+        return []
     params = [
         ("patient", ",".join(patient_ids)),
         ("category", f"{c.CS_CML}|{c.CML_SUGGESTIONS}"),
         ("status", "draft"),
+        SUGGESTION_PROVENANCE,
     ]
-    for resource in client.search(
-        "CarePlan", _with_paging(params, options, elements=False), post=options.post
-    ):
-        if resource.get("resourceType") != "CarePlan" or resource.get("status") != "draft":
-            continue
-        pid = patient_id_of(resource)
-        if pid in found and _has_identifier(resource, c.ID_CARE_PLAN):
-            found[pid].append(resource)
-    return found
+    return list(
+        client.search("CarePlan", _with_paging(params, options, elements=False), post=options.post)
+    )
 
 
-def risk_assessments_by_identifier(
-    client: FhirClient, fingerprints: Sequence[str], options: FetchOptions = DEFAULT_FETCH
-) -> dict[str, dict[str, Any]]:
-    """fhir-cml's RiskAssessments by their assessment fingerprint (the identifier value)."""
-    found: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(sorted(set(fingerprints)), options.batch_size):
-        params = [("identifier", ",".join(f"{c.ID_ASSESSMENT}|{fp}" for fp in chunk))]
-        for resource in client.search(
+def assessments_of(
+    client: FhirClient, patient_ids: Sequence[str], options: FetchOptions = DEFAULT_FETCH
+) -> list[dict[str, Any]]:
+    """The RiskAssessments of these patients (fhir-cml's current and replaced ones, and any
+    other's: R4 has no search by code, the caller keeps its own by identifier), with their
+    Provenances: what a repair needs when nothing says which assessments to look for."""
+    if not patient_ids:
+        return []
+    params = [("patient", ",".join(patient_ids)), SUGGESTION_PROVENANCE]
+    return list(
+        client.search(
             "RiskAssessment", _with_paging(params, options, elements=False), post=options.post
-        ):
-            for ident in resource.get("identifier") or []:
-                if isinstance(ident, dict) and ident.get("system") == c.ID_ASSESSMENT:
-                    found[str(ident.get("value"))] = resource
+        )
+    )
+
+
+def suggestions_by_identifier(
+    client: FhirClient,
+    resource_type: str,
+    fingerprints: Iterable[str],
+    options: FetchOptions = DEFAULT_FETCH,
+) -> list[dict[str, Any]]:
+    """fhir-cml's RiskAssessments (or CarePlans) of these assessment fingerprints, whatever their
+    status, with their Provenances; as many searches as the URL budget needs."""
+    system = c.ID_ASSESSMENT if resource_type == "RiskAssessment" else c.ID_CARE_PLAN
+    tokens = [f"{system}|{fp}" for fp in sorted(set(fingerprints))]
+    found: list[dict[str, Any]] = []
+    for chunk in _chunks_within(tokens, options.max_ids_chars):
+        params = [("identifier", ",".join(chunk)), SUGGESTION_PROVENANCE]
+        found.extend(
+            client.search(
+                resource_type, _with_paging(params, options, elements=False), post=options.post
+            )
+        )
     return found
 
 
@@ -408,12 +435,6 @@ def _medication_key(statement: dict[str, Any]) -> str | None:
     return f"Medication/{parsed[1]}" if parsed and parsed[0] == "Medication" else None
 
 
-def _has_identifier(resource: dict[str, Any], system: str) -> bool:
-    return any(
-        isinstance(i, dict) and i.get("system") == system for i in resource.get("identifier") or []
-    )
-
-
 def _tokens(codes: Iterable[tuple[str, str]]) -> str:
     return ",".join(f"{system}|{code}" for system, code in codes)
 
@@ -425,6 +446,20 @@ def _with_paging(
     if elements and options.elements:
         out.append(("_elements", "subject"))
     return out
+
+
+def _chunks_within(items: Sequence[str], chars: int) -> Iterator[list[str]]:
+    """Items in groups whose comma-joined length stays within ``chars`` (at least one each)."""
+    group: list[str] = []
+    used = 0
+    for item in items:
+        if group and used + len(item) + 1 > chars:
+            yield group
+            group, used = [], 0
+        group.append(item)
+        used += len(item) + 1
+    if group:
+        yield group
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:

@@ -1,93 +1,509 @@
-"""Writing assessments back to the FHIR server: idempotent, superseding, in transactions.
+"""Writing suggestions to a FHIR server so that every patient ends with exactly one current
+suggestion, whatever the server does.
 
-For each assessment the outbound builders make a RiskAssessment, a CarePlan (draft proposal) and
-a Provenance, identified by the assessment fingerprint and written as conditional creates, so a
-second write of the same assessment creates nothing. What is on the server decides what to do:
+**The invariant**, per patient: one current RiskAssessment of fhir-cml's (no ``replaced-by``),
+one draft CarePlan of the same assessment pointing to it (``supportingInfo``), a Provenance
+targeting both; every earlier RiskAssessment ``replaced-by`` a later one, every earlier draft
+revoked; nothing twice (conditional creates on the assessment fingerprint); no Provenance or
+CarePlan pointing to something that is not there.
 
-- a draft fhir-cml CarePlan with the same fingerprint is there: nothing to write (no request);
-- none is there: create the three resources;
-- a draft CarePlan with another fingerprint is there: the new assessment *supersedes* it in the
-  same transaction: the new CarePlan ``replaces`` it, it is revoked, and its RiskAssessment gets
-  the ``replaced-by`` extension (both updated with ``If-Match`` on the version read).
+**Decided from what the server holds.** Writing starts from fhir-cml's resources of the patients
+as read (:class:`Held`: the drafts, and the RiskAssessments by identifier, or all of them when
+there is no telling which to look for) and moves each patient one dependency layer at a time
+towards its target assessment (:func:`next_changes`):
 
-Several patients go into one transaction (fewer requests). A transaction is all or nothing, so
-when the server refuses one (4xx), the group is split in halves until the patient whose entries
-it refuses is found; the others are written and that patient is reported with the server's
-OperationOutcome (a server that refuses big transactions is found out the same way, once: see
-:class:`TransactionLimit`). Errors that are not about the content (5xx, timeouts, connection
-loss) fail the whole group, which the next run retries. For servers that cap transactions
-hard, ``mode="batch"`` writes a group in three batches instead (:func:`_write_batches`);
-``mode="auto"`` (the default) starts with transactions and changes to batches when the server
-takes fewer than ``AUTO_BATCH_BELOW`` patients per transaction.
-The application service (:mod:`fhir_cml.app`) builds and validates the resources and calls
-these for every face.
+1. the reading: its RiskAssessment is created;
+2. the suggestion: its CarePlan is created, pointing to the RiskAssessment by its server id; a
+   suggestion that was superseded and comes back (A -> B -> A) is put back to draft, then its
+   RiskAssessment loses its ``replaced-by``;
+3. the record: the Provenance of both is created (only now that both exist), and every other
+   current RiskAssessment of the patient is marked ``replaced-by`` this one;
+4. the clean-up: every other draft CarePlan is revoked - last, so that while one is a draft, the
+   reading it points to can be found through it.
+
+One round sends, for every unfinished patient of a group, the entries of its next layer, in one
+batch (a transaction with ``mode="transaction"``); an entry depends only on what earlier rounds
+made. A server that runs entries independently (a batch, or a transaction it processes as one),
+refuses some (validation, serialization failures), answers without a body, or is interrupted,
+leaves a patient part-way along this path at worst, and the next round, or the next run,
+continues from what the server holds. The new suggestion exists before the old one is revoked,
+so a patient never loses a current suggestion.
+
+**Answers are not relied upon.** A 201 with a location says what was made and where; a 200 to a
+conditional create (it was there already), an answer without a version, or no readable answer at
+all (an empty body) make the resources concerned be read again, by identifier, before the next
+round. Per entry: 409/412 (changed meanwhile) read again and plan again; 429 and 5xx are tried
+again (a conditional create or a versioned update is harmless to repeat) up to
+``ENTRY_ATTEMPTS`` times; other 4xx fail the patient with the server's OperationOutcome text,
+and its later layers are not attempted. A bundle refused as a whole (4xx) is split in halves
+until the patient it refuses is found; a size limit learnt that way is kept
+(:class:`TransactionLimit`).
+
+**Decisions made in the EHR are kept.** A suggestion a clinician withdrew (its CarePlan revoked
+while its reading was not superseded) is not proposed again for the same reading unless a
+clinician accepts it explicitly; a CarePlan moved on in the EHR (active, completed,
+entered-in-error) is left alone.
+
+The application service (:mod:`fhir_cml.app`) builds and validates the resources and calls these
+for every face.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from fhir_cml.ehr.client import FhirClient, outcome_text
 from fhir_cml.ehr.fetch import (
     DEFAULT_FETCH,
     FetchOptions,
-    current_suggestions,
-    risk_assessments_by_identifier,
+    assessments_of,
+    draft_suggestions,
+    patient_id_of,
+    suggestions_by_identifier,
 )
 from fhir_cml.errors import FhirClientError, FhirHttpError, FhirResponseError
 from fhir_cml.fhir import canonical as c
-from fhir_cml.fhir.outbound import Successor, Written, supersede, transaction_entries
-from fhir_cml.fhir.outbound.supersede import local_reference, replacing, update_entries
+from fhir_cml.fhir.outbound import Written
+from fhir_cml.fhir.outbound.identifiers import if_none_exist
+from fhir_cml.fhir.outbound.supersede import (
+    local_reference,
+    replaced,
+    replaced_by,
+    revoked,
+    update_entry,
+)
 
 log = logging.getLogger(__name__)
 
-Action = Literal["create", "supersede", "unchanged", "revoke", "accept"]
-# transaction: each group of patients in one transaction (atomic: a patient's RiskAssessment,
-# CarePlan and Provenance appear together or not at all). batch: three batches in dependency
-# order, for servers that cap transactions (see _write_batches).
-# auto: transactions, unless the server turns out to take so few patients per transaction that
-# three batches per group are fewer requests; then batches for the rest of the run.
+# What writing one patient's assessment came to: the suggestion was already there (unchanged),
+# written anew (create), written over an earlier one (supersede), completed from a part-written
+# state (repair), put back after being superseded (reinstate); or nothing was written because a
+# clinician withdrew this suggestion (withdrawn) or the EHR moved it on (decided). ``revoke`` and
+# ``accept``: a clinician's decision recorded (fhir_cml.app.revoke, fhir_cml.app.accept).
+Action = Literal[
+    "create",
+    "supersede",
+    "unchanged",
+    "repair",
+    "reinstate",
+    "withdrawn",
+    "decided",
+    "revoke",
+    "accept",
+]
+# batch: every round in one batch per group (the default; ``auto`` is the same). transaction:
+# every round as a transaction, for servers that take transactions only.
 WriteMode = Literal["auto", "transaction", "batch"]
-AUTO_BATCH_BELOW = 10  # patients per transaction under which auto writes in batches
-MAX_ENTRIES = 500  # entries per transaction, whatever the number of patients
+MAX_ENTRIES: Final = 500  # entries per bundle
+ENTRY_ATTEMPTS: Final = 3  # tries of an entry that failed for a transient reason
+MAX_ROUNDS: Final = 12  # rounds per group: four layers, and the retries
+# CarePlan statuses a clinician or the EHR gives; fhir-cml only ever writes draft and revoked.
+_DECIDED: Final = frozenset({"active", "on-hold", "completed", "entered-in-error", "unknown"})
+_NOT_CURRENT_RISK: Final = frozenset({"entered-in-error", "cancelled"})
+
+
+# --- what the server holds -----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Held:
+    """fhir-cml's resources of one patient as read from the server: RiskAssessments and
+    CarePlans by assessment fingerprint (their identifier value), and the Provenances that
+    target them, by id."""
+
+    risks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    plans: dict[str, dict[str, Any]] = field(default_factory=dict)
+    provenances: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def copy(self) -> Held:
+        return Held(dict(self.risks), dict(self.plans), dict(self.provenances))
+
+    def provenance(self, *targets: str, who: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """A Provenance targeting all of ``targets`` (any version), with ``who`` as an agent."""
+        for prov in self.provenances.values():
+            named = {_unversioned(t.get("reference", "")) for t in prov.get("target") or []}
+            if not set(targets) <= named:
+                continue
+            if who is None or any(a.get("who") == who for a in prov.get("agent") or []):
+                return prov
+        return None
+
+    def refs(self) -> dict[str, str]:
+        """``Type/id`` of every RiskAssessment and CarePlan held, to its fingerprint."""
+        out = {}
+        for fp, resource in (*self.risks.items(), *self.plans.items()):
+            if resource.get("id"):
+                out[local_reference(resource)] = fp
+        return out
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
-    """What writing one assessment takes, given what the server holds."""
+class Target:
+    """The suggestion one patient should end with: ``written`` (built and validated, linked
+    through ``urn:uuid`` fullUrls). ``accept``: a clinician's explicit decision, which puts back
+    a suggestion withdrawn earlier (fhir_cml.app.accept then records the acceptance)."""
 
     patient_id: str
-    fingerprint: str
-    action: Action
     written: Written
-    entries: tuple[dict[str, Any], ...] = ()
-    superseded: tuple[str, ...] = ()  # CarePlans revoked
-    current: str | None = None  # the CarePlan already there ("unchanged")
+    accept: bool = False
+
+    @property
+    def fingerprint(self) -> str:
+        return self.written.ids.fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class Hint:
+    """What a caller knows about a patient's earlier writes: ``fingerprints`` to look for
+    besides the target's and the drafts' (the last one written), or ``deep``: read every
+    RiskAssessment of the patient (nothing is known, or the last run was interrupted)."""
+
+    fingerprints: tuple[str, ...] = ()
+    deep: bool = True
+
+
+DEEP: Final = Hint()
+
+
+# --- what to do next (pure) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One bundle entry and what it is for."""
+
+    kind: Literal[
+        "create-risk",
+        "create-plan",
+        "reinstate-plan",
+        "reinstate-risk",
+        "provenance",
+        "replace-risk",
+        "revoke-plan",
+    ]
+    fingerprint: str  # of the resource concerned (the target's for a Provenance)
+    entry: dict[str, Any]
+
+    @property
+    def resource_type(self) -> str:
+        return str(self.entry["resource"]["resourceType"])
+
+    def describe(self) -> str:
+        where = self.entry["request"]["url"]
+        return {
+            "create-risk": "create RiskAssessment",
+            "create-plan": "create CarePlan",
+            "reinstate-plan": f"put {where} back to draft",
+            "reinstate-risk": f"make {where} current again",
+            "provenance": "create Provenance",
+            "replace-risk": f"mark {where} replaced",
+            "revoke-plan": f"revoke {where}",
+        }[self.kind]
+
+
+State = Literal["pending", "current", "withdrawn", "decided"]
+
+
+def next_changes(target: Target, held: Held) -> tuple[list[Change], State]:
+    """The entries of the patient's next layer (see the module's description) and where the
+    patient stands: ``pending`` while there are entries, else ``current`` (the target is the
+    current suggestion), ``withdrawn`` or ``decided`` (the EHR's decision is kept)."""
+    w = target.written
+    fp = target.fingerprint
+    risk = held.risks.get(fp)
+    plan = held.plans.get(fp)
+    if risk is None:
+        entry = _create(
+            w.ids.risk_assessment, w.risk_assessment, if_none_exist(c.ID_ASSESSMENT, fp)
+        )
+        return [Change("create-risk", fp, entry)], "pending"
+    risk_ref = local_reference(risk)
+    superseded = replaced_by(risk) is not None
+    status = plan.get("status") if plan is not None else None
+    if plan is None:
+        stale = [p for f, p in held.plans.items() if f != fp and p.get("status") == "draft"]
+        care_plan = _pointing(w.care_plan, risk_ref)
+        if stale:
+            care_plan["replaces"] = [{"reference": local_reference(p)} for p in stale]
+        entry = _create(w.ids.care_plan, care_plan, if_none_exist(c.ID_CARE_PLAN, fp))
+        return [Change("create-plan", fp, entry)], "pending"
+    if status == "revoked" and (superseded or target.accept):
+        # Back to draft with this run's content, keeping what it replaced when first written
+        # (a CarePlan does not "replace" the one that replaced it: no cycles).
+        care_plan = _pointing(w.care_plan, risk_ref)
+        care_plan.pop("replaces", None)
+        care_plan.update(_kept(plan, "replaces"))
+        return [Change("reinstate-plan", fp, update_entry(_as(plan, care_plan)))], "pending"
+    if superseded:
+        return [Change("reinstate-risk", fp, update_entry(_as(risk, w.risk_assessment)))], "pending"
+    if risk.get("status") in _NOT_CURRENT_RISK:
+        return [], "decided"  # the EHR says this reading is wrong: nothing else is touched
+    plan_ref = local_reference(plan)
+    state: State = "current"
+    if status == "revoked":
+        state = "withdrawn"
+    elif status != "draft":
+        state = "decided"
+    changes: list[Change] = []
+    if held.provenance(risk_ref, plan_ref) is None:
+        provenance = dict(w.provenance, target=[{"reference": risk_ref}, {"reference": plan_ref}])
+        changes.append(Change("provenance", fp, _create(None, provenance, f"target={risk_ref}")))
+    for other, old in sorted(held.risks.items()):
+        if other != fp and _current_risk(old):
+            changes.append(Change("replace-risk", other, update_entry(replaced(old, risk_ref))))
+    if changes:
+        return changes, "pending"
+    drafts = sorted((f, p) for f, p in held.plans.items() if f != fp and p.get("status") == "draft")
+    if drafts:
+        return [Change("revoke-plan", f, update_entry(revoked(p))) for f, p in drafts], "pending"
+    return [], state
+
+
+def _create(
+    full_url: str | None, resource: dict[str, Any], condition: str | None
+) -> dict[str, Any]:
+    request: dict[str, Any] = {"method": "POST", "url": resource["resourceType"]}
+    if condition:
+        request["ifNoneExist"] = condition
+    entry: dict[str, Any] = {"resource": resource, "request": request}
+    if full_url:
+        entry["fullUrl"] = full_url
+    return entry
+
+
+def _pointing(care_plan: dict[str, Any], risk_ref: str) -> dict[str, Any]:
+    """A copy of the built CarePlan whose ``supportingInfo`` names the RiskAssessment's id."""
+    return dict(care_plan, supportingInfo=[{"reference": risk_ref}])
+
+
+def _as(held: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """``fresh`` content under the id and version of the resource ``held`` on the server."""
+    out = copy.deepcopy(fresh)
+    out["id"] = held["id"]
+    meta = dict(out.get("meta") or {})
+    version = (held.get("meta") or {}).get("versionId")
+    if version:
+        meta["versionId"] = version
+    if meta:
+        out["meta"] = meta
+    return out
+
+
+def _kept(resource: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {n: copy.deepcopy(resource[n]) for n in names if n in resource}
+
+
+def _current_risk(risk: dict[str, Any]) -> bool:
+    return replaced_by(risk) is None and risk.get("status") not in _NOT_CURRENT_RISK
+
+
+def _has_agent(resource: dict[str, Any], who: dict[str, Any]) -> bool:
+    return any(a.get("who") == who for a in resource.get("agent") or [])
+
+
+# --- plans ---------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Plan:
+    """What writing one patient's target takes, given what the server holds: ``changes`` is
+    every entry of every layer, as they would go if the server took them all."""
+
+    target: Target
+    held: Held
+    action: Action
+    changes: tuple[Change, ...] = ()
+    state: State = "current"
+
+    @property
+    def patient_id(self) -> str:
+        return self.target.patient_id
+
+    @property
+    def fingerprint(self) -> str:
+        return self.target.fingerprint
+
+    @property
+    def written(self) -> Written:
+        return self.target.written
+
+    @property
+    def current(self) -> str | None:
+        """The target's CarePlan when it is on the server already."""
+        plan = self.held.plans.get(self.fingerprint)
+        return local_reference(plan) if plan is not None else None
+
+    @property
+    def superseded(self) -> tuple[str, ...]:
+        """The drafts this write revokes."""
+        return tuple(c.entry["request"]["url"] for c in self.changes if c.kind == "revoke-plan")
 
     def describe(self) -> str:
         """One line for ``--dry-run``."""
         short = self.fingerprint[:12]
-        if self.action == "unchanged":
-            return f"Patient/{self.patient_id}: unchanged ({self.current}, assessment {short})"
-        text = (
-            f"Patient/{self.patient_id}: create RiskAssessment, CarePlan, Provenance "
-            f"(assessment {short})"
+        head = f"Patient/{self.patient_id}"
+        if not self.changes:
+            why = {
+                "withdrawn": "withdrawn by a clinician; not proposed again",
+                "decided": "moved on in the EHR; left alone",
+            }.get(self.state, f"unchanged ({self.current}")
+            return f"{head}: {why}, assessment {short}" + (")" if self.state == "current" else "")
+        created = [c.resource_type for c in self.changes if c.kind.startswith("create")]
+        created += ["Provenance"] * sum(c.kind == "provenance" for c in self.changes)
+        parts = [f"create {', '.join(created)}"] if created else []
+        parts += [c.describe() for c in self.changes if not c.kind.startswith("create")]
+        parts = [p for p in parts if p != "create Provenance" or not created]
+        return f"{head}: {'; '.join(parts)} (assessment {short})"
+
+
+def make_plan(target: Target, held: Held) -> Plan:
+    """The plan for one patient: its changes, found by playing the layers through on a copy of
+    what is held as if the server took every entry."""
+    play = held.copy()
+    changes: list[Change] = []
+    state: State = "pending"
+    for _ in range(8):
+        step, state = next_changes(target, play)
+        if not step:
+            break
+        changes += step
+        for n, change in enumerate(step):
+            _assume(play, change, f"(new {len(changes)}.{n})")
+    return Plan(target, held, _action(held, target, changes), tuple(changes), state)
+
+
+def _assume(held: Held, change: Change, new_id: str) -> None:
+    """``held`` as it would be had the server taken ``change`` as sent."""
+    resource = dict(change.entry["resource"])
+    resource.setdefault("id", new_id)
+    if change.resource_type == "Provenance":
+        held.provenances[str(resource["id"])] = resource
+    elif change.resource_type == "RiskAssessment":
+        held.risks[change.fingerprint] = resource
+    else:
+        held.plans[change.fingerprint] = resource
+
+
+def _action(held: Held, target: Target, changes: Sequence[Change]) -> Action:
+    kinds = {c.kind for c in changes}
+    if not changes:
+        plan = held.plans.get(target.fingerprint)
+        if plan is not None and plan.get("status") == "revoked":
+            return "withdrawn"
+        return "unchanged" if plan is None or plan.get("status") == "draft" else "decided"
+    if kinds & {"reinstate-plan", "reinstate-risk"}:
+        return "reinstate"
+    if kinds & {"replace-risk", "revoke-plan"}:
+        return "supersede"
+    return "create" if "create-risk" in kinds else "repair"
+
+
+def plan_writes(
+    client: FhirClient,
+    targets: Sequence[Target],
+    options: FetchOptions = DEFAULT_FETCH,
+    hints: Mapping[str, Hint] | None = None,
+) -> list[Plan]:
+    """Plans for these targets from what the server holds (two searches for a group of
+    patients, a third when a target's reading is there without its draft)."""
+    if not targets:
+        return []
+    held = read_held(client, targets, options, hints or {})
+    return [make_plan(t, held[t.patient_id]) for t in targets]
+
+
+def read_held(
+    client: FhirClient,
+    targets: Sequence[Target],
+    options: FetchOptions = DEFAULT_FETCH,
+    hints: Mapping[str, Hint] | None = None,
+) -> dict[str, Held]:
+    """fhir-cml's resources of these targets' patients that writing them concerns."""
+    hints = hints or {}
+    ids = [t.patient_id for t in targets]
+    held = {pid: Held() for pid in ids}
+    _file(held, draft_suggestions(client, ids, options))
+    deep = [t.patient_id for t in targets if hints.get(t.patient_id, DEEP).deep]
+    _file(held, assessments_of(client, deep, options))
+    wanted = {
+        fp
+        for t in targets
+        if not hints.get(t.patient_id, DEEP).deep
+        for fp in (
+            t.fingerprint,
+            *held[t.patient_id].plans,
+            *hints.get(t.patient_id, DEEP).fingerprints,
         )
-        if self.superseded:
-            text += f"; revoke {', '.join(self.superseded)} and mark its RiskAssessment replaced"
-        return text
+    }
+    if wanted:
+        _file(held, suggestions_by_identifier(client, "RiskAssessment", wanted, options))
+    # A reading there without its draft: superseded, withdrawn, or its CarePlan never written.
+    lone = [
+        t.fingerprint
+        for t in targets
+        if t.fingerprint in held[t.patient_id].risks
+        and t.fingerprint not in held[t.patient_id].plans
+    ]
+    if lone:
+        _file(held, suggestions_by_identifier(client, "CarePlan", lone, options))
+    return held
+
+
+def _file(held: dict[str, Held], resources: Iterable[dict[str, Any]]) -> None:
+    """Sorts resources found into ``held``: fhir-cml's RiskAssessments and CarePlans by patient
+    and fingerprint (the one with the lowest id if a server holds two), then the Provenances
+    that target them."""
+    provenances = []
+    for resource in resources:
+        kind = resource.get("resourceType")
+        if kind == "Provenance":
+            provenances.append(resource)
+            continue
+        system = {"RiskAssessment": c.ID_ASSESSMENT, "CarePlan": c.ID_CARE_PLAN}.get(str(kind))
+        fp = _identifier(resource, system) if system else None
+        pid = patient_id_of(resource)
+        if fp is None or pid not in held or not resource.get("id"):
+            continue
+        by_fp = held[pid].risks if kind == "RiskAssessment" else held[pid].plans
+        there = by_fp.get(fp)
+        if there is None or str(resource["id"]) <= str(there["id"]):
+            by_fp[fp] = resource
+    owners = {ref: pid for pid, h in held.items() for ref in h.refs()}
+    for prov in provenances:
+        for target in prov.get("target") or []:
+            pid = owners.get(_unversioned(str(target.get("reference", ""))))
+            if pid is not None and prov.get("id"):
+                held[pid].provenances[str(prov["id"])] = prov
+                break
+
+
+def _identifier(resource: dict[str, Any], system: str) -> str | None:
+    for ident in resource.get("identifier") or []:
+        if isinstance(ident, dict) and ident.get("system") == system:
+            value = ident.get("value")
+            return value if isinstance(value, str) else None
+    return None
+
+
+def care_plan_fingerprint(care_plan: dict[str, Any]) -> str | None:
+    """The assessment fingerprint a fhir-cml CarePlan carries as its identifier."""
+    return _identifier(care_plan, c.ID_CARE_PLAN)
+
+
+# --- writing -------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class WriteOutcome:
-    """What the server did with one patient's entries."""
+    """What writing did for one patient: resources created (``Type/id``), already there,
+    updated; the target's RiskAssessment and CarePlan; or the error, its kind (for the
+    summary's counts) and the server's OperationOutcome."""
 
     patient_id: str
     fingerprint: str
@@ -108,86 +524,17 @@ class WriteOutcome:
         return bool(self.created or self.updated)
 
 
-def plan_writes(
-    client: FhirClient,
-    written: Sequence[Written],
-    options: FetchOptions = DEFAULT_FETCH,
-) -> list[Plan]:
-    """Plans for these built (and validated) resources from the server's current suggestions
-    (1-2 searches)."""
-    if not written:
-        return []
-    ids = [_patient_id(w.patient) for w in written]
-    current = current_suggestions(client, ids, options)
-    stale_fps = {
-        fp
-        for w, pid in zip(written, ids, strict=True)
-        for plan in current[pid]
-        for fp in [care_plan_fingerprint(plan)]
-        if fp is not None and fp != w.ids.fingerprint
-    }
-    old_risks = (
-        risk_assessments_by_identifier(client, sorted(stale_fps), options) if stale_fps else {}
-    )
-    return [make_plan(pid, w, current[pid], old_risks) for pid, w in zip(ids, written, strict=True)]
-
-
-def make_plan(
-    patient_id: str,
-    written: Written,
-    care_plans: Sequence[dict[str, Any]],
-    risk_assessments: dict[str, dict[str, Any]],
-) -> Plan:
-    """The plan for one patient: ``care_plans`` are the draft fhir-cml CarePlans on the server,
-    ``risk_assessments`` the RiskAssessments of their fingerprints."""
-    fp = written.ids.fingerprint
-    same = [p for p in care_plans if care_plan_fingerprint(p) == fp]
-    stale = [p for p in care_plans if care_plan_fingerprint(p) != fp]
-    if same and not stale:
-        return Plan(patient_id, fp, "unchanged", written, current=local_reference(same[0]))
-    entries = transaction_entries(written)
-    if not stale:
-        return Plan(patient_id, fp, "create", written, tuple(entries))
-    successor = Successor(written.ids.risk_assessment, written.ids.care_plan)
-    new_care_plan = written.care_plan
-    updates: list[dict[str, Any]] = []
-    for old in stale:
-        old_fp = care_plan_fingerprint(old)
-        old_risk = risk_assessments.get(old_fp) if old_fp else None
-        if old_risk is not None:
-            revoked, replaced, new_care_plan = supersede(old, old_risk, successor, new_care_plan)
-            updates += [revoked, replaced]
-        else:  # its RiskAssessment is gone: the CarePlan is still revoked and replaced
-            revoked = copy.deepcopy(old)
-            revoked["status"] = "revoked"
-            updates.append(revoked)
-            new_care_plan = replacing(new_care_plan, old)
-    care_plan_entry = next(e for e in entries if e["fullUrl"] == written.ids.care_plan)
-    care_plan_entry["resource"] = new_care_plan
-    entries += update_entries(updates)
-    return Plan(
-        patient_id,
-        fp,
-        "supersede",
-        written,
-        tuple(entries),
-        superseded=tuple(local_reference(p) for p in stale),
-    )
-
-
 class TransactionLimit:
-    """How many patients the server takes in one transaction, learnt while writing.
+    """How many patients the server takes in one bundle, learnt while writing.
 
-    Some servers cap transactions that hold conditional creates (Medplum's engine: 8 entries,
-    fewer than three patients). When a transaction is refused and both its halves are then
-    accepted as they are, the refusal was about size, not content: the larger half becomes the
-    limit for the rest of the run, so the splitting is paid once, not for every batch.
-    Shared by the worker threads.
+    Some servers cap bundles (Medplum's engine: transactions of more than 8 entries holding
+    conditional creates). When a bundle is refused and both its halves are then accepted as
+    they are, the refusal was about size, not content: the larger half becomes the limit for
+    the rest of the run, so the splitting is paid once. Shared by the worker threads.
     """
 
     def __init__(self, patients: int | None = None) -> None:
         self.patients = patients
-        self.learnt = False  # a size given is kept to; a size found out may change the mode
         self.settled = patients is not None
         self._lock = threading.Lock()
         self._probe = threading.Lock()
@@ -195,7 +542,7 @@ class TransactionLimit:
     @contextmanager
     def probing(self) -> Iterator[None]:
         """Until one group has shown what the server takes, one thread writes at a time, so
-        that concurrent batches do not each pay for finding the limit."""
+        that concurrent groups do not each pay for finding the limit."""
         if self.settled:
             yield
             return
@@ -203,16 +550,27 @@ class TransactionLimit:
             yield
             self.settled = True
 
-    def too_small(self) -> bool:
-        """Whether the server proved to take so few patients that batches are fewer requests."""
-        return self.learnt and self.patients is not None and self.patients < AUTO_BATCH_BELOW
-
     def learn(self, patients: int) -> None:
         with self._lock:
             if self.patients is None or patients < self.patients:
-                log.info("the server takes at most %d patients per transaction", patients)
+                log.info("the server takes at most %d patients per bundle", patients)
                 self.patients = patients
-                self.learnt = True
+
+
+@dataclass(slots=True)
+class _Patient:
+    """One patient while its plan is carried out."""
+
+    plan: Plan
+    held: Held
+    outcome: WriteOutcome
+    attempts: int = 0  # transient failures since the patient last made progress
+    done: bool = False
+    stale_risks: set[str] = field(default_factory=set)  # fingerprints to read again
+    stale_plans: set[str] = field(default_factory=set)
+
+    def stale(self, resource_type: str) -> set[str]:
+        return self.stale_risks if resource_type == "RiskAssessment" else self.stale_plans
 
 
 def write_plans(
@@ -222,265 +580,263 @@ def write_plans(
     mode: WriteMode = "auto",
     limit: TransactionLimit | None = None,
     max_entries: int = MAX_ENTRIES,
+    options: FetchOptions = DEFAULT_FETCH,
 ) -> list[WriteOutcome]:
-    """Writes the plans' entries; ``mode`` says how (see :data:`WriteMode`)."""
-    outcomes: dict[str, WriteOutcome] = {}
-    pending: list[Plan] = []
-    for plan in plans:
-        if plan.action == "unchanged":
-            outcome = WriteOutcome(plan.patient_id, plan.fingerprint, plan.action)
-            outcome.care_plan = plan.current
-            outcomes[plan.patient_id] = outcome
-        else:
-            pending.append(plan)
+    """Carries the plans out, round by round (see the module's description); one outcome per
+    plan, in order. Failures are reported on the patient's outcome, never raised."""
+    kind = "transaction" if mode == "transaction" else "batch"
     limit = limit or TransactionLimit()
-    with limit.probing() if mode != "batch" and pending else contextlib.nullcontext():
-        written, _ = _write_transactions(client, pending, mode, limit, max_entries)
-    for outcome in written:
-        outcomes[outcome.patient_id] = outcome
-    return [outcomes[p.patient_id] for p in plans]
+    patients = [
+        _Patient(p, p.held.copy(), WriteOutcome(p.patient_id, p.fingerprint, p.action))
+        for p in plans
+    ]
+    busy = [p for p in patients if p.plan.changes]
+    for p in patients:
+        p.done = not p.plan.changes
+    with limit.probing() if kind == "transaction" and busy else nullcontext():
+        for _ in range(MAX_ROUNDS):
+            active = [p for p in busy if not p.done]
+            _refresh(client, active, options)
+            round_: list[tuple[_Patient, list[Change]]] = []
+            for p in active:
+                if p.done:  # failed while being read again
+                    continue
+                changes, _state = next_changes(p.plan.target, p.held)
+                if changes:
+                    round_.append((p, changes))
+                else:
+                    p.done = True
+            if not round_:
+                break
+            for group in _groups(
+                round_, max_entries, limit.patients if kind == "transaction" else None
+            ):
+                _send(client, group, kind, limit)
+        for p in busy:
+            if not p.done:
+                _fail(p, "the suggestion did not settle after repeated attempts", "write error")
+    for p in patients:
+        _conclude(p)
+    return [p.outcome for p in patients]
 
 
-def transaction(plans: Sequence[Plan]) -> dict[str, Any]:
-    """The transaction Bundle of these plans' entries (the entries themselves, not copies:
-    neither sending nor anything after modifies them)."""
-    return {
+def _groups(
+    items: Sequence[tuple[_Patient, list[Change]]], max_entries: int, patients: int | None
+) -> list[list[tuple[_Patient, list[Change]]]]:
+    groups: list[list[tuple[_Patient, list[Change]]]] = []
+    current: list[tuple[_Patient, list[Change]]] = []
+    size = 0
+    for item in items:
+        full = patients is not None and len(current) >= patients
+        if current and (full or size + len(item[1]) > max_entries):
+            groups.append(current)
+            current, size = [], 0
+        current.append(item)
+        size += len(item[1])
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _send(
+    client: FhirClient,
+    group: list[tuple[_Patient, list[Change]]],
+    kind: str,
+    limit: TransactionLimit,
+) -> bool:
+    """One bundle of the group's changes; on a refusal of the whole (4xx), its halves.
+    Returns whether the server took the bundle as sent."""
+    bundle = {
         "resourceType": "Bundle",
-        "type": "transaction",
-        "entry": [e for p in plans for e in p.entries],
+        "type": kind,
+        "entry": [change.entry for _, changes in group for change in changes],
     }
-
-
-def _write_transactions(
-    client: FhirClient,
-    plans: Sequence[Plan],
-    mode: WriteMode,
-    limit: TransactionLimit,
-    max_entries: int,
-) -> tuple[list[WriteOutcome], int | None]:
-    """Writes plans group by group as the limit allows (in batches when the mode says so).
-
-    Returns the outcomes and the largest group the server accepted as sent, or None when a
-    group had to be split.
-    """
-    outcomes: list[WriteOutcome] = []
-    largest: int | None = 0
-    pending = list(plans)
-    while pending:
-        if mode == "batch" or (mode == "auto" and limit.too_small()):
-            for group in _groups(pending, max_entries, None):
-                outcomes += _write_batches(client, group)
-            return outcomes, largest
-        group = _groups(pending, max_entries, limit.patients)[0]
-        pending = pending[len(group) :]
-        written, accepted = _write_group(client, group, mode, limit, max_entries)
-        outcomes += written
-        largest = None if accepted is None or largest is None else max(largest, accepted)
-    return outcomes, largest
-
-
-def _write_group(
-    client: FhirClient,
-    group: Sequence[Plan],
-    mode: WriteMode,
-    limit: TransactionLimit,
-    max_entries: int,
-) -> tuple[list[WriteOutcome], int | None]:
-    """One transaction; on refusal, its halves (what the first half teaches applies to the
-    second). Returns the outcomes and the group size when accepted as sent, else None."""
     try:
-        response = client.transaction(transaction(group))
+        answer = client.send_bundle(bundle)
     except FhirHttpError as err:
-        if 400 <= err.status < 500 and len(group) > 1:
+        if err.status in (409, 412):  # changed meanwhile: read again, plan again
+            for p, changes in group:
+                _retry(p, changes, err)
+            return False
+        if 400 <= err.status < 500 and err.status not in (401, 403, 429) and len(group) > 1:
             middle = len(group) // 2
             log.info(
-                "transaction of %d patients refused (HTTP %d); splitting it to find the cause",
-                len(group),
-                err.status,
+                "%s of %d patients refused (HTTP %d); splitting it", kind, len(group), err.status
             )
-            left, left_size = _write_group(client, group[:middle], mode, limit, max_entries)
-            right, right_size = _write_transactions(
-                client, group[middle:], mode, limit, max_entries
-            )
-            if left_size and right_size and all(o.ok for o in left + right):
-                limit.learn(max(left_size, right_size))
-            return left + right, None
-        return [_failed(p, err) for p in group], None
-    except FhirClientError as err:
-        return [_failed(p, err) for p in group], None
-    return _read_response(group, response), len(group)
-
-
-def _write_batches(client: FhirClient, group: Sequence[Plan]) -> list[WriteOutcome]:
-    """Three batches in dependency order, for servers that cap transactions.
-
-    Batch entries are independent and may not refer to each other (FHIR), so what the
-    transaction links through ``urn:uuid`` fullUrls is written in steps, each step's references
-    rewritten to what the previous one created: (1) the RiskAssessments; (2) the CarePlans and
-    the superseding updates; (3) the Provenances. Every entry is a conditional create (or an
-    ``If-Match`` update), so a step repeated after a failure creates nothing twice; a patient
-    whose entry fails in one step is left out of the next and reported, and the next run
-    completes it (the plan is made again from what the server holds).
-    """
-    outcomes = {p.patient_id: WriteOutcome(p.patient_id, p.fingerprint, p.action) for p in group}
-    resolved: dict[str, str] = {}
-    steps: list[Callable[[Plan, dict[str, Any]], bool]] = [
-        lambda plan, e: e.get("fullUrl") == plan.written.ids.risk_assessment,
-        lambda plan, e: (
-            e.get("fullUrl")
-            not in (
-                plan.written.ids.risk_assessment,
-                plan.written.ids.provenance,
-            )
-        ),
-        lambda plan, e: e.get("fullUrl") == plan.written.ids.provenance,
-    ]
-    alive = list(group)
-    for step in steps:
-        sent: list[tuple[Plan, dict[str, Any]]] = [
-            (plan, _resolved(entry, resolved))
-            for plan in alive
-            for entry in plan.entries
-            if step(plan, entry)
-        ]
-        if not sent:
-            continue
-        bundle = {"resourceType": "Bundle", "type": "batch", "entry": [e for _, e in sent]}
-        try:
-            response = client.batch(bundle)
-        except FhirClientError as err:
-            for plan in alive:
-                failed = _failed(plan, err)
-                failed.created = outcomes[plan.patient_id].created
-                outcomes[plan.patient_id] = failed
-            return [outcomes[p.patient_id] for p in group]
-        for (plan, entry), got in zip(sent, response.get("entry") or [], strict=True):
-            outcome = outcomes[plan.patient_id]
-            location = _record_entry(outcome, plan, entry, got)
-            if location and entry.get("fullUrl"):
-                resolved[str(entry["fullUrl"])] = location
-        alive = [p for p in alive if outcomes[p.patient_id].ok]
-    return [outcomes[p.patient_id] for p in group]
-
-
-def _resolved(entry: dict[str, Any], resolved: dict[str, str]) -> dict[str, Any]:
-    """The entry with its references to earlier steps' fullUrls naming what was created.
-
-    A new entry: what changes is copied, what does not is shared with the plan's entry (neither
-    is modified afterwards), so a resource without such references costs no copy.
-    """
-    out = dict(entry)
-    out["resource"] = (
-        _rewrite_references(entry["resource"], resolved) if resolved else entry["resource"]
-    )
-    request = entry.get("request") or {}
-    risk = out["resource"].get("target", [{}])[0].get("reference", "")
-    if out["resource"].get("resourceType") == "Provenance" and risk.startswith("RiskAssessment/"):
-        # The RiskAssessment is known by now: "the Provenance of RiskAssessment/x" is the same
-        # condition as the chained one on its identifier, and a plain reference search is far
-        # cheaper for servers that scan (no chain to resolve per candidate).
-        out["request"] = {**request, "ifNoneExist": f"target={risk}"}
-    return out
-
-
-def _rewrite_references(value: Any, resolved: dict[str, str]) -> Any:
-    """``value`` with each ``reference`` found in ``resolved`` replaced; the parts without one
-    are the same objects, not copies."""
-    if isinstance(value, dict):
-        changed: dict[str, Any] | None = None
-        for key, item in value.items():
-            if key == "reference" and isinstance(item, str):
-                new = resolved.get(item, item)
-            elif isinstance(item, dict | list):
-                new = _rewrite_references(item, resolved)
+            left = _send(client, group[:middle], kind, limit)
+            right = _send(client, group[middle:], kind, limit)
+            if left and right:
+                limit.learn(max(middle, len(group) - middle))
+            return False
+        for p, changes in group:
+            if 400 <= err.status < 500 and err.status != 429:
+                _fail(p, err.message, _error_kind(err, kind), err.outcome)
             else:
-                continue
-            if new is not item:
-                if changed is None:
-                    changed = dict(value)
-                changed[key] = new
-        return value if changed is None else changed
-    if isinstance(value, list):
-        items = [_rewrite_references(item, resolved) for item in value]
-        return value if all(new is old for new, old in zip(items, value, strict=True)) else items
-    return value
+                _retry(p, changes, err, kind=kind)
+        return False
+    except FhirClientError as err:  # no answer: what was made is read back
+        for p, changes in group:
+            _retry(p, changes, err, kind=kind)
+        return False
+    entries = answer.get("entry") if answer is not None else None
+    flat = [(p, change) for p, changes in group for change in changes]
+    if not isinstance(entries, list) or len(entries) != len(flat):
+        for p, changes in group:
+            _unknown(p, changes)
+        return True
+    for (p, change), got in zip(flat, entries, strict=True):
+        if not p.done:
+            _took(p, change, got.get("response") if isinstance(got, dict) else None)
+    return True
 
 
-def _read_response(group: Sequence[Plan], response: dict[str, Any]) -> list[WriteOutcome]:
-    entries = response.get("entry") or []
-    outcomes = []
-    at = 0
-    for plan in group:
-        mine = entries[at : at + len(plan.entries)]
-        at += len(plan.entries)
-        outcome = WriteOutcome(plan.patient_id, plan.fingerprint, plan.action)
-        for sent, got in zip(plan.entries, mine, strict=True):
-            _record_entry(outcome, plan, sent, got)
-        outcomes.append(outcome)
-    return outcomes
-
-
-def _record_entry(outcome: WriteOutcome, plan: Plan, sent: dict[str, Any], got: Any) -> str | None:
-    """Notes what the server did with one entry; returns the location it reported."""
-    result = got.get("response") if isinstance(got, dict) else None
-    status = _status(result)
-    request = sent["request"]
-    resource_type = str(request["url"]).split("/")[0].split("?")[0]
-    if status is None or status >= 400:
-        detail = result.get("outcome") if isinstance(result, dict) else None
-        text = outcome_text(detail) if isinstance(detail, dict) else "no status given"
-        outcome.ok = False
-        outcome.error = (
-            f"the server refused {request['method']} {resource_type} (HTTP {status or '?'}): {text}"
+def _took(p: _Patient, change: Change, response: Any) -> None:
+    """What the server said of one entry, applied to what is known of the patient."""
+    status = _status(response)
+    if status is None:
+        _unknown(p, [change])
+        return
+    if status >= 400:
+        detail = response.get("outcome") if isinstance(response, dict) else None
+        text = outcome_text(detail) if isinstance(detail, dict) else "no explanation given"
+        request = change.entry["request"]
+        message = (
+            f"the server refused {request['method']} {change.resource_type} (HTTP {status}): {text}"
         )
-        outcome.error_kind = f"HTTP {status or '?'} for one entry"
-        outcome.outcome = detail if isinstance(detail, dict) else None
-        return None
-    location = _location(result)
-    if request["method"] == "PUT":
-        outcome.updated.append(location or str(request["url"]))
-    elif status == 201:
-        outcome.created.append(location or resource_type)
-    else:
-        outcome.existing.append(location or resource_type)
-    if sent.get("fullUrl") == plan.written.ids.risk_assessment:
-        outcome.risk_assessment = location
-    elif sent.get("fullUrl") == plan.written.ids.care_plan:
-        outcome.care_plan = location
-    return location
+        if status in (409, 412, 429) or status >= 500:
+            _retry(p, [change], message=message, outcome=detail)
+        else:
+            _fail(p, message, f"HTTP {status} for one entry", detail)
+        return
+    method = change.entry["request"]["method"]
+    location = _location(response) if method == "POST" else change.entry["request"]["url"]
+    if location is None or (method == "POST" and status != 201 and change.kind != "provenance"):
+        # A conditional create that found what it looked for: there, but as what?
+        _unknown(p, [change])
+        return
+    resource = dict(change.entry["resource"])
+    resource["id"] = location.split("/")[1]
+    meta = {k: v for k, v in (resource.get("meta") or {}).items() if k != "versionId"}
+    version = _version(response)
+    if version is not None:
+        meta["versionId"] = version  # else unknown: a later update of it goes unguarded
+    resource["meta"] = meta
+    _assume(
+        p.held, Change(change.kind, change.fingerprint, {**change.entry, "resource": resource}), ""
+    )
+    p.attempts = 0  # progress: a later failure starts a new count
 
 
-def _failed(plan: Plan, err: FhirClientError) -> WriteOutcome:
-    outcome = WriteOutcome(plan.patient_id, plan.fingerprint, plan.action, ok=False)
-    outcome.error = err.message
-    outcome.error_kind = _error_kind(err)
-    outcome.outcome = err.outcome
-    return outcome
+def _unknown(p: _Patient, changes: Iterable[Change]) -> None:
+    """The outcome of these entries is unknown: read what they concern again."""
+    for change in changes:
+        if change.resource_type == "CarePlan":
+            p.stale_plans.add(change.fingerprint)
+        else:  # a RiskAssessment, or a Provenance (found with its target's RiskAssessment)
+            p.stale_risks.add(change.fingerprint)
 
 
-def _error_kind(err: FhirClientError) -> str:
+def _retry(
+    p: _Patient,
+    changes: Iterable[Change],
+    err: FhirClientError | None = None,
+    *,
+    message: str | None = None,
+    outcome: dict[str, Any] | None = None,
+    kind: str = "bundle",
+) -> None:
+    """A transient failure: read again and try once more, or give up after ENTRY_ATTEMPTS."""
+    _unknown(p, changes)
+    p.attempts += 1
+    if p.attempts >= ENTRY_ATTEMPTS:
+        if err is not None:
+            _fail(p, err.message, _error_kind(err, kind), err.outcome)
+        else:
+            _fail(p, message or "the server failed", "server error for one entry", outcome)
+
+
+def _fail(p: _Patient, message: str, kind: str, outcome: dict[str, Any] | None = None) -> None:
+    p.done = True
+    p.outcome.ok = False
+    p.outcome.error = message
+    p.outcome.error_kind = kind
+    p.outcome.outcome = outcome
+
+
+def _refresh(client: FhirClient, patients: Sequence[_Patient], options: FetchOptions) -> None:
+    """Reads again what the last round left unknown (by identifier, with Provenances)."""
+    for resource_type in ("RiskAssessment", "CarePlan"):
+        wanted = [p for p in patients if p.stale(resource_type) and not p.done]
+        if not wanted:
+            continue
+        fps = {fp for p in wanted for fp in p.stale(resource_type)}
+        try:
+            found = suggestions_by_identifier(client, resource_type, fps, options)
+        except FhirClientError as err:
+            for p in wanted:
+                _fail(p, f"reading back what was written failed: {err.message}", "read back")
+            continue
+        fresh = {p.plan.patient_id: Held() for p in wanted}
+        _file(fresh, found)
+        for p in wanted:
+            got = fresh[p.plan.patient_id]
+            by_fp, new = (
+                (p.held.risks, got.risks)
+                if resource_type == "RiskAssessment"
+                else (p.held.plans, got.plans)
+            )
+            for fp in p.stale(resource_type):
+                if fp in new:
+                    by_fp[fp] = new[fp]
+                else:
+                    by_fp.pop(fp, None)
+            p.held.provenances.update(got.provenances)
+            p.stale(resource_type).clear()
+
+
+def _conclude(p: _Patient) -> None:
+    """The outcome's lists, from what was held before and after."""
+    before, after, out = p.plan.held, p.held, p.outcome
+    fp = p.plan.fingerprint
+    risk, plan = after.risks.get(fp), after.plans.get(fp)
+    out.risk_assessment = local_reference(risk) if risk and risk.get("id") else None
+    out.care_plan = local_reference(plan) if plan and plan.get("id") else None
+    for kind, old, new in (
+        ("RiskAssessment", before.risks, after.risks),
+        ("CarePlan", before.plans, after.plans),
+        ("Provenance", before.provenances, after.provenances),
+    ):
+        for key, resource in new.items():
+            if not resource.get("id") or str(resource["id"]).startswith("(new"):
+                continue
+            ref = f"{kind}/{resource['id']}"
+            earlier = old.get(key)
+            if earlier is None:
+                out.created.append(ref)
+            elif _version_of(earlier) != _version_of(resource):
+                out.updated.append(ref)
+            elif p.plan.changes and (
+                key == fp or (kind == "Provenance" and _targets_any(resource, out))
+            ):
+                out.existing.append(ref)  # part of the suggestion completed by this write
+
+
+def _targets_any(provenance: dict[str, Any], out: WriteOutcome) -> bool:
+    named = {_unversioned(t.get("reference", "")) for t in provenance.get("target") or []}
+    return bool(named & {out.risk_assessment, out.care_plan})
+
+
+def _version_of(resource: dict[str, Any]) -> Any:
+    return (resource.get("meta") or {}).get("versionId")
+
+
+def _error_kind(err: FhirClientError, kind: str = "bundle") -> str:
     """A short, patient-free label to count errors by in the summary."""
     if isinstance(err, FhirResponseError):
         return "unexpected answer from the server"
     if isinstance(err, FhirHttpError):
-        return f"HTTP {err.status} for a transaction"
+        return f"HTTP {err.status} for a {kind}"
     return type(err).__name__.removeprefix("Fhir").replace("Error", " error").strip().lower()
-
-
-def _groups(plans: Sequence[Plan], max_entries: int, patients: int | None) -> list[list[Plan]]:
-    groups: list[list[Plan]] = []
-    current: list[Plan] = []
-    size = 0
-    for plan in plans:
-        full = patients is not None and len(current) >= patients
-        if current and (full or size + len(plan.entries) > max_entries):
-            groups.append(current)
-            current, size = [], 0
-        current.append(plan)
-        size += len(plan.entries)
-    if current:
-        groups.append(current)
-    return groups
 
 
 def _status(response: Any) -> int | None:
@@ -503,14 +859,16 @@ def _location(response: Any) -> str | None:
     return "/".join(parts[-2:]) if len(parts) >= 2 else None
 
 
-def care_plan_fingerprint(care_plan: dict[str, Any]) -> str | None:
-    """The assessment fingerprint a fhir-cml CarePlan carries as its identifier."""
-    for ident in care_plan.get("identifier") or []:
-        if isinstance(ident, dict) and ident.get("system") == c.ID_CARE_PLAN:
-            value = ident.get("value")
-            return value if isinstance(value, str) else None
+def _version(response: dict[str, Any]) -> str | None:
+    """The version an entry's answer names: its ``etag`` (``W/"3"``) or its location's history."""
+    etag = response.get("etag")
+    if isinstance(etag, str) and etag.strip():
+        return etag.strip().removeprefix("W/").strip('"') or None
+    location = response.get("location")
+    if isinstance(location, str) and "/_history/" in location:
+        return location.split("/_history/", 1)[1].strip("/") or None
     return None
 
 
-def _patient_id(key: str) -> str:
-    return key.split("/", 1)[1] if key.startswith("Patient/") else key
+def _unversioned(reference: str) -> str:
+    return reference.split("/_history/", 1)[0]

@@ -64,7 +64,7 @@ CML_ASSESSMENT: Final = "cml-response-assessment"  # RiskAssessment.code
 CML_SUGGESTIONS: Final = "cml-suggestions"  # CarePlan.category
 PROGRESSION_AP_BC: Final = "progression-ap-bc"  # RiskAssessment.prediction.outcome
 MOLECULAR_RELAPSE_AFTER_STOP: Final = "molecular-relapse-after-stop"
-SOKAL_SCORE: Final = "sokal-score"  # RiskAssessment.prediction.outcome for baseline scores
+SOKAL_SCORE: Final = "sokal-score"  # risk-score extension: the baseline score's name
 ELTS_SCORE: Final = "elts-score"
 EUTOS_SCORE: Final = "eutos-score"
 
@@ -82,6 +82,9 @@ EXT_BASIS: Final = _sd(
 EXT_REPLACED_BY: Final = _sd(
     "replaced-by"
 )  # valueReference: a newer suggestion supersedes this one
+EXT_RISK_SCORE: Final = _sd(
+    "risk-score"
+)  # complex on RiskAssessment: score (Coding), value (decimal), category (Coding)
 EXT_ISSUE_RESOURCE: Final = _sd(
     "issue-resource"
 )  # valueReference on OperationOutcome.issue: the input resource the issue concerns

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import json
 import logging
 import shutil
@@ -46,6 +47,8 @@ from typing import IO, Any, Literal
 from tqdm import tqdm
 
 from fhir_cml.app import (
+    DEEP,
+    Hint,
     Plan,
     TransactionLimit,
     WriteMode,
@@ -102,7 +105,6 @@ class SyncSettings:
     bulk: bool = False
     population: tuple[Population, ...] = (Population.CONDITION,)
     guideline: Guideline = Guideline.ELN2020
-    rules: RuleConfig = DEFAULT_CONFIG  # the site's rule settings (--rules-config)
     conversion_factor: float | None = None
     fetch: FetchOptions = field(default_factory=FetchOptions)
     bulk_options: BulkOptions = field(default_factory=BulkOptions)
@@ -111,6 +113,8 @@ class SyncSettings:
     write_mode: WriteMode = "auto"
     transaction_size: int | None = None
     since_overlap: timedelta = timedelta(minutes=5)
+    rules: RuleConfig = DEFAULT_CONFIG
+    claim_profiles: bool = False
     # The site's ConceptMaps (their content digest) and terminology server: a change starts a
     # new high-water mark, so the next run reads everyone and the fingerprints pick out the
     # patients whose codes the change touches.
@@ -143,9 +147,17 @@ class SyncSettings:
 
     @property
     def reading(self) -> tuple[str, ...]:
-        """Settings a reading depends on: part of every input fingerprint."""
+        """Settings a reading depends on: part of every input fingerprint, so that a run with
+        another as-of date (an earlier one too), guideline, ruleset or rule configuration
+        reassesses rather than taking the inputs for unchanged."""
         factor = "" if self.conversion_factor is None else repr(self.conversion_factor)
-        return (RULESET_VERSION, self.guideline.value, factor, self.rules.fingerprint)
+        return (
+            RULESET_VERSION,
+            self.guideline.value,
+            factor,
+            f"as-of {self.as_of.isoformat()}",
+            f"rules {self.rules!r}",
+        )
 
 
 @dataclass(slots=True)
@@ -188,6 +200,7 @@ class Summary:
     requests_read: int = 0
     requests_write: int = 0
     seconds: float = 0.0
+    quota_wait: float = 0.0
     high_water_mark: datetime | None = None
     fatal: str | None = None
     interrupted: bool = False
@@ -225,6 +238,7 @@ class Summary:
             "data_issues": self.data_issues,
             "requests": {"read": self.requests_read, "write": self.requests_write},
             "seconds": round(self.seconds, 3),
+            "quota_wait_seconds": round(self.quota_wait, 1),
         }
 
     def lines(self) -> list[str]:
@@ -248,6 +262,11 @@ class Summary:
         ]
         if self.data_issues:
             out.append(f"  data issues        {self.data_issues} (in the assessments' notes)")
+        if self.quota_wait:
+            out.append(
+                f"  waited for quota   {self.quota_wait:.1f}s (the server's rate limit; "
+                "--quota-wait bounds it)"
+            )
         for message, n in self.messages.most_common(5):
             out.append(f"  error: {message}" + (f" ({n} patients)" if n > 1 else ""))
         if self.fatal:
@@ -289,7 +308,10 @@ class SyncJob:
         self.report_items: list[dict[str, Any]] = []
         self.run_id = 0
         self.limit = TransactionLimit(settings.transaction_size)
-        self.writing = WriteSettings(mode=settings.write_mode, fetch=settings.fetch)
+        self.writing = WriteSettings(
+            mode=settings.write_mode, claim_profiles=settings.claim_profiles, fetch=settings.fetch
+        )
+        self.after_kill = False
         self._requests = Counter[str]()
         client.on_exchange.append(lambda e: self._requests.update(["write" if e.write else "read"]))
 
@@ -307,7 +329,14 @@ class SyncJob:
         stale = self.store.abandon_stale_runs(s.scope)
         if stale:
             log.info("event=stale-runs count=%d note=earlier runs were killed", stale)
+        # After a killed run, what it wrote half-way is nowhere in the state store: every patient
+        # written this time has all of its assessments read, so that nothing is left behind.
+        self.after_kill = stale > 0
         since = None if s.full or s.patients else (s.since or self.store.high_water_mark(s.scope))
+        changed = self._reading_changed()
+        if since is not None and changed:
+            log.info("event=settings-changed note=%s; every patient is read again", changed)
+            since = None
         summary = Summary("bulk" if s.bulk else "search", s.dry_run, since)
         run_id = self.run_id = self.store.begin_run(
             s.scope, mode=summary.mode, since=since, dry_run=s.dry_run
@@ -337,6 +366,7 @@ class SyncJob:
             summary.seconds = time.perf_counter() - started
             summary.requests_read = self._requests["read"]
             summary.requests_write = self._requests["write"]
+            summary.quota_wait = self.client.quota_waited
             if summary.status in ("ok", "partial") and not s.patients:
                 summary.high_water_mark = mark
             self.store.finish_run(
@@ -345,6 +375,7 @@ class SyncJob:
                 counts=summary.counts(),
                 message=summary.fatal,
                 high_water_mark=summary.high_water_mark,
+                reading=(self.settings_digest, s.as_of) if not s.patients else None,
             )
             log.info(
                 "event=finish status=%s seen=%d assessed=%d written=%d failed=%d seconds=%.1f",
@@ -584,7 +615,10 @@ class SyncJob:
     def _write(self, assessments: list[Assessment], results: dict[str, PatientResult]) -> None:
         recorded = datetime.now(UTC)
         try:
-            plans = plan_writes(self.client, assessments, recorded, settings=self.writing)
+            hints = {_pid(a.patient): self._hint(_pid(a.patient)) for a in assessments}
+            plans = plan_writes(
+                self.client, assessments, recorded, settings=self.writing, hints=hints
+            )
         except FhirClientError as err:
             for a in assessments:
                 _fail(
@@ -624,7 +658,7 @@ class SyncJob:
             if r.assessment is not None:
                 summary.assessed += 1
                 summary.data_issues += r.issues
-            if r.plan is not None and r.plan.action != "unchanged":
+            if r.plan is not None and r.plan.changes:
                 summary.changed += 1
                 if r.plan.action == "supersede":
                     summary.superseded += 1
@@ -659,13 +693,43 @@ class SyncJob:
             self._recheck_on(r.assessment),
         )
 
+    @property
+    def settings_digest(self) -> str:
+        """The settings part of :attr:`reading` (all but the as-of date), hashed."""
+        settings = [part for part in self.settings.reading if not part.startswith("as-of ")]
+        return hashlib.sha256("\n".join(settings).encode()).hexdigest()
+
+    def _reading_changed(self) -> str | None:
+        """Why every patient must be read again although their inputs did not change: other
+        reading settings than the last successful run's, or an earlier as-of date (a later one
+        is the nightly case: the re-check dates cover what time changes)."""
+        last = self.store.last_reading(self.settings.scope)
+        if last is None:
+            return None
+        settings, as_of = last
+        if settings != self.settings_digest:
+            return "the reading settings differ from the last run's"
+        if self.settings.as_of < as_of:
+            return f"the as-of date is earlier than the last run's ({as_of.isoformat()})"
+        return None
+
+    def _hint(self, pid: str) -> Hint:
+        """Which earlier assessments of a patient to look for on the server: the one last
+        written, when the state store knows it and the run before was not killed; otherwise
+        all of them (the patient is new here, failed, or was being written when killed)."""
+        prior = self.prior.get(pid)
+        if self.after_kill or prior is None or prior.status != "ok":
+            return DEEP
+        known = prior.assessment_fingerprint
+        return Hint((known,) if known else (), deep=False)
+
     def _recheck_on(self, assessment: Assessment) -> date:
         """When time alone may change the reading: the next PCR overdue, or ``recheck_days``."""
         as_of = self.settings.as_of
         limit = as_of + timedelta(days=self.settings.recheck_days)
         due = assessment.monitoring.next_pcr_due
         if due is not None and not assessment.monitoring.overdue:
-            overdue_from = due + timedelta(days=DEFAULT_CONFIG.overdue_grace_days + 1)
+            overdue_from = due + timedelta(days=self.settings.rules.overdue_grace_days + 1)
             if as_of < overdue_from < limit:
                 return overdue_from
         return limit

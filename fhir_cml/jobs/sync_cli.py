@@ -195,15 +195,15 @@ terminology_server_option = click.option(
     type=click.Choice(["auto", "transaction", "batch"]),
     default="auto",
     show_default=True,
-    help="transaction: each group of patients in one transaction (atomic per patient); "
-    "batch: three batches in dependency order, for servers that cap transactions; auto: "
-    "transactions, or batches once the server proves to take few patients per transaction.",
+    help="How each step of the write is sent for a group of patients (the readings, then the "
+    "suggestions, then the Provenances and the superseding): batch (auto is the same), or "
+    "transaction, for servers that take transactions only.",
 )
 @click.option(
     "--transaction-size",
     type=click.IntRange(1, 500),
-    help="Patients per transaction (default: --batch-size; lowered by itself when the server "
-    "refuses big transactions).",
+    help="Patients per write request (default: --batch-size; lowered by itself when the "
+    "server refuses big bundles).",
 )
 @click.option(
     "--timeout",
@@ -218,6 +218,22 @@ terminology_server_option = click.option(
     default=5,
     show_default=True,
     help="Retries of a request that is safe to repeat.",
+)
+@click.option(
+    "--claim-profiles/--no-claim-profiles",
+    envvar="FHIR_CML_CLAIM_PROFILES",
+    default=False,
+    show_default=True,
+    help="Name fhir-cml's profiles in meta.profile of what is written. Only for servers that "
+    "hold the profiles: such a server refuses a profile it cannot read (then the client also "
+    "needs system/StructureDefinition.rs, added to the default scopes).",
+)
+@click.option(
+    "--quota-wait",
+    type=click.FloatRange(0),
+    default=900.0,
+    show_default=True,
+    help="Seconds the run may wait in all for the server's rate limit (429, RateLimit header).",
 )
 @click.option(
     "--recheck-days",
@@ -274,6 +290,8 @@ def sync(
     page_size: int,
     timeout: float,
     retries: int,
+    claim_profiles: bool,
+    quota_wait: float,
     recheck_days: int,
     write_mode: str,
     transaction_size: int | None,
@@ -313,15 +331,18 @@ def sync(
             ),
             recheck_days=recheck_days,
             write_mode=_write_mode(write_mode),
+            claim_profiles=claim_profiles,
             transaction_size=transaction_size,
         )
         settings.check()
         client = FhirClient(
             settings.fhir_base,
             timeout=(10.0, timeout),
-            retry=RetryPolicy(attempts=retries),
+            retry=RetryPolicy(attempts=retries, quota_budget=quota_wait),
             pool_size=max(4, settings.concurrency),
         )
+        if claim_profiles and scope == DEFAULT_SCOPE:
+            scope += " system/StructureDefinition.rs"  # servers read claimed profiles as us
         client.auth = _authenticate(
             client, token, client_id, private_key, key_id, alg, token_url, scope
         )

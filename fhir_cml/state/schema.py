@@ -71,6 +71,21 @@ class SyncServer(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SyncReading(Base):
+    """What the last successful run of a scope read with: a digest of the settings that shape a
+    reading (ruleset, guideline, rule configuration, conversion factor, translations) and its
+    as-of date. A run whose settings differ, or whose as-of date is earlier, reads every patient
+    again instead of only those with new data: their inputs did not change, their readings did.
+    """
+
+    __tablename__ = "sync_reading"
+
+    server: Mapped[str] = mapped_column(String(512), primary_key=True)
+    settings: Mapped[str] = mapped_column(String(64))
+    as_of: Mapped[date]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class SyncPatient(Base):
     """What was last read and written for one patient of one server.
 

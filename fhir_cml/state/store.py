@@ -28,6 +28,7 @@ from fhir_cml.state.schema import (
     Base,
     StateMeta,
     SyncPatient,
+    SyncReading,
     SyncRun,
     SyncServer,
     utcnow,
@@ -173,6 +174,12 @@ class StateStore:
             row = session.get(SyncServer, server)
             return row.high_water_mark if row else None
 
+    def last_reading(self, server: str) -> tuple[str, date] | None:
+        """(settings digest, as-of date) of the last successful run of ``server``, if any."""
+        with self.session() as session:
+            row = session.get(SyncReading, server)
+            return (row.settings, row.as_of) if row else None
+
     def begin_run(self, server: str, *, mode: str, since: datetime | None, dry_run: bool) -> int:
         with self.session() as session:
             run = SyncRun(server=server, mode=mode, since=since, dry_run=dry_run)
@@ -188,8 +195,10 @@ class StateStore:
         counts: dict[str, Any],
         message: str | None = None,
         high_water_mark: datetime | None = None,
+        reading: tuple[str, date] | None = None,
     ) -> None:
-        """Closes a run; an ``ok`` run that is not a dry run moves the server's mark forward."""
+        """Closes a run; an ``ok`` run that is not a dry run moves the server's mark forward
+        and remembers what it read with (``reading``: settings digest and as-of date)."""
         with self.session() as session:
             run = session.get(SyncRun, run_id)
             if run is None:
@@ -207,6 +216,13 @@ class StateStore:
                 server.high_water_mark = high_water_mark
                 server.last_success_run = run_id
                 server.updated_at = utcnow()
+            if status == "ok" and not run.dry_run and reading is not None:
+                row = session.get(SyncReading, run.server)
+                if row is None:
+                    row = SyncReading(server=run.server)
+                    session.add(row)
+                row.settings, row.as_of = reading
+                row.updated_at = utcnow()
 
     def runs(self, server: str | None = None, limit: int = 20) -> list[RunRecord]:
         """The latest runs, newest first."""

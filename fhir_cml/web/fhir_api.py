@@ -27,7 +27,7 @@ from typing import Any, Final
 from flask import Blueprint, Response, request
 
 from fhir_cml import conformance
-from fhir_cml.app import WriteOutcome, WriteSettings, checked_result_bundle, write_back
+from fhir_cml.app import WriteOutcome, checked_result_bundle, write_back
 from fhir_cml.ehr.fetch import fetch_patient
 from fhir_cml.errors import OperationOutcomeError, RequestError
 from fhir_cml.fhir.outbound.operation_outcome import issue_element
@@ -166,9 +166,7 @@ def _assess(resources: list[Any], given: OperationInput, patient: str | None) ->
     bundle = checked_result_bundle([result], now, loaded.issues)
     if given.write_back:
         assert rt.ehr is not None
-        written = write_back(
-            rt.ehr.client(), result, now, settings=WriteSettings(mode=rt.settings.write_mode)
-        )
+        written = write_back(rt.ehr.client(), result, now, settings=rt.settings.writing)
         if not written.ok:
             raise _write_failed(written)
         bundle["entry"][-1]["resource"]["issue"] += write_back_issues(written)

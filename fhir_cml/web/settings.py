@@ -39,6 +39,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from fhir_cml.app import WriteSettings
 from fhir_cml.domain import Guideline
 from fhir_cml.ehr.auth import DEFAULT_SCOPE
 from fhir_cml.errors import ConfigurationError
@@ -155,6 +156,9 @@ class Settings(BaseSettings):
     fhir_timeout: float = Field(default=30.0, gt=0)
     ready_timeout: float = Field(default=2.0, gt=0)
     write_mode: Literal["auto", "transaction", "batch"] = "transaction"
+    # Name fhir-cml's profiles in meta.profile of what is written (docs/sync.md: only for EHRs
+    # that hold them; the token then needs read access to StructureDefinition).
+    claim_profiles: bool = False
     # State store (SQLite path or database URL), shared with `fhir-cml sync`.
     state: str | None = None
     # Requests
@@ -391,6 +395,11 @@ class Settings(BaseSettings):
     def fhir_api_base(self) -> str:
         """``{public base}/fhir``: this service's FHIR base, the audience of callers' tokens."""
         return f"{self.public_base_url}/fhir"
+
+    @property
+    def writing(self) -> WriteSettings:
+        """How writeBack and the SMART app's Accept write (the application service's settings)."""
+        return WriteSettings(mode=self.write_mode, claim_profiles=self.claim_profiles)
 
     @property
     def api_callers_configured(self) -> bool:

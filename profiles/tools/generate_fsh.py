@@ -459,14 +459,10 @@ CML: Final[dict[str, tuple[str, str]]] = {
     "ELTS_SCORE": ("ELTS score", "EUTOS long-term survival score at baseline (Pfirrmann 2016)."),
     "EUTOS_SCORE": ("EUTOS score", "EUTOS score at baseline (Hasford et al. 2011)."),
 }
-# The cml codes that are RiskAssessment.prediction outcomes.
-PREDICTION_OUTCOMES: Final = (
-    "PROGRESSION_AP_BC",
-    "MOLECULAR_RELAPSE_AFTER_STOP",
-    "SOKAL_SCORE",
-    "ELTS_SCORE",
-    "EUTOS_SCORE",
-)
+# The cml codes that are RiskAssessment.prediction outcomes (trial evidence, each with its
+# probability), and those naming a baseline risk score (the risk-score extension).
+PREDICTION_OUTCOMES: Final = ("PROGRESSION_AP_BC", "MOLECULAR_RELAPSE_AFTER_STOP")
+RISK_SCORES: Final = ("SOKAL_SCORE", "ELTS_SCORE", "EUTOS_SCORE")
 
 # Which recommendation(s) each rule can lead to: the action codes of the rule's PlanDefinition,
 # from the catalogue itself (Rule.leads_to). Rules that only read (depth, milestones, scores) have none.
@@ -832,11 +828,20 @@ def valuesets_fsh() -> str:
             "CmlPredictionOutcomeVS",
             "cml-prediction-outcome",
             "CML prediction outcome",
-            "The outcomes of RiskAssessment.prediction: trial evidence and baseline risk scores.",
+            "The outcomes of RiskAssessment.prediction: trial evidence, each with its probability.",
             [
                 f"* {c.CS_CML}#{getattr(c, name)} {fsh_string(CML[name][0])}"
                 for name in PREDICTION_OUTCOMES
             ],
+        )
+    )
+    blocks.append(
+        _valueset(
+            "CmlRiskScoreVS",
+            "cml-risk-score",
+            "CML baseline risk score",
+            "The baseline risk scores of the risk-score extension (Sokal, ELTS, EUTOS).",
+            [f"* {c.CS_CML}#{getattr(c, name)} {fsh_string(CML[name][0])}" for name in RISK_SCORES],
         )
     )
     bcr = observation_codes(inbound_codes.BCR_ABL1_KINDS)

@@ -35,7 +35,24 @@ const USAGE = `Usage: node server.mjs [options]
                                {base}/.well-known/smart-configuration
   --delay-ms N                 wait N ms before answering each FHIR request (a slow EHR; default 0)
   --no-validate                store resources without validating them
-  --log                        log each request to stderr; env FHIR_SERVER_LOG=1`;
+  --log                        log each request to stderr; env FHIR_SERVER_LOG=1
+
+Real-server behaviours (README.md says which server does each; all off by default, and
+switchable while running with POST /_admin/behaviour):
+  --empty-minimal-bundles      answer a batch or transaction sent with Prefer: return=minimal
+                               with 200 and an empty body
+  --transactions-as-batches    process transactions entry by entry, like batches (not atomic)
+  --rate-limit N/S             N FHIR requests per S-second window, then 429 with the IETF
+                               RateLimit / RateLimit-Policy headers and no Retry-After
+  --entry-failures N[:STATUS]  every Nth write entry of a batch (or of a transaction processed as
+                               one) fails with STATUS (500) and a serialization-failure
+                               OperationOutcome, and is not applied (the same entry is not failed
+                               twice in a row); an atomic transaction holding such an entry fails
+                               as a whole
+  --strict-invariants          evaluate ras-2 as published in R4 4.0.1 and refuse unless it is
+                               true (an empty result is a failure)
+  --enforce-profiles           a resource naming a profile in meta.profile is refused unless the
+                               server holds that StructureDefinition, and validated against it`;
 
 const { values: opts } = parseArgs({
   options: {
@@ -55,6 +72,12 @@ const { values: opts } = parseArgs({
     'smart-token-url': { type: 'string' },
     'delay-ms': { type: 'string', default: '0' },
     'no-validate': { type: 'boolean', default: false },
+    'empty-minimal-bundles': { type: 'boolean', default: false },
+    'transactions-as-batches': { type: 'boolean', default: false },
+    'rate-limit': { type: 'string' },
+    'entry-failures': { type: 'string' },
+    'strict-invariants': { type: 'boolean', default: false },
+    'enforce-profiles': { type: 'boolean', default: false },
     log: { type: 'boolean', default: process.env.FHIR_SERVER_LOG === '1' },
     help: { type: 'boolean', default: false },
   },
@@ -76,8 +99,6 @@ const defaultCount = int('default-count');
 const maxCount = int('max-count');
 const retryAfter = int('export-retry-after');
 const startDelay = int('delay-ms');
-// Switchable behaviours (POST /_admin/behaviour); /_admin/reset restores the start-up ones.
-let behaviour = { delayMs: startDelay };
 let generation = 0; // bumped by every reset
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -100,6 +121,21 @@ const auth = new Auth({
 });
 const startedAt = new Date().toISOString();
 let stats = newStats();
+// Switchable behaviours (POST /_admin/behaviour); /_admin/reset restores the start-up ones.
+const startBehaviour = parseBehaviour({
+  delayMs: startDelay,
+  emptyMinimalBundles: opts['empty-minimal-bundles'],
+  transactionsAsBatches: opts['transactions-as-batches'],
+  rateLimit: opts['rate-limit'],
+  entryFailures: opts['entry-failures'],
+  strictInvariants: opts['strict-invariants'],
+  enforceProfiles: opts['enforce-profiles'],
+});
+let behaviour;
+let quota;
+let writeEntries;
+let failedLast = new Set();
+setBehaviour(startBehaviour);
 
 // Requests touch the store one at a time: transactions can be undone, and tests see a
 // deterministic order.
@@ -209,6 +245,16 @@ async function fhir(req, url, body) {
     count('smart-configuration');
     return smartConfiguration();
   }
+  const limit = rateLimit();
+  if (limit?.exceeded) {
+    count('throttled');
+    return outcomeReply(429, 'Too Many Requests', 'throttled', limit.headers);
+  }
+  const reply = await authorizedFhir(req, method, path, url, body, base).catch(errorReply);
+  return limit ? { ...reply, headers: { ...reply.headers, ...limit.headers } } : reply;
+}
+
+async function authorizedFhir(req, method, path, url, body, base) {
   const access = await auth.check(req.headers);
   if (!access.ok) {
     count('rejected');
@@ -508,22 +554,158 @@ async function bundle(ctx) {
       }
     }
   }
-  const request = { method: 'POST', url: '', pathname: '', params: {}, query: {}, body: input, headers: ctx.headers };
-  request.config = { transactions: true };
-  const [outcome, result] = await router.handleRequest(request, store);
-  if (!isOk(outcome) || !result) {
-    return { status: getStatus(outcome), body: outcome };
+  // Real-server behaviours: a transaction taken entry by entry, and write entries that fail
+  // (left out of what the engine sees, answered with the failure where they stood).
+  const atomic = input.type === 'transaction' && !behaviour.transactionsAsBatches;
+  const failing = failingEntries(input.entry ?? []);
+  if (failing.size && atomic) {
+    const [outcome] = failing.values();
+    return { status: Number(outcome.status.split(' ')[0]), body: outcome.outcome };
   }
-  if (['minimal', 'OperationOutcome'].includes(preferredReturn(ctx.headers))) {
+  const processed = {
+    ...input,
+    type: atomic ? 'transaction' : 'batch',
+    entry: (input.entry ?? []).filter((_, i) => !failing.has(i)),
+  };
+  let processedResult = { resourceType: 'Bundle', type: `${processed.type}-response`, entry: [] };
+  if (processed.entry.length) {
+    const request = { method: 'POST', url: '', pathname: '', params: {}, query: {}, body: processed, headers: ctx.headers };
+    request.config = { transactions: true };
+    const [outcome, answered] = await router.handleRequest(request, store);
+    if (!isOk(outcome) || !answered) {
+      return { status: getStatus(outcome), body: outcome };
+    }
+    processedResult = answered;
+  }
+  const answers = [...(processedResult.entry ?? [])];
+  const result = {
+    ...processedResult,
+    type: `${input.type}-response`,
+    entry: (input.entry ?? []).map((_, i) => (failing.has(i) ? { response: failing.get(i) } : answers.shift())),
+  };
+  const prefer = preferredReturn(ctx.headers);
+  if (prefer === 'minimal' && behaviour.emptyMinimalBundles) {
+    return { status: 200 };
+  }
+  if (['minimal', 'OperationOutcome'].includes(prefer)) {
     // Write entries as the same request alone would be answered: status, location, etag and
     // outcome; reads keep what they read.
-    (result.entry ?? []).forEach((entry, i) => {
+    result.entry.forEach((entry, i) => {
       if (!['GET', 'HEAD'].includes(input.entry[i]?.request?.method)) {
         delete entry?.resource;
       }
     });
   }
   return { status: 200, body: { ...result, id: generateId() } };
+}
+
+/** The entries of a bundle that fail (``--entry-failures``): index -> the entry's response. */
+function failingEntries(entries) {
+  const failures = behaviour.entryFailures;
+  const failing = new Map();
+  if (!failures) {
+    return failing;
+  }
+  const failedBefore = failedLast;
+  failedLast = new Set();
+  entries.forEach((entry, i) => {
+    if (['GET', 'HEAD'].includes(entry?.request?.method)) {
+      return;
+    }
+    writeEntries++;
+    // A write that failed for contention usually goes through when tried again: the same entry
+    // (method, url, condition) is not failed twice in a row.
+    const key = JSON.stringify([entry.request.method, entry.request.url, entry.request.ifNoneExist ?? null]);
+    if (writeEntries % failures.every === 0 && !failedBefore.has(key)) {
+      failedLast.add(key);
+      stats.failedEntries++;
+      const text = 'could not serialize access due to concurrent update';
+      failing.set(i, {
+        status: String(failures.status),
+        outcome: { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient', details: { text } }] },
+      });
+    }
+  });
+  return failing;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real-server behaviours (see the usage text and README.md)
+
+/** Behaviours from the command line or an admin call, checked. */
+function parseBehaviour(given) {
+  const delayMs = given.delayMs ?? 0;
+  if (!Number.isInteger(delayMs) || delayMs < 0) {
+    throw Object.assign(new Error('delayMs must be a non-negative integer'), { status: 400 });
+  }
+  const out = {
+    delayMs,
+    emptyMinimalBundles: Boolean(given.emptyMinimalBundles),
+    transactionsAsBatches: Boolean(given.transactionsAsBatches),
+    strictInvariants: Boolean(given.strictInvariants),
+    enforceProfiles: Boolean(given.enforceProfiles),
+    rateLimit: undefined,
+    entryFailures: undefined,
+  };
+  const limit = given.rateLimit;
+  if (typeof limit === 'string') {
+    const match = /^(\d+)\/(\d+(?:\.\d+)?)$/.exec(limit);
+    if (!match) {
+      throw Object.assign(new Error('rate limit must be N/S, e.g. 100/60'), { status: 400 });
+    }
+    out.rateLimit = { requests: Number(match[1]), window: Number(match[2]) };
+  } else if (limit) {
+    out.rateLimit = { requests: Number(limit.requests), window: Number(limit.window) };
+  }
+  const failures = given.entryFailures;
+  if (typeof failures === 'string' || typeof failures === 'number') {
+    const [every, status = '500'] = String(failures).split(':');
+    out.entryFailures = { every: Number(every), status: Number(status) };
+  } else if (failures) {
+    out.entryFailures = { every: Number(failures.every), status: Number(failures.status ?? 500) };
+  }
+  if (out.rateLimit && !(out.rateLimit.requests >= 0 && out.rateLimit.window > 0)) {
+    throw Object.assign(new Error('rate limit: requests >= 0 and window > 0'), { status: 400 });
+  }
+  if (out.entryFailures && !(Number.isInteger(out.entryFailures.every) && out.entryFailures.every >= 1)) {
+    throw Object.assign(new Error('entry failures: every must be a positive integer'), { status: 400 });
+  }
+  return out;
+}
+
+function setBehaviour(value) {
+  behaviour = value;
+  quota = undefined;
+  writeEntries = 0;
+  store.strictInvariants = value.strictInvariants;
+  store.enforceProfiles = value.enforceProfiles;
+}
+
+/**
+ * Counts a FHIR request against the quota of ``--rate-limit`` (a fixed window from the first
+ * request): the RateLimit headers to send, and whether the quota is spent (then 429).
+ */
+function rateLimit() {
+  const limit = behaviour.rateLimit;
+  if (!limit) {
+    return undefined;
+  }
+  const now = Date.now();
+  if (!quota || now - quota.start >= limit.window * 1000) {
+    quota = { start: now, used: 0 };
+  }
+  const exceeded = quota.used >= limit.requests;
+  if (!exceeded) {
+    quota.used++;
+  }
+  const reset = Math.max(1, Math.ceil((quota.start + limit.window * 1000 - now) / 1000));
+  return {
+    exceeded,
+    headers: {
+      ratelimit: `"fhirInteractions";r=${limit.requests - quota.used};t=${reset}`,
+      'ratelimit-policy': `"fhirInteractions";q=${limit.requests};w=${limit.window}`,
+    },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -674,7 +856,7 @@ function smartConfiguration() {
 // Test-only administration, outside the FHIR base
 
 function newStats() {
-  return { since: new Date().toISOString(), requests: 0, byMethod: {}, byInteraction: {}, byResourceType: {}, bundleEntries: 0 };
+  return { since: new Date().toISOString(), requests: 0, byMethod: {}, byInteraction: {}, byResourceType: {}, bundleEntries: 0, failedEntries: 0 };
 }
 
 function count(interaction, type) {
@@ -690,18 +872,15 @@ async function admin(method, path, body, headers) {
   if (method === 'POST' && path === '/_admin/reset') {
     store.clear();
     bulk.clear();
-    behaviour = { delayMs: startDelay };
+    setBehaviour(startBehaviour);
     generation++;
     return json({ reset: true });
   }
+  if (method === 'GET' && path === '/_admin/behaviour') {
+    return json(behaviour);
+  }
   if (method === 'POST' && path === '/_admin/behaviour') {
-    const given = parseJson(body) ?? {};
-    if (given.delayMs !== undefined) {
-      if (!Number.isInteger(given.delayMs) || given.delayMs < 0) {
-        return outcomeReply(400, 'delayMs must be a non-negative integer');
-      }
-      behaviour.delayMs = given.delayMs;
-    }
+    setBehaviour(parseBehaviour({ ...behaviour, ...(parseJson(body) ?? {}) }));
     return json(behaviour);
   }
   if (method === 'GET' && path === '/_admin/stats') {

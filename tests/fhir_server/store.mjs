@@ -27,6 +27,7 @@ import {
   indexDefaultSearchParameters,
   indexSearchParameter,
   indexStructureDefinitionBundle,
+  loadDataType,
   notFound,
   parseFhirPath,
   splitSearchOnComma,
@@ -65,10 +66,10 @@ export function loadDefinitions() {
  * checks `code` values against their required value sets, which the engine leaves to a
  * terminology server: a misspelt status or intent is refused.
  */
-export function validate(resource) {
+export function validate(resource, { strict = false, profile } = {}) {
   const collect = { tokens: {} };
-  validateResource(resource, { collect });
-  const issue = [];
+  validateResource(resource, { collect, ...(profile ? { profile } : {}) });
+  const issue = strict ? strictInvariantIssues(resource) : [];
   for (const [url, values] of Object.entries(collect.tokens)) {
     const codes = expandValueSet(url.split('|')[0]);
     for (const { type, value, path } of values) {
@@ -81,6 +82,38 @@ export function validate(resource) {
   if (issue.length) {
     throw new OperationOutcomeError({ resourceType: 'OperationOutcome', issue });
   }
+}
+
+// Invariants as published in R4 4.0.1. Medplum's definitions carry later, corrected expressions
+// (ras-2 there starts with `probability.empty() or`); a server that evaluates the published
+// text strictly, taking an empty result for a failure, refuses what the corrected one accepts.
+const STRICT_R4_INVARIANTS = [
+  {
+    key: 'ras-2',
+    resourceType: 'RiskAssessment',
+    element: 'prediction',
+    type: 'RiskAssessmentPrediction',
+    expression: 'probability is decimal implies (probability as decimal) <= 100',
+    human: 'Must be <= 100',
+  },
+].map((c) => ({ ...c, parsed: parseFhirPath(c.expression) }));
+
+/** Issues for each strict invariant that does not evaluate to exactly `true`. */
+function strictInvariantIssues(resource) {
+  const issues = [];
+  for (const c of STRICT_R4_INVARIANTS) {
+    if (resource.resourceType !== c.resourceType) {
+      continue;
+    }
+    (resource[c.element] ?? []).forEach((value, i) => {
+      const result = evalFhirPathTyped(c.parsed, [{ type: c.type, value }]);
+      if (!(result.length === 1 && result[0].value === true)) {
+        const text = `Constraint ${c.key} not met: ${c.human} (${c.expression} gave ${JSON.stringify(result.map((r) => r.value))})`;
+        issues.push({ severity: 'error', code: 'invariant', details: { text }, expression: [`${c.resourceType}.${c.element}[${i}]`] });
+      }
+    });
+  }
+  return issues;
 }
 
 let terminology;
@@ -177,10 +210,14 @@ export class Store extends MemoryRepository {
     this.fullScans = {}; // resource type -> searches that examined every resource of the type
     this.journal = undefined; // undo records while a transaction runs
     this.restrictToPatient = undefined; // set per request for patient-bound tokens
+    this.strictInvariants = false; // --strict-invariants
+    this.enforceProfiles = false; // --enforce-profiles
+    this.loadedProfiles = new Map(); // StructureDefinition url -> the versionId loaded for validation
   }
 
   clear() {
     super.clear();
+    this.loadedProfiles.clear();
     this.compartments.clear();
     this.patientsByKey.clear();
     this.deleted.clear();
@@ -224,7 +261,12 @@ export class Store extends MemoryRepository {
   // Every create and update in the engine ends here.
   createResourceSync(resource, options, update = false) {
     if (this.validate && !this.seeding) {
-      validate(resource);
+      validate(resource, { strict: this.strictInvariants });
+      if (this.enforceProfiles) {
+        for (const url of resource.meta?.profile ?? []) {
+          validate(resource, { strict: this.strictInvariants, profile: this.profile(url) });
+        }
+      }
     }
     const { resourceType } = resource;
     const previous = resource.id ? this.resources.get(resourceType)?.get(resource.id) : undefined;
@@ -234,6 +276,29 @@ export class Store extends MemoryRepository {
     this.deleted.delete(`${resourceType}/${result.id}`);
     this.reindex(resourceType, result.id, this.resources.get(resourceType).get(result.id));
     return result;
+  }
+
+  /**
+   * The StructureDefinition of a claimed profile, as this server holds it (loaded for validation
+   * with the other StructureDefinitions it holds, extensions first); a write claiming a profile
+   * the server does not hold is refused, as servers that honour meta.profile do.
+   */
+  profile(url) {
+    const held = [...this.resourcesOfType('StructureDefinition').values()];
+    const found = held.find((sd) => sd.url === url.split('|')[0]);
+    if (!found) {
+      throw new OperationOutcomeError(
+        badRequest(`Unknown profile ${url}: the server holds no such StructureDefinition (or may not read it)`, 'meta.profile')
+      );
+    }
+    held.sort((a, b) => Number(b.type === 'Extension') - Number(a.type === 'Extension'));
+    for (const sd of held) {
+      if (sd.snapshot && this.loadedProfiles.get(sd.url) !== sd.meta?.versionId) {
+        loadDataType(sd);
+        this.loadedProfiles.set(sd.url, sd.meta?.versionId);
+      }
+    }
+    return found;
   }
 
   async deleteResource(resourceType, id, options) {

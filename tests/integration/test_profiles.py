@@ -93,6 +93,17 @@ def risk_assessment() -> Resource:
             },
             {"url": c.EXT_TDM_STATUS, "valueCodeableConcept": coding(c.CS_TDM_STATUS, "none")},
             {"url": c.EXT_NEXT_PCR_DUE, "valueDate": "2025-09-30"},
+            {
+                "url": c.EXT_RISK_SCORE,
+                "extension": [
+                    {"url": "score", "valueCoding": {"system": c.CS_CML, "code": c.SOKAL_SCORE}},
+                    {"url": "value", "valueDecimal": 0.71},
+                    {
+                        "url": "category",
+                        "valueCoding": {"system": c.CS_RISK_CATEGORY, "code": "low"},
+                    },
+                ],
+            },
             basis("response-depth"),
         ],
         "identifier": [{"system": c.ID_ASSESSMENT, "value": "0f" * 32}],
@@ -106,13 +117,8 @@ def risk_assessment() -> Resource:
         "basis": [{"reference": "Observation/pcr-1"}],
         "prediction": [
             {
-                "outcome": coding(c.CS_CML, c.SOKAL_SCORE),
-                "qualitativeRisk": coding(c.CS_RISK_CATEGORY, "low"),
-                "rationale": "Sokal 0.71: low. [sokal: Sokal JE et al. 1984]",
-            },
-            {
                 "outcome": coding(c.CS_CML, c.PROGRESSION_AP_BC),
-                "probabilityDecimal": 0.0,
+                "probabilityDecimal": 0,
                 "whenRange": {"high": {"value": 5, "unit": "a", "system": UCUM, "code": "a"}},
                 "rationale": "IRIS: no progression with MMR at 12 months.",
             },
@@ -479,6 +485,15 @@ ACCEPTED: dict[str, Resource] = {
         put("replaces", [{"reference": "CarePlan/old"}]),
     ),
     "provenance-without-entities": changed(provenance, drop("entity")),
+    "provenance-with-the-clinician-who-accepted": changed(
+        provenance,
+        lambda r: r["agent"].append(
+            {
+                "type": coding(c.PROVENANCE_PARTICIPANT, "verifier"),
+                "who": {"reference": "Practitioner/dr-a", "display": "Dr A"},
+            }
+        ),
+    ),
 }
 
 
@@ -608,11 +623,15 @@ BROKEN: dict[str, tuple[Resource, str]] = {
     "risk-assessment-unknown-risk-category": (
         changed(
             risk_assessment,
-            lambda r: r["prediction"][0].__setitem__(
-                "qualitativeRisk", coding(c.CS_RISK_CATEGORY, "very-high")
+            lambda r: r["extension"][7]["extension"][2].__setitem__(
+                "valueCoding", {"system": c.CS_RISK_CATEGORY, "code": "very-high"}
             ),
         ),
-        "RiskAssessment.prediction[0].qualitativeRisk",
+        "RiskAssessment.extension[7].extension[2].valueCoding",
+    ),
+    "risk-assessment-prediction-without-probability": (
+        changed(risk_assessment, lambda r: r["prediction"][0].pop("probabilityDecimal")),
+        "RiskAssessment.prediction[0].probability[x]",
     ),
     "risk-assessment-occurrence-period": (
         changed(
@@ -631,12 +650,12 @@ BROKEN: dict[str, tuple[Resource, str]] = {
         changed(provenance, put("activity", coding(c.PROVENANCE_ACTIVITY, "UPDATE"))),
         "Provenance.activity",
     ),
-    "provenance-agent-author": (
+    "provenance-agent-author": (  # fhir-cml must be the assembler (cml-prov-1)
         changed(
             provenance,
             lambda r: r["agent"][0].__setitem__("type", coding(c.PROVENANCE_PARTICIPANT, "author")),
         ),
-        "Provenance.agent.type",
+        "Provenance",
     ),
     "provenance-no-occurred": (
         changed(provenance, drop("occurredDateTime")),

@@ -14,7 +14,13 @@ from fhir_cml.fhir import canonical as c
 from fhir_cml.state import StateStore
 from tests.support.fhir_server import FhirTestServer
 from tests.support.sync_data import CML_PATIENTS, all_resources, group, more_patients, pcr
-from tests.support.sync_helpers import SyncEnv, by_status, fingerprint_of, subject_of
+from tests.support.sync_helpers import (
+    SyncEnv,
+    by_status,
+    current_suggestions,
+    fingerprint_of,
+    subject_of,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -231,24 +237,27 @@ def test_both_write_modes_write_the_same_and_nothing_twice(env: SyncEnv, mode: s
 
 
 def test_the_server_limit_on_transactions_is_learnt_once(env: SyncEnv) -> None:
-    # Medplum's engine takes at most 8 entries in a transaction with conditional creates.
+    # Medplum's engine takes at most 8 entries in a transaction with conditional creates; a
+    # round holds one entry per patient.
     env.server.load(list(more_patients(6)))
     result = env.run("--write-mode", "transaction", "--batch-size", "10", "--concurrency", "1")
     assert result.exit_code == 0, result.output
     stats = env.server.stats()["byInteraction"]
-    # 10 and 5 refused, 2 accepted, 3 refused, 1 and 2 accepted: the limit is 2, and the other
-    # half of the first group goes in 2 + 2 + 1 without more refusals: 9 transactions.
-    assert stats["transaction"] == 9
-    assert len(env.written()["CarePlan"]) == 10
+    # Round 1: 10 refused, 5 and 5 accepted: the limit is 5. Rounds 2 and 3 (CarePlans, then
+    # Provenances): 5 + 5 each, without more refusals. 7 transactions.
+    assert stats["transaction"] == 7
+    assert "batch" not in stats
+    assert len(env.written()["CarePlan"]) == len(env.written()["Provenance"]) == 10
 
 
-def test_auto_changes_to_batches_when_transactions_are_small(env: SyncEnv) -> None:
+def test_by_default_a_group_is_written_in_one_batch_per_layer(env: SyncEnv) -> None:
     env.server.load(list(more_patients(6)))
     result = env.run("--batch-size", "10", "--concurrency", "1")
     assert result.exit_code == 0, result.output
     stats = env.server.stats()["byInteraction"]
-    assert stats["transaction"] == 6  # as above until the limit is known
-    assert stats["batch"] == 3  # then the other five in one group of three batches
+    # RiskAssessments, then CarePlans naming them, then the Provenances of both.
+    assert stats["batch"] == 3
+    assert "transaction" not in stats
     assert len(env.written()["CarePlan"]) == len(env.written()["Provenance"]) == 10
 
 
@@ -259,7 +268,8 @@ def test_bulk_export_gives_the_same_suggestions(env: SyncEnv, tmp_path: Path) ->
     assert "no CML evidence: 1" in result.output  # the patient without CML, from the export
     stats = env.server.stats()["byInteraction"]
     assert stats["export"] == 1
-    assert stats.get("search", 0) == 1  # the current suggestions only, not the inputs
+    # What the server holds of fhir-cml's (the drafts, the RiskAssessments), not the inputs.
+    assert stats.get("search", 0) == 2
     assert by_status(env.written()["CarePlan"]) == {"draft": CML}
     assert (tmp_path / "export" / "manifest.json").exists()
     # Incremental: an export _since the mark, then only the changed patient is read.
@@ -321,3 +331,26 @@ def test_a_sync_started_while_another_runs_does_nothing_and_says_why(env: SyncEn
     result = env.run()
     assert result.exit_code == 0, result.output
     assert "written            4" in result.output
+
+
+def test_an_earlier_as_of_date_is_a_new_reading_not_unchanged_inputs(env: SyncEnv) -> None:
+    assert env.run().exit_code == 0
+    before = current_suggestions(env.base, CML)
+    result = env.run("--full", "--as-of", "2025-01-15")
+    assert result.exit_code == 0, result.output
+    assert "inputs unchanged" not in result.output
+    assert "assessed           4" in result.output
+    earlier = current_suggestions(env.base, CML)
+    assert earlier != before  # the readings of January are the current ones now
+    # And back to the later date: its suggestions become current again.
+    assert env.run("--full").exit_code == 0
+    assert current_suggestions(env.base, CML) == before
+
+
+def test_another_guideline_is_a_new_reading(env: SyncEnv) -> None:
+    assert env.run().exit_code == 0
+    result = env.run("--guideline", "eln2013")
+    assert result.exit_code == 0, result.output
+    assert "inputs unchanged" not in result.output
+    assert "superseding an earlier suggestion" in result.output
+    current_suggestions(env.base, CML)

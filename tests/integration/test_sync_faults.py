@@ -37,8 +37,16 @@ CML = sorted(f"Patient/{pid}" for pid in CML_PATIENTS)
 
 
 class Sleeps(list[float]):
+    """Records the waits asked for, and moves a clock of its own by them."""
+
+    now = 0.0
+
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -58,9 +66,8 @@ def faults(env: SyncEnv) -> Iterator[responses.RequestsMock]:
 
 def run(env: SyncEnv, sleeps: Sleeps | None = None, **settings: Any) -> Summary:
     batch_size = settings.pop("batch_size", 50)
-    client = FhirClient(
-        env.base, sleep=sleeps if sleeps is not None else Sleeps(), retry=RetryPolicy(attempts=3)
-    )
+    sleeps = sleeps if sleeps is not None else Sleeps()
+    client = FhirClient(env.base, sleep=sleeps, clock=sleeps.clock, retry=RetryPolicy(attempts=3))
     store = StateStore(str(env.state))
     job = SyncJob(
         SyncSettings(
@@ -197,7 +204,7 @@ def test_an_operation_outcome_for_a_transaction_isolates_the_patient(
     faults.add_passthru(env.base)
     summary = run(env, transaction_size=4)
     assert summary.exit_code == 1
-    assert summary.errors == {"HTTP 422 for a transaction": 1}
+    assert summary.errors == {"HTTP 422 for a batch": 1}
     assert "CarePlan refused: the care team is closed" in text(summary)
     assert by_status(env.written()["CarePlan"]) == {
         "draft": ["Patient/mmr", "Patient/opt", "Patient/warn"]
@@ -289,7 +296,7 @@ def test_a_server_error_that_persists_fails_the_batch_and_a_rerun_finishes(
     summary = run(env, transaction_size=4)
     assert summary.exit_code == 1
     assert "database failover" in text(summary)
-    assert summary.errors == {"HTTP 503 for a transaction": 4}
+    assert summary.errors == {"HTTP 503 for a batch": 4}
     assert env.written()["CarePlan"] == []
 
     faults.reset()

@@ -51,8 +51,26 @@ class FhirTestServer:
         self._stderr = stderr
 
     def reset(self) -> None:
-        """Empties the store (and forgets bulk exports)."""
+        """Empties the store, forgets bulk exports, and takes back the start-up behaviours."""
         self._admin("POST", "reset")
+
+    def behave(self, **behaviours: Any) -> dict[str, Any]:
+        """Switches real-server behaviours on or off (README.md, "Real-server behaviours") until
+        the next reset: ``empty_minimal_bundles=True``, ``transactions_as_batches=True``,
+        ``rate_limit="5/1"`` (requests/seconds), ``entry_failures="3"`` or ``"3:503"``,
+        ``strict_invariants=True``, ``enforce_profiles=True`` (None or False: off); those not
+        named stay as they are. Returns them all, as now set."""
+        names = {
+            "empty_minimal_bundles": "emptyMinimalBundles",
+            "transactions_as_batches": "transactionsAsBatches",
+            "rate_limit": "rateLimit",
+            "entry_failures": "entryFailures",
+            "strict_invariants": "strictInvariants",
+            "enforce_profiles": "enforceProfiles",
+        }
+        body = json.dumps({names[k]: v for k, v in behaviours.items()})
+        result: dict[str, Any] = self._admin("POST", "behaviour", body, "application/json")
+        return result
 
     def load(self, data: Mapping[str, Any] | Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         """Seeds the store with a Bundle (any type), a single resource or resources.

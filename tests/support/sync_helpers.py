@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,11 +45,7 @@ class SyncEnv:
         return CliRunner().invoke(main, argv, catch_exceptions=False)
 
     def search(self, query: str) -> list[dict[str, Any]]:
-        response = requests.get(
-            f"{self.base}/{query}", headers={"Accept": "application/fhir+json"}, timeout=30
-        )
-        response.raise_for_status()
-        bundle = response.json()
+        bundle = get(f"{self.base}/{query}")
         assert bundle.get("link") is None or not any(
             link["relation"] == "next" for link in bundle["link"]
         ), "more than one page; raise _count"
@@ -86,3 +84,76 @@ def by_status(care_plans: list[dict[str, Any]]) -> dict[str, list[str]]:
     for plan in care_plans:
         out.setdefault(plan["status"], []).append(subject_of(plan))
     return {k: sorted(v) for k, v in out.items()}
+
+
+def current_suggestions(base: str, patients: Iterable[str]) -> dict[str, str]:
+    """Checks the write-back invariant on what the server holds and returns, per patient
+    (``Patient/<id>``), the fingerprint of its current suggestion.
+
+    Per patient: exactly one draft fhir-cml CarePlan; it points (supportingInfo) to a
+    RiskAssessment that exists, has the same fingerprint and no ``replaced-by``; every other
+    fhir-cml RiskAssessment of the patient is ``replaced-by`` one that exists; a Provenance targets
+    both. On the whole server: no fingerprint written twice, no Provenance targeting something
+    missing, no CarePlan pointing to a missing RiskAssessment.
+    """
+    held = {kind: _everything(base, kind) for kind in ("RiskAssessment", "CarePlan", "Provenance")}
+    ids = {f"{r['resourceType']}/{r['id']}" for rs in held.values() for r in rs}
+    for kind in ("RiskAssessment", "CarePlan"):
+        fps = [fingerprint_of(r) for r in held[kind]]
+        assert len(fps) == len(set(fps)), f"a {kind} written twice: {sorted(fps)}"
+    for provenance in held["Provenance"]:
+        for target in provenance["target"]:
+            assert _unversioned(target["reference"]) in ids, f"orphan Provenance {provenance['id']}"
+    for plan in held["CarePlan"]:
+        for info in plan.get("supportingInfo", []):
+            assert info["reference"] in ids, f"CarePlan/{plan['id']} points to nothing"
+    risks = {f"RiskAssessment/{r['id']}": r for r in held["RiskAssessment"]}
+    current: dict[str, str] = {}
+    for patient in patients:
+        drafts = [
+            p for p in held["CarePlan"] if subject_of(p) == patient and p["status"] == "draft"
+        ]
+        assert len(drafts) == 1, f"{patient}: {len(drafts)} draft suggestions"
+        [plan] = drafts
+        [info] = plan["supportingInfo"]
+        risk = risks[info["reference"]]
+        assert fingerprint_of(risk) == fingerprint_of(plan), f"{patient}: plan and reading differ"
+        mine = [r for r in held["RiskAssessment"] if subject_of(r) == patient]
+        now = [r for r in mine if not _replaced_by(r)]
+        assert [r["id"] for r in now] == [risk["id"]], f"{patient}: current readings {now}"
+        for r in mine:
+            if r is not risk:
+                assert _replaced_by(r) in risks, f"{patient}: RiskAssessment/{r['id']} dangles"
+        refs = {info["reference"], f"CarePlan/{plan['id']}"}
+        assert any(
+            refs <= {_unversioned(t["reference"]) for t in p["target"]} for p in held["Provenance"]
+        ), f"{patient}: no Provenance of the current suggestion"
+        current[patient] = fingerprint_of(plan)
+    return current
+
+
+def _everything(base: str, kind: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in get(f"{base}/{kind}?_count=1000").get("entry", [])]
+
+
+def get(url: str) -> dict[str, Any]:
+    """A GET of the tests' own, waiting out a rate-limited test server (it allows no bursts)."""
+    for _ in range(30):
+        response = requests.get(url, headers={"Accept": "application/fhir+json"}, timeout=30)
+        if response.status_code != 429:
+            break
+        time.sleep(0.5)
+    response.raise_for_status()
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def _replaced_by(risk: dict[str, Any]) -> str | None:
+    for ext in risk.get("extension", []):
+        if ext["url"] == c.EXT_REPLACED_BY:
+            return str(ext["valueReference"]["reference"])
+    return None
+
+
+def _unversioned(reference: str) -> str:
+    return reference.split("/_history/", 1)[0]

@@ -88,8 +88,14 @@ def transaction_response(n: int = 1, status: str = "201 Created") -> dict[str, A
 class Sleeps(list[float]):
     """Records the waits the client asks for instead of waiting."""
 
+    now = 0.0
+
     def __call__(self, seconds: float) -> None:
         self.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -104,6 +110,7 @@ def client(sleeps: Sleeps) -> Iterator[FhirClient]:
         timeout=(3.0, 7.0),
         retry=RetryPolicy(attempts=3, backoff_factor=0.5, max_retry_after=60),
         sleep=sleeps,
+        clock=sleeps.clock,
     ) as c:
         yield c
 
@@ -245,6 +252,55 @@ def test_a_retry_after_longer_than_allowed_is_not_waited_for(
     assert caught.value.retry_after == 3600.0
     assert caught.value.status == 429
     assert sleeps == []
+
+
+QUOTA = '"requests";r=5980;t=60, "fhirInteractions";r=0;t=37'
+
+
+def test_a_spent_quota_without_retry_after_is_waited_out_from_the_ratelimit_header(
+    client: FhirClient, mocked: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    mocked.get(f"{BASE}/Patient/1", status=429, headers={"RateLimit": QUOTA})
+    mocked.get(f"{BASE}/Patient/1", json={"resourceType": "Patient", "id": "1"})
+    assert client.read("Patient", "1")["id"] == "1"
+    assert sleeps == [37.0]
+    assert client.quota_waited == 37.0
+
+
+def test_a_write_refused_for_quota_is_sent_again(
+    client: FhirClient, mocked: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    mocked.put(f"{BASE}/CarePlan/1", status=429, headers={"RateLimit": QUOTA})
+    mocked.put(f"{BASE}/CarePlan/1", json={"resourceType": "CarePlan", "id": "1"})
+    client.update({"resourceType": "CarePlan", "id": "1"}, if_match='W/"1"')
+    assert len(mocked.calls) == 2  # a 429 was not processed: sending it again is harmless
+
+
+def test_a_quota_spent_by_the_last_answer_holds_the_next_request(
+    client: FhirClient, mocked: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    mocked.get(
+        f"{BASE}/Patient/1",
+        json={"resourceType": "Patient", "id": "1"},
+        headers={"RateLimit": '"fhirInteractions";r=0;t=12'},
+    )
+    mocked.get(f"{BASE}/Patient/2", json={"resourceType": "Patient", "id": "2"})
+    client.read("Patient", "1")
+    assert sleeps == []
+    client.read("Patient", "2")  # no 429 sent for: it waited first
+    assert sleeps == [12.0]
+
+
+def test_waiting_for_quota_stops_at_the_budget_and_says_so(
+    mocked: responses.RequestsMock, sleeps: Sleeps
+) -> None:
+    client = FhirClient(BASE, retry=RetryPolicy(quota_budget=100), sleep=sleeps, clock=sleeps.clock)
+    for _ in range(3):
+        mocked.get(f"{BASE}/Patient/1", status=429, headers={"RateLimit": QUOTA})
+    with pytest.raises(FhirRateLimitError, match=r"74s already waited for its quota, 100s allowed"):
+        client.read("Patient", "1")
+    assert sleeps == [37.0] * 2
+    assert client.quota_waited == 74.0
 
 
 def test_503_is_retried_with_growing_waits_then_given_up(

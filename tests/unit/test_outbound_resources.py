@@ -124,13 +124,22 @@ def test_optimal_responder_predictions_and_scores() -> None:
         "code": "a",
     }
     assert "IRIS" in progression["rationale"]
-    assert set(by_outcome) == {c.PROGRESSION_AP_BC, c.SOKAL_SCORE, c.ELTS_SCORE, c.EUTOS_SCORE}
-    sokal = by_outcome[c.SOKAL_SCORE]
-    assert sokal["qualitativeRisk"]["coding"][0] == {
+    # A prediction states a probability (R4 ras-2); the baseline scores are extensions.
+    assert set(by_outcome) == {c.PROGRESSION_AP_BC}
+    assert all("probabilityDecimal" in p for p in ra["prediction"])
+    scores = {
+        parts["score"]["valueCoding"]["code"]: parts
+        for ext in ra["extension"]
+        if ext["url"] == c.EXT_RISK_SCORE
+        for parts in [{x["url"]: x for x in ext["extension"]}]
+    }
+    assert set(scores) == {c.SOKAL_SCORE, c.ELTS_SCORE, c.EUTOS_SCORE}
+    sokal = scores[c.SOKAL_SCORE]
+    assert sokal["category"]["valueCoding"] == {
         "system": c.CS_RISK_CATEGORY,
         "code": "intermediate",
     }
-    assert "0.826" in sokal["rationale"]
+    assert sokal["value"]["valueDecimal"] == pytest.approx(0.826, abs=5e-4)
     assert ra["condition"] == {"reference": "Condition/opt-cml"}
     plan = build(a, RECORDED).care_plan
     assert plan["addresses"] == [{"reference": "Condition/opt-cml"}]

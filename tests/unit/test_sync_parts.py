@@ -23,19 +23,21 @@ from fhir_cml.ehr.fetch import (
     patient_id_of,
 )
 from fhir_cml.ehr.writeback import (
+    Held,
+    Plan,
+    Target,
     TransactionLimit,
     _groups,
     _location,
-    _resolved,
-    _rewrite_references,
     make_plan,
+    next_changes,
 )
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.inbound import MappingOptions, records_from_resources
 from fhir_cml.fhir.inbound.codes import CML_EVIDENCE_KINDS, kind_of
 from fhir_cml.fhir.inbound.medications import MedicationIndex, identify
 from fhir_cml.fhir.inbound.patients import is_cml
-from fhir_cml.fhir.outbound import build
+from fhir_cml.fhir.outbound import Written, build
 from fhir_cml.jobs.sync import RUN_GC_THRESHOLD, Summary, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 from tests.support.sync_data import AS_OF, CML_PATIENTS, pcr
@@ -174,90 +176,190 @@ def assessment_of(pid: str, extra: list[dict[str, Any]] | None = None) -> Any:
     return assess(record, AS_OF)
 
 
-def on_server(resource: dict[str, Any], rid: str) -> dict[str, Any]:
-    return {**copy.deepcopy(resource), "id": rid, "meta": {"versionId": "v1"}}
+def on_server(resource: dict[str, Any], rid: str, **changes: Any) -> dict[str, Any]:
+    """A resource as the server holds it: with an id and a version."""
+    return {**copy.deepcopy(resource), "id": rid, "meta": {"versionId": "v1"}, **changes}
+
+
+def stored(written: Written, n: int, *, plan_status: str = "draft") -> Held:
+    """A patient whose suggestion ``written`` is on the server in full (ids ra<n>, cp<n>)."""
+    risk = on_server(written.risk_assessment, f"ra{n}")
+    plan = on_server(
+        written.care_plan,
+        f"cp{n}",
+        status=plan_status,
+        supportingInfo=[{"reference": f"RiskAssessment/ra{n}"}],
+    )
+    provenance = on_server(
+        written.provenance,
+        f"pv{n}",
+        target=[{"reference": f"RiskAssessment/ra{n}"}, {"reference": f"CarePlan/cp{n}"}],
+    )
+    fp = written.ids.fingerprint
+    return Held({fp: risk}, {fp: plan}, {f"pv{n}": provenance})
+
+
+def both(*held: Held) -> Held:
+    out = Held()
+    for h in held:
+        out.risks.update(h.risks)
+        out.plans.update(h.plans)
+        out.provenances.update(h.provenances)
+    return out
+
+
+def target(written: Written, **kwargs: Any) -> Target:
+    return Target("opt", written, **kwargs)
+
+
+A = build(assessment_of("opt"), NOW)
+B = build(assessment_of("opt", [pcr("opt", date(2025, 6, 26), 0.5)]), NOW)
+
+
+def kinds(plan: Plan) -> list[str]:
+    return [change.kind for change in plan.changes]
 
 
 def test_a_suggestion_already_there_is_not_written_again() -> None:
-    written = build(assessment_of("opt"), NOW)
-    plan = make_plan("opt", written, [on_server(written.care_plan, "cp1")], {})
+    plan = make_plan(target(A), stored(A, 1))
     assert plan.action == "unchanged"
-    assert plan.entries == ()
+    assert plan.changes == ()
     assert plan.current == "CarePlan/cp1"
 
 
-def test_a_first_suggestion_is_three_conditional_creates() -> None:
-    plan = make_plan("opt", build(assessment_of("opt"), NOW), [], {})
+def test_a_first_suggestion_is_written_layer_by_layer_with_conditional_creates() -> None:
+    plan = make_plan(target(A), Held())
     assert plan.action == "create"
-    assert [e["request"]["method"] for e in plan.entries] == ["POST"] * 3
-    assert all(e["request"]["ifNoneExist"] for e in plan.entries)
+    assert kinds(plan) == ["create-risk", "create-plan", "provenance"]
+    assert all(ch.entry["request"]["method"] == "POST" for ch in plan.changes)
+    assert all(ch.entry["request"]["ifNoneExist"] for ch in plan.changes)
+    # Each layer names what the one before made, by its server id, never by a fullUrl.
+    [_, care_plan, provenance] = plan.changes
+    assert care_plan.entry["resource"]["supportingInfo"][0]["reference"].startswith(
+        "RiskAssessment/"
+    )
+    assert "urn:uuid" not in str(provenance.entry["resource"]["target"])
+    assert A.care_plan["supportingInfo"] == [{"reference": A.ids.risk_assessment}]  # not changed
 
 
-def test_a_different_suggestion_supersedes_the_one_there() -> None:
-    old = build(assessment_of("opt"), NOW)
-    new = build(assessment_of("opt", [pcr("opt", date(2025, 6, 26), 0.5)]), NOW)
-    old_plan = on_server(old.care_plan, "cp1")
-    old_risk = on_server(old.risk_assessment, "ra1")
-    plan = make_plan("opt", new, [old_plan], {old.ids.fingerprint: old_risk})
+def test_the_first_layer_is_only_the_reading() -> None:
+    changes, state = next_changes(target(A), Held())
+    assert [ch.kind for ch in changes] == ["create-risk"]
+    assert state == "pending"
+
+
+def test_a_different_suggestion_supersedes_the_one_there_make_before_break() -> None:
+    plan = make_plan(target(B), stored(A, 1))
     assert plan.action == "supersede"
+    assert kinds(plan) == [
+        "create-risk",
+        "create-plan",
+        "provenance",
+        "replace-risk",
+        "revoke-plan",
+    ]
     assert plan.superseded == ("CarePlan/cp1",)
-    updates = {e["request"]["url"]: e for e in plan.entries if e["request"]["method"] == "PUT"}
-    assert updates["CarePlan/cp1"]["resource"]["status"] == "revoked"
-    assert updates["CarePlan/cp1"]["request"]["ifMatch"] == 'W/"v1"'
-    replaced = updates["RiskAssessment/ra1"]["resource"]["extension"][-1]
-    assert replaced == {
-        "url": c.EXT_REPLACED_BY,
-        "valueReference": {"reference": new.ids.risk_assessment},
+    by_kind = {ch.kind: ch.entry for ch in plan.changes}
+    assert by_kind["create-plan"]["resource"]["replaces"] == [{"reference": "CarePlan/cp1"}]
+    assert by_kind["revoke-plan"]["resource"]["status"] == "revoked"
+    assert by_kind["revoke-plan"]["request"]["ifMatch"] == 'W/"v1"'
+    [replaced_ext] = [
+        e for e in by_kind["replace-risk"]["resource"]["extension"] if e["url"] == c.EXT_REPLACED_BY
+    ]
+    assert replaced_ext["valueReference"]["reference"].startswith("RiskAssessment/")
+    assert by_kind["replace-risk"]["request"] == {
+        "method": "PUT",
+        "url": "RiskAssessment/ra1",
+        "ifMatch": 'W/"v1"',
     }
-    [care_plan] = [e for e in plan.entries if e.get("fullUrl") == new.ids.care_plan]
-    assert care_plan["resource"]["replaces"] == [{"reference": "CarePlan/cp1"}]
 
 
-def test_a_superseded_care_plan_without_its_risk_assessment_is_still_revoked() -> None:
-    old = build(assessment_of("opt"), NOW)
-    new = build(assessment_of("opt", [pcr("opt", date(2025, 6, 26), 0.5)]), NOW)
-    plan = make_plan("opt", new, [on_server(old.care_plan, "cp1")], {})
-    puts = [e for e in plan.entries if e["request"]["method"] == "PUT"]
-    assert [(e["request"]["url"], e["resource"]["status"]) for e in puts] == [
-        ("CarePlan/cp1", "revoked")
+def superseded(old: Written, n_old: int, new: Written, n_new: int) -> Held:
+    """``new`` current, ``old`` superseded by it, as fhir-cml leaves them."""
+    held = both(stored(old, n_old, plan_status="revoked"), stored(new, n_new))
+    old_risk = held.risks[old.ids.fingerprint]
+    old_risk["extension"] = [
+        *old_risk["extension"],
+        {"url": c.EXT_REPLACED_BY, "valueReference": {"reference": f"RiskAssessment/ra{n_new}"}},
+    ]
+    held.plans[new.ids.fingerprint]["replaces"] = [{"reference": f"CarePlan/cp{n_old}"}]
+    return held
+
+
+def test_a_to_b_to_a_puts_a_back_and_replaces_b_without_cycles() -> None:
+    plan = make_plan(target(A), superseded(A, 1, B, 2))
+    assert plan.action == "reinstate"
+    assert kinds(plan) == ["reinstate-plan", "reinstate-risk", "replace-risk", "revoke-plan"]
+    by_kind = {ch.kind: ch.entry for ch in plan.changes}
+    back = by_kind["reinstate-plan"]
+    assert back["request"] == {"method": "PUT", "url": "CarePlan/cp1", "ifMatch": 'W/"v1"'}
+    assert back["resource"]["status"] == "draft"
+    assert back["resource"]["supportingInfo"] == [{"reference": "RiskAssessment/ra1"}]
+    assert "replaces" not in back["resource"]  # A never replaced B: no cycle
+    current = by_kind["reinstate-risk"]["resource"]
+    assert current["id"] == "ra1"
+    assert not any(e["url"] == c.EXT_REPLACED_BY for e in current["extension"])
+    assert by_kind["replace-risk"]["request"]["url"] == "RiskAssessment/ra2"
+    assert by_kind["revoke-plan"]["request"]["url"] == "CarePlan/cp2"
+
+
+def test_a_suggestion_a_clinician_withdrew_is_not_proposed_again_unless_accepted() -> None:
+    held = stored(A, 1, plan_status="revoked")
+    plan = make_plan(target(A), held)
+    assert plan.action == "withdrawn"
+    assert plan.changes == ()
+    assert "withdrawn by a clinician" in plan.describe()
+    accepted = make_plan(target(A, accept=True), held)
+    assert kinds(accepted) == ["reinstate-plan"]
+
+
+def test_a_care_plan_the_ehr_moved_on_is_left_alone() -> None:
+    plan = make_plan(target(A), stored(A, 1, plan_status="active"))
+    assert plan.action == "decided"
+    assert plan.changes == ()
+
+
+def test_a_half_written_suggestion_is_completed_from_what_is_there() -> None:
+    held = stored(A, 1)
+    held.plans.clear()
+    held.provenances.clear()
+    plan = make_plan(target(A), held)
+    assert plan.action == "repair"
+    assert kinds(plan) == ["create-plan", "provenance"]
+    assert plan.changes[0].entry["resource"]["supportingInfo"] == [
+        {"reference": "RiskAssessment/ra1"}
     ]
 
 
-def test_groups_respect_entries_and_the_learnt_patient_limit() -> None:
-    plan = make_plan("opt", build(assessment_of("opt"), NOW), [], {})
-    plans = [plan] * 5
-    assert [len(g) for g in _groups(plans, 500, None)] == [5]
-    assert [len(g) for g in _groups(plans, 7, None)] == [2, 2, 1]
-    assert [len(g) for g in _groups(plans, 500, 2)] == [2, 2, 1]
-    limit = TransactionLimit()
-    assert not limit.too_small()
-    limit.learn(3)
-    limit.learn(4)  # a larger size never raises the limit
-    assert limit.patients == 3
-    assert limit.too_small()  # auto writes in batches from now on
-    assert not TransactionLimit(3).too_small()  # a size asked for is kept to
+def test_a_reading_left_without_its_suggestion_is_replaced_too() -> None:
+    orphan = stored(B, 2)
+    orphan.plans.clear()
+    plan = make_plan(target(A), both(stored(A, 1), orphan))
+    assert plan.action == "supersede"
+    assert kinds(plan) == ["replace-risk"]
+    assert plan.changes[0].entry["request"]["url"] == "RiskAssessment/ra2"
 
 
-def test_batch_steps_name_what_earlier_steps_created_without_changing_the_plan() -> None:
-    written = build(assessment_of("opt"), NOW)
-    plan = make_plan("opt", written, [], {})
-    before = copy.deepcopy(plan.entries)
-    ids = written.ids
-    created = {ids.risk_assessment: "RiskAssessment/ra1", ids.care_plan: "CarePlan/cp1"}
-    [risk, care_plan, provenance] = plan.entries
-
-    assert _resolved(risk, {})["resource"] is risk["resource"]  # nothing to resolve, no copy
-    sent = _resolved(provenance, created)
-    assert sent["resource"]["target"] == [
+def test_a_missing_provenance_is_written_for_the_server_ids() -> None:
+    held = stored(A, 1)
+    held.provenances.clear()
+    [change] = make_plan(target(A), held).changes
+    assert change.entry["resource"]["target"] == [
         {"reference": "RiskAssessment/ra1"},
         {"reference": "CarePlan/cp1"},
     ]
-    assert sent["request"]["ifNoneExist"] == "target=RiskAssessment/ra1"
-    assert sent["resource"]["agent"] is provenance["resource"]["agent"]  # shared, not copied
-    resolved_care_plan = _resolved(care_plan, created)["resource"]
-    assert ids.risk_assessment not in str(resolved_care_plan)
-    assert plan.entries == before  # the plan's entries are left as they were
-    assert ids.risk_assessment in str(care_plan["resource"])
+    assert change.entry["request"]["ifNoneExist"] == "target=RiskAssessment/ra1"
+
+
+def test_groups_respect_entries_and_the_learnt_patient_limit() -> None:
+    items: list[Any] = [(object(), [object()] * 3) for _ in range(5)]
+    assert [len(g) for g in _groups(items, 500, None)] == [5]
+    assert [len(g) for g in _groups(items, 7, None)] == [2, 2, 1]
+    assert [len(g) for g in _groups(items, 500, 2)] == [2, 2, 1]
+    limit = TransactionLimit()
+    limit.learn(3)
+    limit.learn(4)  # a larger size never raises the limit
+    assert limit.patients == 3
 
 
 @pytest.mark.parametrize(
@@ -270,33 +372,6 @@ def test_batch_steps_name_what_earlier_steps_created_without_changing_the_plan()
 )
 def test_locations_become_references(location: str, ref: str) -> None:
     assert _location({"location": location}) == ref
-
-
-def test_rewriting_references_replaces_only_references_and_copies_only_their_path() -> None:
-    resolved = {"urn:uuid:ra": "RiskAssessment/ra1", "urn:uuid:cp": "CarePlan/cp1"}
-    untouched = {"coding": [{"system": "urn:uuid:ra", "code": "x"}]}  # not a reference
-    value = {
-        "resourceType": "Provenance",
-        "target": [{"reference": "urn:uuid:ra"}, {"reference": "Patient/p1"}],
-        "entity": [{"what": {"reference": "urn:uuid:cp", "display": "urn:uuid:ra"}}],
-        "identifier": [{"value": "urn:uuid:cp"}],
-        "activity": untouched,
-        "extension": [{"valueReference": {"reference": "urn:uuid:unknown"}}],
-    }
-    before = copy.deepcopy(value)
-
-    out = _rewrite_references(value, resolved)
-
-    assert out["target"] == [{"reference": "RiskAssessment/ra1"}, {"reference": "Patient/p1"}]
-    assert out["entity"] == [{"what": {"reference": "CarePlan/cp1", "display": "urn:uuid:ra"}}]
-    assert out["identifier"] == [{"value": "urn:uuid:cp"}]
-    assert out["extension"] == before["extension"]  # a fullUrl not created is left as it is
-    assert value == before  # the input is not modified
-    assert out["activity"] is untouched  # parts without a rewritten reference are shared
-    assert out["extension"] is value["extension"]
-    assert out["target"][1] is value["target"][1]
-    assert _rewrite_references(before, {}) is before
-    assert _rewrite_references([before, "urn:uuid:ra"], resolved)[1] == "urn:uuid:ra"
 
 
 def test_a_run_collects_cycles_less_often_and_restores_the_thresholds(

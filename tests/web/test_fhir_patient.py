@@ -277,6 +277,7 @@ def test_a_refused_write_is_502(mocked: FlaskClient) -> None:
         }
         responses.get(f"{EHR}/{kind}", json=page)
     responses.get(f"{EHR}/CarePlan", json={"resourceType": "Bundle", "type": "searchset"})
+    responses.get(f"{EHR}/RiskAssessment", json={"resourceType": "Bundle", "type": "searchset"})
     refusal = {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "error", "code": "forbidden", "diagnostics": "no write access"}],

@@ -25,6 +25,7 @@ from fhir_cml.fhir.canonical import (
     EXT_ELN_RESPONSE,
     EXT_MOLECULAR_RESPONSE,
     EXT_NEXT_PCR_DUE,
+    EXT_RISK_SCORE,
     EXT_RULESET_VERSION,
     EXT_TDM_STATUS,
     EXT_TFR_STATUS,
@@ -84,9 +85,9 @@ def build_risk_assessment(assessment: Assessment, ids: OutboundIds | None = None
     resource["performer"] = software(a.ruleset_version)
     if a.inputs:
         resource["basis"] = [input_reference(ref) for ref in a.inputs]
-    predictions = [_trial(p) for p in a.predictions] + [
-        _score(s) for s in a.risk_scores if s.category is not RiskCategory.NOT_EVALUABLE
-    ]
+    # Each prediction states its probability: servers that evaluate ras-2 as R4 published it
+    # strictly refuse one without (a baseline category goes in a risk-score extension instead).
+    predictions = [_trial(p) for p in a.predictions if p.probability is not None]
     if predictions:
         resource["prediction"] = predictions
     if a.recommendations:
@@ -128,6 +129,9 @@ def reading_extensions(a: Assessment) -> list[dict[str, Any]]:
     ]
     if a.monitoring.next_pcr_due is not None:
         out.append({"url": EXT_NEXT_PCR_DUE, "valueDate": day(a.monitoring.next_pcr_due)})
+    out.extend(
+        _score(score) for score in a.risk_scores if score.category is not RiskCategory.NOT_EVALUABLE
+    )
     out.extend(basis_extension(b) for b in all_bases(a))
     return out
 
@@ -173,7 +177,9 @@ def _trial(p: Prediction) -> dict[str, Any]:
         }
     }
     if p.probability is not None:
-        out["probabilityDecimal"] = p.probability
+        # R4: a percentage (0-100), not a fraction: 61, not 0.61.
+        percent = round(p.probability * 100, 6)
+        out["probabilityDecimal"] = int(percent) if percent.is_integer() else percent
     if p.years is not None:
         out["whenRange"] = {"high": {"value": p.years, "unit": "a", "system": UCUM, "code": "a"}}
     out["rationale"] = f"{prediction_text(p)} {source_text(p.basis)}"
@@ -181,12 +187,12 @@ def _trial(p: Prediction) -> dict[str, Any]:
 
 
 def _score(score: RiskScore) -> dict[str, Any]:
+    """The risk-score extension: which score, its value when known, its category."""
     code = _SCORE_CODES[score.name]
-    return {
-        "outcome": {
-            "coding": [coding(CS_CML, code, OUTCOME_DISPLAY[code])],
-            "text": OUTCOME_DISPLAY[code],
-        },
-        "qualitativeRisk": concept(CS_RISK_CATEGORY, score.category.value),
-        "rationale": source_text(score.basis),
-    }
+    parts: list[dict[str, Any]] = [
+        {"url": "score", "valueCoding": coding(CS_CML, code, OUTCOME_DISPLAY[code])}
+    ]
+    if score.value is not None:
+        parts.append({"url": "value", "valueDecimal": score.value})
+    parts.append({"url": "category", "valueCoding": coding(CS_RISK_CATEGORY, score.category.value)})
+    return {"url": EXT_RISK_SCORE, "extension": parts}

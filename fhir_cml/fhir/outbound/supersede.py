@@ -35,19 +35,37 @@ def supersede(
     ``new_care_plan``, when given, comes back with ``replaces`` naming the old CarePlan.
     """
     care_plan = _of_type(old_care_plan, "CarePlan")
-    risk = _of_type(old_risk_assessment, "RiskAssessment")
-    revoked = copy.deepcopy(care_plan)
-    revoked["status"] = "revoked"
-    replaced = copy.deepcopy(risk)
-    others = [e for e in replaced.get("extension", []) if e.get("url") != EXT_REPLACED_BY]
-    replaced["extension"] = [
-        *others,
-        {"url": EXT_REPLACED_BY, "valueReference": {"reference": new_refs.risk_assessment}},
-    ]
-    out = [revoked, replaced]
+    out = [revoked(care_plan), replaced(old_risk_assessment, new_refs.risk_assessment)]
     if new_care_plan is not None:
         out.append(replacing(new_care_plan, care_plan))
     return out
+
+
+def revoked(care_plan: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a CarePlan with ``status = revoked``."""
+    out = copy.deepcopy(_of_type(care_plan, "CarePlan"))
+    out["status"] = "revoked"
+    return out
+
+
+def replaced(risk_assessment: dict[str, Any], successor: str) -> dict[str, Any]:
+    """A copy of a RiskAssessment whose ``replaced-by`` extension names ``successor`` (once)."""
+    out = copy.deepcopy(_of_type(risk_assessment, "RiskAssessment"))
+    others = [e for e in out.get("extension", []) if e.get("url") != EXT_REPLACED_BY]
+    out["extension"] = [
+        *others,
+        {"url": EXT_REPLACED_BY, "valueReference": {"reference": successor}},
+    ]
+    return out
+
+
+def replaced_by(risk_assessment: dict[str, Any]) -> str | None:
+    """The successor a RiskAssessment's ``replaced-by`` extension names, or None (current)."""
+    for ext in risk_assessment.get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == EXT_REPLACED_BY:
+            ref = (ext.get("valueReference") or {}).get("reference")
+            return ref if isinstance(ref, str) else ""
+    return None
 
 
 def replacing(new_care_plan: dict[str, Any], old_care_plan: dict[str, Any]) -> dict[str, Any]:
@@ -61,15 +79,17 @@ def replacing(new_care_plan: dict[str, Any], old_care_plan: dict[str, Any]) -> d
 
 def update_entries(resources: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Transaction entries that PUT each resource, guarded by its ``meta.versionId`` if known."""
-    entries = []
-    for resource in resources:
-        ref = local_reference(resource)
-        request: dict[str, Any] = {"method": "PUT", "url": ref}
-        version = resource.get("meta", {}).get("versionId")
-        if version:
-            request["ifMatch"] = f'W/"{version}"'
-        entries.append({"resource": resource, "request": request})
-    return entries
+    return [update_entry(resource) for resource in resources]
+
+
+def update_entry(resource: dict[str, Any]) -> dict[str, Any]:
+    """A bundle entry that PUTs a resource read from the server, guarded by ``If-Match`` on the
+    version it was read at (a change made meanwhile is refused, 412, not overwritten)."""
+    request: dict[str, Any] = {"method": "PUT", "url": local_reference(resource)}
+    version = (resource.get("meta") or {}).get("versionId")
+    if version:
+        request["ifMatch"] = f'W/"{version}"'
+    return {"resource": resource, "request": request}
 
 
 def local_reference(resource: dict[str, Any]) -> str:

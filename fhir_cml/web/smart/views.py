@@ -22,7 +22,7 @@ import requests
 from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from fhir_cml.app import Decider, WriteOutcome, WriteSettings, revoke, write_back
+from fhir_cml.app import Decider, WriteOutcome, revoke, write_back
 from fhir_cml.app import accept as app_accept
 from fhir_cml.domain import Assessment, PatientRecord
 from fhir_cml.domain.model import Issue
@@ -291,9 +291,12 @@ def accept(launch: str) -> Response:
         assessed = from_ehr(rt, record, client)
 
         def write(a: Assessment, recorded: datetime) -> dict[str, Any]:
-            settings = WriteSettings(mode=rt.settings.write_mode)
             written = write_back(
-                client, a, recorded, settings=settings, decider=decider_of(subject, "verifier")
+                client,
+                a,
+                recorded,
+                settings=rt.settings.writing,
+                decider=decider_of(subject, "verifier"),
             )
             result = outcome_dict(written)
             if not written.ok:

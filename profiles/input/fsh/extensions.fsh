@@ -96,6 +96,27 @@ Context: RiskAssessment, CarePlan.activity.detail
 * extension[evidence].value[x] 1..1
 * extension[evidence].value[x] only Reference
 
+Extension: RiskScore
+Id: risk-score
+Title: "Baseline risk score"
+Description: "A baseline risk score of the patient (Sokal, ELTS, EUTOS): which score, its value and its category. Not a RiskAssessment.prediction: a prediction states a probability (ras-2), which a category alone does not give."
+Context: RiskAssessment
+* extension contains
+    score 1..1 and
+    value 0..1 and
+    category 1..1
+* extension[score] ^short = "sokal-score | elts-score | eutos-score"
+* extension[score].value[x] 1..1
+* extension[score].value[x] only Coding
+* extension[score].value[x] from CmlRiskScoreVS (required)
+* extension[value] ^short = "The score's value, when the inputs gave one"
+* extension[value].value[x] 1..1
+* extension[value].value[x] only decimal
+* extension[category] ^short = "low | intermediate | high"
+* extension[category].value[x] 1..1
+* extension[category].value[x] only Coding
+* extension[category].value[x] from RiskCategoryVS (required)
+
 Extension: ReplacedBy
 Id: replaced-by
 Title: "Replaced by"

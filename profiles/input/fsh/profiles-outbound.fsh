@@ -14,7 +14,7 @@ Profile: CmlRiskAssessment
 Parent: RiskAssessment
 Id: cml-risk-assessment
 Title: "CML response assessment"
-Description: "fhir-cml's reading of a CML patient's response to TKI therapy as of a date: molecular response depth, ELN category and milestone, TFR and TDM status and the next RQ-PCR in extensions; trial evidence and baseline risk scores as predictions; the suggestions in mitigation; the reading in notes; every input in basis."
+Description: "fhir-cml's reading of a CML patient's response to TKI therapy as of a date: molecular response depth, ELN category and milestone, TFR and TDM status and the next RQ-PCR in extensions; trial evidence as predictions (probabilities in percent), baseline risk scores in risk-score extensions; the suggestions in mitigation; the reading in notes; every input in basis."
 * extension contains
     $EXT_AS_OF named asOf 1..1 MS and
     $EXT_RULESET_VERSION named rulesetVersion 1..1 MS and
@@ -24,8 +24,10 @@ Description: "fhir-cml's reading of a CML patient's response to TKI therapy as o
     $EXT_TDM_STATUS named tdmStatus 1..1 MS and
     $EXT_NEXT_PCR_DUE named nextPcrDue 0..1 MS and
     $EXT_BASIS named basis 0..* MS and
+    $EXT_RISK_SCORE named riskScore 0..* MS and
     $EXT_REPLACED_BY named replacedBy 0..1 MS
 * extension[basis] ^short = "The basis of each conclusion of the reading"
+* extension[riskScore] ^short = "Each evaluable baseline risk score (Sokal, ELTS, EUTOS)"
 * extension[replacedBy] ^short = "Set when a later, different assessment supersedes this one"
 * identifier 1..* MS
 * identifier ^slicing.discriminator.type = #value
@@ -58,11 +60,11 @@ Description: "fhir-cml's reading of a CML patient's response to TKI therapy as o
 * prediction MS
 * prediction.outcome 1..1 MS
 * prediction.outcome from CmlPredictionOutcomeVS (required)
+* prediction.probability[x] 1..1 MS
 * prediction.probability[x] only decimal
-* prediction.probability[x] MS
-* prediction.qualitativeRisk MS
-* prediction.qualitativeRisk from RiskCategoryVS (required)
-* prediction.qualitativeRisk ^short = "The category of a baseline risk score"
+* prediction.probability[x] ^short = "A percentage (0-100), as R4 requires (ras-2)"
+* prediction.probability[x] ^comment = "Always given: servers that evaluate ras-2 as published (probability is decimal implies (probability as decimal) <= 100) strictly refuse a prediction without one. Baseline risk categories are in the risk-score extension."
+* prediction.qualitativeRisk 0..0
 * prediction.when[x] only Range
 * prediction.when[x] MS
 * prediction.when[x] ^short = "Horizon of a trial outcome: high in years (UCUM a)"
@@ -134,11 +136,16 @@ Description: "fhir-cml's suggestions for a clinician to review, never orders: a 
 * activity.detail.status ^short = "not-started when written"
 * activity.detail.description 1..1 MS
 
+Invariant: cml-prov-1
+Description: "fhir-cml, as assembler, is an agent of the Provenance"
+Expression: "agent.where(type.coding.where(system = 'http://terminology.hl7.org/CodeSystem/provenance-participant-type' and code = 'assembler').exists() and who.identifier.where(system = 'https://fhir-cml.org/fhir/identifier/software' and value = 'fhir-cml').exists()).exists()"
+Severity: #error
+
 Profile: CmlProvenance
 Parent: Provenance
 Id: cml-provenance
 Title: "Provenance of fhir-cml's output"
-Description: "What produced a RiskAssessment and its CarePlan: fhir-cml (the software, as the assembler), when, as of which date, and from which inputs."
+Description: "What produced a RiskAssessment and its CarePlan: fhir-cml (the software, as the assembler) and, when a clinician accepted the suggestion, who; when, as of which date, and from which inputs."
 * target MS
 * target only Reference(RiskAssessment or CarePlan)
 * target ^short = "The RiskAssessment and the CarePlan"
@@ -149,13 +156,12 @@ Description: "What produced a RiskAssessment and its CarePlan: fhir-cml (the sof
 * recorded ^short = "The moment of writing"
 * activity 1..1 MS
 * activity = $PROVENANCE_ACTIVITY#CREATE
-* agent 1..1 MS
-* agent ^short = "fhir-cml, the software that assembled the resources"
-* agent ^comment = "fhir-cml is the one agent of its Provenance. (Not sliced: Provenance.entity.agent refers to this element's definition.)"
+* obeys cml-prov-1
+* agent 1..* MS
+* agent ^short = "fhir-cml, the software that assembled the resources (cml-prov-1); and the clinician whose decision led to the write, if any"
+* agent ^comment = "fhir-cml is always an agent, as assembler (cml-prov-1). When a clinician accepted the suggestion (the SMART app), they are a further agent, as verifier. (Not sliced: Provenance.entity.agent refers to this element's definition.)"
 * agent.type 1..1
-* agent.type = $PROVENANCE_PARTICIPANT#assembler
 * agent.who MS
-* insert Software(agent.who)
 * entity MS
 * entity.role = #source (exactly)
 * entity.what MS

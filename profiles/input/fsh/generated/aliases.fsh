@@ -30,6 +30,7 @@ Alias: $EXT_ISSUE_RESOURCE = https://fhir-cml.org/fhir/StructureDefinition/issue
 Alias: $EXT_MOLECULAR_RESPONSE = https://fhir-cml.org/fhir/StructureDefinition/molecular-response
 Alias: $EXT_NEXT_PCR_DUE = https://fhir-cml.org/fhir/StructureDefinition/next-pcr-due
 Alias: $EXT_REPLACED_BY = https://fhir-cml.org/fhir/StructureDefinition/replaced-by
+Alias: $EXT_RISK_SCORE = https://fhir-cml.org/fhir/StructureDefinition/risk-score
 Alias: $EXT_RULESET_VERSION = https://fhir-cml.org/fhir/StructureDefinition/ruleset-version
 Alias: $EXT_TDM_STATUS = https://fhir-cml.org/fhir/StructureDefinition/tdm-status
 Alias: $EXT_TFR_STATUS = https://fhir-cml.org/fhir/StructureDefinition/tfr-status

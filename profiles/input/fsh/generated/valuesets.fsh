@@ -117,11 +117,18 @@ Description: "All codes of the CodeSystem cml: Codes for what has no confirmed L
 ValueSet: CmlPredictionOutcomeVS
 Id: cml-prediction-outcome
 Title: "CML prediction outcome"
-Description: "The outcomes of RiskAssessment.prediction: trial evidence and baseline risk scores."
+Description: "The outcomes of RiskAssessment.prediction: trial evidence, each with its probability."
 * ^url = "https://fhir-cml.org/fhir/ValueSet/cml-prediction-outcome"
 * ^experimental = false
 * https://fhir-cml.org/fhir/CodeSystem/cml#progression-ap-bc "Progression to accelerated or blast phase"
 * https://fhir-cml.org/fhir/CodeSystem/cml#molecular-relapse-after-stop "Molecular relapse after stopping TKI"
+
+ValueSet: CmlRiskScoreVS
+Id: cml-risk-score
+Title: "CML baseline risk score"
+Description: "The baseline risk scores of the risk-score extension (Sokal, ELTS, EUTOS)."
+* ^url = "https://fhir-cml.org/fhir/ValueSet/cml-risk-score"
+* ^experimental = false
 * https://fhir-cml.org/fhir/CodeSystem/cml#sokal-score "Sokal score"
 * https://fhir-cml.org/fhir/CodeSystem/cml#elts-score "ELTS score"
 * https://fhir-cml.org/fhir/CodeSystem/cml#eutos-score "EUTOS score"
