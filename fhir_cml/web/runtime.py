@@ -17,8 +17,6 @@ import requests
 from flask import current_app
 from sqlalchemy import text
 
-from fhir_cml.app import load_rule_config
-from fhir_cml.domain import DEFAULT_CONFIG, RuleConfig
 from fhir_cml.ehr.auth import SigningKey, load_signing_key, server_credentials
 from fhir_cml.ehr.client import FhirClient, RetryPolicy
 from fhir_cml.errors import ConfigurationError
@@ -106,7 +104,6 @@ class Runtime:
     verifier: TokenVerifier  # the EHR's JWT on CDS Hooks calls
     callers: Callers  # callers of Patient/[id]/$cml-assess
     terminology: SiteTerminology | None = None  # the site's local codes and units
-    rules: RuleConfig = DEFAULT_CONFIG  # the site's rule settings (FHIR_CML_RULES_CONFIG)
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
@@ -124,16 +121,7 @@ class Runtime:
         terminology = SiteTerminology.start(
             settings.concept_maps, settings.terminology_server, settings.terminology_deadline
         )
-        return cls(
-            settings,
-            store,
-            cds,
-            ehr,
-            verifier,
-            Callers(settings, cds, jwks),
-            terminology,
-            load_rule_config(settings.rules_config),
-        )
+        return cls(settings, store, cds, ehr, verifier, Callers(settings, cds, jwks), terminology)
 
     def state_ok(self) -> None:
         """Raises StateError unless the state store answers a trivial query."""

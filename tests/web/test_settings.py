@@ -11,6 +11,7 @@ from flask import Flask
 
 from fhir_cml import create_app
 from fhir_cml.errors import ConfigurationError
+from fhir_cml.web.assessment import rule_config
 from fhir_cml.web.settings import load_settings
 
 from .conftest import PUBLIC
@@ -157,8 +158,5 @@ def test_the_sites_rule_settings_are_checked_at_start_up(
         load_settings({"state": str(tmp_path / "s.db"), "rules_config": str(bad)})
     good = tmp_path / "good.json"
     good.write_text('{"trough_target_ng_ml": 900}')
-    app = create_app({"state": str(tmp_path / "s.db"), "rules_config": str(good)})
-    with app.app_context():
-        from fhir_cml.web.runtime import runtime
-
-        assert runtime().rules.trough_target_ng_ml == 900.0
+    settings = load_settings({"state": str(tmp_path / "s.db"), "rules_config": str(good)})
+    assert rule_config(settings).trough_target_ng_ml == 900.0
