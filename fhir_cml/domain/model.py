@@ -157,6 +157,9 @@ class TkiStatement:
     stop_reason: StopReason | None = None
     status_reason_text: str | None = None
     asserted: date | None = None
+    # For an order with no stated end: when its supply runs out (stated or estimated). An active
+    # order long past it is read as taken, as its status says, with a warning relative to as-of.
+    supplied_to: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
