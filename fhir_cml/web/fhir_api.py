@@ -217,7 +217,10 @@ def _assess(resources: list[Any], given: OperationInput, patient: str | None) ->
     loaded = assessment.load(resources, rt.settings, now)
     record = assessment.only_patient(loaded, patient)
     result = assessment.assess_record(
-        record, given.as_of or assessment.today(), given.guideline or rt.settings.guideline
+        record,
+        given.as_of or assessment.today(),
+        given.guideline or rt.settings.guideline,
+        rt.settings,
     )
     bundle = checked_result_bundle([result], now, loaded.issues)
     if given.write_back:
