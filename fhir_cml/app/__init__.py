@@ -5,7 +5,8 @@ Faces call only what is listed here:
 
 - assessing: :func:`assess_loaded` (many patients; one that fails does not stop the others),
   :func:`one_patient` and :func:`assess_one` (the web faces' one patient per call),
-  :func:`why_nothing`, :func:`checked_result_bundle` ($cml-assess's answer, validated);
+  :func:`why_nothing`, :func:`checked_result_bundle` ($cml-assess's answer, validated),
+  :func:`load_rule_config` (the site's rule settings, for every face);
 - building: :func:`suggestions` (RiskAssessment, CarePlan, Provenance, each validated: what is
   written and what a CDS card shows come from the same builders through the same gate);
 - writing: :func:`write_back` (one patient), :func:`plan` and :func:`write` (many patients:
@@ -24,6 +25,7 @@ from fhir_cml.app.assessing import (
     assess_loaded,
     assess_one,
     checked_result_bundle,
+    load_rule_config,
     one_patient,
     why_nothing,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "assess_loaded",
     "assess_one",
     "checked_result_bundle",
+    "load_rule_config",
     "one_patient",
     "plan",
     "revoke",

@@ -125,6 +125,7 @@ class Finding(StrEnum):
     MONITORING_UNREAD = "monitoring-unread"
     MONITORING_UNREAD_UNDATED = "monitoring-unread-undated"
     NO_TKI_RECORD = "no-tki-record"
+    ORDER_SUPPLY_RAN_OUT = "order-supply-ran-out"
     TDM_TIMING_UNKNOWN = "tdm-timing-unknown"
     ELN_RETREATMENT = "eln-retreatment"
     TFR_PAEDIATRIC = "tfr-paediatric"

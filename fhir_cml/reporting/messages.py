@@ -535,6 +535,10 @@ MESSAGES: dict[F, Message] = {
         "MedicationAdministration naming a TKI): therapy is unknown and time-based rules are not "
         "evaluable."
     ),
+    F.ORDER_SUPPLY_RAN_OUT: lambda p: (
+        f"{p.drug} order is active, but its supply ran out on {p.supplied_to} and no "
+        "renewal followed: read as still taken, as its status says; confirm with the patient."
+    ),
     F.NO_USABLE_START: lambda p: (
         "No TKI statement gives a usable start date: time on therapy is unknown and time-based "
         "rules are not evaluable."

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, Text, delete, select
+from sqlalchemy import Integer, String, Text, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -160,18 +160,19 @@ class CdsState:
             return
         self._purge(now)
         expires = now + timedelta(days=days)
+        rows = [
+            {
+                "card": card.card,
+                "service": service,
+                "issuer": issuer,
+                "suggestions": {"ids": list(card.suggestions)} if card.suggestions else None,
+                "issued_at": now,
+                "expires_at": expires,
+            }
+            for card in cards
+        ]
         with self.store.session() as session:
-            for card in cards:
-                session.add(
-                    CdsCard(
-                        card=card.card,
-                        service=service,
-                        issuer=issuer,
-                        suggestions={"ids": list(card.suggestions)} if card.suggestions else None,
-                        issued_at=now,
-                        expires_at=expires,
-                    )
-                )
+            session.execute(insert(CdsCard), rows)  # one statement, no ORM objects
 
     def issued(
         self, service: str, issuer: str, cards: Sequence[str], now: datetime

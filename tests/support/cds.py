@@ -131,6 +131,23 @@ def prefetch_for(
     return out
 
 
+def fhir_authorization(
+    token: str, scope: str = "patient/*.read", *, patient: str | None = None
+) -> dict[str, Any]:
+    """A ``fhirAuthorization`` for a hook request: ``token`` for the EHR's FHIR server, the
+    scopes it grants, issued to the client ``fhir-cml`` (and bound to ``patient`` if given)."""
+    found: dict[str, Any] = {
+        "access_token": token,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": scope,
+        "subject": "fhir-cml",
+    }
+    if patient is not None:
+        found["patient"] = patient
+    return found
+
+
 def server_prefetch(
     base_url: str,
     service_id: str,

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from fhir_cml.domain import assess
+from fhir_cml.domain.rules.therapy import MAX_SUPPLY_GAP_DAYS
 from fhir_cml.domain.vocabulary import Guideline, IssueCode, MedicationStatus, TherapyStatus, Tki
 from fhir_cml.fhir import canonical as c
-from fhir_cml.fhir.inbound.supplies import MAX_SUPPLY_GAP_DAYS
+from fhir_cml.reporting.words import issue_message
 from tests.unit.inbound_builders import (
     PATIENT,
     bcr,
@@ -170,10 +171,28 @@ def test_orders_that_are_not_intake_are_left_out_and_said_so(
     assert any(why in i.message and i.code is IssueCode.STATUS_IGNORED for i in rec.issues)
 
 
-def test_an_active_order_whose_supply_lapsed_long_ago_is_flagged() -> None:
-    rec = record(order("r1", "2023-01-10", status="active"))
+@pytest.mark.parametrize(
+    ("as_of", "flagged"),
+    [
+        # a 90-day supply from 2025-01-10 runs out on 2025-04-10
+        (date(2025, 4, 10), False),
+        (date(2025, 5, 10), False),  # exactly the limit after the supply ran out
+        (date(2025, 5, 11), True),  # one day more
+        (date(2026, 1, 10), True),
+    ],
+)
+def test_an_active_order_whose_supply_lapsed_long_before_as_of_is_flagged(
+    as_of: date, flagged: bool
+) -> None:
+    """Relative to the as-of date, never to the day the data is read."""
+    rec = record(order("r1", "2025-01-10", status="active"))
     assert rec.tki[0].status is MedicationStatus.ACTIVE
-    assert any("supply ran out" in i.message for i in rec.issues)
+    assert rec.tki[0].supplied_to == date(2025, 4, 10)
+    assert not any("supply ran out" in issue_message(i) for i in rec.issues)
+    assessment = assess(rec, as_of, Guideline.ELN2020)
+    assert assessment.therapy.status is TherapyStatus.ACTIVE
+    lapsed = [i for i in assessment.issues if "supply ran out on 2025-04-10" in issue_message(i)]
+    assert bool(lapsed) is flagged
 
 
 def test_dispenses_make_a_course_where_there_are_no_orders() -> None:

@@ -19,7 +19,13 @@ from flask import Flask
 from fhir_cml.web import assessment
 from fhir_cml.web.cds.data import normalise_url, shortfall
 from fhir_cml.web.cds.services import KEY_LABELS, SERVICES
-from tests.support.cds import SigningEhr, example_resources, hook_request, server_prefetch
+from tests.support.cds import (
+    SigningEhr,
+    example_resources,
+    fhir_authorization,
+    hook_request,
+    server_prefetch,
+)
 from tests.support.fhir_server import FhirTestServer
 
 from .conftest import PUBLIC
@@ -86,14 +92,23 @@ def service(make_app: Callable[..., Flask], signer: SigningEhr, capped: FhirTest
 
 
 def access(scope: str = "patient/*.rs") -> dict[str, Any]:
-    return {
-        "access_token": "t1",
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": scope,
-        "subject": "fhir-cml",
-        "patient": PATIENT,
-    }
+    return fhir_authorization("t1", scope, patient=PATIENT)
+
+
+def ehr_prefetch(server: FhirTestServer, service: str = "cml-monitoring", **params: str) -> Any:
+    """What the capped EHR sends as prefetch: the first page of each template's search."""
+    return server_prefetch(
+        server.base_url, service, PATIENT, params=params, headers={"Authorization": "Bearer t1"}
+    )
+
+
+def with_access(
+    prefetch: dict[str, Any], server: FhirTestServer, scope: str = "patient/*.rs"
+) -> Any:
+    body = hook_request("patient-view", PATIENT, prefetch)
+    body["fhirServer"] = server.base_url
+    body["fhirAuthorization"] = access(scope)
+    return body
 
 
 def call(app: Flask, signer: SigningEhr, body: dict[str, Any], path: str = MONITORING) -> Any:
@@ -129,13 +144,7 @@ def test_a_prefetch_cut_to_its_first_page_gives_no_reading(
     service: Flask, signer: SigningEhr, capped: FhirTestServer, ehr_data: dict[str, Any]
 ) -> None:
     # an EHR that sorts oldest first and sends the first page: the older results read "optimal"
-    prefetch = server_prefetch(
-        capped.base_url,
-        "cml-monitoring",
-        PATIENT,
-        params={"_sort": "date"},
-        headers={"Authorization": "Bearer t1"},
-    )
+    prefetch = ehr_prefetch(capped, _sort="date")
     assert prefetch["bcrAbl1"]["total"] > PAGE
     capped.reset_stats()
     [card] = call(service, signer, hook_request("patient-view", PATIENT, prefetch))
@@ -152,16 +161,8 @@ def test_a_prefetch_cut_to_its_first_page_gives_no_reading(
 def test_with_fhir_authorization_the_next_pages_are_read(
     service: Flask, signer: SigningEhr, capped: FhirTestServer, ehr_data: dict[str, Any]
 ) -> None:
-    prefetch = server_prefetch(
-        capped.base_url,
-        "cml-monitoring",
-        PATIENT,
-        params={"_sort": "date"},
-        headers={"Authorization": "Bearer t1"},
-    )
-    body = hook_request("patient-view", PATIENT, prefetch)
-    body["fhirServer"] = capped.base_url
-    body["fhirAuthorization"] = access()
+    prefetch = ehr_prefetch(capped, _sort="date")
+    body = with_access(prefetch, capped)
     capped.reset_stats()
     [card] = call(service, signer, body)
     expected = full_card(service, signer, ehr_data)
@@ -176,18 +177,14 @@ def test_with_fhir_authorization_the_next_pages_are_read(
 def test_a_total_above_the_entries_without_a_next_link(
     service: Flask, signer: SigningEhr, capped: FhirTestServer, ehr_data: dict[str, Any]
 ) -> None:
-    prefetch = server_prefetch(
-        capped.base_url, "cml-monitoring", PATIENT, headers={"Authorization": "Bearer t1"}
-    )
+    prefetch = ehr_prefetch(capped)
     for key in ("bcrAbl1", "otherResults"):
         prefetch[key]["link"] = [x for x in prefetch[key]["link"] if x["relation"] != "next"]
     [card] = call(service, signer, hook_request("patient-view", PATIENT, prefetch))
     assert is_no_reading(card)
     assert "the EHR sent 3 of 14 results" in card["detail"]
     # with access, the templates are run again (the server still caps its pages: all of them)
-    body = hook_request("patient-view", PATIENT, prefetch)
-    body["fhirServer"] = capped.base_url
-    body["fhirAuthorization"] = access()
+    body = with_access(prefetch, capped)
     [card] = call(service, signer, body)
     assert card["summary"] == full_card(service, signer, ehr_data)["summary"]
 
@@ -199,14 +196,10 @@ def test_a_next_link_to_another_server_is_not_followed(
     other: FhirTestServer,
     ehr_data: dict[str, Any],
 ) -> None:
-    prefetch = server_prefetch(
-        capped.base_url, "cml-monitoring", PATIENT, headers={"Authorization": "Bearer t1"}
-    )
+    prefetch = ehr_prefetch(capped)
     for link in prefetch["bcrAbl1"]["link"]:
         link["url"] = link["url"].replace(capped.base_url, other.base_url)
-    body = hook_request("patient-view", PATIENT, prefetch)
-    body["fhirServer"] = capped.base_url
-    body["fhirAuthorization"] = access()
+    body = with_access(prefetch, capped)
     other.reset_stats()
     [card] = call(service, signer, body)
     assert is_no_reading(card)
@@ -217,12 +210,8 @@ def test_a_next_link_to_another_server_is_not_followed(
 def test_a_scope_that_does_not_allow_the_search_leaves_the_key_incomplete(
     service: Flask, signer: SigningEhr, capped: FhirTestServer, ehr_data: dict[str, Any]
 ) -> None:
-    prefetch = server_prefetch(
-        capped.base_url, "cml-monitoring", PATIENT, headers={"Authorization": "Bearer t1"}
-    )
-    body = hook_request("patient-view", PATIENT, prefetch)
-    body["fhirServer"] = capped.base_url
-    body["fhirAuthorization"] = access("patient/Patient.r patient/Observation.r")
+    prefetch = ehr_prefetch(capped)
+    body = with_access(prefetch, capped, "patient/Patient.r patient/Observation.r")
     capped.reset_stats()
     [card] = call(service, signer, body)
     assert is_no_reading(card)
@@ -233,9 +222,7 @@ def test_a_scope_that_does_not_allow_the_search_leaves_the_key_incomplete(
 def test_an_order_check_on_part_of_the_record_says_so(
     service: Flask, signer: SigningEhr, capped: FhirTestServer, ehr_data: dict[str, Any]
 ) -> None:
-    prefetch = server_prefetch(
-        capped.base_url, "cml-tki-order", PATIENT, headers={"Authorization": "Bearer t1"}
-    )
+    prefetch = ehr_prefetch(capped, "cml-tki-order")
     prefetch["mutations"] = {
         "resourceType": "Bundle",
         "type": "searchset",

@@ -13,7 +13,13 @@ import pytest
 from flask import Flask
 
 from fhir_cml.web import assessment
-from tests.support.cds import SigningEhr, example_resources, hook_request, patient_view
+from tests.support.cds import (
+    SigningEhr,
+    example_resources,
+    fhir_authorization,
+    hook_request,
+    patient_view,
+)
 from tests.support.fhir_server import FhirTestServer
 
 from .conftest import PUBLIC
@@ -45,16 +51,6 @@ def loaded(protected: FhirTestServer) -> tuple[list[dict[str, Any]], str]:
     return example_resources(bundle), "cml-t315i"
 
 
-def access(token: str, scope: str = "patient/*.read") -> dict[str, Any]:
-    return {
-        "access_token": token,
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "scope": scope,
-        "subject": "fhir-cml",
-    }
-
-
 def post(app: Flask, ehr: SigningEhr, body: dict[str, Any]) -> Any:
     token = ehr.token(f"{PUBLIC}{URL}")
     return app.test_client().post(URL, json=body, headers={"Authorization": f"Bearer {token}"})
@@ -81,7 +77,7 @@ def test_without_prefetch_everything_is_fetched_and_the_card_is_the_same(
     with_prefetch = post(service, ehr, patient_view(resources, patient)).get_json()["cards"][0]
     body = hook_request("patient-view", patient)
     body["fhirServer"] = protected.base_url
-    body["fhirAuthorization"] = access("t315i")
+    body["fhirAuthorization"] = fhir_authorization("t315i")
     response = post(service, ehr, body)
     assert response.status_code == 200, response.get_data(as_text=True)
     [card] = response.get_json()["cards"]
@@ -97,7 +93,7 @@ def test_only_the_missing_keys_are_fetched(
     body = patient_view(resources, patient)
     del body["prefetch"]["bcrAbl1"]
     body["fhirServer"] = protected.base_url
-    body["fhirAuthorization"] = access("any", "user/Observation.rs")
+    body["fhirAuthorization"] = fhir_authorization("any", "user/Observation.rs")
     response = post(service, ehr, body)
     assert response.status_code == 200
     assert response.get_json()["cards"][0]["indicator"] == "critical"
@@ -112,7 +108,7 @@ def test_a_token_the_ehr_refuses_is_a_502(
     _, patient = loaded
     body = hook_request("patient-view", patient)
     body["fhirServer"] = protected.base_url
-    body["fhirAuthorization"] = access("wrong-token")
+    body["fhirAuthorization"] = fhir_authorization("wrong-token")
     response = post(service, ehr, body)
     assert response.status_code == 502
     assert response.get_json()["resourceType"] == "OperationOutcome"
@@ -124,7 +120,7 @@ def test_the_subject_must_be_our_client_id(
     _, patient = loaded
     body = hook_request("patient-view", patient)
     body["fhirServer"] = protected.base_url
-    body["fhirAuthorization"] = {**access("any"), "subject": "another-service"}
+    body["fhirAuthorization"] = {**fhir_authorization("any"), "subject": "another-service"}
     response = post(service, ehr, body)
     assert response.status_code == 412
     assert "subject" in response.get_json()["issue"][0]["diagnostics"]
@@ -137,6 +133,6 @@ def test_a_server_not_on_the_list_never_sees_the_token(
     _, patient = loaded
     body = hook_request("patient-view", patient)
     body["fhirServer"] = "https://elsewhere.example.org/fhir"
-    body["fhirAuthorization"] = access("any")
+    body["fhirAuthorization"] = fhir_authorization("any")
     response = post(service, ehr, body)
     assert response.status_code == 412

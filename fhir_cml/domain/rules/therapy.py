@@ -31,6 +31,10 @@ _NOT_INTAKE = frozenset(
 )
 _ENDED = {MedicationStatus.COMPLETED, MedicationStatus.STOPPED}
 
+# Orders and supplies: a supply that starts more than this many days after the previous one ran
+# out is an interruption; an active order this long past its supply's end is questioned.
+MAX_SUPPLY_GAP_DAYS = 30
+
 
 def build_therapy(statements: tuple[TkiStatement, ...], as_of: date) -> tuple[Therapy, list[Issue]]:
     issues: list[Issue] = []
@@ -62,6 +66,7 @@ def build_therapy(statements: tuple[TkiStatement, ...], as_of: date) -> tuple[Th
             )
         return Therapy(status=TherapyStatus.NONE, evidence=tuple(s.ref for s in statements)), issues
 
+    issues.extend(_supply_ran_out(statements, as_of))
     segments.sort(key=lambda s: (s.start, s.end or date.max))
     segments = _resolve_overlaps(segments)
     gaps = _gaps(segments)
@@ -280,3 +285,28 @@ def _drug_start(segments: list[DoseSegment], shown: DoseSegment) -> date:
             break
         start = seg.start
     return start
+
+
+def _supply_ran_out(statements: tuple[TkiStatement, ...], as_of: date) -> list[Issue]:
+    """An active order whose supply ran out long before as-of: still read as taken (its status
+    says so), with a warning to confirm with the patient."""
+    return [
+        Issue(
+            Severity.WARNING,
+            IssueCode.INFERRED,
+            "",
+            st.ref,
+            basis(
+                INPUTS,
+                Finding.ORDER_SUPPLY_RAN_OUT,
+                (st.ref,),
+                drug=st.drug.value,
+                supplied_to=st.supplied_to,
+            ),
+        )
+        for st in statements
+        if st.supplied_to is not None
+        and st.end is None
+        and st.status is MedicationStatus.ACTIVE
+        and st.supplied_to + timedelta(days=MAX_SUPPLY_GAP_DAYS) < as_of
+    ]

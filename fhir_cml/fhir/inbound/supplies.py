@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from fhir_cml.domain.model import OtherMedication, TkiStatement
 from fhir_cml.domain.rules.interactions import STRONG_CYP3A4
+from fhir_cml.domain.rules.therapy import MAX_SUPPLY_GAP_DAYS
 from fhir_cml.domain.vocabulary import IssueCode, MedicationStatus, StopReason, Tki
 from fhir_cml.fhir.inbound import units
 from fhir_cml.fhir.inbound.context import MappingContext, as_dict, as_list, number, quoted
@@ -40,7 +41,6 @@ from fhir_cml.fhir.inbound.medications import (
     stop_reason,
 )
 
-MAX_SUPPLY_GAP_DAYS: Final = 30  # longer between one supply's end and the next start: interrupted
 REQUEST: Final = "MedicationRequest"
 DISPENSE: Final = "MedicationDispense"
 ADMINISTRATION: Final = "MedicationAdministration"
@@ -428,32 +428,25 @@ def _close(
     if next_start is not None:
         # Another daily dose follows without a gap: the course rules call it a dose change.
         status, end = MedicationStatus.COMPLETED, next_start
-    elif end is None and course.supplied_to is not None:
-        if interrupted or ended or course.rtype != REQUEST:
-            end = course.supplied_to
-            if not ended:
-                status = MedicationStatus.COMPLETED
-            why = (
-                f"the next starts more than {MAX_SUPPLY_GAP_DAYS} days later"
-                if interrupted
-                else "no end is stated"
-            )
-            ctx.info(
-                IssueCode.INFERRED,
-                f"{course.drug.value} course from {kind} taken to end on {end.isoformat()}, when "
-                f"its supply ran out ({why}).",
-                course.ref,
-            )
-        elif status is MedicationStatus.ACTIVE and (
-            course.supplied_to + timedelta(days=MAX_SUPPLY_GAP_DAYS) < ctx.today
-        ):
-            ctx.warn(
-                IssueCode.INFERRED,
-                f"{course.drug.value} order is active, but its supply ran out on "
-                f"{course.supplied_to.isoformat()} and no renewal followed: read as still "
-                "taken, as its status says; confirm with the patient.",
-                course.ref,
-            )
+    elif (
+        end is None
+        and course.supplied_to is not None
+        and (interrupted or ended or course.rtype != REQUEST)
+    ):
+        end = course.supplied_to
+        if not ended:
+            status = MedicationStatus.COMPLETED
+        why = (
+            f"the next starts more than {MAX_SUPPLY_GAP_DAYS} days later"
+            if interrupted
+            else "no end is stated"
+        )
+        ctx.info(
+            IssueCode.INFERRED,
+            f"{course.drug.value} course from {kind} taken to end on {end.isoformat()}, when "
+            f"its supply ran out ({why}).",
+            course.ref,
+        )
     return TkiStatement(
         course.ref,
         course.drug,
@@ -465,4 +458,5 @@ def _close(
         course.stop_reason,
         course.reason_text,
         None,
+        course.supplied_to if end is None and status is MedicationStatus.ACTIVE else None,
     )

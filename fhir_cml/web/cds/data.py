@@ -284,7 +284,7 @@ def _allowed_server(call: HookCall, settings: Settings, missing: list[str]) -> s
     for key in missing:
         rendered = _rendered(call, key)
         resource_type = _resource_type(rendered)
-        if not scopes.grants(scopes.parse(call.access.scope), resource_type, _need(rendered)):
+        if not grants(call.access.scope, resource_type, _need(rendered)):
             raise PrefetchError(
                 f"The prefetch lacks {key} and fhirAuthorization's scope does not allow "
                 f"reading {resource_type}."
@@ -301,7 +301,7 @@ def _search_problem(call: HookCall, rendered: str | None, server: str | None) ->
     if rendered is None:
         return "its template cannot be filled from context"
     resource_type = _resource_type(rendered)
-    if not scopes.grants(scopes.parse(call.access.scope), resource_type, "s"):
+    if not grants(call.access.scope, resource_type, "s"):
         return f"fhirAuthorization's scope does not allow searching {resource_type}"
     return None
 
