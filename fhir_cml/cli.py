@@ -20,16 +20,21 @@ from typing import Any, Final
 import click
 
 from fhir_cml import __version__
-from fhir_cml.app.assessing import assess_loaded, why_nothing
-from fhir_cml.domain import Assessment, Guideline
+from fhir_cml.app.assessing import assess_loaded, load_rule_config, why_nothing
+from fhir_cml.domain import Assessment, Guideline, RuleConfig
 from fhir_cml.domain.model import Issue
 from fhir_cml.ehr.client import FhirClient
 from fhir_cml.ehr.terminology import site_terminology
-from fhir_cml.errors import OperationOutcomeError
+from fhir_cml.errors import ConfigurationError, OperationOutcomeError
 from fhir_cml.fhir.inbound import MappingOptions, load_paths
 from fhir_cml.fhir.outbound import transaction_bundle, validate
 from fhir_cml.jobs.survey_cli import survey
-from fhir_cml.jobs.sync_cli import concept_map_option, sync, terminology_server_option
+from fhir_cml.jobs.sync_cli import (
+    concept_map_option,
+    rules_config_option,
+    sync,
+    terminology_server_option,
+)
 from fhir_cml.reporting import LoadSummary, issue_message, to_contract, to_text
 
 EXIT_OK: Final = 0
@@ -85,6 +90,7 @@ def main() -> None:
 )
 @concept_map_option
 @terminology_server_option
+@rules_config_option
 @click.option(
     "--max-file-size",
     type=click.FloatRange(min=0, min_open=True),
@@ -101,11 +107,13 @@ def assess_command(
     conversion_factor: float | None,
     concept_maps: tuple[Path, ...],
     terminology_server: str | None,
+    rules_config: Path | None,
     max_file_size: float,
 ) -> None:
     """Assess every CML patient in INPUT (FHIR Bundles, resources, NDJSON, or directories)."""
     day = as_of.date() if as_of is not None else date.today()
     chosen = Guideline(guideline)
+    rules = _rules(rules_config)
     now = datetime.now(UTC)
     remote = FhirClient(terminology_server) if terminology_server else None
     terminology, problems = site_terminology(list(concept_maps), remote)
@@ -127,7 +135,7 @@ def assess_command(
         _say(f"error: nothing to assess: {why_nothing(loaded)}")
         sys.exit(EXIT_NOTHING_READ)
 
-    assessed = assess_loaded(loaded, day, chosen)
+    assessed = assess_loaded(loaded, day, chosen, rules)
     for patient, exc in assessed.failed:
         _say(f"internal error: {patient}: assessment failed: {exc!r}")
     assessments, failed = assessed.assessments, len(assessed.failed)
@@ -174,6 +182,14 @@ def _render(
             )
         )
     return to_text(assessments, as_of=day, guideline=guideline, load_summary=summary, issues=issues)
+
+
+def _rules(path: Path | None) -> RuleConfig:
+    """The site's rule settings; a file that cannot be used is a usage error (exit 2)."""
+    try:
+        return load_rule_config(path)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _issue_text(issue: Issue) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import requests
 
+from fhir_cml.app import load_rule_config
 from fhir_cml.domain import Guideline
 from fhir_cml.ehr.auth import (
     DEFAULT_SCOPE,
@@ -61,6 +62,13 @@ concept_map_option = click.option(
     type=click.Path(exists=True, path_type=Path),
     help="The site's ConceptMap (JSON file, Bundle or directory): local codes and units to the "
     "ones fhir-cml reads. Repeatable.",
+)
+rules_config_option = click.option(
+    "--rules-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The site's rule settings: a JSON object of the values it changes (e.g. its "
+    "laboratory's trough conditions, monitoring intervals); see docs/rules.md.",
 )
 terminology_server_option = click.option(
     "--terminology-server",
@@ -236,6 +244,7 @@ terminology_server_option = click.option(
 )
 @concept_map_option
 @terminology_server_option
+@rules_config_option
 @click.option(
     "--medication-records",
     "extra_types",
@@ -288,6 +297,7 @@ def sync(
     transaction_size: int | None,
     concept_maps: tuple[Path, ...],
     terminology_server: str | None,
+    rules_config: Path | None,
     extra_types: tuple[str, ...],
     report: Path | None,
     progress: bool | None,
@@ -314,6 +324,7 @@ def sync(
             bulk_dir=bulk_dir,
             population=tuple(Population(p) for p in population) or (Population.CONDITION,),
             guideline=Guideline(guideline),
+            rules=load_rule_config(rules_config),
             conversion_factor=conversion_factor,
             fetch=FetchOptions(
                 batch_size=batch_size, page_size=page_size, extra_types=tuple(extra_types)

@@ -174,3 +174,20 @@ def test_a_failing_assessment_is_reported_and_the_others_written(
     assert result.exit_code == 3
     assert "Patient/cli-1: assessment failed" in result.stderr
     assert json.loads(result.stdout)["patients"] == []
+
+
+def test_rules_config_sets_the_sites_values_and_a_bad_file_is_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "04-failure-low-trough.json"
+    good = tmp_path / "rules.json"
+    good.write_text('{"trough_target_ng_ml": 600}')
+    result = run(example, "--as-of", "2025-06-30", "--format", "json", "--rules-config", good)
+    patient = contract(result)["patients"][0]
+    assert patient["rule_settings"] == {"trough_target_ng_ml": 600.0}
+    assert patient["tdm"]["status"] == "adequate"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"trough_target": 600}')
+    refused = run(example, "--rules-config", bad)
+    assert refused.exit_code == 2
+    assert "unknown rule settings: trough_target" in refused.output

@@ -136,7 +136,7 @@ def _monitoring(call: hook_request.HookCall, gathered: Gathered) -> list[Any]:
         ]
     if record is None:
         return []
-    result = assessment.assess_record(record, as_of, settings.guideline)
+    result = assessment.assess_record(record, as_of, settings.guideline, settings)
     return [cards.monitoring_card(result, suggestions(result, now), settings)]
 
 
