@@ -24,16 +24,16 @@ import click
 import orjson
 
 from fhir_cml import __version__
-from fhir_cml.app.assessing import Assessed, assess_loaded, why_nothing
-from fhir_cml.domain import Assessment, Guideline
+from fhir_cml.app.assessing import Assessed, assess_loaded, load_rule_config, why_nothing
+from fhir_cml.domain import Assessment, Guideline, RuleConfig
 from fhir_cml.domain.model import Issue
 from fhir_cml.ehr.client import FhirClient
 from fhir_cml.ehr.terminology import site_terminology
-from fhir_cml.errors import OperationOutcomeError
+from fhir_cml.errors import ConfigurationError, OperationOutcomeError
 from fhir_cml.fhir.inbound import LoadResult, MappingOptions, map_paths
 from fhir_cml.fhir.outbound import transaction_bundle, validate
 from fhir_cml.fhir.outbound.provenance import instant
-from fhir_cml.jobs.options import concept_map_option, terminology_server_option
+from fhir_cml.jobs.options import concept_map_option, rules_config_option, terminology_server_option
 from fhir_cml.reporting import LoadSummary, issue_message
 from fhir_cml.reporting.stream import (
     ContractReport,
@@ -121,6 +121,7 @@ def main() -> None:
 )
 @concept_map_option
 @terminology_server_option
+@rules_config_option
 @click.option(
     "--max-file-size",
     type=click.FloatRange(min=0, min_open=True),
@@ -157,6 +158,7 @@ def assess_command(
     conversion_factor: float | None,
     concept_maps: tuple[Path, ...],
     terminology_server: str | None,
+    rules_config: Path | None,
     max_file_size: float,
     work_dir: Path | None,
     progress: bool | None,
@@ -168,6 +170,7 @@ def assess_command(
     """
     day = as_of.date() if as_of is not None else date.today()
     chosen = Guideline(guideline)
+    rules = _rules(rules_config)
     now = datetime.now(UTC)
     remote = FhirClient(terminology_server) if terminology_server else None
     terminology, problems = site_terminology(list(concept_maps), remote)
@@ -186,7 +189,7 @@ def assess_command(
 
     def work(part: LoadResult) -> _Done:
         """A part's patients assessed and rendered (in a worker process for large input)."""
-        return _Done.of(part, assess_loaded(part, day, chosen), report.render)
+        return _Done.of(part, assess_loaded(part, day, chosen, rules), report.render)
 
     totals = LoadResult([], [])
     found = failed = data_issues = 0
@@ -393,6 +396,14 @@ class _Bars:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+def _rules(path: Path | None) -> RuleConfig:
+    """The site's rule settings; a file that cannot be used is a usage error (exit 2)."""
+    try:
+        return load_rule_config(path)
+    except ConfigurationError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _issue_text(issue: Issue) -> str:

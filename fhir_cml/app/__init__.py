@@ -5,12 +5,16 @@ Faces call only what is listed here:
 
 - assessing: :func:`assess_loaded` (many patients; one that fails does not stop the others),
   :func:`one_patient` and :func:`assess_one` (the web faces' one patient per call),
-  :func:`why_nothing`, :func:`checked_result_bundle` ($cml-assess's answer, validated);
+  :func:`why_nothing`, :func:`checked_result_bundle` ($cml-assess's answer, validated),
+  :func:`load_rule_config` (the site's rule settings, for every face);
 - building: :func:`suggestions` (RiskAssessment, CarePlan, Provenance, each validated: what is
   written and what a CDS card shows come from the same builders through the same gate);
 - writing: :func:`write_back` (one patient), :func:`plan` and :func:`write` (many patients:
-  the sync job; ``plan`` alone is ``--dry-run``), :func:`accept` and :func:`revoke` (a
-  clinician puts a suggestion in force, or withdraws it), with :class:`WriteSettings` (how) and :class:`Decider` (who decided).
+  the sync job; ``plan`` alone is ``--dry-run``; :class:`Hint` says which earlier assessments
+  of a patient to look for), :func:`accept` and :func:`revoke` (a clinician puts a suggestion in
+  force, or withdraws it), with :class:`WriteSettings` (how) and :class:`Decider` (who decided).
+  Whatever the server does, a completed write leaves the patient with exactly one current
+  suggestion (:mod:`fhir_cml.ehr.writeback` says how).
 
 Errors are those of :mod:`fhir_cml.errors`; write failures are reported per patient on the
 :class:`WriteOutcome`, never raised, so one refused patient does not cost the others.
@@ -21,6 +25,7 @@ from fhir_cml.app.assessing import (
     assess_loaded,
     assess_one,
     checked_result_bundle,
+    load_rule_config,
     one_patient,
     why_nothing,
 )
@@ -52,6 +57,7 @@ __all__ = [
     "assess_loaded",
     "assess_one",
     "checked_result_bundle",
+    "load_rule_config",
     "one_patient",
     "plan",
     "revoke",

@@ -8,14 +8,16 @@ says, as a 422, why the input is not that.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
-from fhir_cml.domain import Assessment, Guideline, PatientRecord, assess
+from fhir_cml.domain import DEFAULT_CONFIG, Assessment, Guideline, PatientRecord, RuleConfig, assess
 from fhir_cml.domain.model import Issue
-from fhir_cml.errors import OperationOutcomeError, RequestError
+from fhir_cml.errors import ConfigurationError, OperationOutcomeError, RequestError
 from fhir_cml.fhir.inbound import LoadResult
 from fhir_cml.fhir.outbound import result_bundle, validate
 from fhir_cml.fhir.outbound.operation_outcome import from_issue
@@ -25,6 +27,7 @@ __all__ = [
     "assess_loaded",
     "assess_one",
     "checked_result_bundle",
+    "load_rule_config",
     "one_patient",
     "why_nothing",
 ]
@@ -39,12 +42,31 @@ class Assessed:
     failed: list[tuple[str, Exception]] = field(default_factory=list)
 
 
-def assess_loaded(loaded: LoadResult, as_of: date, guideline: Guideline) -> Assessed:
+def load_rule_config(path: str | Path | None) -> RuleConfig:
+    """The site's rule settings: a JSON object of the RuleConfig fields it changes (none: the
+    defaults). A ConfigurationError says what is wrong with the file."""
+    if path is None or str(path) == "":
+        return DEFAULT_CONFIG
+    try:
+        values = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"rule settings {path}: cannot be read as JSON ({exc})") from None
+    if not isinstance(values, dict):
+        raise ConfigurationError(f"rule settings {path}: expected a JSON object")
+    try:
+        return RuleConfig.from_mapping(values)
+    except ValueError as exc:
+        raise ConfigurationError(f"rule settings {path}: {exc}") from None
+
+
+def assess_loaded(
+    loaded: LoadResult, as_of: date, guideline: Guideline, config: RuleConfig = DEFAULT_CONFIG
+) -> Assessed:
     """Every record assessed; one that raises is recorded and does not stop the others."""
     out = Assessed(loaded)
     for record in loaded.records:
         try:
-            out.assessments.append(assess(record, as_of, guideline))
+            out.assessments.append(assess(record, as_of, guideline, config))
         except Exception as exc:  # a bug in the rules must not cost the other patients
             out.failed.append((record.patient, exc))
     return out
@@ -78,10 +100,12 @@ def one_patient(loaded: LoadResult, patient: str | None = None) -> PatientRecord
     return loaded.records[0]
 
 
-def assess_one(record: PatientRecord, as_of: date, guideline: Guideline) -> Assessment:
+def assess_one(
+    record: PatientRecord, as_of: date, guideline: Guideline, config: RuleConfig = DEFAULT_CONFIG
+) -> Assessment:
     """The assessment of ``record``; a rule that raises is an internal error (500), reported
     without the input (it may identify the patient)."""
-    assessed = assess_loaded(LoadResult(records=[record], issues=[]), as_of, guideline)
+    assessed = assess_loaded(LoadResult(records=[record], issues=[]), as_of, guideline, config)
     if assessed.failed:
         _, exc = assessed.failed[0]
         raise OperationOutcomeError(

@@ -15,6 +15,13 @@ concept_map_option = click.option(
     help="The site's ConceptMap (JSON file, Bundle or directory): local codes and units to the "
     "ones fhir-cml reads. Repeatable.",
 )
+rules_config_option = click.option(
+    "--rules-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The site's rule settings: a JSON object of the values it changes (e.g. its "
+    "laboratory's trough conditions, monitoring intervals); see docs/rules.md.",
+)
 terminology_server_option = click.option(
     "--terminology-server",
     metavar="URL",

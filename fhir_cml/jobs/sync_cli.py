@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import requests
 
+from fhir_cml.app import load_rule_config
 from fhir_cml.domain import Guideline
 from fhir_cml.ehr.auth import (
     DEFAULT_SCOPE,
@@ -29,7 +30,11 @@ from fhir_cml.ehr.terminology import search_codes, site_terminology, terminology
 from fhir_cml.ehr.writeback import WriteMode
 from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
 from fhir_cml.fhir.inbound.conceptmaps import Terminology
-from fhir_cml.jobs.options import concept_map_option, terminology_server_option
+from fhir_cml.jobs.options import (
+    concept_map_option,
+    rules_config_option,
+    terminology_server_option,
+)
 from fhir_cml.jobs.sync import EXIT_RUN_FAILED, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 
@@ -220,6 +225,7 @@ def _instant(value: str | None) -> datetime | None:
 )
 @concept_map_option
 @terminology_server_option
+@rules_config_option
 @click.option(
     "--medication-records",
     "extra_types",
@@ -272,6 +278,7 @@ def sync(
     transaction_size: int | None,
     concept_maps: tuple[Path, ...],
     terminology_server: str | None,
+    rules_config: Path | None,
     extra_types: tuple[str, ...],
     report: Path | None,
     progress: bool | None,
@@ -298,6 +305,7 @@ def sync(
             bulk_dir=bulk_dir,
             population=tuple(Population(p) for p in population) or (Population.CONDITION,),
             guideline=Guideline(guideline),
+            rules=load_rule_config(rules_config),
             conversion_factor=conversion_factor,
             fetch=FetchOptions(
                 batch_size=batch_size, page_size=page_size, extra_types=tuple(extra_types)

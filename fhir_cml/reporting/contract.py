@@ -155,6 +155,11 @@ def patient_contract(a: Assessment) -> dict[str, Any]:
         ],
         "issues": [issue_item(i) for i in a.issues],
         "inputs": list(a.inputs),
+        # the site's rule settings that differ from the defaults (docs/rules.md)
+        "rule_settings": {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in a.config.changed().items()
+        },
     }
 
 

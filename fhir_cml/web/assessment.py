@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
-from fhir_cml.app.assessing import assess_one, one_patient
-from fhir_cml.domain import Assessment, Guideline, PatientRecord
+from fhir_cml.app.assessing import assess_one, load_rule_config, one_patient
+from fhir_cml.domain import Assessment, Guideline, PatientRecord, RuleConfig
 from fhir_cml.fhir.inbound import LoadResult, MappingOptions, records_from_resources
 from fhir_cml.web.settings import Settings
 from fhir_cml.web.terminology import site_terminology
@@ -43,6 +44,19 @@ def only_patient(loaded: LoadResult, patient: str | None = None) -> PatientRecor
     return one_patient(loaded, patient)
 
 
-def assess_record(record: PatientRecord, as_of: date, guideline: Guideline) -> Assessment:
-    """The assessment of ``record``; a rule that raises is an internal error (500)."""
-    return assess_one(record, as_of, guideline)
+def assess_record(
+    record: PatientRecord, as_of: date, guideline: Guideline, settings: Settings
+) -> Assessment:
+    """The assessment of ``record`` with the site's rule settings; a rule that raises is an
+    internal error (500)."""
+    return assess_one(record, as_of, guideline, rule_config(settings))
+
+
+def rule_config(settings: Settings) -> RuleConfig:
+    """The site's rule settings (FHIR_CML_RULES_CONFIG), read once (checked at start-up)."""
+    return _rules(str(settings.rules_config) if settings.rules_config else None)
+
+
+@lru_cache(maxsize=8)
+def _rules(path: str | None) -> RuleConfig:
+    return load_rule_config(path)

@@ -217,6 +217,8 @@ class Settings(BaseSettings):
     # The site's local codes and units (fhir_cml.web.terminology): ConceptMap files or
     # directories, and a terminology server asked ConceptMap/$translate within a deadline.
     concept_maps: Annotated[tuple[Path, ...], NoDecode] = ()
+    # The site's rule settings: a JSON object of the values it changes (docs/rules.md).
+    rules_config: Path | None = None
     terminology_server: str | None = None
     terminology_deadline: float = Field(default=1.0, gt=0, le=30)
     # Logs
@@ -226,6 +228,17 @@ class Settings(BaseSettings):
     @classmethod
     def _public(cls, value: str) -> str:
         return _http_url(value, "the public base URL")
+
+    @field_validator("rules_config")
+    @classmethod
+    def _rules(cls, value: Path | None) -> Path | None:
+        from fhir_cml.app import load_rule_config
+
+        try:
+            load_rule_config(value)  # a file that cannot be used stops the start, saying why
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("concept_maps", mode="before")
     @classmethod

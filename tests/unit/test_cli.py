@@ -269,3 +269,20 @@ def test_a_progress_bar_only_when_asked_or_on_a_terminal(monkeypatch: pytest.Mon
     assert "partitioning" in shown.stderr
     assert "assessing" in shown.stderr
     assert f"{EXAMPLE_PATIENTS}/{EXAMPLE_PATIENTS}" in shown.stderr
+
+
+def test_rules_config_sets_the_sites_values_and_a_bad_file_is_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "04-failure-low-trough.json"
+    good = tmp_path / "rules.json"
+    good.write_text('{"trough_target_ng_ml": 600}')
+    result = run(example, "--as-of", "2025-06-30", "--format", "json", "--rules-config", good)
+    patient = contract(result)["patients"][0]
+    assert patient["rule_settings"] == {"trough_target_ng_ml": 600.0}
+    assert patient["tdm"]["status"] == "adequate"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"trough_target": 600}')
+    refused = run(example, "--rules-config", bad)
+    assert refused.exit_code == 2
+    assert "unknown rule settings: trough_target" in refused.output

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
-from fhir_cml.domain import RULES, assess
+from fhir_cml.domain import DEFAULT_CONFIG, RULES, RuleConfig, assess
+from fhir_cml.domain.config import MEANING
 from fhir_cml.domain.vocabulary import Guideline, Recommendation
 from fhir_cml.fhir.inbound import MappingOptions, load_paths
-from fhir_cml.reporting import to_contract, to_text
+from fhir_cml.reporting import patient_contract, to_contract, to_text
+from fhir_cml.reporting.catalogue import rules_markdown
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+NOW = datetime(2025, 7, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("guideline", list(Guideline))
@@ -68,3 +72,42 @@ def test_no_output_cites_a_summary_document(guideline: Guideline) -> None:
         assert "seed" not in rendered
         assert "clinical-rules" not in rendered
     assert "doi:10.1038/s41375-020-0776-2" in " ".join(text.split())
+
+
+def test_the_rules_document_is_written_from_the_tables() -> None:
+    committed = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text("utf-8")
+    assert committed == rules_markdown(), (
+        "run: python -m fhir_cml.reporting.catalogue > docs/rules.md"
+    )
+
+
+def test_rule_settings_are_read_checked_and_named() -> None:
+    config = RuleConfig.from_mapping({"trough_target_ng_ml": 1100, "confirm_window_days": [30, 90]})
+    assert config.changed() == {"trough_target_ng_ml": 1100.0, "confirm_window_days": (30, 90)}
+    assert config.fingerprint != DEFAULT_CONFIG.fingerprint
+    assert "trough_target_ng_ml=1100.0" in config.fingerprint
+    for wrong in (
+        {"nonsense": 1},
+        {"trough_target_ng_ml": "high"},
+        {"tdm_min_days_on_therapy": 2.5},
+        {"trough_target_ng_ml": -1},
+        {"confirm_window_days": [90, 30]},
+        {"adult_age_years": True},
+    ):
+        with pytest.raises(
+            ValueError, match=next(iter(wrong)) if "nonsense" not in wrong else "unknown"
+        ):
+            RuleConfig.from_mapping(wrong)
+    assert set(MEANING) == {f.name for f in fields(RuleConfig)}
+
+
+def test_a_site_setting_changes_the_reading_and_says_so() -> None:
+    loaded = load_paths([EXAMPLES / "04-failure-low-trough.json"], MappingOptions(now=NOW))
+    record = loaded.records[0]
+    default = assess(record, date(2025, 6, 30))
+    assert default.tdm.status.value == "subtherapeutic"  # 612 ng/mL
+    lower = RuleConfig.from_mapping({"trough_target_ng_ml": 600})
+    site = assess(record, date(2025, 6, 30), Guideline.ELN2020, lower)
+    assert site.tdm.status.value == "adequate"
+    assert patient_contract(site)["rule_settings"] == {"trough_target_ng_ml": 600.0}
+    assert patient_contract(default)["rule_settings"] == {}

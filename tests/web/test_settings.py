@@ -11,6 +11,7 @@ from flask import Flask
 
 from fhir_cml import create_app
 from fhir_cml.errors import ConfigurationError
+from fhir_cml.web.assessment import rule_config
 from fhir_cml.web.settings import load_settings
 
 from .conftest import PUBLIC
@@ -145,3 +146,17 @@ def test_create_app_is_importable_from_the_package_without_flask_for_the_domain(
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_sites_rule_settings_are_checked_at_start_up(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("FHIR_CML_PUBLIC_BASE_URL", "https://cml.example.org")
+    bad = tmp_path / "rules.json"
+    bad.write_text('{"trough_target_ng_ml": "high"}')
+    with pytest.raises(ConfigurationError, match=r"FHIR_CML_RULES_CONFIG.*trough_target_ng_ml"):
+        load_settings({"state": str(tmp_path / "s.db"), "rules_config": str(bad)})
+    good = tmp_path / "good.json"
+    good.write_text('{"trough_target_ng_ml": 900}')
+    settings = load_settings({"state": str(tmp_path / "s.db"), "rules_config": str(good)})
+    assert rule_config(settings).trough_target_ng_ml == 900.0

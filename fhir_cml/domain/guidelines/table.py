@@ -200,7 +200,7 @@ def describe(
     when = {Milestone.BASELINE: "at baseline", Milestone.ANY: "at any time"}.get(milestone, when)
     parts: list[str] = []
     for status in _STATUS_ORDER:
-        cells = [_cell(b) for b in bands if b.status is status]
+        cells = [band_text(b) for b in bands if b.status is status]
         cells += [EVENT_LABELS[c.event] for c in criteria if c.status is status]
         if cells:
             parts.append(f"{status.value} {', '.join(cells)}")
@@ -224,7 +224,7 @@ EVENT_LABELS = {
 _MEASURE = {Measure.BCR_ABL1: "BCR::ABL1", Measure.PH_POSITIVE: "Ph+", Measure.CHR: "CHR"}
 
 
-def _cell(band: Band) -> str:
+def band_text(band: Band) -> str:
     name = _MEASURE[band.measure]
     if band.measure is Measure.CHR:
         text = "no CHR" if band.upto is not None else "CHR"

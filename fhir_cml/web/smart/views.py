@@ -70,7 +70,7 @@ def assess_resources(
     """Reads and assesses one patient's resources as every face does (web.assessment)."""
     loaded = assessing.load(resources, rt.settings, rt.clock())
     record = assessing.only_patient(loaded, patient)
-    result = assessing.assess_record(record, as_of, rt.settings.guideline)
+    result = assessing.assess_record(record, as_of, rt.settings.guideline, rt.settings)
     return Assessed(result, record, resources, list(loaded.issues))
 
 
