@@ -81,11 +81,12 @@ def main(argv: list[str] | None = None) -> int:
             command += ["--as-of", AS_OF.isoformat()]
             if args.jobs:
                 command += ["--jobs", str(args.jobs)]
-            for run in (
-                _run("json.loads", [PYTHON, "-c", PARSE.format(module="json"), str(export)]),
-                _run("orjson.loads", [PYTHON, "-c", PARSE.format(module="orjson"), str(export)]),
-                _run("fhir-cml assess", command),
+            for name, argv in (
+                ("json.loads", [PYTHON, "-c", PARSE.format(module="json"), str(export)]),
+                ("orjson.loads", [PYTHON, "-c", PARSE.format(module="orjson"), str(export)]),
+                ("fhir-cml assess", command),
             ):
+                run = _run(name, argv)
                 rows.append((patients, size, run))
                 print(
                     f"  {patients:>7,} {run.name:<16} {run.seconds:8.1f} s {run.peak_mb:7.0f} MB "
@@ -120,20 +121,23 @@ def _export(directory: Path, patients: int, seed: int) -> float:
 def _run(name: str, command: list[str]) -> Run:
     """Wall time and peak memory of one process and its workers."""
     load = os.getloadavg()[0]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak = [0]
     done = threading.Event()
-    sampler = threading.Thread(target=_sample, args=(process.pid, peak, done), daemon=True)
-    sampler.start()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    done.set()
-    sampler.join()
-    process.returncode = os.waitstatus_to_exitcode(status)
-    errors = process.stderr.read().decode() if process.stderr else ""
-    if process.returncode != 0:
-        raise SystemExit(f"{name} failed ({process.returncode}):\n{errors[-2000:]}")
+    # Messages to a file, not a pipe: a pipe nobody reads until the end could fill and stall it.
+    with tempfile.TemporaryFile() as messages:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=messages)
+        sampler = threading.Thread(target=_sample, args=(process.pid, peak, done), daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            messages.seek(0)
+            errors = messages.read().decode(errors="replace")
+            raise SystemExit(f"{name} failed ({process.returncode}):\n{errors[-2000:]}")
     peak_kb = max(peak[0], usage.ru_maxrss)  # ru_maxrss: the largest single process, in KB
     return Run(name, seconds, peak_kb / 1024, (load, os.getloadavg()[0]))
 
