@@ -109,9 +109,9 @@ def test_every_reading_is_the_golden_one() -> None:
         GOLDEN.write_text(found, encoding="utf-8")
     expected = GOLDEN.read_text(encoding="utf-8")
     if found != expected:
-        diff = [
-            f"- {old}\n+ {new}"
-            for old, new in zip(expected.splitlines(), found.splitlines(), strict=False)
-            if old != new
-        ]
-        raise AssertionError("readings changed:\n" + "\n".join(diff[:20]))
+        old, new = expected.splitlines(), found.splitlines()
+        diff = [f"- {a}\n+ {b}" for a, b in zip(old, new, strict=False) if a != b]
+        raise AssertionError(
+            f"readings changed ({len(old)} lines expected, {len(new)} found):\n"
+            + "\n".join(diff[:20])
+        )
