@@ -10,8 +10,11 @@ Faces call only what is listed here:
 - building: :func:`suggestions` (RiskAssessment, CarePlan, Provenance, each validated: what is
   written and what a CDS card shows come from the same builders through the same gate);
 - writing: :func:`write_back` (one patient), :func:`plan` and :func:`write` (many patients:
-  the sync job; ``plan`` alone is ``--dry-run``), :func:`accept` and :func:`revoke` (a
-  clinician puts a suggestion in force, or withdraws it), with :class:`WriteSettings` (how) and :class:`Decider` (who decided).
+  the sync job; ``plan`` alone is ``--dry-run``; :class:`Hint` says which earlier assessments
+  of a patient to look for), :func:`accept` and :func:`revoke` (a clinician puts a suggestion in
+  force, or withdraws it), with :class:`WriteSettings` (how) and :class:`Decider` (who decided).
+  Whatever the server does, a completed write leaves the patient with exactly one current
+  suggestion (:mod:`fhir_cml.ehr.writeback` says how).
 
 Errors are those of :mod:`fhir_cml.errors`; write failures are reported per patient on the
 :class:`WriteOutcome`, never raised, so one refused patient does not cost the others.

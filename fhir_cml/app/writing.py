@@ -31,6 +31,7 @@ from fhir_cml.ehr.writeback import (
 from fhir_cml.errors import FhirClientError, FhirResponseError, RequestError
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound import Written, build, validate
+from fhir_cml.fhir.outbound.narrative import ACCEPTED, REPLACED, WITHDRAWN, superseded
 from fhir_cml.fhir.outbound.provenance import agent, build_acceptance, build_revocation
 from fhir_cml.fhir.outbound.supersede import local_reference
 
@@ -194,7 +195,7 @@ def revoke(
             )
         where = local_reference(found[0])
         provenance = build_revocation(
-            _put(client, dict(found[0], status="revoked"), found[0], "revoked"),
+            _put(client, _marked(found[0], "revoked", WITHDRAWN), found[0], "revoked"),
             recorded,
             reason,
             [decider.as_agent()] if decider else (),
@@ -272,11 +273,13 @@ def accept(
         ]
         replaces = list(care_plan.get("replaces") or [])
         replaces += [{"reference": local_reference(r)} for r in earlier]
-        changed = dict(care_plan, status="active", **({"replaces": replaces} if replaces else {}))
+        changed = _marked(care_plan, "active", ACCEPTED)
+        if replaces:
+            changed["replaces"] = replaces
         targets = [_put(client, changed, care_plan, "active")]
         outcome.updated.append(where)
         for old in earlier:
-            targets.append(_put(client, dict(old, status="revoked"), old, "revoked"))
+            targets.append(_put(client, _marked(old, "revoked", REPLACED), old, "revoked"))
             outcome.updated.append(local_reference(old))
         provenance = build_acceptance(
             targets,
@@ -295,6 +298,13 @@ def accept(
     if isinstance(created, dict) and created.get("id"):
         outcome.created.append(f"Provenance/{created['id']}")
     return outcome
+
+
+def _marked(care_plan: dict[str, Any], status: str, why: str) -> dict[str, Any]:
+    """A copy of a CarePlan with a new status whose narrative says why."""
+    changed = dict(care_plan, status=status)
+    superseded(changed, why)
+    return changed
 
 
 def _put(client: FhirClient, changed: dict[str, Any], read: dict[str, Any], status: str) -> str:

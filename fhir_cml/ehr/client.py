@@ -272,6 +272,9 @@ class FhirClient:
     clock: Callable[[], float] = time.monotonic
     on_exchange: list[Callable[[Exchange], None]] = field(default_factory=list)
     deadline: float | None = None
+    # What send_bundle asks for (``Prefer``): minimal answers, until a server answers them with
+    # nothing readable.
+    bundle_prefer: str = "return=minimal"
     _local: _Local = field(default_factory=_Local, init=False, repr=False)
     _sessions: list[requests.Session] = field(default_factory=list, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -421,7 +424,7 @@ class FhirClient:
                 refused.retry_after = wait
                 response.close()
                 self._quota.hold(wait, refused, self.retry.quota_seconds)
-                log.warning("%s: the server's quota is spent; waiting %.0fs", interaction, wait)
+                log.info("%s: the server's quota is spent; waiting %.0fs", interaction, wait)
                 continue
             renew = getattr(self.auth, "renew", None)
             if status == 401 and not renewed and auth and callable(renew):
@@ -675,17 +678,22 @@ class FhirClient:
         kind = str(bundle.get("type"))
         if bundle.get("resourceType") != "Bundle" or kind not in ("batch", "transaction"):
             raise ValueError("expected a Bundle of type batch or transaction")
+        prefer = self.bundle_prefer
         response = self.request(
             "POST",
             self.base_url,
             json=bundle,
-            headers={"Prefer": "return=minimal"},
+            headers={"Prefer": prefer},
             repeatable=only_conditional_creates(bundle),
         )
         try:
             return self._bundle_answer(response, bundle, kind)
         except (FhirResponseError, FhirHttpError) as err:
             log.warning("%s: no readable answer (%s); what was written is read back", kind, err)
+            if prefer == "return=minimal":
+                # A server that answers return=minimal with nothing may answer a plain request:
+                # from now on ask for the resources rather than read them back every time.
+                self.bundle_prefer = "return=representation"
             return None
 
     def _bundle_post(self, bundle: dict[str, Any], kind: str, repeatable: bool) -> dict[str, Any]:

@@ -94,9 +94,12 @@ PROFILE_BCR_ABL1: Final = _sd("bcr-abl1-result")
 PROFILE_TROUGH: Final = _sd("imatinib-trough")
 PROFILE_MUTATION: Final = _sd("kinase-domain-mutation")
 PROFILE_TKI_STATEMENT: Final = _sd("tki-medication-statement")
+PROFILE_TKI_REQUEST: Final = _sd("tki-medication-request")  # TKI orders read as input
 PROFILE_RISK_ASSESSMENT: Final = _sd("cml-risk-assessment")
 PROFILE_CARE_PLAN: Final = _sd("cml-care-plan")
 PROFILE_PROVENANCE: Final = _sd("cml-provenance")
+PROFILE_ASSESS_RESULT: Final = _sd("cml-assess-result")  # Bundle: what $cml-assess returns
+PROFILE_ASSESS_OUTPUT: Final = _sd("cml-assess-output")  # Parameters: the operation's outputProfile
 
 # --- ValueSets ---------------------------------------------------------------------------------
 VS_TKI: Final = _vs("tki")
@@ -109,6 +112,10 @@ ID_CARE_PLAN: Final = f"{BASE}/identifier/care-plan"  # CarePlan.identifier
 OPERATION_ASSESS: Final = f"{BASE}/OperationDefinition/cml-assess"
 CAPABILITY_STATEMENT: Final = f"{BASE}/CapabilityStatement/fhir-cml"
 DEVICE_IDENTIFIER: Final = f"{BASE}/identifier/software"  # the Provenance agent (this software)
+
+# --- ConceptMaps (profiles/tools/conceptmaps.py) -------------------------------------------------
+CONCEPT_MAP_MCODE: Final = f"{BASE}/ConceptMap/response-to-mcode-disease-status"
+CONCEPT_MAP_RKKP: Final = f"{BASE}/ConceptMap/response-to-rkkp"
 
 
 def plan_definition(rule_id: str) -> str:
@@ -137,3 +144,18 @@ GENOMICS_VARIANT_PROFILE: Final = (
 ICD10: Final = "http://hl7.org/fhir/sid/icd-10"
 ICD10_CM: Final = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD_O_3: Final = "http://terminology.hl7.org/CodeSystem/icd-o-3"
+M49: Final = "http://unstats.un.org/unsd/methods/m49/m49.htm"  # jurisdiction: 001 World
+RESTFUL_SECURITY_SERVICE: Final = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+# mCODE (STU4) Cancer Disease Status: an Observation coded LOINC 97509-4 whose value is from the
+# Condition Status Trend value set (SNOMED CT)
+MCODE_DISEASE_STATUS_PROFILE: Final = (
+    "http://hl7.org/fhir/us/mcode/StructureDefinition/mcode-cancer-disease-status"
+)
+MCODE_CONDITION_STATUS_TREND_VS: Final = (
+    "http://hl7.org/fhir/us/mcode/ValueSet/mcode-condition-status-trend-vs"
+)
+# The Danish clinical quality registries' (RKKP) KIP implementation guide: the CML response
+# value set BehandlingsresponsCML and the molecular remission codes
+RKKP_TREATMENT_RESPONSE: Final = "https://kip.rkkp.dk/fhir/CodeSystem/TreatmentResponseEvaluation"
+RKKP_MOLECULAR_REMISSION: Final = "https://kip.rkkp.dk/fhir/CodeSystem/MolecularRemission"
+RKKP_CML_RESPONSE_VS: Final = "https://kip.rkkp.dk/fhir/ValueSet/BehandlingsresponsCML"

@@ -2,8 +2,9 @@
 conformance resources it names.
 
 - ``GET /fhir/metadata``: the CapabilityStatement generated from profiles/ (with this
-  installation's URL added), and ``GET /fhir/{type}/{id}`` for the OperationDefinition,
-  profiles, CodeSystems, ValueSets and PlanDefinitions it points at.
+  installation's URL added), and ``GET /fhir/{type}/{id}`` and ``GET /fhir/{type}?url=...`` for
+  the OperationDefinition, profiles, CodeSystems, ValueSets, ConceptMaps and PlanDefinitions it
+  points at (a server that loads fhir-cml's profiles finds them by canonical URL here).
 - ``POST /fhir/$cml-assess``: the patient's data in the body (a Parameters resource with
   ``resource`` parts, or a Bundle); ``asOf`` and ``guideline`` in the Parameters or the query.
 - ``GET|POST /fhir/Patient/{id}/$cml-assess``: the data is fetched from the EHR's FHIR server
@@ -30,6 +31,7 @@ from fhir_cml import conformance
 from fhir_cml.app import WriteOutcome, checked_result_bundle, write_back
 from fhir_cml.ehr.fetch import fetch_patient
 from fhir_cml.errors import OperationOutcomeError, RequestError
+from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound.operation_outcome import issue_element
 from fhir_cml.web import assessment
 from fhir_cml.web.http import check_accept, fhir_response, read_json
@@ -41,7 +43,7 @@ from fhir_cml.web.terminology import site_fetch
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
 
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
-SECURITY_SERVICE: Final = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+SECURITY_SERVICE: Final = c.RESTFUL_SECURITY_SERVICE
 CONFORMANCE_TYPES: Final = frozenset(
     {
         "CapabilityStatement",
@@ -49,9 +51,12 @@ CONFORMANCE_TYPES: Final = frozenset(
         "StructureDefinition",
         "CodeSystem",
         "ValueSet",
+        "ConceptMap",
         "PlanDefinition",
     }
 )
+# The only search parameter of the conformance resources (CapabilityStatement rest[0]).
+SEARCH_PARAMETERS: Final = frozenset({"url", "_format", "_count"})
 
 
 @bp.before_request
@@ -68,21 +73,72 @@ def metadata() -> Response:
 
 
 def capability_statement(public_base_url: str, *, secured: bool = False) -> dict[str, Any]:
-    """The generated CapabilityStatement, with ``implementation.url`` set to this base, and
-    with ``rest.security`` when callers of the patient-level operation are authenticated."""
+    """The generated CapabilityStatement, with ``implementation.url`` set to this base, and the
+    server's ``security`` as this installation has it: the scopes checked when callers of the
+    patient-level operation are authenticated; none when no way to authenticate them is
+    configured (the operation is then off, and nothing served needs a token)."""
     statement = conformance.load("CapabilityStatement", "fhir-cml")
     statement.setdefault("implementation", {})["url"] = f"{public_base_url}/fhir"
-    if secured:
-        statement["rest"][0]["security"] = {
-            "service": [{"coding": [{"system": SECURITY_SERVICE, "code": "SMART-on-FHIR"}]}],
-            "description": (
-                "Patient/[id]/$cml-assess needs a bearer access token (SMART Backend Services) "
-                "whose scopes cover the patient: system/ or patient/ read of Patient and the "
-                "input types, and create/update of RiskAssessment and CarePlan and create of "
-                "Provenance for writeBack. $cml-assess with the data in the body needs none."
-            ),
-        }
+    if not secured:
+        statement["rest"][0].pop("security", None)
+        return statement
+    statement["rest"][0]["security"] = {
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": SECURITY_SERVICE,
+                        "code": "SMART-on-FHIR",
+                        "display": "SMART-on-FHIR",
+                    }
+                ]
+            }
+        ],
+        "description": (
+            "Patient/[id]/$cml-assess needs a bearer access token (SMART Backend Services) "
+            "whose scopes cover the patient: system/ or patient/ read of Patient and the "
+            "input types, and create/update of RiskAssessment and CarePlan and create of "
+            "Provenance for writeBack. $cml-assess with the data in the body and the "
+            "conformance resources need none."
+        ),
+    }
     return statement
+
+
+@bp.get(f"/<any({','.join(sorted(CONFORMANCE_TYPES))}):resource_type>")
+def search_conformance(resource_type: str) -> Response:
+    """``GET [type]?url=...``: the conformance resources of that type, by canonical URL."""
+    unknown = sorted(set(request.args) - SEARCH_PARAMETERS)
+    if unknown:
+        raise RequestError(
+            f"Unknown search parameter {unknown[0][:64]!r}: {resource_type} is searched by url.",
+            code="not-supported",
+            expression=unknown[0][:64],
+        )
+    wanted = request.args.getlist("url")
+    urls = {u.split("|", 1)[0] for value in wanted for u in value.split(",")}
+    found = [
+        r
+        for r in conformance.all_resources()
+        if r["resourceType"] == resource_type and (not wanted or r.get("url") in urls)
+    ]
+    base = f"{runtime().settings.public_base_url}/fhir"
+    return fhir_response(
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(found),
+            "link": [{"relation": "self", "url": request.url}],
+            "entry": [
+                {
+                    "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                    "resource": r,
+                    "search": {"mode": "match"},
+                }
+                for r in found
+            ],
+        }
+    )
 
 
 @bp.get("/<resource_type>/<resource_id>")

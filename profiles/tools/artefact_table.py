@@ -20,6 +20,7 @@ ORDER = (
     "StructureDefinition",
     "CodeSystem",
     "ValueSet",
+    "ConceptMap",
     "PlanDefinition",
 )
 

@@ -50,10 +50,13 @@ from fhir_cml.domain.vocabulary import (
     Tki,
     Transcript,
 )
-from fhir_cml.fhir import canonical
+from fhir_cml.fhir import canonical, terminology
 from fhir_cml.fhir.inbound import codes as inbound_codes
 from fhir_cml.fhir.inbound import medications as inbound_medications
 from fhir_cml.reporting import citation_text, source_text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conceptmaps import conceptmaps_fsh  # profiles/tools, beside this script
 
 PROFILES: Final = Path(__file__).resolve().parents[1]
 DOI: Final = "https://doi.org/"
@@ -471,88 +474,11 @@ RULE_ACTIONS: Final[dict[str, tuple[Recommendation, ...]]] = {
 }
 
 # External codes: which codes are read comes from the inbound mapper (fhir_cml.fhir.inbound), the
-# one place the service looks them up; only their displays are kept here, and a code without a
-# display stops the script. Codes whose display is not confirmed are left out of the ValueSets.
+# one place the service looks them up; their displays come from fhir_cml.fhir.terminology (each
+# with where it was confirmed), and a code without one stops the script. Codes whose display is not
+# confirmed are left out of the ValueSets.
 DISPLAYS: Final[dict[tuple[str, str], str]] = {
-    (
-        canonical.LOINC,
-        "69380-4",
-    ): "t(9;22)(q34.1;q11)(ABL1,BCR) b2a2+b3a2 fusion transcript/control "
-    "transcript (International Scale) [# Ratio] in Blood or Tissue by Molecular genetics method",
-    (
-        canonical.LOINC,
-        "55147-3",
-    ): "t(9;22)(q34.1;q11)(ABL1,BCR) b2a2+b3a2 fusion transcript/control "
-    "transcript [# Ratio] in Blood or Tissue by Molecular genetics method",
-    (
-        canonical.LOINC,
-        "46434-7",
-    ): "t(9;22)(q34.1;q11)(ABL1,BCR) fusion transcript/control transcript "
-    "[# Ratio] in Blood or Tissue by Molecular genetics method",
-    (
-        canonical.LOINC,
-        "50195-7",
-    ): "t(9;22)(q34.1;q11)(ABL1,BCR) fusion transcript/control transcript "
-    "[Log Number Ratio] in Blood or Tissue by Molecular genetics method",
-    (
-        canonical.LOINC,
-        "82905-1",
-    ): "t(9;22)(q34.1;q11)(ABL1,BCR) fusion transcript/control transcript "
-    "[Log Number Ratio] in Bone marrow by Molecular genetics method",
-    (canonical.LOINC, "52132-8"): "t(9;22)(q34.1;q11)(ABL1,BCR) e1a2 fusion transcript/control "
-    "transcript [# Ratio] in Blood or Tissue by Molecular genetics method",
-    (canonical.LOINC, "103609-4"): "Imatinib [Mass/volume] in Serum or Plasma by LC/MS/MS --24 "
-    "hours post dose",
-    (canonical.RXNORM, "282388"): "imatinib",
-    (canonical.RXNORM, "403878"): "imatinib 100 MG Oral Tablet",
-    (canonical.RXNORM, "403879"): "imatinib 400 MG Oral Tablet",
-    (canonical.RXNORM, "404588"): "imatinib 100 MG Oral Tablet [Gleevec]",
-    (canonical.RXNORM, "404589"): "imatinib 400 MG Oral Tablet [Gleevec]",
-    (canonical.RXNORM, "662281"): "nilotinib",
-    (canonical.RXNORM, "475342"): "dasatinib",
-    (canonical.RXNORM, "1307619"): "bosutinib",
-    (canonical.RXNORM, "1364347"): "ponatinib",
-    (canonical.RXNORM, "2584304"): "asciminib",
-    (canonical.RXNORM, "6135"): "ketoconazole",
-    (canonical.RXNORM, "21212"): "clarithromycin",
-    (canonical.RXNORM, "85762"): "ritonavir",
-    (canonical.RXNORM, "1306284"): "cobicistat",
-    (canonical.RXNORM, "9384"): "rifampin",
-    (canonical.RXNORM, "8134"): "phenobarbital",
-    (canonical.RXNORM, "1307298"): "enzalutamide",
-    (canonical.RXNORM, "197853"): "ketoconazole 200 MG Oral Tablet",
-    (canonical.RXNORM, "28031"): "itraconazole",
-    (canonical.RXNORM, "282446"): "posaconazole",
-    (canonical.RXNORM, "121243"): "voriconazole",
-    (canonical.RXNORM, "2002"): "carbamazepine",
-    (canonical.RXNORM, "8183"): "phenytoin",
-    # Dasatinib and bosutinib products: RxNorm names as listed in NMDP's CIBMTR reporting guide
-    # (nmdp-ig/cibmtr-reporting-ig, med-form2400-post-hct-disease-therapy-valueset.fsh).
-    **{
-        (canonical.RXNORM, code): name
-        for code, name in {
-            "643105": "dasatinib 20 MG Oral Tablet",
-            "643107": "dasatinib 50 MG Oral Tablet",
-            "643109": "dasatinib 70 MG Oral Tablet",
-            "1045406": "dasatinib 80 MG Oral Tablet",
-            "799047": "dasatinib 100 MG Oral Tablet",
-            "1045402": "dasatinib 140 MG Oral Tablet",
-            "643173": "dasatinib 20 MG Oral Tablet [Sprycel]",
-            "643175": "dasatinib 50 MG Oral Tablet [Sprycel]",
-            "643177": "dasatinib 70 MG Oral Tablet [Sprycel]",
-            "1045408": "dasatinib 80 MG Oral Tablet [Sprycel]",
-            "799830": "dasatinib 100 MG Oral Tablet [Sprycel]",
-            "1045404": "dasatinib 140 MG Oral Tablet [Sprycel]",
-            "1307624": "bosutinib 100 MG Oral Tablet",
-            "1987732": "bosutinib 400 MG Oral Tablet",
-            "1307633": "bosutinib 500 MG Oral Tablet",
-            "1307630": "bosutinib 100 MG Oral Tablet [Bosulif]",
-            "1987734": "bosutinib 400 MG Oral Tablet [Bosulif]",
-            "1307635": "bosutinib 500 MG Oral Tablet [Bosulif]",
-        }.items()
-    },
-    # NDF-RT's St. John's wort ingredient as mapped to RxNorm (docs/inbound.md).
-    (canonical.RXNORM, "258326"): "St. John's wort extract",
+    key: confirmed.display for key, confirmed in terminology.CONFIRMED.items()
 }
 # Read by the service, display not confirmed: not in the ValueSets (said in their descriptions).
 UNCONFIRMED: Final[dict[tuple[str, str], str]] = {
@@ -589,6 +515,12 @@ def display(system: str, code: str) -> str:
 
 def concept_rule(system: str, code: str, shown: str | None = None) -> str:
     return f"* {system}#{code} {fsh_string(shown or display(system, code))}"
+
+
+def atc_rule(code: str, name: str) -> str:
+    """An ATC code with its index name as display (none where the engine's name is not it)."""
+    shown = terminology.atc_display(code, name)
+    return concept_rule(canonical.ATC, code, shown) if shown else f"* {canonical.ATC}#{code}"
 
 
 def code_systems() -> list[CodeSystemSpec]:
@@ -894,9 +826,7 @@ def valuesets_fsh() -> str:
         (Cyp3a4Effect.STRONG_INDUCER, "strong-cyp3a4-inducers", "Strong CYP3A4 inducers"),
     ):
         names = [n for n, e in STRONG_CYP3A4.items() if e is effect]
-        rules = [
-            concept_rule(c.ATC, code, name) for code, name in CYP3A4_ATC.items() if name in names
-        ]
+        rules = [atc_rule(code, name) for code, name in CYP3A4_ATC.items() if name in names]
         rules += [
             concept_rule(c.RXNORM, code) for code, name in CYP3A4_RXNORM.items() if name in names
         ]
@@ -947,7 +877,7 @@ def plandefinitions_fsh() -> str:
             f"* name = {fsh_string(_pascal(rule.id))}",
             f"* title = {fsh_string(rule.title)}",
             '* type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"',
-            "* status = #active",
+            "* status = #draft",
             "* experimental = false",
             f"* description = {fsh_string(description)}",
         ]
@@ -988,6 +918,7 @@ def render() -> dict[str, str]:
         "codesystems.fsh": codesystems_fsh(),
         "valuesets.fsh": valuesets_fsh(),
         "plandefinitions.fsh": plandefinitions_fsh(),
+        "conceptmaps.fsh": conceptmaps_fsh(HEADER, fsh_string, fsh_code),
     }
 
 

@@ -15,6 +15,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from fhir_cml import conformance
+from fhir_cml.fhir import terminology
 from fhir_cml.fhir.canonical import (
     ATC,
     BASE,
@@ -36,6 +38,8 @@ from fhir_cml.fhir.canonical import (
     V3_INTERPRETATION,
     V3_TIMING,
 )
+from fhir_cml.fhir.inbound.medications import CYP3A4_ATC, TKI_ATC
+from fhir_cml.fhir.terminology import atc_display
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -67,41 +71,97 @@ PHARMACOLOGY_LAB = "Clinical Pharmacology Laboratory, Example University Hospita
 HAEMATOLOGY_CLINIC = "CML Clinic, Department of Haematology, Example University Hospital"
 AS_OF = date(2025, 6, 30)
 
-BCR_ABL1_IS = (
-    "69380-4",
-    "t(9;22)(q34.1;q11)(ABL1,BCR) b2a2+b3a2 fusion transcript/control transcript "
-    "(International Scale) [# Ratio] in Blood or Tissue by Molecular genetics method",
-)
-BCR_ABL1_LOCAL = (
-    "55147-3",
-    "t(9;22)(q34.1;q11)(ABL1,BCR) b2a2+b3a2 fusion transcript/control transcript [# Ratio] "
-    "in Blood or Tissue by Molecular genetics method",
-)
+BCR_ABL1_IS = "69380-4"
+BCR_ABL1_LOCAL = "55147-3"
+# LOINC code, UCUM code, unit as written; displays come from shown() (none where unconfirmed).
 LABS = {
-    "wbc": ("6690-2", "Leukocytes [#/volume] in Blood by Automated count", "10*9/L", "10^9/L"),
-    "platelets": ("777-3", "Platelets [#/volume] in Blood by Automated count", "10*9/L", "10^9/L"),
-    "basophils": ("706-2", "Basophils/100 leukocytes in Blood by Automated count", "%", "%"),
-    "blasts": ("709-6", "Blasts/100 leukocytes in Blood by Manual count", "%", "%"),
-    "spleen": ("32489-7", "Spleen tip distance below costal margin", "cm", "cm"),
+    "wbc": ("6690-2", "10*9/L", "10^9/L"),
+    "platelets": ("777-3", "10*9/L", "10^9/L"),
+    "basophils": ("706-2", "%", "%"),
+    "blasts": ("709-6", "%", "%"),
+    "spleen": ("32489-7", "cm", "cm"),
 }
+LAB_TEXT = {
+    "wbc": "White blood cell count",
+    "platelets": "Platelet count",
+    "basophils": "Basophils (%)",
+    "blasts": "Blasts in peripheral blood (%)",
+    "spleen": "Spleen below costal margin",
+}
+# Displays of the HL7 code systems used here, as in the FHIR R4 code systems (checked by
+# tests/unit/test_displays.py against the R4 definitions).
+HL7_DISPLAYS: dict[tuple[str, str], str] = {
+    (OBSERVATION_CATEGORY, "laboratory"): "Laboratory",
+    (OBSERVATION_CATEGORY, "exam"): "Exam",
+    (OBSERVATION_CATEGORY, "survey"): "Survey",
+    (V3_INTERPRETATION, "ND"): "Not detected",
+    (V3_TIMING, "QD"): "QD",
+    (V3_TIMING, "BID"): "BID",
+    (V3_ACT_REASON, "HTEST"): "test health data",
+    (V2_0074, "GE"): "Genetics",
+    (CONDITION_CLINICAL, "active"): "Active",
+    (CONDITION_VERIFICATION, "confirmed"): "Confirmed",
+    (CONDITION_CATEGORY, "problem-list-item"): "Problem List Item",
+    (MED_STATEMENT_CATEGORY, "community"): "Community",
+    (MED_REQUEST_CATEGORY, "community"): "Community",
+    (AE_SEVERITY, "mild"): "Mild",
+    (AE_SEVERITY, "moderate"): "Moderate",
+    (AE_OUTCOME, "ongoing"): "Ongoing",
+    (AE_OUTCOME, "resolved"): "Resolved",
+    (AE_SERIOUSNESS, "Non-serious"): "Non-serious",
+}
+ATC_NAMES = {
+    code: str(name)
+    for code, name in {**TKI_ATC, **CYP3A4_ATC}.items()
+    if atc_display(code, str(name))
+}
+
+
+def shown(system: str, code: str) -> str | None:
+    """The display a coding carries: its source's (the project's CodeSystems, the FHIR R4 code
+    systems, the confirmed external displays of fhir_cml.fhir.terminology, the ATC names of the
+    drug tables), or none where no source confirms one."""
+    if system.startswith(f"{BASE}/CodeSystem/"):
+        concepts = conformance.by_url(system)["concept"]
+        return str(next(c["display"] for c in concepts if c["code"] == code))
+    if (system, code) in HL7_DISPLAYS:
+        return HL7_DISPLAYS[(system, code)]
+    if system == ATC:
+        return ATC_NAMES[code]
+    return terminology.display(system, code) if terminology.has_display(system, code) else None
+
+
+def _coding(system: str, code: str) -> dict[str, Any]:
+    coding = {"system": system, "code": code}
+    display = shown(system, code)
+    return coding | {"display": display} if display else coding
+
+
+def _cc(system: str, code: str, text: str | None = None) -> dict[str, Any]:
+    concept: dict[str, Any] = {"coding": [_coding(system, code)]}
+    if text:
+        concept["text"] = text
+    return concept
+
+
 IMATINIB_400_TABLET = {
     "coding": [
-        {"system": RXNORM, "code": "403879", "display": "imatinib 400 MG Oral Tablet"},
-        {"system": ATC, "code": "L01EA01", "display": "imatinib"},
+        _coding(RXNORM, "403879"),
+        _coding(ATC, "L01EA01"),
     ],
     "text": "Imatinib 400 mg tablet",
 }
 IMATINIB = {
     "coding": [
-        {"system": RXNORM, "code": "282388", "display": "imatinib"},
-        {"system": ATC, "code": "L01EA01", "display": "imatinib"},
+        _coding(RXNORM, "282388"),
+        _coding(ATC, "L01EA01"),
     ],
     "text": "Imatinib (100 mg and 400 mg tablets)",
 }
 CLARITHROMYCIN = {
     "coding": [
-        {"system": RXNORM, "code": "21212", "display": "clarithromycin"},
-        {"system": ATC, "code": "J01FA09", "display": "clarithromycin"},
+        _coding(RXNORM, "21212"),
+        _coding(ATC, "J01FA09"),
     ],
     "text": "Clarithromycin 500 mg tablet",
 }
@@ -123,13 +183,6 @@ def _issued(day: date, days: int = 3) -> str:
     return _time(reported, "14:20")
 
 
-def _cc(system: str, code: str, display: str, text: str | None = None) -> dict[str, Any]:
-    concept: dict[str, Any] = {"coding": [{"system": system, "code": code, "display": display}]}
-    if text:
-        concept["text"] = text
-    return concept
-
-
 def _quantity(value: float, unit: str, code: str, comparator: str | None = None) -> dict[str, Any]:
     quantity: dict[str, Any] = {"value": value, "unit": unit, "system": UCUM, "code": code}
     if comparator:
@@ -138,7 +191,7 @@ def _quantity(value: float, unit: str, code: str, comparator: str | None = None)
 
 
 def _laboratory() -> list[dict[str, Any]]:
-    return [_cc(OBSERVATION_CATEGORY, "laboratory", "Laboratory")]
+    return [_cc(OBSERVATION_CATEGORY, "laboratory")]
 
 
 @dataclass
@@ -171,11 +224,7 @@ class Patient:
             {
                 "resourceType": "Patient",
                 "id": self.slug,
-                "meta": {
-                    "security": [
-                        {"system": V3_ACT_REASON, "code": "HTEST", "display": "test health data"}
-                    ]
-                },
+                "meta": {"security": [_coding(V3_ACT_REASON, "HTEST")]},
                 "identifier": [{"system": MRN, "value": mrn}],
                 "active": True,
                 "name": [{"use": "official", "family": family, "given": [given]}],
@@ -185,38 +234,22 @@ class Patient:
         )
 
     def condition(self, onset: str, phase: str = "chronic") -> None:
-        phases = {
-            "chronic": ("278177007", "Chronic phase (qualifier value)"),
-            "accelerated": ("278179005", "Accelerated phase (qualifier value)"),
-        }
-        code, display = phases[phase]
+        code = {"chronic": "278177007", "accelerated": "278179005"}[phase]
         self.add(
             {
                 "resourceType": "Condition",
                 "id": f"{self.slug}-cml",
-                "clinicalStatus": _cc(CONDITION_CLINICAL, "active", "Active"),
-                "verificationStatus": _cc(CONDITION_VERIFICATION, "confirmed", "Confirmed"),
-                "category": [_cc(CONDITION_CATEGORY, "problem-list-item", "Problem List Item")],
+                "clinicalStatus": _cc(CONDITION_CLINICAL, "active"),
+                "verificationStatus": _cc(CONDITION_VERIFICATION, "confirmed"),
+                "category": [_cc(CONDITION_CATEGORY, "problem-list-item")],
                 "code": {
-                    "coding": [
-                        {
-                            "system": SNOMED,
-                            "code": "92818009",
-                            "display": "Chronic myeloid leukemia (disorder)",
-                        },
-                        {
-                            "system": ICD10CM,
-                            "code": "C92.10",
-                            "display": "Chronic myeloid leukemia, BCR/ABL-positive, "
-                            "not having achieved remission",
-                        },
-                    ],
+                    "coding": [_coding(SNOMED, "92818009"), _coding(ICD10CM, "C92.10")],
                     "text": "Chronic myeloid leukaemia, BCR::ABL1 positive",
                 },
                 "subject": self.ref,
                 "onsetDateTime": onset,
                 "recordedDate": onset,
-                "stage": [{"summary": _cc(SNOMED, code, display)}],
+                "stage": [{"summary": _cc(SNOMED, code)}],
             }
         )
 
@@ -238,7 +271,7 @@ class Patient:
         ``limit`` reports an undetectable result as ``< limit %`` instead of a coded finding.
         """
         when = _d(day)
-        code, display = BCR_ABL1_LOCAL if local else BCR_ABL1_IS
+        code = BCR_ABL1_LOCAL if local else BCR_ABL1_IS
         text = "BCR::ABL1 (p210) / ABL1" + ("" if local else ", International Scale")
         obs: dict[str, Any] = {
             "resourceType": "Observation",
@@ -247,7 +280,7 @@ class Patient:
             "identifier": self.accession(when),
             "status": "final",
             "category": _laboratory(),
-            "code": {"coding": [{"system": LOINC, "code": code, "display": display}], "text": text},
+            "code": {"coding": [_coding(LOINC, code)], "text": text},
             "subject": self.ref,
             "effectiveDateTime": _time(when, "08:40"),
             "issued": _issued(when, 4),
@@ -255,10 +288,10 @@ class Patient:
         }
         if value == ND and limit is not None:
             obs["valueQuantity"] = _quantity(limit, "%", "%", comparator="<")
-            obs["interpretation"] = [_cc(V3_INTERPRETATION, "ND", "Not detected")]
+            obs["interpretation"] = [_cc(V3_INTERPRETATION, "ND")]
         elif value == ND:
-            obs["valueCodeableConcept"] = _cc(SNOMED, "260415000", "Not detected")
-            obs["interpretation"] = [_cc(V3_INTERPRETATION, "ND", "Not detected")]
+            obs["valueCodeableConcept"] = _cc(SNOMED, "260415000")
+            obs["interpretation"] = [_cc(V3_INTERPRETATION, "ND")]
         else:
             assert isinstance(value, float | int)
             obs["valueQuantity"] = _quantity(value, "%", "%")
@@ -266,22 +299,22 @@ class Patient:
         obs["specimen"] = {"display": "Peripheral blood, EDTA"}
         components: list[dict[str, Any]] = [
             {
-                "code": _cc(CS_CML, "abl1-copies", "ABL1 control gene copies"),
+                "code": _cc(CS_CML, "abl1-copies"),
                 "valueQuantity": _quantity(abl1, "copies", "{copies}"),
             }
         ]
         if local_cf is not None:
             components.append(
                 {
-                    "code": _cc(CS_CML, "conversion-factor", "IS conversion factor"),
+                    "code": _cc(CS_CML, "conversion-factor"),
                     "valueQuantity": _quantity(local_cf, "1", "1"),
                 }
             )
         if transcript:
             components.append(
                 {
-                    "code": _cc(CS_CML, "transcript-type", "BCR::ABL1 transcript type"),
-                    "valueCodeableConcept": _cc(CS_TRANSCRIPT, transcript, transcript),
+                    "code": _cc(CS_CML, "transcript-type"),
+                    "valueCodeableConcept": _cc(CS_TRANSCRIPT, transcript),
                 }
             )
         obs["component"] = components
@@ -296,17 +329,15 @@ class Patient:
     # --- Other laboratory results ------------------------------------------------------------
     def lab(self, day: str, kind: str, value: float) -> None:
         when = _d(day)
-        code, display, ucum, unit = LABS[kind]
+        code, ucum, unit = LABS[kind]
         spleen = kind == "spleen"
         self.add(
             {
                 "resourceType": "Observation",
                 "id": f"{self.slug}-{kind}-{day}",
                 "status": "final",
-                "category": [_cc(OBSERVATION_CATEGORY, "exam", "Exam")]
-                if spleen
-                else _laboratory(),
-                "code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+                "category": [_cc(OBSERVATION_CATEGORY, "exam")] if spleen else _laboratory(),
+                "code": {"coding": [_coding(LOINC, code)], "text": LAB_TEXT[kind]},
                 "subject": self.ref,
                 "effectiveDateTime": _time(when, "09:15" if spleen else "08:40"),
                 **({} if spleen else {"issued": _time(when, "11:05")}),
@@ -331,8 +362,8 @@ class Patient:
                 "resourceType": "Observation",
                 "id": f"{self.slug}-chr-{day}",
                 "status": "final",
-                "category": [_cc(OBSERVATION_CATEGORY, "exam", "Exam")],
-                "code": _cc(CS_CML, "hematologic-response", "Complete hematologic response"),
+                "category": [_cc(OBSERVATION_CATEGORY, "exam")],
+                "code": _cc(CS_CML, "hematologic-response"),
                 "subject": self.ref,
                 "effectiveDateTime": _time(when, "09:30"),
                 "performer": [{"display": HAEMATOLOGY_CLINIC}],
@@ -357,13 +388,8 @@ class Patient:
                 "id": f"{self.slug}-karyotype-{day}",
                 "identifier": self.accession(when),
                 "status": "final",
-                "category": [*_laboratory(), _cc(V2_0074, "GE", "Genetics")],
-                "code": _cc(
-                    CS_CML,
-                    "ph-positive-metaphases",
-                    "Ph+ metaphases",
-                    "Ph+ metaphases, bone marrow",
-                ),
+                "category": [*_laboratory(), _cc(V2_0074, "GE")],
+                "code": _cc(CS_CML, "ph-positive-metaphases", "Ph+ metaphases, bone marrow"),
                 "subject": self.ref,
                 "effectiveDateTime": _time(when, "10:10"),
                 "issued": _issued(when, 14),
@@ -374,19 +400,15 @@ class Patient:
                 "note": [{"text": f"Karyotype: {iscn}"}],
                 "component": [
                     {
-                        "code": _cc(CS_CML, "metaphases-counted", "Metaphases counted"),
+                        "code": _cc(CS_CML, "metaphases-counted"),
                         "valueInteger": counted,
                     },
                     {
-                        "code": _cc(CS_CML, "high-risk-aca", "High-risk additional abnormality"),
+                        "code": _cc(CS_CML, "high-risk-aca"),
                         "valueBoolean": high_risk_aca,
                     },
                     {
-                        "code": _cc(
-                            CS_CML,
-                            "clonal-abnormality-ph-positive",
-                            "Clonal chromosome abnormality in Ph+ cells",
-                        ),
+                        "code": _cc(CS_CML, "clonal-abnormality-ph-positive"),
                         "valueBoolean": in_ph_positive,
                     },
                 ],
@@ -404,13 +426,7 @@ class Patient:
                 "status": "final",
                 "category": _laboratory(),
                 "code": {
-                    "coding": [
-                        {
-                            "system": LOINC,
-                            "code": "103609-4",
-                            "display": "Imatinib [Mass/volume] in Serum or Plasma --trough",
-                        }
-                    ],
+                    "coding": [_coding(LOINC, "103609-4")],
                     "text": "Imatinib trough level (LC-MS/MS)",
                 },
                 "subject": self.ref,
@@ -423,7 +439,7 @@ class Patient:
                 "note": [{"text": dose_note}],
                 "component": [
                     {
-                        "code": _cc(LOINC, "45359-7", "Time since last dose"),
+                        "code": _cc(LOINC, "45359-7"),
                         "valueQuantity": _quantity(hours, "h", "h"),
                     }
                 ],
@@ -445,8 +461,8 @@ class Patient:
         suffix = protein.split(".")[-1] if protein else "negative"
         components: list[dict[str, Any]] = [
             {
-                "code": _cc(LOINC, "48018-6", "Gene studied [ID]"),
-                "valueCodeableConcept": _cc(HGNC, "HGNC:76", "ABL1"),
+                "code": _cc(LOINC, "48018-6"),
+                "valueCodeableConcept": _cc(HGNC, "HGNC:76"),
             }
         ]
         if present:
@@ -454,15 +470,15 @@ class Patient:
             assert vaf is not None
             components += [
                 {
-                    "code": _cc(LOINC, "48004-6", "DNA change (c.HGVS)"),
-                    "valueCodeableConcept": _cc(HGVS, dna, dna),
+                    "code": _cc(LOINC, "48004-6"),
+                    "valueCodeableConcept": _cc(HGVS, dna),
                 },
                 {
-                    "code": _cc(LOINC, "48005-3", "Amino acid change (pHGVS)"),
-                    "valueCodeableConcept": _cc(HGVS, protein, protein),
+                    "code": _cc(LOINC, "48005-3"),
+                    "valueCodeableConcept": _cc(HGVS, protein),
                 },
                 {
-                    "code": _cc(LOINC, "81258-6", "Sample variant allelic frequency [NFr]"),
+                    "code": _cc(LOINC, "81258-6"),
                     "valueQuantity": _quantity(
                         vaf, "relative frequency of a particular allele", "1"
                     ),
@@ -475,8 +491,8 @@ class Patient:
                 "meta": {"profile": [PROFILE_MUTATION, GENOMICS_VARIANT_PROFILE]},
                 "identifier": self.accession(when),
                 "status": "final",
-                "category": [*_laboratory(), _cc(V2_0074, "GE", "Genetics")],
-                "code": _cc(LOINC, "69548-6", "Genetic variant assessment"),
+                "category": [*_laboratory(), _cc(V2_0074, "GE")],
+                "code": _cc(LOINC, "69548-6"),
                 "subject": self.ref,
                 "effectiveDateTime": _time(when, "08:40"),
                 "issued": _time(_d(reported), "15:00"),
@@ -505,16 +521,12 @@ class Patient:
                 "resourceType": "Observation",
                 "id": f"{self.slug}-adherence-{day}",
                 "status": "final",
-                "category": [_cc(OBSERVATION_CATEGORY, "survey", "Survey")],
-                "code": _cc(
-                    LOINC, "71799-1", "Adherence to prescribed medication instructions [Reported]"
-                ),
+                "category": [_cc(OBSERVATION_CATEGORY, "survey")],
+                "code": _cc(LOINC, "71799-1"),
                 "subject": self.ref,
                 "effectiveDateTime": _time(when, "10:00"),
                 "performer": [{"display": HAEMATOLOGY_CLINIC}],
-                "valueCodeableConcept": _cc(
-                    SNOMED, "1156699004", "Complies with drug therapy (finding)"
-                ),
+                "valueCodeableConcept": _cc(SNOMED, "1156699004"),
                 "note": [
                     {
                         "text": "Pharmacy refill records complete; patient reports no missed doses "
@@ -545,10 +557,10 @@ class Patient:
             "status": status,
         }
         if reason:
-            code, display, text = reason
-            statement["statusReason"] = [_cc(CS_STOP_REASON, code, display, text)]
+            code, text = reason
+            statement["statusReason"] = [_cc(CS_STOP_REASON, code, text)]
         statement |= {
-            "category": _cc(MED_STATEMENT_CATEGORY, "community", "Community"),
+            "category": _cc(MED_STATEMENT_CATEGORY, "community"),
             "medicationCodeableConcept": medication,
             "subject": self.ref,
             "effectivePeriod": period,
@@ -560,9 +572,9 @@ class Patient:
                     "text": f"{mg} mg by mouth once daily with food",
                     "timing": {
                         "repeat": {"frequency": 1, "period": 1, "periodUnit": "d"},
-                        "code": _cc(V3_TIMING, "QD", "QD"),
+                        "code": _cc(V3_TIMING, "QD"),
                     },
-                    "route": _cc(SNOMED, "26643006", "Oral route"),
+                    "route": _cc(SNOMED, "26643006"),
                     "doseAndRate": [{"doseQuantity": _quantity(mg, "mg", "mg")}],
                 }
             ],
@@ -575,7 +587,7 @@ class Patient:
                 "resourceType": "MedicationStatement",
                 "id": f"{self.slug}-clarithromycin",
                 "status": "active",
-                "category": _cc(MED_STATEMENT_CATEGORY, "community", "Community"),
+                "category": _cc(MED_STATEMENT_CATEGORY, "community"),
                 "medicationCodeableConcept": CLARITHROMYCIN,
                 "subject": self.ref,
                 "effectivePeriod": {"start": start, "end": end},
@@ -587,9 +599,9 @@ class Patient:
                         "text": "500 mg by mouth twice daily for 14 days",
                         "timing": {
                             "repeat": {"frequency": 2, "period": 1, "periodUnit": "d"},
-                            "code": _cc(V3_TIMING, "BID", "BID"),
+                            "code": _cc(V3_TIMING, "BID"),
                         },
-                        "route": _cc(SNOMED, "26643006", "Oral route"),
+                        "route": _cc(SNOMED, "26643006"),
                         "doseAndRate": [{"doseQuantity": _quantity(500, "mg", "mg")}],
                     }
                 ],
@@ -600,24 +612,24 @@ class Patient:
         self,
         sid: str,
         day: str,
-        event: tuple[str, str, str],
+        event: tuple[str, str],
         severity: str,
         outcome: str,
         suspect: str,
     ) -> None:
-        code, display, text = event
+        code, text = event
         self.add(
             {
                 "resourceType": "AdverseEvent",
                 "id": f"{self.slug}-ae-{sid}",
                 "actuality": "actual",
-                "event": _cc(SNOMED, code, display, text),
+                "event": _cc(SNOMED, code, text),
                 "subject": self.ref,
                 "date": day,
                 "recordedDate": day,
-                "seriousness": _cc(AE_SERIOUSNESS, "Non-serious", "Non-serious"),
-                "severity": _cc(AE_SEVERITY, severity, severity.capitalize()),
-                "outcome": _cc(AE_OUTCOME, outcome, outcome.capitalize()),
+                "seriousness": _cc(AE_SERIOUSNESS, "Non-serious"),
+                "severity": _cc(AE_SEVERITY, severity),
+                "outcome": _cc(AE_OUTCOME, outcome),
                 "suspectEntity": [
                     {"instance": {"reference": f"MedicationStatement/{self.slug}-{suspect}"}}
                 ],
@@ -650,7 +662,7 @@ class Patient:
         request |= {
             "intent": "order",
             "category": [
-                _cc(MED_REQUEST_CATEGORY, "community", "Community"),
+                _cc(MED_REQUEST_CATEGORY, "community"),
             ],
             "medicationCodeableConcept": {
                 "coding": [{"system": RXNORM, "code": code, "display": display}],
@@ -671,7 +683,7 @@ class Patient:
                             "periodUnit": "d",
                         }
                     },
-                    "route": _cc(SNOMED, "26643006", "Oral route"),
+                    "route": _cc(SNOMED, "26643006"),
                     "doseAndRate": [{"doseQuantity": _quantity(1, "tablet", "{tbl}")}],
                 }
             ],
@@ -712,7 +724,7 @@ class Patient:
         ConceptMap, examples/conceptmaps/, maps the codes and the unit)."""
         for res in self.resources:
             codes = {x.get("code") for x in res.get("code", {}).get("coding", [])}
-            if res["resourceType"] != "Observation" or BCR_ABL1_IS[0] not in codes:
+            if res["resourceType"] != "Observation" or BCR_ABL1_IS not in codes:
                 continue
             res["meta"] = {"profile": [PROFILE_BCR_ABL1]}
             res["code"] = {
@@ -725,7 +737,7 @@ class Patient:
                 sign = f"{quantity['comparator']} " if "comparator" in quantity else ""
                 res["valueString"] = f"{sign}{number} %IS"
             for comp in res.get("component", []):
-                if _cc(CS_CML, "abl1-copies", "ABL1 control gene copies") == comp["code"]:
+                if _cc(CS_CML, "abl1-copies") == comp["code"]:
                     comp["code"] = {
                         "coding": [
                             {"system": LOCAL_LAB, "code": "ABL1-CN", "display": "ABL1 copies"}
@@ -756,8 +768,8 @@ class Patient:
         }
 
 
-TFR_STOP = ("tfr", "Treatment-free remission", "Stopped to attempt treatment-free remission")
-DOSE_CHANGE = ("dose-change", "Dose change", "Dose changed")
+TFR_STOP = ("tfr", "Stopped to attempt treatment-free remission")
+DOSE_CHANGE = ("dose-change", "Dose changed")
 
 
 def optimal() -> Patient:
@@ -948,7 +960,7 @@ def reduction_candidate() -> Patient:
     p.adverse_event(
         "cramps",
         "2024-09-10",
-        ("55300003", "Cramp (finding)", "Muscle cramps in calves and hands, most nights"),
+        ("55300003", "Muscle cramps in calves and hands, most nights"),
         "moderate",
         "ongoing",
         "imatinib",
@@ -956,7 +968,7 @@ def reduction_candidate() -> Patient:
     p.adverse_event(
         "fatigue",
         "2024-11-05",
-        ("84229001", "Fatigue (finding)", "Fatigue limiting work and daily activities"),
+        ("84229001", "Fatigue limiting work and daily activities"),
         "moderate",
         "ongoing",
         "imatinib",
@@ -964,7 +976,7 @@ def reduction_candidate() -> Patient:
     p.adverse_event(
         "nausea",
         "2025-01-14",
-        ("422587007", "Nausea (finding)", "Occasional nausea after the dose"),
+        ("422587007", "Occasional nausea after the dose"),
         "mild",
         "ongoing",
         "imatinib",
@@ -1130,7 +1142,7 @@ def dose_history() -> Patient:
         "2023-03-06",
         end="2023-10-01",
         status="completed",
-        reason=(*DOSE_CHANGE[:2], "Escalated to 600 mg daily (6-month warning, trough 780 ng/mL)"),
+        reason=(DOSE_CHANGE[0], "Escalated to 600 mg daily (6-month warning, trough 780 ng/mL)"),
     )
     p.pcr("2023-05-29", 8.5, 71000)
     p.pcr("2023-08-28", 2.4, 77000)
@@ -1148,7 +1160,7 @@ def dose_history() -> Patient:
         "2023-10-02",
         end="2024-05-05",
         status="completed",
-        reason=("other", "Other", "Held peri-operatively (elective inguinal hernia repair)"),
+        reason=("other", "Held peri-operatively (elective inguinal hernia repair)"),
     )
     p.trough(
         "2023-11-13",
@@ -1164,7 +1176,7 @@ def dose_history() -> Patient:
         "2024-05-06",
         end="2024-05-19",
         status="on-hold",
-        reason=("other", "Other", "Held peri-operatively (elective inguinal hernia repair)"),
+        reason=("other", "Held peri-operatively (elective inguinal hernia repair)"),
     )
     p.tki("imatinib-600-resumed", 600, "2024-05-20", asserted="2025-05-26")
     p.pcrs(
@@ -1209,13 +1221,13 @@ def reduced() -> Patient:
         "2019-09-02",
         end="2025-02-02",
         status="completed",
-        reason=(*DOSE_CHANGE[:2], "Dose reduced to 300 mg daily"),
+        reason=(DOSE_CHANGE[0], "Dose reduced to 300 mg daily"),
     )
     p.tki("imatinib-300", 300, "2025-02-03", asserted="2025-06-09")
     p.adverse_event(
         "fatigue",
         "2024-10-21",
-        ("84229001", "Fatigue (finding)", "Fatigue affecting work"),
+        ("84229001", "Fatigue affecting work"),
         "moderate",
         "resolved",
         "imatinib-400",
@@ -1509,7 +1521,7 @@ def site_concept_maps() -> dict[str, str]:
             {
                 "source": LOCAL_LAB,
                 "target": LOINC,
-                "element": [element("BCRABL-IS", "BCR-ABL1 IS", BCR_ABL1_IS[0])],
+                "element": [element("BCRABL-IS", "BCR-ABL1 IS", BCR_ABL1_IS)],
             },
             {
                 "source": LOCAL_LAB,

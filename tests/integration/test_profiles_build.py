@@ -85,3 +85,15 @@ def test_readme_lists_every_artefact(rebuilt: Path) -> None:
     )
     for path in (rebuilt / "conformance").glob("*.json"):
         assert f"| {json.loads(path.read_text(encoding='utf-8'))['url']} |" in built, path.name
+
+
+def test_examples_and_package_are_the_build_output(rebuilt: Path) -> None:
+    _same_files(rebuilt / "project" / "examples", PROFILES / "examples", "*.json")
+    sys.path.insert(0, str(PROFILES / "tools"))
+    try:
+        from make_package import read
+    finally:
+        sys.path.remove(str(PROFILES / "tools"))
+    assert read(rebuilt / "project" / "package.tgz") == read(PROFILES / "package.tgz"), (
+        "profiles/package.tgz is stale: run profiles/build and commit"
+    )

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 
 from fhir_cml.fhir import canonical as c
 from fhir_cml.state import StateStore
@@ -32,18 +30,6 @@ def env(fhir_server: FhirTestServer, fhir_base: str, tmp_path: Path) -> SyncEnv:
     fhir_server.load(list(all_resources()))
     fhir_server.reset_stats()
     return SyncEnv(fhir_server, fhir_base, tmp_path / "state.sqlite3")
-
-
-def put(env: SyncEnv, resource: dict[str, Any]) -> None:
-    """An update through the FHIR API, as an EHR would make it (new meta.lastUpdated)."""
-    body = {k: v for k, v in resource.items() if k != "meta"}
-    response = requests.put(
-        f"{env.base}/{resource['resourceType']}/{resource['id']}",
-        json=body,
-        headers={"Content-Type": "application/fhir+json"},
-        timeout=30,
-    )
-    assert response.status_code in (200, 201), response.text
 
 
 def test_a_full_sync_writes_one_suggestion_per_cml_patient(env: SyncEnv) -> None:
@@ -126,7 +112,7 @@ def test_a_changed_input_supersedes_the_previous_suggestion(env: SyncEnv) -> Non
     [old_plan] = [p for p in env.written()["CarePlan"] if subject_of(p) == "Patient/opt"]
     [old_risk] = [r for r in env.written()["RiskAssessment"] if subject_of(r) == "Patient/opt"]
     # A new result: MMR lost (0.5 % IS) four days before the as-of date.
-    put(env, pcr("opt", date(2025, 6, 26), 0.5))
+    env.put(pcr("opt", date(2025, 6, 26), 0.5))
     result = env.run()
     assert result.exit_code == 0, result.output
     assert "assessed           1" in result.output
@@ -162,7 +148,7 @@ def test_incremental_runs_read_only_patients_with_changes(env: SyncEnv) -> None:
     mark = store.high_water_mark(f"{env.base}#population=condition")
     assert mark is not None
     store.close()
-    put(env, pcr("warn", date(2025, 6, 23), 1.2))
+    env.put(pcr("warn", date(2025, 6, 23), 1.2))
     env.server.reset_stats()
     result = env.run()
     assert result.exit_code == 0, result.output
@@ -217,7 +203,7 @@ def test_a_dry_run_writes_nothing_and_says_what_it_would_write(env: SyncEnv) -> 
 def test_a_dry_run_shows_what_would_be_superseded(env: SyncEnv) -> None:
     assert env.run().exit_code == 0
     [old] = [p for p in env.written()["CarePlan"] if subject_of(p) == "Patient/fail"]
-    put(env, pcr("fail", date(2025, 6, 25), 0.09))
+    env.put(pcr("fail", date(2025, 6, 25), 0.09))
     result = env.run("--dry-run")
     assert f"revoke CarePlan/{old['id']}" in result.output
     assert by_status(env.written()["CarePlan"]) == {"draft": CML}
@@ -228,7 +214,7 @@ def test_both_write_modes_write_the_same_and_nothing_twice(env: SyncEnv, mode: s
     assert env.run("--write-mode", mode).exit_code == 0
     written = env.written()
     assert len(written["RiskAssessment"]) == len(written["Provenance"]) == 4
-    put(env, pcr("mmr", date(2025, 6, 20), 0.7))
+    env.put(pcr("mmr", date(2025, 6, 20), 0.7))
     assert env.run("--write-mode", mode).exit_code == 0
     assert by_status(env.written()["CarePlan"]) == {"draft": CML, "revoked": ["Patient/mmr"]}
     env.server.reset_stats()
@@ -273,7 +259,7 @@ def test_bulk_export_gives_the_same_suggestions(env: SyncEnv, tmp_path: Path) ->
     assert by_status(env.written()["CarePlan"]) == {"draft": CML}
     assert (tmp_path / "export" / "manifest.json").exists()
     # Incremental: an export _since the mark, then only the changed patient is read.
-    put(env, pcr("fail", date(2025, 6, 25), 0.09))
+    env.put(pcr("fail", date(2025, 6, 25), 0.09))
     env.server.reset_stats()
     result = env.run("--bulk")
     assert result.exit_code == 0, result.output

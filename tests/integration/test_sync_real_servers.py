@@ -74,33 +74,6 @@ def run(env: SyncEnv, mode: str, *args: str) -> str:
     return result.output
 
 
-def put(env: SyncEnv, resource: dict[str, Any]) -> None:
-    """A change made through the FHIR API, as the EHR would make it (behaviours off meanwhile)."""
-    before = env.server.behave()
-    env.server.behave(empty_minimal_bundles=False, rate_limit=None, entry_failures=None)
-    body = {k: v for k, v in resource.items() if k != "meta"}
-    response = requests.put(
-        f"{env.base}/{resource['resourceType']}/{resource['id']}",
-        json=body,
-        headers={"Content-Type": "application/fhir+json"},
-        timeout=30,
-    )
-    assert response.status_code in (200, 201), response.text
-    env.server.behave(**_back(before))
-
-
-def _back(behaviour: dict[str, Any]) -> dict[str, Any]:
-    names = {
-        "emptyMinimalBundles": "empty_minimal_bundles",
-        "transactionsAsBatches": "transactions_as_batches",
-        "rateLimit": "rate_limit",
-        "entryFailures": "entry_failures",
-        "strictInvariants": "strict_invariants",
-        "enforceProfiles": "enforce_profiles",
-    }
-    return {names[k]: v for k, v in behaviour.items() if k in names}
-
-
 def test_sync_keeps_one_current_suggestion_through_a_to_b_to_a(env: SyncEnv, mode: str) -> None:
     output = run(env, mode)
     first = current_suggestions(env.base, CML)
@@ -112,14 +85,14 @@ def test_sync_keeps_one_current_suggestion_through_a_to_b_to_a(env: SyncEnv, mod
     assert current_suggestions(env.base, CML) == first
     # B: a new result (MMR lost); then A again: that result was entered in error.
     later = pcr("opt", date(2025, 6, 26), 0.5)
-    put(env, later)
+    env.put(later)
     run(env, mode)
     second = current_suggestions(env.base, CML)
     assert second["Patient/opt"] != first["Patient/opt"]
     assert {k: v for k, v in second.items() if k != "Patient/opt"} == {
         k: v for k, v in first.items() if k != "Patient/opt"
     }
-    put(env, {**later, "status": "entered-in-error"})
+    env.put({**later, "status": "entered-in-error"})
     run(env, mode)
     assert current_suggestions(env.base, CML) == first
 
@@ -191,9 +164,9 @@ def test_write_back_keeps_one_current_suggestion(env: SyncEnv, service: Flask) -
     first = write()
     assert write() == first
     later = pcr("opt", date(2025, 6, 26), 0.5)
-    put(env, later)
+    env.put(later)
     assert write() != first
-    put(env, {**later, "status": "entered-in-error"})
+    env.put({**later, "status": "entered-in-error"})
     assert write() == first
 
 

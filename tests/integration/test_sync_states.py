@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -70,12 +69,6 @@ class Killed(Exception):
     """The write stopped with a request sent and its answer unread (the process was killed)."""
 
 
-@pytest.fixture
-def client(fhir_server: FhirTestServer) -> Iterator[FhirClient]:
-    with FhirClient(fhir_server.base_url) as c:
-        yield c
-
-
 @settings(
     max_examples=12,
     deadline=None,
@@ -84,12 +77,12 @@ def client(fhir_server: FhirTestServer) -> Iterator[FhirClient]:
 @given(steps=st.lists(step, min_size=1, max_size=6))
 def test_any_sequence_ends_each_write_with_the_latest_reading_current(
     fhir_server: FhirTestServer,
-    client: FhirClient,
     monkeypatch: pytest.MonkeyPatch,
     steps: list[tuple[str, str, int | None]],
 ) -> None:
     fhir_server.reset()
     for name, server, kill_after in steps:
+        client = FhirClient(fhir_server.base_url)  # each step a run of its own
         behaviours, mode = SERVERS[server]
         fhir_server.behave(**{**OFF, **behaviours})
         settings_ = WriteSettings(mode=mode)  # type: ignore[arg-type]
@@ -103,6 +96,7 @@ def test_any_sequence_ends_each_write_with_the_latest_reading_current(
         if not outcome.ok:  # failed on this server: the next run (here, a plain one) repairs
             fhir_server.behave(**OFF)
             outcome = write_back(client, assessment, NOW, settings=settings_)
+        client.close()
         assert outcome.ok, outcome.error
         assert current_suggestions(fhir_server.base_url, [PATIENT]) == {
             PATIENT: fingerprint(assessment)

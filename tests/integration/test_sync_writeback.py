@@ -4,7 +4,7 @@ every face writes, who decided it, and withdrawing a suggestion."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -17,7 +17,7 @@ from fhir_cml.errors import OperationOutcomeError, RequestError
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.inbound import MappingOptions, records_from_resources
 from tests.support.fhir_server import FhirTestServer
-from tests.support.sync_data import AS_OF, CML_PATIENTS
+from tests.support.sync_data import AS_OF, CML_PATIENTS, pcr
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +133,27 @@ def test_an_accepted_suggestion_is_put_in_force_once_and_a_withdrawn_one_cannot_
     with pytest.raises(RequestError) as gone:
         accept(client, "opt", "0" * 64, NOW, decider=author)
     assert gone.value.status == 409
+
+
+def test_later_writes_keep_what_a_clinician_decided(client: FhirClient, fhir_base: str) -> None:
+    """Accepted (active) or withdrawn (revoked): the same reading written again changes nothing;
+    a new reading is proposed beside the accepted plan, and supersedes the reading."""
+    first = assessment_of("opt")
+    assert write_back(client, first, NOW).ok
+    written = write_back(client, first, NOW)
+    assert written.action == "unchanged"
+    accepted = accept(client, "opt", written.fingerprint, NOW, decider=DOCTOR)
+    assert accepted.ok, accepted.error
+    again = write_back(client, first, NOW)
+    assert again.action == "decided"
+    assert not again.wrote
+    loaded = records_from_resources(
+        [*CML_PATIENTS["opt"], pcr("opt", date(2025, 6, 26), 0.5)], MappingOptions(now=NOW)
+    )
+    later = write_back(client, assess(loaded.records[0], AS_OF), NOW)
+    assert later.ok, later.error
+    plans = {p["id"]: p["status"] for p in held(fhir_base, "CarePlan")}
+    assert sorted(plans.values()) == ["active", "draft"]  # the plan in force, the new proposal
+    risks = held(fhir_base, "RiskAssessment")
+    current = [r for r in risks if not any(e["url"] == c.EXT_REPLACED_BY for e in r["extension"])]
+    assert [r["id"] for r in current] == [later.risk_assessment.split("/")[1]]

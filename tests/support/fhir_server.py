@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -92,6 +93,18 @@ class FhirTestServer:
         """Answer each FHIR request after ``ms`` milliseconds (a slow, or hanging, EHR) until
         the next reset()."""
         self._admin("POST", "behaviour", json.dumps({"delayMs": ms}), "application/json")
+
+    @contextmanager
+    def plain(self) -> Iterator[None]:
+        """The server without its real-server behaviours for a while (a test's own changes to
+        the data, made as an EHR user would, not as the behaviours under test would answer)."""
+        before = self._admin("GET", "behaviour")
+        off = {"emptyMinimalBundles": False, "rateLimit": None, "entryFailures": None}
+        self._admin("POST", "behaviour", json.dumps(off), "application/json")
+        try:
+            yield
+        finally:
+            self._admin("POST", "behaviour", json.dumps(before), "application/json")
 
     def stats(self) -> dict[str, Any]:
         """Counts of FHIR requests since the last reset_stats().

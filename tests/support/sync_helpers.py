@@ -44,6 +44,19 @@ class SyncEnv:
         ]
         return CliRunner().invoke(main, argv, catch_exceptions=False)
 
+    def put(self, resource: dict[str, Any]) -> None:
+        """An update through the FHIR API, as an EHR would make it (a new meta.lastUpdated;
+        whatever real-server behaviour the test switched on is off meanwhile)."""
+        body = {k: v for k, v in resource.items() if k != "meta"}
+        with self.server.plain():
+            response = requests.put(
+                f"{self.base}/{resource['resourceType']}/{resource['id']}",
+                json=body,
+                headers={"Content-Type": "application/fhir+json"},
+                timeout=30,
+            )
+        assert response.status_code in (200, 201), response.text
+
     def search(self, query: str) -> list[dict[str, Any]]:
         bundle = get(f"{self.base}/{query}")
         assert bundle.get("link") is None or not any(

@@ -254,6 +254,34 @@ def test_a_retry_after_longer_than_allowed_is_not_waited_for(
     assert sleeps == []
 
 
+def test_a_bundle_answered_with_nothing_is_not_an_error_and_minimal_is_not_asked_again(
+    client: FhirClient, mocked: responses.RequestsMock
+) -> None:
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "resource": {"resourceType": "Patient"},
+                "request": {"method": "POST", "url": "Patient"},
+            }
+        ],
+    }
+    mocked.post(BASE, body=b"", status=200)
+    mocked.post(
+        BASE,
+        json={
+            "resourceType": "Bundle",
+            "type": "batch-response",
+            "entry": [{"response": {"status": "201"}}],
+        },
+    )
+    assert client.send_bundle(batch) is None  # written or not: the caller reads the server
+    assert mocked.calls[0].request.headers["Prefer"] == "return=minimal"
+    assert client.send_bundle(batch) is not None
+    assert mocked.calls[1].request.headers["Prefer"] == "return=representation"
+
+
 QUOTA = '"requests";r=5980;t=60, "fhirInteractions";r=0;t=37'
 
 

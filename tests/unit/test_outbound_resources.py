@@ -213,7 +213,8 @@ def test_provenance_names_software_inputs_and_targets() -> None:
         {"reference": written.ids.care_plan},
     ]
     assert prov["recorded"] == "2025-06-30T14:05:09+00:00"
-    assert prov["occurredDateTime"] == "2025-06-30"
+    # The activity is the writing: occurred is its moment; the as-of date is the reading's.
+    assert prov["occurredDateTime"] == "2025-06-30T14:05:09+00:00"
     assert prov["activity"]["coding"][0]["code"] == "CREATE"
     assert prov["activity"]["coding"][0]["system"] == c.PROVENANCE_ACTIVITY
     agent = prov["agent"][0]

@@ -31,9 +31,9 @@ PROFILES = ROOT / "profiles"
 RESOURCES = PROFILES / "fsh-generated" / "resources"
 
 
-def _generator() -> ModuleType:
-    path = PROFILES / "tools" / "generate_fsh.py"
-    spec = importlib.util.spec_from_file_location("generate_fsh", path)
+def _tool(name: str) -> ModuleType:
+    path = PROFILES / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -42,7 +42,10 @@ def _generator() -> ModuleType:
     return module
 
 
-GEN = _generator()
+GEN = _tool("generate_fsh")
+PACKAGE = _tool("make_package")
+EXAMPLES = _tool("make_examples")
+CONCEPT_MAPS = _tool("conceptmaps")
 
 
 def committed() -> list[dict[str, Any]]:
@@ -102,6 +105,7 @@ KINDS = {
     "VS_": "ValueSet",
     "OPERATION_": "OperationDefinition",
     "CAPABILITY_": "CapabilityStatement",
+    "CONCEPT_MAP_": "ConceptMap",
 }
 
 
@@ -251,3 +255,109 @@ def test_value_sets_name_only_drugs_the_engine_knows() -> None:
         effect = STRONG_CYP3A4[name].value
         assert (canonical.ATC, code) in (inhibitors if effect == "strong-inhibitor" else inducers)
     assert sorted(GEN.CYP3A4_NAME_ONLY) == ["grapefruit"]
+
+
+# --- Publication metadata, ConceptMaps, examples and the package -------------------------------
+
+
+@pytest.mark.parametrize("resource", committed(), ids=lambda r: f"{r['resourceType']}/{r['id']}")
+def test_every_resource_carries_the_guides_metadata(resource: dict[str, Any]) -> None:
+    assert resource["status"] == "draft"  # the guide is a draft: so are its rules
+    assert resource["experimental"] is False
+    assert resource["publisher"] == "fhir-cml"
+    assert resource["contact"][0]["telecom"][0]["value"].startswith("https://")
+    assert resource["jurisdiction"] == [
+        {"coding": [{"system": canonical.M49, "code": "001", "display": "World"}]}
+    ]
+    assert len(resource["date"]) >= 10
+    assert resource["text"]["status"] == "generated"
+
+
+def test_value_sets_and_maps_with_snomed_or_loinc_state_their_copyright() -> None:
+    checked = 0
+    for resource in committed():
+        if resource["resourceType"] not in ("ValueSet", "ConceptMap"):
+            continue
+        systems = GEN_SYSTEMS(resource)
+        for system, owner in (
+            (canonical.SNOMED, "SNOMED International"),
+            (canonical.LOINC, "Regenstrief"),
+        ):
+            if system in systems:
+                assert owner in resource.get("copyright", ""), resource["id"]
+                checked += 1
+        if not systems & {canonical.SNOMED, canonical.LOINC}:
+            assert "copyright" not in resource, resource["id"]
+    assert checked >= 5
+
+
+def GEN_SYSTEMS(resource: dict[str, Any]) -> set[str]:
+    includes = resource.get("compose", {}).get("include", [])
+    found = {i["system"] for i in includes if "system" in i and i.get("concept")}
+    found |= {g["target"] for g in resource.get("group", []) if "target" in g}
+    return found
+
+
+RESPONSE_CODE_SYSTEMS = {
+    canonical.CS_MOLECULAR_RESPONSE: vocabulary.ResponseDepth,
+    canonical.CS_ELN_RESPONSE: vocabulary.ElnStatus,
+    canonical.CS_TFR_STATUS: vocabulary.TfrStatus,
+}
+
+
+@pytest.mark.parametrize("url", [canonical.CONCEPT_MAP_MCODE, canonical.CONCEPT_MAP_RKKP])
+def test_concept_maps_map_every_code_of_the_response_code_systems(url: str) -> None:
+    cmap = by_url()[url]
+    for group in cmap["group"]:
+        codes = [e["code"] for e in group["element"]]
+        if group["source"] in RESPONSE_CODE_SYSTEMS:
+            assert sorted(codes) == sorted(m.value for m in RESPONSE_CODE_SYSTEMS[group["source"]])
+        for element in group["element"]:
+            for target in element["target"]:
+                assert ("code" in target) == (target["equivalence"] != "unmatched")
+                if target["equivalence"] in ("narrower", "inexact", "unmatched"):
+                    assert target.get("comment"), (element["code"], target)
+
+
+def test_the_concept_maps_say_what_is_not_confirmed() -> None:
+    rkkp = by_url()[canonical.CONCEPT_MAP_RKKP]
+    assert "Not confirmed" in rkkp["description"]
+    assert canonical.RKKP_CML_RESPONSE_VS in rkkp["description"]
+    mcode = by_url()[canonical.CONCEPT_MAP_MCODE]
+    assert mcode["targetCanonical"] == canonical.MCODE_CONDITION_STATUS_TREND_VS
+
+
+def test_the_committed_examples_are_what_the_tool_writes() -> None:
+    expected = EXAMPLES.examples()
+    committed_examples = {
+        p.name: json.loads(p.read_text(encoding="utf-8"))
+        for p in (PROFILES / "examples").glob("*.json")
+    }
+    assert committed_examples == expected, "profiles/examples is stale: run profiles/build"
+
+
+def test_every_profile_has_an_example() -> None:
+    claimed = {
+        profile
+        for resource in EXAMPLES.examples().values()
+        for profile in resource.get("meta", {}).get("profile", [])
+    }
+    profiles = {
+        r["url"]
+        for r in committed()
+        if r["resourceType"] == "StructureDefinition" and r["type"] != "Extension"
+    }
+    assert profiles <= claimed, profiles - claimed
+
+
+def test_the_committed_package_holds_the_resources_and_examples() -> None:
+    built = PACKAGE.contents(RESOURCES, PROFILES / "examples")
+    assert PACKAGE.read(PROFILES / "package.tgz") == built, "profiles/package.tgz is stale"
+    manifest = json.loads(built["package/package.json"])
+    assert manifest["name"] == "org.fhir-cml.ig"
+    assert manifest["version"] == fhir_cml.__version__
+    assert manifest["canonical"] == canonical.BASE
+    assert manifest["fhirVersions"] == ["4.0.1"]
+    index = json.loads(built["package/.index.json"])["files"]
+    assert {row["filename"] for row in index} == {p.name for p in RESOURCES.glob("*.json")}
+    assert all(row["url"].startswith(canonical.BASE) for row in index)

@@ -56,7 +56,7 @@ def build(
     written = Written(
         ids,
         build_risk_assessment(assessment, ids),
-        build_care_plan(assessment, ids.risk_assessment, ids),
+        build_care_plan(assessment, ids.risk_assessment, recorded, ids),
         build_provenance(assessment, (ids.risk_assessment, ids.care_plan), recorded, agents),
         assessment.patient,
     )

@@ -7,6 +7,7 @@ evidence they rest on, so a suggestion can be checked without trusting the softw
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 
 from fhir_cml.domain.results import Assessment, Suggestion
@@ -17,7 +18,14 @@ from fhir_cml.fhir.canonical import (
     PROFILE_CARE_PLAN,
     plan_definition,
 )
-from fhir_cml.fhir.outbound.elements import basis_extension, coding, concept, day, unique
+from fhir_cml.fhir.outbound.elements import (
+    as_of_extension,
+    basis_extension,
+    coding,
+    concept,
+    day,
+    unique,
+)
 from fhir_cml.fhir.outbound.identifiers import (
     OutboundIds,
     input_reference,
@@ -25,10 +33,12 @@ from fhir_cml.fhir.outbound.identifiers import (
     resource_type,
     software,
 )
+from fhir_cml.fhir.outbound.narrative import NOT_ORDERS, care_plan_text, reading_summary
+from fhir_cml.fhir.outbound.provenance import instant
 from fhir_cml.fhir.outbound.risk_assessment import cml_condition
 from fhir_cml.reporting import say, suggestion_text
 
-NOT_ORDERS: Final = "Suggestions from fhir-cml for a clinician to review; not orders."
+__all__ = ["NOT_ORDERS", "activity", "build_care_plan", "describe"]
 # CarePlan.activity.detail.reasonReference may point at these types only (FHIR R4).
 _REASON_TYPES: Final = frozenset(
     {"Condition", "Observation", "DiagnosticReport", "DocumentReference"}
@@ -36,14 +46,21 @@ _REASON_TYPES: Final = frozenset(
 
 
 def build_care_plan(
-    assessment: Assessment, risk_assessment_ref: str, ids: OutboundIds | None = None
+    assessment: Assessment,
+    risk_assessment_ref: str,
+    recorded: datetime,
+    ids: OutboundIds | None = None,
 ) -> dict[str, Any]:
-    """The CarePlan for one assessment; ``risk_assessment_ref`` is where its reading lives."""
+    """The CarePlan for one assessment; ``risk_assessment_ref`` is where its reading lives and
+    ``recorded`` the moment of writing (``created``; the as-of date is in the title and the
+    RiskAssessment)."""
     a = assessment
     ids = ids or OutboundIds.of(a)
     resource: dict[str, Any] = {
         "resourceType": "CarePlan",
         "meta": {"profile": [PROFILE_CARE_PLAN]},
+        "text": care_plan_text(a),
+        "extension": [as_of_extension(a)],
         "identifier": [ids.care_plan_identifier],
         "status": "draft",
         "intent": "proposal",
@@ -51,7 +68,7 @@ def build_care_plan(
         "title": f"CML suggestions ({a.guideline.label}) as of {day(a.as_of)}",
         "description": describe(a),
         "subject": input_reference(a.patient),
-        "created": day(a.as_of),
+        "created": instant(recorded),
         "author": software(a.ruleset_version),
     }
     condition = cml_condition(a)
@@ -88,19 +105,5 @@ def activity(suggestion: Suggestion) -> dict[str, Any]:
 
 
 def describe(a: Assessment) -> str:
-    """One paragraph: the reading behind the suggestions."""
-    milestone = f" at {a.eln.milestone.value}" if a.eln.milestone else ""
-    parts = [
-        f"Molecular response {a.molecular_response.depth.value}",
-        f"{a.guideline.label} {a.eln.status.value}{milestone}",
-        f"TFR {a.tfr.status.value}",
-        f"TDM {a.tdm.status.value}",
-    ]
-    due = a.monitoring.next_pcr_due
-    if due is not None:
-        parts.append(
-            f"RQ-PCR overdue since {day(due)}"
-            if a.monitoring.overdue
-            else f"next RQ-PCR by {day(due)}"
-        )
-    return "; ".join(parts) + "."
+    """One sentence: the reading behind the suggestions."""
+    return reading_summary(a)

@@ -8,7 +8,7 @@ from typing import Any
 
 from fhir_cml.domain.basis import Basis, Params
 from fhir_cml.domain.results import Assessment
-from fhir_cml.fhir.canonical import CS_GUIDELINE, EXT_BASIS, plan_definition
+from fhir_cml.fhir.canonical import CS_GUIDELINE, EXT_AS_OF, EXT_BASIS, plan_definition
 from fhir_cml.fhir.outbound.identifiers import input_reference
 from fhir_cml.reporting import say
 from fhir_cml.reporting import source_text as rule_source
@@ -31,6 +31,11 @@ def guideline_coding(assessment: Assessment) -> dict[str, Any]:
 
 def day(value: date) -> str:
     return value.isoformat()
+
+
+def as_of_extension(assessment: Assessment) -> dict[str, Any]:
+    """The date the reading reads the record as of (never the moment of writing)."""
+    return {"url": EXT_AS_OF, "valueDate": day(assessment.as_of)}
 
 
 def basis_extension(basis: Basis) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """A Provenance for what one assessment writes (profile cml-provenance, docs/outbound.md).
 
 The domain has no clock, so the moment of writing (``recorded``) comes from the caller; it must be
-timezone-aware because FHIR ``instant`` requires a zone. fhir-cml itself is always the
-``assembler``; a clinician whose decision led to the write (Accept in the SMART app) is a further
-agent, so the record says who decided as well as what computed.
+timezone-aware because FHIR ``instant`` requires a zone. The activity recorded is the writing, so
+``occurred[x]`` is that moment too; the as-of date of the reading is in the ``as-of`` extension.
+fhir-cml itself is always the ``assembler``; a clinician whose decision led to the write (Accept
+in the SMART app) is a further agent, so the record says who decided as well as what computed.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 
 from fhir_cml.domain.results import Assessment
 from fhir_cml.fhir.canonical import PROFILE_PROVENANCE, PROVENANCE_ACTIVITY, PROVENANCE_PARTICIPANT
-from fhir_cml.fhir.outbound.elements import concept, day
+from fhir_cml.fhir.outbound.elements import as_of_extension, concept
 from fhir_cml.fhir.outbound.identifiers import input_reference, reference, software
+from fhir_cml.fhir.outbound.narrative import acceptance_text, provenance_text, revocation_text
 
 
 def instant(moment: datetime) -> str:
@@ -42,8 +44,10 @@ def build_provenance(
     resource: dict[str, Any] = {
         "resourceType": "Provenance",
         "meta": {"profile": [PROFILE_PROVENANCE]},
+        "text": provenance_text(a, recorded, len(targets)),
+        "extension": [as_of_extension(a)],
         "target": [reference(t) for t in targets],
-        "occurredDateTime": day(a.as_of),
+        "occurredDateTime": instant(recorded),
         "recorded": instant(recorded),
         "activity": concept(PROVENANCE_ACTIVITY, "CREATE", "create"),
         "agent": [
@@ -72,6 +76,7 @@ def build_revocation(
     patient's compartment (a SMART app's patient-scoped token may write it)."""
     resource: dict[str, Any] = {
         "resourceType": "Provenance",
+        "text": revocation_text(target, recorded, reason),
         "target": [reference(target)],
         "recorded": instant(recorded),
         "activity": concept(PROVENANCE_ACTIVITY, "UPDATE", "revise"),
@@ -101,4 +106,5 @@ def build_acceptance(
     the clinician who decided."""
     resource = build_revocation(targets[0], recorded, reason, agents, patient)
     resource["target"] = [reference(t) for t in targets]
+    resource["text"] = acceptance_text(targets, recorded, reason)
     return resource

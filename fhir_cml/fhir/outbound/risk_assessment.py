@@ -21,7 +21,6 @@ from fhir_cml.fhir.canonical import (
     CS_TFR_STATUS,
     ELTS_SCORE,
     EUTOS_SCORE,
-    EXT_AS_OF,
     EXT_ELN_RESPONSE,
     EXT_MOLECULAR_RESPONSE,
     EXT_NEXT_PCR_DUE,
@@ -37,6 +36,7 @@ from fhir_cml.fhir.canonical import (
 )
 from fhir_cml.fhir.outbound.elements import (
     all_bases,
+    as_of_extension,
     basis_extension,
     coding,
     concept,
@@ -50,6 +50,7 @@ from fhir_cml.fhir.outbound.identifiers import (
     resource_type,
     software,
 )
+from fhir_cml.fhir.outbound.narrative import risk_assessment_text
 from fhir_cml.reporting import prediction_text, say, suggestion_text
 
 OUTCOME_DISPLAY: Final = {
@@ -68,6 +69,7 @@ def build_risk_assessment(assessment: Assessment, ids: OutboundIds | None = None
     resource: dict[str, Any] = {
         "resourceType": "RiskAssessment",
         "meta": {"profile": [PROFILE_RISK_ASSESSMENT]},
+        "text": risk_assessment_text(a),
         "extension": reading_extensions(a),
         "identifier": [ids.assessment_identifier],
         "status": "final",
@@ -109,7 +111,7 @@ def reading_extensions(a: Assessment) -> list[dict[str, Any]]:
         )
     eln.append({"url": "guideline", "valueCoding": guideline_coding(a)})
     out: list[dict[str, Any]] = [
-        {"url": EXT_AS_OF, "valueDate": day(a.as_of)},
+        as_of_extension(a),
         {"url": EXT_RULESET_VERSION, "valueString": a.ruleset_version},
         {
             "url": EXT_MOLECULAR_RESPONSE,

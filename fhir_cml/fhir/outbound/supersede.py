@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fhir_cml.fhir.canonical import EXT_REPLACED_BY
+from fhir_cml.fhir.outbound.narrative import SUPERSEDED, superseded
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,16 +42,19 @@ def supersede(
     return out
 
 
-def revoked(care_plan: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a CarePlan with ``status = revoked``."""
+def revoked(care_plan: dict[str, Any], why: str = SUPERSEDED) -> dict[str, Any]:
+    """A copy of a CarePlan with ``status = revoked``, its narrative saying why."""
     out = copy.deepcopy(_of_type(care_plan, "CarePlan"))
     out["status"] = "revoked"
+    superseded(out, why)
     return out
 
 
 def replaced(risk_assessment: dict[str, Any], successor: str) -> dict[str, Any]:
-    """A copy of a RiskAssessment whose ``replaced-by`` extension names ``successor`` (once)."""
+    """A copy of a RiskAssessment whose ``replaced-by`` extension names ``successor`` (once),
+    its narrative saying it is no longer current."""
     out = copy.deepcopy(_of_type(risk_assessment, "RiskAssessment"))
+    superseded(out)
     others = [e for e in out.get("extension", []) if e.get("url") != EXT_REPLACED_BY]
     out["extension"] = [
         *others,

@@ -5,8 +5,8 @@
 Extension: AsOf
 Id: as-of
 Title: "As-of date"
-Description: "The date the assessment reads the record as of: results after it are not used."
-Context: RiskAssessment, CarePlan
+Description: "The date the assessment reads the record as of: results after it are not used. Not the moment of writing, which is CarePlan.created and Provenance.occurred[x]."
+Context: RiskAssessment, CarePlan, Provenance
 * value[x] 1..1
 * value[x] only date
 * value[x] ^short = "The as-of date of the assessment"

@@ -105,8 +105,10 @@ Description: "fhir-cml's suggestions for a clinician to review, never orders: a 
 * description MS
 * subject MS
 * subject only Reference(Patient)
+* extension contains $EXT_AS_OF named asOf 1..1 MS
+* extension[asOf] ^short = "The as-of date of the reading behind the suggestions"
 * created 1..1 MS
-* created ^short = "The as-of date"
+* created ^short = "The moment of writing (the as-of date is in the asOf extension)"
 * author 1..1 MS
 * insert Software(author)
 * addresses MS
@@ -136,9 +138,37 @@ Description: "fhir-cml's suggestions for a clinician to review, never orders: a 
 * activity.detail.status ^short = "not-started when written"
 * activity.detail.description 1..1 MS
 
+Profile: CmlAssessResult
+Parent: Bundle
+Id: cml-assess-result
+Title: "$cml-assess result"
+Description: "What $cml-assess returns: a Bundle (collection) with, per assessed patient, the RiskAssessment, the CarePlan and the Provenance, then one OperationOutcome with every issue met while reading and assessing."
+* type = #collection (exactly)
+* timestamp 1..1 MS
+* timestamp ^short = "The moment of writing"
+* entry 1..* MS
+* entry.fullUrl 1..1 MS
+* entry.resource 1..1 MS
+* entry.resource only RiskAssessment or CarePlan or Provenance or OperationOutcome
+* entry.search 0..0
+* entry.request 0..0
+* entry.response 0..0
+
+Profile: CmlAssessOutput
+Parent: Parameters
+Id: cml-assess-output
+Title: "$cml-assess output parameters"
+Description: "The output of $cml-assess as Parameters (its outputProfile): one parameter, return, holding the result Bundle. Because return is the only output and a resource, the operation answers with the Bundle itself."
+* parameter 1..1 MS
+* parameter.name = "return" (exactly)
+* parameter.value[x] 0..0
+* parameter.resource 1..1 MS
+* parameter.resource only CmlAssessResult
+* parameter.part 0..0
+
 Invariant: cml-prov-1
-Description: "fhir-cml, as assembler, is an agent of the Provenance"
-Expression: "agent.where(type.coding.where(system = 'http://terminology.hl7.org/CodeSystem/provenance-participant-type' and code = 'assembler').exists() and who.identifier.where(system = 'https://fhir-cml.org/fhir/identifier/software' and value = 'fhir-cml').exists()).exists()"
+Description: "fhir-cml is exactly one of the agents, as the assembler."
+Expression: "agent.where(type.coding.where(system = 'http://terminology.hl7.org/CodeSystem/provenance-participant-type' and code = 'assembler').exists() and who.identifier.where(system = 'https://fhir-cml.org/fhir/identifier/software' and value = 'fhir-cml').exists()).count() = 1"
 Severity: #error
 
 Profile: CmlProvenance
@@ -149,9 +179,11 @@ Description: "What produced a RiskAssessment and its CarePlan: fhir-cml (the sof
 * target MS
 * target only Reference(RiskAssessment or CarePlan)
 * target ^short = "The RiskAssessment and the CarePlan"
+* extension contains $EXT_AS_OF named asOf 1..1 MS
+* extension[asOf] ^short = "The as-of date of the reading the targets hold"
 * occurred[x] 1..1 MS
 * occurred[x] only dateTime
-* occurred[x] ^short = "The as-of date"
+* occurred[x] ^short = "The moment of writing (as recorded; the as-of date is in the asOf extension)"
 * recorded MS
 * recorded ^short = "The moment of writing"
 * activity 1..1 MS

@@ -11,7 +11,7 @@ Usage: #definition
 * name = "Eln2009Baseline"
 * title = "ELN 2009 at baseline: warning clonal chromosome abnormality in Ph+ cells"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2009 at baseline: warning clonal chromosome abnormality in Ph+ cells. Source: Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed) [definition of response to imatinib 400 mg first line (table)]"
 * relatedArtifact[0].type = #citation
@@ -28,7 +28,7 @@ Usage: #definition
 * name = "Eln20093m"
 * title = "ELN 2009 at 3 months: optimal Ph+ <= 65 %; suboptimal Ph+ > 95 %; failure no CHR"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2009 at 3 months: optimal Ph+ <= 65 %; suboptimal Ph+ > 95 %; failure no CHR. Source: Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed) [definition of response to imatinib 400 mg first line (table)]"
 * relatedArtifact[0].type = #citation
@@ -45,7 +45,7 @@ Usage: #definition
 * name = "Eln20096m"
 * title = "ELN 2009 at 6 months: optimal Ph+ <= 35 %; suboptimal Ph+ > 35-95 %; failure Ph+ > 95 %, no CHR"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2009 at 6 months: optimal Ph+ <= 35 %; suboptimal Ph+ > 35-95 %; failure Ph+ > 95 %, no CHR. Source: Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed) [definition of response to imatinib 400 mg first line (table)]"
 * relatedArtifact[0].type = #citation
@@ -62,7 +62,7 @@ Usage: #definition
 * name = "Eln200912m"
 * title = "ELN 2009 at 12 months: optimal Ph+ 0 %; warning BCR::ABL1 > 0.1 %; suboptimal Ph+ > 0-35 %; failure Ph+ > 35 %"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2009 at 12 months: optimal Ph+ 0 %; warning BCR::ABL1 > 0.1 %; suboptimal Ph+ > 0-35 %; failure Ph+ > 35 %. Source: Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed) [definition of response to imatinib 400 mg first line (table)]"
 * relatedArtifact[0].type = #citation
@@ -79,7 +79,7 @@ Usage: #definition
 * name = "Eln200918m"
 * title = "ELN 2009 at 18 months: optimal Ph+ 0 %, BCR::ABL1 <= 0.1 %; suboptimal BCR::ABL1 > 0.1 %; failure Ph+ > 0 %"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2009 at 18 months: optimal Ph+ 0 %, BCR::ABL1 <= 0.1 %; suboptimal BCR::ABL1 > 0.1 %; failure Ph+ > 0 %. Source: Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed) [definition of response to imatinib 400 mg first line (table)]"
 * relatedArtifact[0].type = #citation
@@ -96,7 +96,7 @@ Usage: #definition
 * name = "Eln2009Any"
 * title = "ELN 2009 at any time: optimal Ph+ 0 %, BCR::ABL1 <= 0.1 %; suboptimal BCR::ABL1 > 0.1 %, loss of MMR, mutation still sensitive to imatinib; failure Ph+ > 0 %, loss of CHR, loss of CCyR, mutation poorly sensitive to imatinib, clonal chromosome abnormality in Ph+ cells"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2009 at any time: optimal Ph+ 0 %, BCR::ABL1 <= 0.1 %; suboptimal BCR::ABL1 > 0.1 %, loss of MMR, mutation still sensitive to imatinib; failure Ph+ > 0 %, loss of CHR, loss of CCyR, mutation poorly sensitive to imatinib, clonal chromosome abnormality in Ph+ cells. Source: Baccarani M, Cortes J, Pane F, et al. Chronic myeloid leukemia: an update of concepts and management recommendations of European LeukemiaNet. J Clin Oncol. 2009;27(35):6041-6051. (DOI and PMID not confirmed) [definition of response to imatinib 400 mg first line (table)]"
 * relatedArtifact[0].type = #citation
@@ -113,7 +113,7 @@ Usage: #definition
 * name = "Eln2013Baseline"
 * title = "ELN 2013 at baseline: warning clonal chromosome abnormality in Ph+ cells"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2013 at baseline: warning clonal chromosome abnormality in Ph+ cells. Source: Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed) [response to first-line TKI table]"
 * relatedArtifact[0].type = #citation
@@ -131,7 +131,7 @@ Usage: #definition
 * name = "Eln20133m"
 * title = "ELN 2013 at 3 months: optimal BCR::ABL1 <= 10 %, Ph+ <= 35 %; warning BCR::ABL1 > 10 %, Ph+ > 35-95 %; failure Ph+ > 95 %, no CHR"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2013 at 3 months: optimal BCR::ABL1 <= 10 %, Ph+ <= 35 %; warning BCR::ABL1 > 10 %, Ph+ > 35-95 %; failure Ph+ > 95 %, no CHR. Source: Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed) [response to first-line TKI table]"
 * relatedArtifact[0].type = #citation
@@ -149,7 +149,7 @@ Usage: #definition
 * name = "Eln20136m"
 * title = "ELN 2013 at 6 months: optimal BCR::ABL1 < 1 %, Ph+ 0 %; warning BCR::ABL1 >= 1-10 %, Ph+ > 0-35 %; failure BCR::ABL1 > 10 %, Ph+ > 35 %"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2013 at 6 months: optimal BCR::ABL1 < 1 %, Ph+ 0 %; warning BCR::ABL1 >= 1-10 %, Ph+ > 0-35 %; failure BCR::ABL1 > 10 %, Ph+ > 35 %. Source: Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed) [response to first-line TKI table]"
 * relatedArtifact[0].type = #citation
@@ -167,7 +167,7 @@ Usage: #definition
 * name = "Eln201312m"
 * title = "ELN 2013 at 12 months: optimal BCR::ABL1 <= 0.1 %, Ph+ 0 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %, Ph+ > 0 %"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2013 at 12 months: optimal BCR::ABL1 <= 0.1 %, Ph+ 0 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %, Ph+ > 0 %. Source: Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed) [response to first-line TKI table]"
 * relatedArtifact[0].type = #citation
@@ -185,7 +185,7 @@ Usage: #definition
 * name = "Eln2013Any"
 * title = "ELN 2013 at any time: optimal BCR::ABL1 <= 0.1 %, Ph+ 0 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %, Ph+ > 0 %, loss of CHR, loss of CCyR, confirmed loss of MMR, resistance mutation, clonal chromosome abnormality in Ph+ cells"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2013 at any time: optimal BCR::ABL1 <= 0.1 %, Ph+ 0 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %, Ph+ > 0 %, loss of CHR, loss of CCyR, confirmed loss of MMR, resistance mutation, clonal chromosome abnormality in Ph+ cells. Source: Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed) [response to first-line TKI table]"
 * relatedArtifact[0].type = #citation
@@ -203,7 +203,7 @@ Usage: #definition
 * name = "Eln2020Baseline"
 * title = "ELN 2020 at baseline: warning high-risk ACA, high-risk ELTS score"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2020 at baseline: warning high-risk ACA, high-risk ELTS score. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. [milestones table]"
 * relatedArtifact[0].type = #citation
@@ -221,7 +221,7 @@ Usage: #definition
 * name = "Eln20203m"
 * title = "ELN 2020 at 3 months: optimal BCR::ABL1 <= 10 %; warning BCR::ABL1 > 10 %; failure BCR::ABL1 > 10 % confirmed by a later result within 1-3 months"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2020 at 3 months: optimal BCR::ABL1 <= 10 %; warning BCR::ABL1 > 10 %; failure BCR::ABL1 > 10 % confirmed by a later result within 1-3 months. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. [milestones table]"
 * relatedArtifact[0].type = #citation
@@ -241,7 +241,7 @@ Usage: #definition
 * name = "Eln20206m"
 * title = "ELN 2020 at 6 months: optimal BCR::ABL1 <= 1 %; warning BCR::ABL1 > 1-10 %; failure BCR::ABL1 > 10 %"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2020 at 6 months: optimal BCR::ABL1 <= 1 %; warning BCR::ABL1 > 1-10 %; failure BCR::ABL1 > 10 %. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. [milestones table]"
 * relatedArtifact[0].type = #citation
@@ -259,7 +259,7 @@ Usage: #definition
 * name = "Eln202012m"
 * title = "ELN 2020 at 12 months: optimal BCR::ABL1 <= 0.1 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2020 at 12 months: optimal BCR::ABL1 <= 0.1 %; warning BCR::ABL1 > 0.1-1 %; failure BCR::ABL1 > 1 %. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. [milestones table]"
 * relatedArtifact[0].type = #citation
@@ -277,7 +277,7 @@ Usage: #definition
 * name = "Eln2020Any"
 * title = "ELN 2020 at any time: optimal BCR::ABL1 <= 0.1 %; warning BCR::ABL1 > 0.1-1 %, loss of MMR; failure BCR::ABL1 > 1 %, resistance mutation, high-risk ACA, loss of MMR after stopping TKI"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2020 at any time: optimal BCR::ABL1 <= 0.1 %; warning BCR::ABL1 > 0.1-1 %, loss of MMR; failure BCR::ABL1 > 1 %, resistance mutation, high-risk ACA, loss of MMR after stopping TKI. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. [milestones table]"
 * relatedArtifact[0].type = #citation
@@ -295,7 +295,7 @@ Usage: #definition
 * name = "Inputs"
 * title = "What is read: nothing dated after the as-of date; TKI statements that do not describe intake are left out; a stop without a recorded reason after more than 2 years of deep molecular response is read as a TFR attempt; every such choice is listed (project convention)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "What is read: nothing dated after the as-of date; TKI statements that do not describe intake are left out; a stop without a recorded reason after more than 2 years of deep molecular response is read as a TFR attempt; every such choice is listed (project convention). Source: Project convention (no published source)"
 
@@ -308,7 +308,7 @@ Usage: #definition
 * name = "ResponseDepth"
 * title = "Molecular response depth from BCR::ABL1 (IS) and control-gene copies: a detectable result by its IS value, an undetectable one by the copies of its control gene"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Molecular response depth from BCR::ABL1 (IS) and control-gene copies: a detectable result by its IS value, an undetectable one by the copies of its control gene. Source: Cross NCP, White HE, Colomer D, et al. Laboratory recommendations for scoring deep molecular responses following treatment for chronic myeloid leukemia. Leukemia. 2015;29(5):999-1003. doi:10.1038/leu.2015.29. PMID: 25652737. [definitions of MR4, MR4.5 and MR5]"
 * relatedArtifact[0].type = #citation
@@ -327,7 +327,7 @@ Usage: #definition
 * name = "IsConversion"
 * title = "Only results on the International Scale (or converted with a laboratory conversion factor) are used for response decisions"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Only results on the International Scale (or converted with a laboratory conversion factor) are used for response decisions. Source: Cross NCP, White HE, Colomer D, et al. Laboratory recommendations for scoring deep molecular responses following treatment for chronic myeloid leukemia. Leukemia. 2015;29(5):999-1003. doi:10.1038/leu.2015.29. PMID: 25652737."
 * relatedArtifact[0].type = #citation
@@ -344,7 +344,7 @@ Usage: #definition
 * name = "CompleteHematologicResponse"
 * title = "Complete hematologic response: WBC < 10 x10^9/L, platelets < 450 x10^9/L, basophils < 5 %, no immature granulocytes or blasts in peripheral blood, spleen not palpable"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Complete hematologic response: WBC < 10 x10^9/L, platelets < 450 x10^9/L, basophils < 5 %, no immature granulocytes or blasts in peripheral blood, spleen not palpable. Source: Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed) [response definitions]"
 * relatedArtifact[0].type = #citation
@@ -361,7 +361,7 @@ Usage: #definition
 * name = "MilestoneWindow"
 * title = "Which result is read at a milestone: the one nearest to it among those whose time on TKI falls in its window (from the configured tolerance before it to the next milestone's window); a later result in the window can make the reading worse, never better; after the last milestone results are read against the 'any time' criteria (project convention)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Which result is read at a milestone: the one nearest to it among those whose time on TKI falls in its window (from the configured tolerance before it to the next milestone's window); a later result in the window can make the reading worse, never better; after the last milestone results are read against the 'any time' criteria (project convention). Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed)"
 * relatedArtifact[0].type = #citation
@@ -382,7 +382,7 @@ Usage: #definition
 * name = "LossOfMmr"
 * title = "Loss of MMR: a result > 0.1 % after MMR was achieved; confirmed by a second consecutive result > 0.1 % (ELN 2013: one of the two >= 1 %)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Loss of MMR: a result > 0.1 % after MMR was achieved; confirmed by a second consecutive result > 0.1 % (ELN 2013: one of the two >= 1 %). Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. Baccarani M, Deininger MW, Rosti G, et al. European LeukemiaNet recommendations for the management of chronic myeloid leukemia: 2013. Blood. 2013;122(6):872-884. doi:10.1182/blood-2013-05-501569. (PMID not confirmed)"
 * relatedArtifact[0].type = #citation
@@ -405,7 +405,7 @@ Usage: #definition
 * name = "EscalationWorkup"
 * title = "Before any change of dose or drug for a warning or failure: check adherence, measure an imatinib trough level, and test for kinase-domain mutations"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Before any change of dose or drug for a warning or failure: check adherence, measure an imatinib trough level, and test for kinase-domain mutations. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582. Picard S, et al. Trough imatinib plasma levels are associated with both cytogenetic and molecular responses to standard-dose imatinib in chronic myeloid leukemia. Blood. 2007. (citation not confirmed: volume, pages, DOI and PMID not found)"
 * relatedArtifact[0].type = #citation
@@ -435,7 +435,7 @@ Usage: #definition
 * name = "MutationAnalysis"
 * title = "BCR::ABL1 kinase-domain mutation analysis in chronic phase at failure or warning of the response to TKI (not for a baseline warning alone); after a relapse off treatment only if MMR is not regained within 3-6 months of restarting the TKI"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "BCR::ABL1 kinase-domain mutation analysis in chronic phase at failure or warning of the response to TKI (not for a baseline warning alone); after a relapse off treatment only if MMR is not regained within 3-6 months of restarting the TKI. Source: Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582. [Table 2, indications for mutation testing]"
 * relatedArtifact[0].type = #citation
@@ -454,7 +454,7 @@ Usage: #definition
 * name = "DoseEscalation"
 * title = "Suboptimal response on imatinib with a steady-state trough below target (adherence checked) or a dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day; 800 mg/day (400 mg twice daily) is the highest step"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Suboptimal response on imatinib with a steady-state trough below target (adherence checked) or a dose-sensitive mutation (M351T, L384M): escalate 400 -> 600 -> 800 mg/day; 800 mg/day (400 mg twice daily) is the highest step. Source: IRIS investigators. Imatinib dose escalation in the IRIS study (analysis using the IRIS protocol and the ELN criteria). Cancer. 2009;115(3):551-560. doi:10.1002/cncr.24066. (title, authors and PMID not confirmed (PMCID PMC4445370)) Picard S, et al. Trough imatinib plasma levels are associated with both cytogenetic and molecular responses to standard-dose imatinib in chronic myeloid leukemia. Blood. 2007. (citation not confirmed: volume, pages, DOI and PMID not found)"
 * relatedArtifact[0].type = #citation
@@ -476,7 +476,7 @@ Usage: #definition
 * name = "T315iNoEscalation"
 * title = "T315I impairs the binding of imatinib and of every second-generation TKI: never escalate; switch to ponatinib or asciminib"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "T315I impairs the binding of imatinib and of every second-generation TKI: never escalate; switch to ponatinib or asciminib. Source: Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582. Cortes JE, Kim DW, Pinilla-Ibarz J, et al. A phase 2 trial of ponatinib in Philadelphia chromosome-positive leukemias. N Engl J Med. 2013;369(19):1783-1796. doi:10.1056/NEJMoa1306494. (PMID not confirmed) Hughes TP, Mauro MJ, Cortes JE, et al. Asciminib in chronic myeloid leukemia after ABL kinase inhibitor failure. N Engl J Med. 2019;381(24):2315-2326. doi:10.1056/NEJMoa1902328. PMID: 31826340."
 * relatedArtifact[0].type = #citation
@@ -503,7 +503,7 @@ Usage: #definition
 * name = "SwitchTki"
 * title = "Failure, resistance mutations or intolerance favour switching to another TKI, chosen by the drug that failed, the line of therapy and the mutation profile; never the drug that failed"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Failure, resistance mutations or intolerance favour switching to another TKI, chosen by the drug that failed, the line of therapy and the mutation profile; never the drug that failed. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582. Cortes JE, Kim DW, Pinilla-Ibarz J, et al. A phase 2 trial of ponatinib in Philadelphia chromosome-positive leukemias. N Engl J Med. 2013;369(19):1783-1796. doi:10.1056/NEJMoa1306494. (PMID not confirmed) Hughes TP, Mauro MJ, Cortes JE, et al. Asciminib in chronic myeloid leukemia after ABL kinase inhibitor failure. N Engl J Med. 2019;381(24):2315-2326. doi:10.1056/NEJMoa1902328. PMID: 31826340."
 * relatedArtifact[0].type = #citation
@@ -534,7 +534,7 @@ Usage: #definition
 * name = "DoseReduction"
 * title = "Stable MMR for at least 1-2 years with adverse events affecting quality of life (or a supratherapeutic trough with toxicity): consider a dose reduction, then monitor closely (every 4-6 weeks for 6-12 months, project default)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Stable MMR for at least 1-2 years with adverse events affecting quality of life (or a supratherapeutic trough with toxicity): consider a dose reduction, then monitor closely (every 4-6 weeks for 6-12 months, project default). Source: Clark RE, Polydoros F, Apperley JF, et al. De-escalation of tyrosine kinase inhibitor dose in patients with chronic myeloid leukaemia with stable major molecular response (DESTINY): an interim analysis of a non-randomised, phase 2 trial. Lancet Haematol. 2017;4(7):e310-e316. (DOI and PMID not confirmed) Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
 * relatedArtifact[0].type = #citation
@@ -556,7 +556,7 @@ Usage: #definition
 * name = "ContinueTherapy"
 * title = "Optimal response: continue the current TKI and dose"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Optimal response: continue the current TKI and dose. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
 * relatedArtifact[0].type = #citation
@@ -575,7 +575,7 @@ Usage: #definition
 * name = "TdmReading"
 * title = "Imatinib trough at steady state, drawn immediately before the next dose (the time since the last dose must be known): below the 1000 ng/mL target subtherapeutic; at or above 2000 ng/mL supratherapeutic (toxicity watch). Steady state: >= 29 days of therapy and >= 8 days without a dose change (a reference laboratory's conditions, configurable)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Imatinib trough at steady state, drawn immediately before the next dose (the time since the last dose must be known): below the 1000 ng/mL target subtherapeutic; at or above 2000 ng/mL supratherapeutic (toxicity watch). Steady state: >= 29 days of therapy and >= 8 days without a dose change (a reference laboratory's conditions, configurable). Source: Picard S, et al. Trough imatinib plasma levels are associated with both cytogenetic and molecular responses to standard-dose imatinib in chronic myeloid leukemia. Blood. 2007. (citation not confirmed: volume, pages, DOI and PMID not found)"
 * relatedArtifact[0].type = #citation
@@ -591,7 +591,7 @@ Usage: #definition
 * name = "Cyp3a4Interactions"
 * title = "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review the co-medication, consider TDM"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Strong CYP3A4 inhibitors raise and strong inducers lower TKI exposure: review the co-medication, consider TDM. Source: European Medicines Agency. Glivec (imatinib): summary of product characteristics, section 4.5 (interactions). (edition and date not confirmed)"
 * relatedArtifact[0].type = #citation
@@ -611,7 +611,7 @@ Usage: #definition
 * name = "TfrEligibility"
 * title = "ELN 2020 TFR requirements: mandatory (chronic phase, motivated patient with structured communication, access to high-quality quantitative PCR on the IS with rapid results, willingness to monitor more often), minimal (first-line TKI or second line for intolerance only, e13a2/e14a2 transcript, TKI > 5 years (> 4 years 2G-TKI), MR4 or deeper > 2 years, no prior treatment failure), optimal (TKI > 5 years; DMR > 3 years at MR4 or > 2 years at MR4.5)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELN 2020 TFR requirements: mandatory (chronic phase, motivated patient with structured communication, access to high-quality quantitative PCR on the IS with rapid results, willingness to monitor more often), minimal (first-line TKI or second line for intolerance only, e13a2/e14a2 transcript, TKI > 5 years (> 4 years 2G-TKI), MR4 or deeper > 2 years, no prior treatment failure), optimal (TKI > 5 years; DMR > 3 years at MR4 or > 2 years at MR4.5). Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. [requirements for TKI discontinuation]"
 * relatedArtifact[0].type = #citation
@@ -630,7 +630,7 @@ Usage: #definition
 * name = "TfrMolecularRelapse"
 * title = "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart the same TKI within 4 weeks; monitor every 4-6 weeks until MMR is regained; mutation analysis only if MMR is not regained within 3-6 months; the relapse off treatment is not an on-treatment failure"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "After stopping TKI, loss of MMR (one result > 0.1 %) is molecular relapse: restart the same TKI within 4 weeks; monitor every 4-6 weeks until MMR is regained; mutation analysis only if MMR is not regained within 3-6 months; the relapse off treatment is not an on-treatment failure. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. Soverini S, Abruzzese E, Bocchia M, et al. Next-generation sequencing for BCR-ABL1 kinase domain mutation testing in patients with chronic myeloid leukemia: a position paper. J Hematol Oncol. 2019;12:131. doi:10.1186/s13045-019-0815-5. PMID: 31801582. Rea D, et al. Discontinuation of dasatinib or nilotinib in chronic myeloid leukemia: interim analysis of the STOP 2G-TKI study. Blood. 2017;129(7):846-854. doi:10.1182/blood-2016-09-742205. PMID: 27932374. (author list not confirmed)"
 * relatedArtifact[0].type = #citation
@@ -661,7 +661,7 @@ Usage: #definition
 * name = "Stim1Relapse"
 * title = "STIM1 definition of molecular relapse: two consecutive positive results one month apart with a >= 1-log increase (imatinib; reported for comparison only)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "STIM1 definition of molecular relapse: two consecutive positive results one month apart with a >= 1-log increase (imatinib; reported for comparison only). Source: Mahon FX, Réa D, Guilhot J, et al. Discontinuation of imatinib in patients with chronic myeloid leukaemia who have maintained complete molecular remission for at least 2 years: the prospective, multicentre Stop Imatinib (STIM) trial. Lancet Oncol. 2010;11:1029-1035. (DOI and PMID not confirmed)"
 * relatedArtifact[0].type = #citation
@@ -677,7 +677,7 @@ Usage: #definition
 * name = "Paediatric"
 * title = "Patients under 18: TFR attempts only within clinical studies; adult guidance (ELN) and adult risk scores (Sokal, ELTS, EUTOS) are applied with that caution"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Patients under 18: TFR attempts only within clinical studies; adult guidance (ELN) and adult risk scores (Sokal, ELTS, EUTOS) are applied with that caution. Source: de la Fuente J, Baruchel A, Biondi A, de Bont E, Dresse MF, Suttorp M, et al. Managing children with chronic myeloid leukaemia (CML): recommendations for the management of CML in children and young people up to the age of 18 years. (seen only in a reference list (International BFM Group CML Committee): journal, year, pages, DOI and PMID not confirmed) Hijiya N, et al. Pediatric chronic myeloid leukemia is a unique disease that requires a different approach. Blood. 2016;127(4):392. (author list, end page, DOI and PMID not confirmed)"
 * relatedArtifact[0].type = #citation
@@ -696,7 +696,7 @@ Usage: #definition
 * name = "MonitoringSchedule"
 * title = "RQ-PCR every 3 months on TKI (monthly during the first 3 months, project default); after a dose reduction every 4-6 weeks for 6-12 months; after stopping TKI monthly for months 1-6, every 2 months for months 7-12, every 3 months after; after a restart every 4-6 weeks until MMR is regained"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "RQ-PCR every 3 months on TKI (monthly during the first 3 months, project default); after a dose reduction every 4-6 weeks for 6-12 months; after stopping TKI monthly for months 1-6, every 2 months for months 7-12, every 3 months after; after a restart every 4-6 weeks until MMR is regained. Source: Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639. Clark RE, Polydoros F, Apperley JF, et al. De-escalation of tyrosine kinase inhibitor dose in patients with chronic myeloid leukaemia with stable major molecular response (DESTINY): an interim analysis of a non-randomised, phase 2 trial. Lancet Haematol. 2017;4(7):e310-e316. (DOI and PMID not confirmed)"
 * relatedArtifact[0].type = #citation
@@ -722,7 +722,7 @@ Usage: #definition
 * name = "Sokal"
 * title = "Sokal score at baseline: < 0.8 low, 0.8-1.2 intermediate, > 1.2 high (derived in adults)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Sokal score at baseline: < 0.8 low, 0.8-1.2 intermediate, > 1.2 high (derived in adults). Source: Sokal JE, Cox EB, Baccarani M, et al. Prognostic discrimination in \"good-risk\" chronic granulocytic leukemia. Blood. 1984;63(4):789-799. PMID: 6584184. (DOI not confirmed)"
 * relatedArtifact[0].type = #citation
@@ -738,7 +738,7 @@ Usage: #definition
 * name = "Elts"
 * title = "ELTS score at baseline: <= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high (derived in adults); ELN 2020 prefers ELTS to Sokal where they disagree"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "ELTS score at baseline: <= 1.5680 low, <= 2.2185 intermediate, > 2.2185 high (derived in adults); ELN 2020 prefers ELTS to Sokal where they disagree. Source: Pfirrmann M, et al. Prognosis of long-term survival considering disease-specific death in patients with chronic myeloid leukemia. Leukemia. 2016;30(1):48-56. doi:10.1038/leu.2015.261. PMID: 26416462. (author list not confirmed) Hochhaus A, Baccarani M, Silver RT, et al. European LeukemiaNet 2020 recommendations for treating chronic myeloid leukemia. Leukemia. 2020;34:966-984. doi:10.1038/s41375-020-0776-2. PMID: 32127639."
 * relatedArtifact[0].type = #citation
@@ -759,7 +759,7 @@ Usage: #definition
 * name = "Eutos"
 * title = "EUTOS score at baseline: <= 87 low, > 87 high (derived in adults)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "EUTOS score at baseline: <= 87 low, > 87 high (derived in adults). Source: Hasford J, et al. Predicting complete cytogenetic response and subsequent progression-free survival in 2060 patients with CML on imatinib treatment: the EUTOS score. Blood. 2011;118(3):686-689. (co-authors, end page, DOI and PMID not confirmed)"
 * relatedArtifact[0].type = #citation
@@ -775,7 +775,7 @@ Usage: #definition
 * name = "IrisProgression"
 * title = "IRIS 5-year freedom from progression to AP/BC by the response at 12 months (first-line imatinib, chronic phase, on treatment; not after a relapse, not with a resistance mutation)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "IRIS 5-year freedom from progression to AP/BC by the response at 12 months (first-line imatinib, chronic phase, on treatment; not after a relapse, not with a resistance mutation). Source: Druker BJ, Guilhot F, O'Brien SG, et al. Five-year follow-up of patients receiving imatinib for chronic myeloid leukemia. N Engl J Med. 2006;355(23):2408-2417. doi:10.1056/NEJMoa062867. PMID: 17151364."
 * relatedArtifact[0].type = #citation
@@ -792,7 +792,7 @@ Usage: #definition
 * name = "TfrOutcomes"
 * title = "Molecular relapse after stopping imatinib in STIM1 (its own relapse definition): 39 % relapse-free at 36 months; most relapses within 6 months"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "Molecular relapse after stopping imatinib in STIM1 (its own relapse definition): 39 % relapse-free at 36 months; most relapses within 6 months. Source: Mahon FX, Réa D, Guilhot J, et al. Discontinuation of imatinib in patients with chronic myeloid leukaemia who have maintained complete molecular remission for at least 2 years: the prospective, multicentre Stop Imatinib (STIM) trial. Lancet Oncol. 2010;11:1029-1035. (DOI and PMID not confirmed)"
 * relatedArtifact[0].type = #citation
@@ -808,7 +808,7 @@ Usage: #definition
 * name = "IrisEscalationOutcomes"
 * title = "IRIS dose escalation on first-line imatinib: 42 % reached a subsequent cytogenetic response; 3 years after escalation 89 % free from progression, 84 % overall survival (figures as quoted; not confirmed in the paper)"
 * type = $PLAN_DEFINITION_TYPE#eca-rule "ECA Rule"
-* status = #active
+* status = #draft
 * experimental = false
 * description = "IRIS dose escalation on first-line imatinib: 42 % reached a subsequent cytogenetic response; 3 years after escalation 89 % free from progression, 84 % overall survival (figures as quoted; not confirmed in the paper). Source: IRIS investigators. Imatinib dose escalation in the IRIS study (analysis using the IRIS protocol and the ELN criteria). Cancer. 2009;115(3):551-560. doi:10.1002/cncr.24066. (title, authors and PMID not confirmed (PMCID PMC4445370))"
 * relatedArtifact[0].type = #citation

@@ -227,7 +227,7 @@ Description: "Strong CYP3A4 inducers named by the clinical sources (rifampicin, 
 * http://www.whocc.no/atc#N03AF01 "carbamazepine"
 * http://www.whocc.no/atc#N03AB02 "phenytoin"
 * http://www.whocc.no/atc#N03AA02 "phenobarbital"
-* http://www.whocc.no/atc#N06AX25 "st john's wort"
+* http://www.whocc.no/atc#N06AX25
 * http://www.whocc.no/atc#L02BB04 "enzalutamide"
 * http://www.nlm.nih.gov/research/umls/rxnorm#9384 "rifampin"
 * http://www.nlm.nih.gov/research/umls/rxnorm#2002 "carbamazepine"
