@@ -34,8 +34,16 @@ def _tokens(line: str) -> list[tuple[int, str]]:
 
 def string_only(diff: str) -> bool:
     """True when the mutant changes nothing but the text of string literals."""
-    removed = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
-    added = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    removed = [
+        line[1:]
+        for line in diff.splitlines()
+        if line.startswith("-") and not line.startswith("---")
+    ]
+    added = [
+        line[1:]
+        for line in diff.splitlines()
+        if line.startswith("+") and not line.startswith("+++")
+    ]
     if len(removed) != len(added) or not removed:
         return False
     for old, new in zip(removed, added, strict=True):
@@ -95,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         f"string-only mutants: {strings} ({total['string survived']} survived); "
         f"not run: {total['logic not run'] + total['string not run']}"
     )
-    print(f"goal <= {args.goal:g} % of logic mutants surviving: {'met' if rate <= args.goal else 'NOT met'}")
+    print(
+        f"goal <= {args.goal:g} % of logic mutants surviving: {'met' if rate <= args.goal else 'NOT met'}"
+    )
     if args.show:
         for name, diff in survivors:
             print(f"\n# {name}\n{diff}")
