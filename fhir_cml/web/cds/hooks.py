@@ -37,6 +37,7 @@ from fhir_cml.web.cds.data import Gathered
 from fhir_cml.web.cds.services import EVIDENCE_KEYS, PATIENT_VIEW, SERVICES, Service, discovery
 from fhir_cml.web.cds.tokens import VerifiedToken
 from fhir_cml.web.http import json_response, read_json
+from fhir_cml.web.logs import note_caller
 from fhir_cml.web.runtime import runtime
 
 bp = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")
@@ -102,7 +103,9 @@ def _service(service_id: str) -> Service:
 
 
 def _verify(audiences: list[str]) -> VerifiedToken:
-    return runtime().verifier.verify(request.headers.get("Authorization"), audiences)
+    token = runtime().verifier.verify(request.headers.get("Authorization"), audiences)
+    note_caller(token.iss, token.sub)
+    return token
 
 
 def _now() -> datetime:
