@@ -61,14 +61,20 @@ def test_a_json_document_is_laid_out_as_json_dumps_does(
     assert written(write).decode() == expected + "\n"
 
 
-def test_the_contract_report_is_the_contract(assessments: list[Assessment]) -> None:
+def reported(kind: type[ContractReport | TextReport], assessments: list[Assessment]) -> bytes:
+    """What a report writes for these assessments, each rendered and added as assess does."""
+
     def write(sink: Sink) -> None:
-        report = ContractReport(sink, as_of=AS_OF, guideline=Guideline.ELN2020)
+        report = kind(sink, as_of=AS_OF, guideline=Guideline.ELN2020)
         for a in assessments:
-            report.add(report.render(a))
+            report.add(report.render(a))  # type: ignore[arg-type]
         report.finish(SUMMARY, [])
 
-    streamed = json.loads(written(write))
+    return written(write)
+
+
+def test_the_contract_report_is_the_contract(assessments: list[Assessment]) -> None:
+    streamed = json.loads(reported(ContractReport, assessments))
     whole = to_contract(assessments, as_of=AS_OF, guideline=Guideline.ELN2020, load_summary=SUMMARY)
     assert streamed == json.loads(json.dumps(whole))
     assert streamed["summary"]["assessed"] == len(assessments) == len(list(EXAMPLES.glob("*.json")))
@@ -76,14 +82,8 @@ def test_the_contract_report_is_the_contract(assessments: list[Assessment]) -> N
 
 
 def test_the_text_report_is_the_text(assessments: list[Assessment]) -> None:
-    def write(sink: Sink) -> None:
-        report = TextReport(sink, as_of=AS_OF, guideline=Guideline.ELN2020)
-        for a in assessments:
-            report.add(report.render(a))
-        report.finish(SUMMARY, [])
-
     whole = to_text(assessments, as_of=AS_OF, guideline=Guideline.ELN2020, load_summary=SUMMARY)
-    assert written(write).decode() == whole
+    assert reported(TextReport, assessments).decode() == whole
 
 
 def test_ndjson_lines() -> None:
