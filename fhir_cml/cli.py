@@ -15,6 +15,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from fhir_cml.fhir.inbound import LoadResult, MappingOptions, map_paths
 from fhir_cml.fhir.outbound import transaction_bundle, validate
 from fhir_cml.fhir.outbound.provenance import instant
 from fhir_cml.jobs.options import concept_map_option, rules_config_option, terminology_server_option
+from fhir_cml.jobs.stopping import sigterm_as_interrupt
 from fhir_cml.reporting import LoadSummary, issue_message
 from fhir_cml.reporting.stream import (
     ContractReport,
@@ -193,32 +195,38 @@ def assess_command(
 
     totals = LoadResult([], [])
     found = failed = data_issues = 0
+    parts = map_paths(
+        list(inputs),
+        options,
+        work,
+        # A terminology server is asked from this process, which reports what it answers.
+        jobs=1 if remote is not None else jobs or _default_jobs(),
+        work_dir=work_dir,
+        progress=bars,
+    )
     try:
-        for part, done in map_paths(
-            list(inputs),
-            options,
-            work,
-            # A terminology server is asked from this process, which reports what it answers.
-            jobs=1 if remote is not None else jobs or _default_jobs(),
-            work_dir=work_dir,
-            progress=bars,
-        ):
-            for problem in problems[said:]:  # met while translating (the terminology server)
-                bars.say(f"warning: {problem}")
-            said = len(problems)
-            for issue in part.issues:
-                bars.say(_issue_text(issue))
-            totals.add(part)
-            found += done.patients
-            for patient, error in done.failed:
-                bars.say(f"internal error: {patient}: assessment failed: {error}")
-            failed += len(done.failed)
-            if done.invalid is not None:
-                raise OperationOutcomeError(done.invalid[0], outcome=done.invalid[1], status=500)
-            for item in done.rendered:
-                report.add(item)
-            data_issues += done.data_issues
-            bars.assessed(done.patients)
+        # Stopped by SIGTERM or Ctrl-C: the workers ended, the partitions and the output's
+        # partial file removed.
+        with sigterm_as_interrupt(), closing(parts):
+            for part, done in parts:
+                for problem in problems[said:]:  # met while translating (the terminology server)
+                    bars.say(f"warning: {problem}")
+                said = len(problems)
+                for issue in part.issues:
+                    bars.say(_issue_text(issue))
+                totals.add(part)
+                found += done.patients
+                for patient, error in done.failed:
+                    bars.say(f"internal error: {patient}: assessment failed: {error}")
+                failed += len(done.failed)
+                if done.invalid is not None:
+                    raise OperationOutcomeError(
+                        done.invalid[0], outcome=done.invalid[1], status=500
+                    )
+                for item in done.rendered:
+                    report.add(item)
+                data_issues += done.data_issues
+                bars.assessed(done.patients)
     except OperationOutcomeError as exc:
         sink.abort()
         bars.close()

@@ -35,6 +35,7 @@ from fhir_cml.jobs.options import (
     rules_config_option,
     terminology_server_option,
 )
+from fhir_cml.jobs.stopping import sigterm_as_interrupt
 from fhir_cml.jobs.sync import EXIT_RUN_FAILED, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 
@@ -349,7 +350,8 @@ def sync(
         job.mapping = replace(job.mapping, terminology=terminology)
     said = len(problems)
     try:
-        summary = job.run()
+        with sigterm_as_interrupt():  # stopped as by Ctrl-C: recorded, its work files removed
+            summary = job.run()
     except FhirCmlError as err:  # the state store failed: nothing can be remembered
         click.echo(f"fhir-cml sync: {err}", err=True)
         ctx.exit(EXIT_RUN_FAILED)

@@ -4,6 +4,7 @@ files and lines, partitioned or not, in worker processes or not; damaged exports
 from __future__ import annotations
 
 import json
+import multiprocessing
 import random
 from datetime import date
 from pathlib import Path
@@ -112,6 +113,27 @@ def test_worker_processes_give_the_same_parts_in_the_same_order(tmp_path: Path) 
     assert [p.resources for p, _ in forked] == [p.resources for p, _ in alone]
     assert all(p.records == [] for p, _ in forked)  # let go of once worked on
     assert sum(len(r) for _, r in alone) == len(list(EXAMPLES.glob("*.json")))
+
+
+def patients_of(part: LoadResult) -> int:
+    return len(part.records)
+
+
+def test_a_run_stopped_half_way_leaves_no_worker_and_no_partition(tmp_path: Path) -> None:
+    export, work_dir = tmp_path / "export", tmp_path / "work"
+    export.mkdir()
+    work_dir.mkdir()
+    write_shuffled(export, example_resources(), 5)
+    parts = map_paths(
+        [export], OPTIONS, patients_of, jobs=2, work_dir=work_dir, partition_bytes=SMALL
+    )
+    next(parts)
+    workers = multiprocessing.active_children()
+    assert workers
+    assert list(work_dir.iterdir())  # the partitions
+    parts.close()  # as when the run is stopped (Ctrl-C, SIGTERM, an error)
+    assert not any(worker.is_alive() for worker in workers)
+    assert list(work_dir.iterdir()) == []
 
 
 def bulk_export(directory: Path, patients: int = 12) -> None:

@@ -14,7 +14,7 @@ import os
 import sys
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from multiprocessing.connection import Connection
@@ -58,7 +58,7 @@ def stream_paths(
     work_dir: Path | None = None,
     partition_bytes: int | None = None,
     progress: Progress | None = None,
-) -> Iterator[LoadResult]:
+) -> Generator[LoadResult]:
     """What ``load_paths`` reads, in parts: memory follows a part, not the whole input.
 
     Larger input than ``partition_bytes`` (default: ``partition.PARTITION_BYTES``) is partitioned
@@ -81,7 +81,7 @@ def map_paths(
     work_dir: Path | None = None,
     partition_bytes: int | None = None,
     progress: Progress | None = None,
-) -> Iterator[tuple[LoadResult, T]]:
+) -> Generator[tuple[LoadResult, T]]:
     """``work(part)`` for each part of :func:`stream_paths`, in up to ``jobs`` worker processes.
 
     Yields, in the order of the parts, each part without its records and the result of
@@ -207,7 +207,8 @@ def _in_workers(job: _Job, jobs: int) -> Iterator[tuple[LoadResult, _Labelled, A
     numbers = iter(range(len(job.parts.paths)))
     running: deque[tuple[int, BaseProcess, Connection]] = deque()
     try:
-        running.extend(_fork(context, job, n) for n in islice(numbers, jobs))
+        for number in islice(numbers, jobs):
+            running.append(_fork(context, job, number, running))
         while running:
             number, process, connection = running.popleft()
             try:
@@ -219,7 +220,8 @@ def _in_workers(job: _Job, jobs: int) -> Iterator[tuple[LoadResult, _Labelled, A
             process.join()
             if outcome[0] == "failed":
                 raise RuntimeError(f"reading partition {number} failed: {outcome[1]}")
-            running.extend(_fork(context, job, n) for n in islice(numbers, 1))
+            for number in islice(numbers, 1):
+                running.append(_fork(context, job, number, running))
             yield outcome[1]
     finally:
         for _, process, connection in running:
@@ -228,16 +230,27 @@ def _in_workers(job: _Job, jobs: int) -> Iterator[tuple[LoadResult, _Labelled, A
             connection.close()
 
 
-def _fork(context: ForkContext, job: _Job, number: int) -> tuple[int, BaseProcess, Connection]:
+def _fork(
+    context: ForkContext,
+    job: _Job,
+    number: int,
+    running: deque[tuple[int, BaseProcess, Connection]],
+) -> tuple[int, BaseProcess, Connection]:
     receiving, sending = context.Pipe(duplex=False)
-    process = context.Process(target=_worker, args=(job, number, sending), daemon=True)
+    # The child inherits the reading ends of its pipe and of the running workers' pipes, and
+    # closes them: were the parent gone, a pipe nobody else reads fails the sending at once
+    # rather than blocking it for ever.
+    readers = [receiving, *(connection for _, _, connection in running)]
+    process = context.Process(target=_worker, args=(job, number, sending, readers), daemon=True)
     process.start()
     sending.close()
     return number, process, receiving
 
 
-def _worker(job: _Job, number: int, connection: Connection) -> None:
+def _worker(job: _Job, number: int, connection: Connection, readers: list[Connection]) -> None:
     """A forked worker's life: one partition, its result sent, then gone without clean-up."""
+    for reader in readers:
+        reader.close()
     gc.disable()
     retain: list[object] = []
     try:
