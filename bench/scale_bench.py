@@ -12,9 +12,11 @@ never held in memory), then runs as separate processes, in turn:
 
 and prints, per run: patients, input MB, wall seconds, patients/s, peak resident memory (the
 sum over the process and its workers, sampled every 50 ms, and never below what the kernel
-reports for the largest of them) and the time relative to json.loads in the same run. The
-machine's load average is printed with each run: the figures are only comparable within one
-table.
+reports for the largest of them), the time relative to json.loads in the same run, the CPU
+seconds (the process and its workers) and their ratio to json.loads's, and the load average (1
+minute, the higher of before and after the run). On a machine others use, the wall times follow
+the load; the CPU ratio much less so (a loaded machine still slows every instruction somewhat),
+but it says nothing of the workers sharing the cores.
 
     python bench/scale_bench.py [--sizes 1000,10000,100000] [--dir DIR] [--jobs N] [--sync]
                                 [--keep]
@@ -62,6 +64,7 @@ for name in sorted(glob.glob(sys.argv[1] + "/*.ndjson")):
 class Run:
     name: str
     seconds: float
+    cpu: float  # user and system seconds of the process and its workers
     peak_mb: float
     load: tuple[float, float]  # load average (1 min) before and after
 
@@ -150,9 +153,10 @@ def _run(name: str, command: list[str]) -> Run:
             errors = messages.read().decode(errors="replace")
             raise SystemExit(f"{name} failed ({process.returncode}):\n{errors[-2000:]}")
     peak_kb = max(peak[0], usage.ru_maxrss)  # ru_maxrss: the largest single process, in KB
-    run = Run(name, seconds, peak_kb / 1024, (load, os.getloadavg()[0]))
+    cpu = usage.ru_utime + usage.ru_stime  # its workers too, once it has waited for them
+    run = Run(name, seconds, cpu, peak_kb / 1024, (load, os.getloadavg()[0]))
     print(
-        f"  {run.name:<20} {run.seconds:8.1f} s {run.peak_mb:7.0f} MB "
+        f"  {run.name:<20} {run.seconds:8.1f} s {run.cpu:8.1f} s CPU {run.peak_mb:7.0f} MB "
         f"(load {run.load[0]:.1f} -> {run.load[1]:.1f})",
         flush=True,
     )
@@ -188,15 +192,20 @@ def _tree_rss_kb(root: int) -> int:
 
 
 def _table(rows: list[tuple[int, float, Run]]) -> None:
-    floors = {patients: run.seconds for patients, _, run in rows if run.name == "json.loads"}
+    floors = {patients: run for patients, _, run in rows if run.name == "json.loads"}
     print()
-    print("| patients | input MB | run | wall s | patients/s | peak RSS MB | x json.loads |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| patients | input MB | run | wall s | patients/s | peak RSS MB | x json.loads "
+        "| CPU s | CPU x json.loads | load |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for patients, size, run in rows:
+        floor = floors[patients]
         print(
             f"| {patients:,} | {size:,.0f} | {run.name} | {run.seconds:.1f} | "
             f"{patients / run.seconds:,.0f} | {run.peak_mb:,.0f} | "
-            f"{run.seconds / floors[patients]:.2f} |"
+            f"{run.seconds / floor.seconds:.2f} | {run.cpu:.1f} | {run.cpu / floor.cpu:.2f} | "
+            f"{max(run.load):.1f} |"
         )
 
 
