@@ -72,11 +72,12 @@ def test_bundle_is_a_valid_transaction_of_conditional_creates() -> None:
     bundle = json.loads(result.stdout)
     Bundle.model_validate(bundle)
     assert bundle["type"] == "transaction"
-    assert [e["resource"]["resourceType"] for e in bundle["entry"]] == [
-        "RiskAssessment",
-        "CarePlan",
-        "Provenance",
-    ]
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds[:2] == ["RiskAssessment", "CarePlan"]
+    assert kinds[-1] == "Provenance"
+    for entry in bundle["entry"][2:-1]:  # the requests the CarePlan proposes
+        assert entry["resource"]["intent"] == "proposal"
+        assert entry["request"]["ifNoneExist"].startswith(f"identifier={c.ID_REQUEST}|")
     assert bundle["entry"][0]["request"]["ifNoneExist"].startswith(f"identifier={c.ID_ASSESSMENT}|")
     assert bundle["entry"][1]["resource"]["status"] == "draft"
 
