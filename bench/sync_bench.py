@@ -50,6 +50,7 @@ from synthetic import patient_resources
 
 from fhir_cml.ehr.client import Exchange, FhirClient
 from fhir_cml.ehr.fetch import FetchOptions
+from fhir_cml.jobs import sync as sync_job
 from fhir_cml.jobs.sync import Summary, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 from tests.support.fhir_server import FhirTestServer, start_fhir_server
@@ -256,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep Python's collector thresholds during the syncs (to measure what raising them "
+        "does)",
+    )
+    parser.add_argument(
         "--modes",
         default=",".join(MODES),
         help=f"server behaviours to measure against, comma-separated: {', '.join(MODES)}",
@@ -264,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         "--rate-limit", default="10/1", help="the rate-limited mode's quota: requests/seconds"
     )
     args = parser.parse_args(argv)
+    if args.default_gc:
+        sync_job.RUN_GC_THRESHOLD = gc.get_threshold()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
     if unknown:

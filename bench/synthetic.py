@@ -22,7 +22,10 @@ from __future__ import annotations
 import json
 import random
 from datetime import date, timedelta
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
 
 from fhir_cml.fhir import canonical as c
 
@@ -482,3 +485,44 @@ def generate(patients: int, seed: int, shape: str = "ehr") -> tuple[bytes, int]:
     for i in range(patients):
         lines.extend(json.dumps(r, separators=(",", ":")) for r in patient_resources(i, rng, shape))
     return ("\n".join(lines) + "\n").encode(), len(lines)
+
+
+def write_export(
+    directory: Path, patients: int, seed: int = 1, shape: str = "ehr"
+) -> tuple[int, int]:
+    """A Bulk Data export of ``patients`` patients, written patient by patient (never held whole).
+
+    As servers deliver one: one NDJSON file per resource type (each patient's resources spread
+    over them) and a manifest. Returns the number of resources and of bytes written.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    files: dict[str, IO[bytes]] = {}
+    counts: dict[str, int] = {}
+    size = 0
+    try:
+        for i in range(patients):
+            for resource in patient_resources(i, rng, shape):
+                rtype = resource["resourceType"]
+                handle = files.get(rtype)
+                if handle is None:
+                    handle = files[rtype] = (directory / f"{rtype}.ndjson").open("wb")
+                line = orjson.dumps(resource) + b"\n"
+                handle.write(line)
+                size += len(line)
+                counts[rtype] = counts.get(rtype, 0) + 1
+    finally:
+        for handle in files.values():
+            handle.close()
+    manifest = {
+        "transactionTime": f"{AS_OF.isoformat()}T12:00:00Z",
+        "request": "https://ehr.example.org/fhir/Patient/$export",
+        "requiresAccessToken": True,
+        "output": [
+            {"type": rtype, "url": f"https://ehr.example.org/export/{rtype}.ndjson", "count": n}
+            for rtype, n in sorted(counts.items())
+        ],
+        "error": [],
+    }
+    (directory / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    return sum(counts.values()), size

@@ -5,45 +5,75 @@ Exit codes of ``fhir-cml assess``:
   1  nothing could be assessed: no readable file, no FHIR resource, or no CML patient
   2  usage error (wrong option or value)
   3  internal error: an assessment raised, or fhir-cml built a resource that is not valid FHIR R4
-Results go to stdout (or --output); messages go to stderr and name the file, entry or patient.
+Results go to stdout (or --output, put in place only once complete), patient by patient as they
+are assessed; messages go to stderr and name the file, entry or patient.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import click
+import orjson
 
 from fhir_cml import __version__
-from fhir_cml.app.assessing import assess_loaded, load_rule_config, why_nothing
+from fhir_cml.app.assessing import Assessed, assess_loaded, load_rule_config, why_nothing
 from fhir_cml.domain import Assessment, Guideline, RuleConfig
 from fhir_cml.domain.model import Issue
 from fhir_cml.ehr.client import FhirClient
 from fhir_cml.ehr.terminology import site_terminology
 from fhir_cml.errors import ConfigurationError, OperationOutcomeError
-from fhir_cml.fhir.inbound import MappingOptions, load_paths
+from fhir_cml.fhir.inbound import LoadResult, MappingOptions, map_paths
 from fhir_cml.fhir.outbound import transaction_bundle, validate
-from fhir_cml.jobs.survey_cli import survey
-from fhir_cml.jobs.sync_cli import (
-    concept_map_option,
-    rules_config_option,
-    sync,
-    terminology_server_option,
+from fhir_cml.fhir.outbound.provenance import instant
+from fhir_cml.jobs.options import concept_map_option, rules_config_option, terminology_server_option
+from fhir_cml.reporting import LoadSummary, issue_message
+from fhir_cml.reporting.stream import (
+    ContractReport,
+    JsonDocument,
+    NdjsonLines,
+    Sink,
+    TextReport,
+    encode,
 )
-from fhir_cml.reporting import LoadSummary, issue_message, to_contract, to_text
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 EXIT_OK: Final = 0
 EXIT_NOTHING_READ: Final = 1
 EXIT_INTERNAL: Final = 3
-FORMATS: Final = ("text", "json", "bundle")
+FORMATS: Final = ("text", "json", "bundle", "ndjson")
+MAX_DEFAULT_JOBS: Final = 4  # a worker holds a partition, about 200 MB
 
 
-@click.group()
+class _Commands(click.Group):
+    """Imports ``sync`` and ``survey`` (a database, HTTP and OAuth libraries: most of the
+    start-up time) only when one of them is run or listed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), "survey", "sync"})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name == "sync":
+            from fhir_cml.jobs.sync_cli import sync
+
+            return sync
+        if cmd_name == "survey":
+            from fhir_cml.jobs.survey_cli import survey
+
+            return survey
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="fhir-cml")
 def main() -> None:
     """CML response readings and care-plan suggestions from FHIR R4 data."""
@@ -73,14 +103,15 @@ def main() -> None:
     type=click.Choice(FORMATS),
     default="text",
     show_default=True,
-    help="text for people, json for programs, bundle for a FHIR transaction to POST.",
+    help="text for people, json for programs, bundle for a FHIR transaction to POST, ndjson for "
+    "the same as one transaction Bundle per patient and line (POST each line).",
 )
 @click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write the result to FILE instead of stdout.",
+    help="Write the result to FILE instead of stdout (put in place once complete).",
 )
 @click.option(
     "--conversion-factor",
@@ -98,6 +129,26 @@ def main() -> None:
     show_default=True,
     help="Largest JSON file (or NDJSON line) to read, in MB.",
 )
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Where input over 64 MB is partitioned by patient while it is read (needs about its "
+    "size free). Default: the system's temporary directory.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="A progress bar on stderr. Default: when stderr is a terminal.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help=f"Worker processes for input over 64 MB (each holds about 200 MB). Default: the CPUs "
+    f"available, at most {MAX_DEFAULT_JOBS}.",
+)
 def assess_command(
     inputs: tuple[Path, ...],
     as_of: datetime | None,
@@ -109,8 +160,14 @@ def assess_command(
     terminology_server: str | None,
     rules_config: Path | None,
     max_file_size: float,
+    work_dir: Path | None,
+    progress: bool | None,
+    jobs: int | None,
 ) -> None:
-    """Assess every CML patient in INPUT (FHIR Bundles, resources, NDJSON, or directories)."""
+    """Assess every CML patient in INPUT (FHIR Bundles, resources, NDJSON, or directories).
+
+    Input of any size is read in bounded memory, and the result is written patient by patient.
+    """
     day = as_of.date() if as_of is not None else date.today()
     chosen = Guideline(guideline)
     rules = _rules(rules_config)
@@ -126,62 +183,219 @@ def assess_command(
         max_json_bytes=int(max_file_size * 1024 * 1024),
         terminology=terminology,
     )
-    loaded = load_paths(list(inputs), options)
-    for problem in problems[said:]:  # met while translating (the terminology server)
-        _say(f"warning: {problem}")
-    for issue in loaded.issues:
-        _say(_issue_text(issue))
-    if not loaded.records:
-        _say(f"error: nothing to assess: {why_nothing(loaded)}")
-        sys.exit(EXIT_NOTHING_READ)
+    bars = _Bars(sys.stderr.isatty() if progress is None else progress)
+    sink = _sink(output)
+    report = _report(fmt, sink, day, chosen, now)
 
-    assessed = assess_loaded(loaded, day, chosen, rules)
-    for patient, exc in assessed.failed:
-        _say(f"internal error: {patient}: assessment failed: {exc!r}")
-    assessments, failed = assessed.assessments, len(assessed.failed)
-    summary = LoadSummary(
-        files=loaded.files,
-        resources=loaded.resources,
-        unreadable=loaded.unreadable,
-        skipped=loaded.skipped_patients,
-    )
+    def work(part: LoadResult) -> _Done:
+        """A part's patients assessed and rendered (in a worker process for large input)."""
+        return _Done.of(part, assess_loaded(part, day, chosen, rules), report.render)
+
+    totals = LoadResult([], [])
+    found = failed = data_issues = 0
     try:
-        text = _render(fmt, assessments, day, chosen, summary, loaded.issues, now)
+        for part, done in map_paths(
+            list(inputs),
+            options,
+            work,
+            # A terminology server is asked from this process, which reports what it answers.
+            jobs=1 if remote is not None else jobs or _default_jobs(),
+            work_dir=work_dir,
+            progress=bars,
+        ):
+            for problem in problems[said:]:  # met while translating (the terminology server)
+                bars.say(f"warning: {problem}")
+            said = len(problems)
+            for issue in part.issues:
+                bars.say(_issue_text(issue))
+            totals.add(part)
+            found += done.patients
+            for patient, error in done.failed:
+                bars.say(f"internal error: {patient}: assessment failed: {error}")
+            failed += len(done.failed)
+            if done.invalid is not None:
+                raise OperationOutcomeError(done.invalid[0], outcome=done.invalid[1], status=500)
+            for item in done.rendered:
+                report.add(item)
+            data_issues += done.data_issues
+            bars.assessed(done.patients)
     except OperationOutcomeError as exc:
+        sink.abort()
+        bars.close()
         _say(f"internal error: fhir-cml built invalid FHIR (a bug): {exc.message}")
         click.echo(json.dumps(exc.outcome, indent=2), err=True)
         sys.exit(EXIT_INTERNAL)
-    _write(text, output)
-    data_issues = sum(len(a.issues) for a in assessments)
+    except OSError as exc:  # the work directory full or unwritable, the output unwritable
+        sink.abort()
+        bars.close()
+        where = f" ({exc.filename})" if exc.filename else ""
+        _say(f"error: {exc.strerror or exc}{where}")
+        sys.exit(EXIT_NOTHING_READ)
+    except BaseException:
+        sink.abort()
+        bars.close()
+        raise
+    bars.close()
+    if not found:
+        sink.abort()
+        _say(f"error: nothing to assess: {why_nothing(totals)}")
+        sys.exit(EXIT_NOTHING_READ)
+    summary = LoadSummary(
+        files=totals.files,
+        resources=totals.resources,
+        unreadable=totals.unreadable,
+        skipped=totals.skipped_patients,
+    )
+    report.finish(summary, totals.issues)
+    written = found - failed
     _say(
-        f"assessed {len(assessments)} patient{'s' if len(assessments) != 1 else ''} as of "
-        f"{day.isoformat()} ({chosen.label}); {loaded.skipped_patients} without CML evidence "
-        f"skipped; {data_issues} data issue{'s' if data_issues != 1 else ''} reported in the output"
-        + (f"; written to {output}" if output else "")
+        f"assessed {written} patient{'s' if written != 1 else ''} as of "
+        f"{day.isoformat()} ({chosen.label}); {totals.skipped_patients} without CML evidence "
+        f"skipped; {data_issues} data issue{'s' if data_issues != 1 else ''} "
+        "reported in the output" + (f"; written to {output}" if output else "")
     )
     sys.exit(EXIT_INTERNAL if failed else EXIT_OK)
 
 
-def _render(
-    fmt: str,
-    assessments: Sequence[Assessment],
-    day: date,
-    guideline: Guideline,
-    summary: LoadSummary,
-    issues: Sequence[Issue],
-    now: datetime,
-) -> str:
-    if fmt == "bundle":
-        bundle = transaction_bundle(assessments, now)
-        validate(bundle)  # every resource in it, against the FHIR R4 (R4B) models
-        return _json(bundle)
-    if fmt == "json":
-        return _json(
-            to_contract(
-                assessments, as_of=day, guideline=guideline, load_summary=summary, issues=issues
-            )
+@dataclass
+class _Done:
+    """What became of a part's patients, as it comes back from a worker (it pickles)."""
+
+    patients: int
+    rendered: list[Any] = field(default_factory=list)
+    data_issues: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    invalid: tuple[str, dict[str, Any] | None] | None = None  # a resource built invalid
+
+    @classmethod
+    def of(cls, part: LoadResult, assessed: Assessed, render: Callable[[Assessment], Any]) -> _Done:
+        done = cls(len(part.records), failed=[(p, repr(exc)) for p, exc in assessed.failed])
+        for assessment in assessed.assessments:
+            try:
+                done.rendered.append(render(assessment))
+            except OperationOutcomeError as exc:
+                done.invalid = (exc.message, exc.outcome)
+                break
+            done.data_issues += len(assessment.issues)
+        return done
+
+
+class _Report(Protocol):
+    def render(self, assessment: Assessment) -> Any: ...
+
+    def add(self, rendered: Any) -> None: ...
+
+    def finish(self, summary: LoadSummary, issues: Sequence[Issue]) -> None: ...
+
+
+class _Transactions:
+    """Three conditional creates per patient, each patient's checked against the FHIR models
+    before it is written: in one transaction Bundle, or one Bundle per line (``ndjson``)."""
+
+    def __init__(self, sink: Sink, now: datetime, ndjson: bool) -> None:
+        self.now = now
+        self.lines = NdjsonLines(sink) if ndjson else None
+        self.bundle = JsonDocument(
+            sink,
+            {"resourceType": "Bundle", "type": "transaction", "timestamp": instant(now)},
+            "entry",
         )
-    return to_text(assessments, as_of=day, guideline=guideline, load_summary=summary, issues=issues)
+
+    def render(self, assessment: Assessment) -> list[bytes]:
+        bundle = transaction_bundle([assessment], self.now)
+        validate(bundle)  # every resource in it, against the FHIR R4 (R4B) models
+        if self.lines is not None:
+            return [orjson.dumps(bundle)]
+        return [encode(entry) for entry in bundle["entry"]]
+
+    def add(self, rendered: list[bytes]) -> None:
+        for item in rendered:
+            if self.lines is not None:
+                self.lines.add_encoded(item)
+            else:
+                self.bundle.add_encoded(item)
+
+    def finish(self, summary: LoadSummary, issues: Sequence[Issue]) -> None:
+        if self.lines is not None:
+            self.lines.finish()
+        else:
+            self.bundle.finish({})
+
+
+def _report(fmt: str, sink: Sink, day: date, guideline: Guideline, now: datetime) -> _Report:
+    if fmt in ("bundle", "ndjson"):
+        return _Transactions(sink, now, ndjson=fmt == "ndjson")
+    if fmt == "json":
+        return ContractReport(sink, as_of=day, guideline=guideline)
+    return TextReport(sink, as_of=day, guideline=guideline)
+
+
+def _default_jobs() -> int:
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, MAX_DEFAULT_JOBS))
+
+
+def _sink(output: Path | None) -> Sink:
+    if output is None:
+        return Sink(stream=sys.stdout.buffer)
+    try:
+        return Sink(output)
+    except OSError as exc:
+        raise click.FileError(str(output), hint=exc.strerror or str(exc)) from exc
+
+
+class _Bars:
+    """Progress on stderr for long inputs: partitioning (MB), then patients, with rate and ETA.
+
+    Quiet when off (stderr not a terminal, or --no-progress); input read in one part (up to
+    64 MB, a few seconds) shows none.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: tqdm[Any] | None = None
+
+    def partitioning(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm  # only where a bar is drawn
+
+            self.bar = tqdm(
+                total=total,
+                desc="partitioning",
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                file=sys.stderr,
+            )
+        self.bar.update(done - self.bar.n)
+
+    def partitioned(self, patients: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        self.close()
+        self.bar = tqdm(total=patients, desc="assessing", unit=" patients", file=sys.stderr)
+
+    def assessed(self, patients: int) -> None:
+        if self.bar is not None:
+            self.bar.update(patients)
+
+    def say(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.write(f"fhir-cml: {message}", file=sys.stderr)
+        else:
+            _say(message)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _rules(path: Path | None) -> RuleConfig:
@@ -196,20 +410,6 @@ def _issue_text(issue: Issue) -> str:
     message = issue_message(issue)
     where = f"{issue.resource}: " if issue.resource and issue.resource not in message else ""
     return f"{issue.severity.value}: {where}{message}"
-
-
-def _json(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-
-
-def _write(text: str, output: Path | None) -> None:
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise click.FileError(str(output), hint=exc.strerror or str(exc)) from exc
 
 
 def _say(message: str) -> None:
@@ -255,7 +455,3 @@ def serve_command(demo: bool, host: str, port: int) -> None:
         pass
     finally:
         server.close()
-
-
-main.add_command(sync)
-main.add_command(survey)

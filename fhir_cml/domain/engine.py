@@ -17,7 +17,7 @@ from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import BcrAbl1Result, Issue, PatientRecord
 from fhir_cml.domain.results import Assessment, Gap, MolecularResponse, Therapy
 from fhir_cml.domain.rules import milestones
-from fhir_cml.domain.rules.catalogue import DEPTH, INPUTS, RULESET_VERSION
+from fhir_cml.domain.rules.catalogue import DEPTH, RULESET_VERSION, input_issue
 from fhir_cml.domain.rules.common import age_on, months_between
 from fhir_cml.domain.rules.hematology import chr_assessments
 from fhir_cml.domain.rules.interactions import current_interactions
@@ -221,12 +221,13 @@ def _up_to(record: PatientRecord, as_of: date, issues: list[Issue]) -> PatientRe
     )
     for ref in dict.fromkeys(later):
         issues.append(
-            Issue(
+            input_issue(
                 Severity.INFORMATION,
                 IssueCode.AFTER_AS_OF,
-                "",
                 ref,
-                basis(INPUTS, Finding.AFTER_AS_OF, (ref,), as_of=as_of),
+                Finding.AFTER_AS_OF,
+                (ref,),
+                as_of=as_of,
             )
         )
     return rec
@@ -244,19 +245,15 @@ def _infer_tfr(therapy: Therapy, calls: Calls, issues: list[Issue]) -> Therapy:
         return therapy
     ref = therapy.evidence[-1] if therapy.evidence else None
     issues.append(
-        Issue(
+        input_issue(
             Severity.WARNING,
             IssueCode.INFERRED,
-            "",
             ref,
-            basis(
-                INPUTS,
-                Finding.TFR_STOP_INFERRED,
-                (ref, *run.refs) if ref else run.refs,
-                stopped=stop,
-                first=run.first.date,
-                last=run.last.date,
-            ),
+            Finding.TFR_STOP_INFERRED,
+            (ref, *run.refs) if ref else run.refs,
+            stopped=stop,
+            first=run.first.date,
+            last=run.last.date,
         )
     )
     return replace(

@@ -22,7 +22,8 @@ from fhir_cml.fhir.inbound import MappingOptions
 from fhir_cml.fhir.inbound.conceptmaps import concept_maps_from
 from fhir_cml.fhir.inbound.loader import Reader
 from fhir_cml.fhir.survey import survey as survey_of
-from fhir_cml.jobs.sync_cli import _authenticate, concept_map_option, sync
+from fhir_cml.jobs.options import concept_map_option
+from fhir_cml.jobs.sync_cli import _authenticate, sync
 from fhir_cml.reporting.survey import render_survey
 
 EXIT_USAGE: Final = 2

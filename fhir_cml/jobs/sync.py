@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -75,7 +76,7 @@ from fhir_cml.ehr.fetch import (
     patient_id_of,
 )
 from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
-from fhir_cml.fhir.inbound import MappingOptions, load_paths, records_from_resources
+from fhir_cml.fhir.inbound import MappingOptions, records_from_resources, stream_paths
 from fhir_cml.fhir.inbound.conceptmaps import translations_used
 from fhir_cml.state import PatientState, PatientUpdate, StateStore
 
@@ -424,26 +425,38 @@ class SyncJob:
         return mark
 
     def _bulk_full(self, summary: Summary) -> datetime:
-        """Everything from one export; the inbound mapping decides who has CML."""
+        """Everything from one export; the inbound mapping decides who has CML.
+
+        The export is read in parts of whole patients (docs/scale.md), each synced before the
+        next is read, so memory does not grow with the population.
+        """
         s = self.settings
-        with self._export() as (directory, result):
-            if result.errors:
-                summary.messages[f"export errors: {result.error_summary()}"] += 1
-            loaded = load_paths([directory], self.mapping)
-        resources = {
-            key.removeprefix("Patient/"): group
-            for key, group in loaded.resources_by_patient.items()
-        }
-        candidates = sorted(resources)
-        summary.seen = len(candidates) + loaded.skipped_patients
-        summary.read = loaded.skipped_patients
-        summary.skipped[NO_EVIDENCE] += loaded.skipped_patients
-        self.prior = self.store.patients(s.server, candidates)
-        log.info("event=candidates count=%d source=export", len(candidates))
-        chunks = list(batches(candidates, s.fetch))
-        self._run_chunks(
-            summary, chunks, lambda chunk: {pid: resources.pop(pid, []) for pid in chunk}
-        )
+        progress = _BulkProgress(self.progress)
+        try:
+            with self._export() as (directory, result):
+                if result.errors:
+                    summary.messages[f"export errors: {result.error_summary()}"] += 1
+                for part in stream_paths([directory], self.mapping, progress=progress):
+                    resources = {
+                        key.removeprefix("Patient/"): group
+                        for key, group in part.resources_by_patient.items()
+                    }
+                    candidates = sorted(resources)
+                    summary.seen += len(candidates) + part.skipped_patients
+                    summary.read += part.skipped_patients
+                    summary.skipped[NO_EVIDENCE] += part.skipped_patients
+                    progress.update(part.skipped_patients)
+                    self.prior = self.store.patients(s.server, candidates)
+                    log.info("event=candidates count=%d source=export", len(candidates))
+                    chunks = list(batches(candidates, s.fetch))
+                    self._run_chunks(
+                        summary,
+                        chunks,
+                        partial(_taken, resources),
+                        progress.bar,
+                    )
+        finally:
+            progress.close()
         return self._mark_from(result.transaction_time)
 
     def _bulk_changes(self, since: datetime) -> tuple[set[str], datetime]:
@@ -471,9 +484,12 @@ class SyncJob:
         summary: Summary,
         chunks: Sequence[list[str]],
         source: Callable[[list[str]], dict[str, list[dict[str, Any]]]],
+        shared_bar: tqdm[Any] | None = None,
     ) -> None:
         total = sum(len(c) for c in chunks)
-        bar = tqdm(total=total, unit="patient", disable=not self.progress, file=sys.stderr)
+        bar = shared_bar or tqdm(
+            total=total, unit="patient", disable=not self.progress, file=sys.stderr
+        )
         done = 0
         last_log = time.monotonic()
         queue: Iterator[list[str]] = iter(chunks)
@@ -506,7 +522,8 @@ class SyncJob:
                             self._record(summary, future.result())
                 raise
             finally:
-                bar.close()
+                if bar is not shared_bar:
+                    bar.close()
         self._log_progress(summary, done, total)
 
     def _chunk(
@@ -802,6 +819,43 @@ class SyncJob:
             "patients": self.report_items,
         }
         self.report.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def _taken(
+    resources: dict[str, list[dict[str, Any]]], chunk: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """A chunk's resources, let go of by the part as they are handed over."""
+    return {pid: resources.pop(pid, []) for pid in chunk}
+
+
+class _BulkProgress:
+    """A full --bulk run's bars: the export partitioned (MB), then its patients."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: tqdm[Any] | None = None
+
+    def partitioning(self, done: int, total: int) -> None:
+        if self.enabled and self.bar is None:
+            self.bar = tqdm(
+                total=total, desc="partitioning", unit="B", unit_scale=True, file=sys.stderr
+            )
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def partitioned(self, patients: int) -> None:
+        self.close()
+        if self.enabled:
+            self.bar = tqdm(total=patients, unit="patient", file=sys.stderr)
+
+    def update(self, patients: int) -> None:
+        if self.bar is not None and patients:
+            self.bar.update(patients)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def _report_item(r: PatientResult) -> dict[str, Any]:

@@ -30,6 +30,11 @@ from fhir_cml.ehr.terminology import search_codes, site_terminology, terminology
 from fhir_cml.ehr.writeback import WriteMode
 from fhir_cml.errors import ConfigurationError, FhirClientError, FhirCmlError
 from fhir_cml.fhir.inbound.conceptmaps import Terminology
+from fhir_cml.jobs.options import (
+    concept_map_option,
+    rules_config_option,
+    terminology_server_option,
+)
 from fhir_cml.jobs.sync import EXIT_RUN_FAILED, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 
@@ -52,30 +57,6 @@ def _instant(value: str | None) -> datetime | None:
             raise click.BadParameter("a time needs a time zone, e.g. 2025-06-30T22:00:00Z")
         moment = moment.replace(tzinfo=UTC)
     return moment
-
-
-# The site's ConceptMaps, an option of assess, sync and survey alike.
-concept_map_option = click.option(
-    "--concept-map",
-    "concept_maps",
-    multiple=True,
-    type=click.Path(exists=True, path_type=Path),
-    help="The site's ConceptMap (JSON file, Bundle or directory): local codes and units to the "
-    "ones fhir-cml reads. Repeatable.",
-)
-rules_config_option = click.option(
-    "--rules-config",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="The site's rule settings: a JSON object of the values it changes (e.g. its "
-    "laboratory's trough conditions, monitoring intervals); see docs/rules.md.",
-)
-terminology_server_option = click.option(
-    "--terminology-server",
-    metavar="URL",
-    help="Translate local codes and units with ConceptMap/$translate on this server (the FHIR "
-    "server's own credentials when it is the same URL).",
-)
 
 
 @click.command("sync")

@@ -44,17 +44,33 @@ def to_contract(
     issues: Iterable[Issue] = (),
 ) -> dict[str, Any]:
     """The ``--format json`` document; ``issues`` are those not tied to an assessed patient."""
-    summary = load_summary or LoadSummary()
+    return {
+        **contract_head(as_of=as_of, guideline=guideline),
+        "patients": [patient_contract(a) for a in assessments],
+        **contract_tail(len(assessments), load_summary=load_summary, issues=issues),
+    }
+
+
+def contract_head(*, as_of: date, guideline: Guideline) -> dict[str, Any]:
+    """The members before ``patients``: known before any patient is (reporting/stream.py)."""
     return {
         "as_of": as_of.isoformat(),
         "guideline": guideline.value,
         "ruleset_version": RULESET_VERSION,
         "generator": {"name": GENERATOR, "version": __version__},
-        "patients": [patient_contract(a) for a in assessments],
+    }
+
+
+def contract_tail(
+    assessed: int, *, load_summary: LoadSummary | None = None, issues: Iterable[Issue] = ()
+) -> dict[str, Any]:
+    """The members after ``patients``: what is known once every patient has been read."""
+    summary = load_summary or LoadSummary()
+    return {
         "issues": [issue_item(i) for i in issues],
         "summary": {
-            "patients": len(assessments) + summary.skipped,
-            "assessed": len(assessments),
+            "patients": assessed + summary.skipped,
+            "assessed": assessed,
             "skipped": summary.skipped,
             "resources": summary.resources,
             "files": summary.files,

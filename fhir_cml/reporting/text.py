@@ -31,7 +31,7 @@ WIDTH = 100
 _LABEL = 14  # width of the label column
 
 
-class _Sources:
+class Sources:
     """Numbers each published source once, so a basis line can cite it briefly."""
 
     def __init__(self) -> None:
@@ -54,30 +54,45 @@ def to_text(
     issues: Iterable[Issue] = (),
 ) -> str:
     """Every patient as a compact block, then what could not be read, then the sources cited."""
+    sources = Sources()
+    lines = text_head(len(assessments), as_of=as_of, guideline=guideline, load_summary=load_summary)
+    for a in assessments:
+        lines += ["", *patient_text(a, sources)]
+    lines += text_tail(sources, issues)
+    return "\n".join(lines) + "\n"
+
+
+def text_head(
+    assessed: int, *, as_of: date, guideline: Guideline, load_summary: LoadSummary | None = None
+) -> list[str]:
+    """The first lines: what was read, as of when, against which guideline (reporting/stream.py
+    writes them once every patient has been read)."""
     summary = load_summary or LoadSummary()
-    sources = _Sources()
-    lines = [
+    return [
         f"{GENERATOR} {__version__} (rules {RULESET_VERSION}) - {guideline.label} - as of "
         f"{as_of.isoformat()}",
-        f"{_count(len(assessments), 'patient')} assessed, {summary.skipped} skipped "
+        f"{_count(assessed, 'patient')} assessed, {summary.skipped} skipped "
         f"({_count(summary.files, 'file')}, {_count(summary.resources, 'resource')}, "
         f"{summary.unreadable} unreadable). Suggestions for a clinician to review; not orders.",
     ]
-    for a in assessments:
-        lines += ["", *patient_text(a, sources)]
+
+
+def text_tail(sources: Sources, issues: Iterable[Issue] = ()) -> list[str]:
+    """The lines after the patients: the input issues, then the sources the patients cited."""
+    lines: list[str] = []
     general = list(issues)
     if general:
         lines += ["", "Input issues"]
         lines += [_wrap(_issue_line(i), "  - ", "    ") for i in general]
     if sources.numbers:
         lines += ["", "Sources", *sources.lines()]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def patient_text(a: Assessment, sources: _Sources | None = None) -> list[str]:
+def patient_text(a: Assessment, sources: Sources | None = None) -> list[str]:
     """One patient's block; without a shared ``sources`` the block lists its own at the end."""
     own = sources is None
-    cited = sources if sources is not None else _Sources()
+    cited = sources if sources is not None else Sources()
 
     def row(label: str, text: str) -> str:
         return _wrap(text, f"{label:<{_LABEL}}", " " * _LABEL)

@@ -36,6 +36,7 @@ from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound.operation_outcome import issue_element
 from fhir_cml.web import assessment
 from fhir_cml.web.http import check_accept, fhir_response, read_json
+from fhir_cml.web.logs import note_caller
 from fhir_cml.web.operation import OperationInput, from_body, from_query, merge
 from fhir_cml.web.runtime import runtime
 from fhir_cml.web.settings import env_name
@@ -182,6 +183,7 @@ def assess_patient(patient_id: str) -> Response:
     if not callers.enabled:
         raise callers.off()
     caller = callers.authenticate(request.headers.get("Authorization"))
+    note_caller(caller.issuer, caller.client)
     if not FHIR_ID.match(patient_id):
         raise RequestError(f"{patient_id[:80]!r} is not a FHIR id.", expression="id")
     query = from_query(request.args.to_dict(flat=False))

@@ -1,7 +1,8 @@
 """Structured logs: one JSON object per line, and one line per request.
 
 A request line names the route *template* (``/fhir/Patient/<patient_id>/$cml-assess``), never
-the path or the query, which carry patient ids; bodies are never logged. Errors are logged by
+the path or the query, which carry patient ids; bodies are never logged. An authenticated
+caller is named by who issued its token and its client id (``caller``), never by a token. Errors are logged by
 exception type and status; their messages (which may quote input) stay out of the logs.
 """
 
@@ -81,9 +82,15 @@ def install(app: Flask) -> None:
                 "status": response.status_code,
                 "duration_ms": round(duration, 2) if duration is not None else None,
                 "bytes": response.calculate_content_length(),
+                **({"caller": g.caller} if "caller" in g else {}),
             },
         )
         return response
+
+
+def note_caller(issuer: str | None, client: str | None = None) -> None:
+    """Names the authenticated caller on this request's log line (issuer and client id)."""
+    g.caller = " ".join(part[:128] for part in (issuer, client) if part) or "-"
 
 
 def request_id() -> str:

@@ -11,9 +11,9 @@ service starts while the EHR is down (``/readyz`` says so).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import requests
@@ -26,6 +26,7 @@ from fhir_cml.errors import ConfigurationError
 from fhir_cml.state import StateStore
 from fhir_cml.state.cds import CdsState
 from fhir_cml.web.callers import Callers
+from fhir_cml.web.cds.services import SERVICES, Service, for_site
 from fhir_cml.web.cds.tokens import JwksCache, TokenPolicy, TokenVerifier
 from fhir_cml.web.settings import Settings, env_name
 from fhir_cml.web.terminology import SiteTerminology
@@ -123,6 +124,8 @@ class Runtime:
     verifier: TokenVerifier  # the EHR's JWT on CDS Hooks calls
     callers: Callers  # callers of Patient/[id]/$cml-assess
     terminology: SiteTerminology | None = None  # the site's local codes and units
+    # The CDS services with prefetch templates that ask for the site's own codes too.
+    cds_services: Mapping[str, Service] = field(default_factory=lambda: SERVICES)
 
     @classmethod
     def start(cls, settings: Settings) -> Runtime:
@@ -140,7 +143,17 @@ class Runtime:
         terminology = SiteTerminology.start(
             settings.concept_maps, settings.terminology_server, settings.terminology_deadline
         )
-        return cls(settings, store, cds, ehr, verifier, Callers(settings, cds, jwks), terminology)
+        services = for_site(terminology.local_codes() if terminology else {})
+        return cls(
+            settings,
+            store,
+            cds,
+            ehr,
+            verifier,
+            Callers(settings, cds, jwks),
+            terminology,
+            services,
+        )
 
     def state_ok(self) -> None:
         """Raises StateError unless the state store answers a trivial query."""

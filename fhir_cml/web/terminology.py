@@ -61,6 +61,13 @@ class SiteTerminology:
             log.warning("event=concept-map problem=%r", problem)
         return cls(maps, server, deadline)
 
+    def local_codes(self) -> dict[tuple[str, str], tuple[str, str]] | None:
+        """The site's Observation codes and what each stands for; None when a terminology
+        server decides (its maps are not known in advance)."""
+        if self.server is not None:
+            return None
+        return dict(self.maps.codes) if self.maps is not None else {}
+
     def for_request(self) -> Terminology:
         """The translations of one request: the files, then the server within the deadline."""
         if self.server is None:

@@ -6,10 +6,12 @@ import json
 import re
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.inbound import partition, streaming
 from fhir_cml.state import StateStore
 from tests.support.fhir_server import FhirTestServer
 from tests.support.sync_data import CML_PATIENTS, all_resources, group, more_patients, pcr
@@ -335,6 +337,28 @@ def test_a_sync_started_while_another_runs_does_nothing_and_says_why(env: SyncEn
     result = env.run()
     assert result.exit_code == 0, result.output
     assert "written            4" in result.output
+
+
+def test_a_bulk_export_read_in_partitions_gives_the_same_suggestions(
+    env: SyncEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export larger than a partition is read one partition of whole patients at a time."""
+    monkeypatch.setattr(partition, "PARTITION_BYTES", 2_000)
+    counts: list[int] = []
+
+    def spy(*args: Any) -> partition.Partitions:
+        counts.append(args[2])
+        return partition.write_partitions(*args)
+
+    monkeypatch.setattr(streaming, "write_partitions", spy)
+    result = env.run("--bulk")
+    assert result.exit_code == 0, result.output
+    assert counts
+    assert counts[0] > 2
+    assert "no CML evidence: 1" in result.output
+    assert "assessed           4" in result.output
+    assert by_status(env.written()["CarePlan"]) == {"draft": CML}
+    assert sorted(subject_of(r) for r in env.written()["RiskAssessment"]) == CML
 
 
 def test_an_earlier_as_of_date_is_a_new_reading_not_unchanged_inputs(env: SyncEnv) -> None:

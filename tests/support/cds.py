@@ -107,12 +107,16 @@ def searchset(resources: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def prefetch_for(
-    service_id: str, resources: Sequence[dict[str, Any]], patient_id: str
+    service_id: str,
+    resources: Sequence[dict[str, Any]],
+    patient_id: str,
+    templates: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The prefetch an EHR would send for ``service_id``: each template run over ``resources``
-    (a read answers the resource or null, a search a searchset Bundle)."""
+    """The prefetch an EHR would send for ``service_id``: each template (``templates``, or the
+    service's own) run over ``resources`` (a read answers the resource or null, a search a
+    searchset Bundle)."""
     out: dict[str, Any] = {}
-    for key, template in SERVICES[service_id].prefetch.items():
+    for key, template in (templates or SERVICES[service_id].prefetch).items():
         rendered = template.replace("{{context.patientId}}", patient_id)
         path, _, query = rendered.partition("?")
         if not query:

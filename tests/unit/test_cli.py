@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,12 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir_cml import cli
 from fhir_cml.app import assessing
 from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.inbound import partition
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "cli"
 GOOD = DATA / "good.json"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLE_PATIENTS = len(list(EXAMPLES.glob("*.json")))  # one patient per file
 
 
 def run(*args: str | Path) -> Result:
@@ -27,6 +31,19 @@ def contract(result: Result) -> dict[str, Any]:
     assert result.exit_code == 0, result.stderr
     doc: dict[str, Any] = json.loads(result.stdout)
     return doc
+
+
+def assert_one_patients_transaction(bundle: dict[str, Any]) -> None:
+    """A valid transaction of the conditional creates written for one patient: the reading, the
+    suggestions, the requests they propose, the Provenance."""
+    Bundle.model_validate(bundle)
+    assert bundle["type"] == "transaction"
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds[:2] == ["RiskAssessment", "CarePlan"]
+    assert kinds[-1] == "Provenance"
+    for entry in bundle["entry"][2:-1]:  # the requests the CarePlan proposes
+        assert entry["resource"]["intent"] == "proposal"
+        assert entry["request"]["ifNoneExist"].startswith(f"identifier={c.ID_REQUEST}|")
 
 
 def test_good_bundle_as_json_contract() -> None:
@@ -70,14 +87,7 @@ def test_bundle_is_a_valid_transaction_of_conditional_creates() -> None:
     result = run(GOOD, "--as-of", "2025-06-30", "--format", "bundle")
     assert result.exit_code == 0, result.stderr
     bundle = json.loads(result.stdout)
-    Bundle.model_validate(bundle)
-    assert bundle["type"] == "transaction"
-    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
-    assert kinds[:2] == ["RiskAssessment", "CarePlan"]
-    assert kinds[-1] == "Provenance"
-    for entry in bundle["entry"][2:-1]:  # the requests the CarePlan proposes
-        assert entry["resource"]["intent"] == "proposal"
-        assert entry["request"]["ifNoneExist"].startswith(f"identifier={c.ID_REQUEST}|")
+    assert_one_patients_transaction(bundle)
     assert bundle["entry"][0]["request"]["ifNoneExist"].startswith(f"identifier={c.ID_ASSESSMENT}|")
     assert bundle["entry"][1]["resource"]["status"] == "draft"
 
@@ -175,6 +185,87 @@ def test_a_failing_assessment_is_reported_and_the_others_written(
     assert result.exit_code == 3
     assert "Patient/cli-1: assessment failed" in result.stderr
     assert json.loads(result.stdout)["patients"] == []
+
+
+def test_ndjson_is_one_valid_transaction_per_patient_and_line() -> None:
+    result = run(EXAMPLES, "--as-of", "2025-06-30", "--format", "ndjson")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == EXAMPLE_PATIENTS
+    patients = set()
+    for line in lines:
+        bundle = json.loads(line)
+        assert_one_patients_transaction(bundle)
+        patients.add(bundle["entry"][0]["resource"]["subject"]["reference"])
+    assert len(patients) == EXAMPLE_PATIENTS
+
+
+@pytest.mark.parametrize("fmt", ["json", "text", "bundle"])
+def test_large_input_in_partitions_and_workers_gives_the_same_result(
+    monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    args = (EXAMPLES, "--as-of", "2025-06-30", "--format", fmt)
+    whole = run(*args)
+    monkeypatch.setattr(partition, "PARTITION_BYTES", 20_000)
+    alone = run(*args, "--jobs", "1")
+    forked = run(*args, "--jobs", "2")
+    assert whole.exit_code == alone.exit_code == forked.exit_code == 0, forked.stderr
+    # Worker processes change nothing, not even the order (only the moment each run began).
+    assert _timeless(forked.stdout) == _timeless(alone.stdout)
+    if fmt == "text":  # the same blocks; sources are numbered in the order they are cited
+
+        def blocks(text: str) -> list[str]:
+            patients = re.split(r"\n(?:Sources|Input issues)\n", text)[0].split("\n== ")[1:]
+            unwrapped = (" ".join(b.split()) for b in patients)
+            return sorted(re.sub(r"source \d+", "source", b) for b in unwrapped)
+
+        assert blocks(alone.stdout) == blocks(whole.stdout)
+        assert alone.stdout.splitlines()[:2] == whole.stdout.splitlines()[:2]
+        return
+    parts, one = json.loads(_timeless(alone.stdout)), json.loads(_timeless(whole.stdout))
+    if fmt == "bundle":
+        Bundle.model_validate(json.loads(alone.stdout))
+        parts["entry"].sort(key=lambda e: e["fullUrl"])
+        one["entry"].sort(key=lambda e: e["fullUrl"])
+    else:
+        parts["patients"].sort(key=lambda p: p["patient"])
+    assert parts == one
+
+
+def _timeless(output: str) -> str:
+    """The output without the instants each run stamps (``recorded``, ``timestamp``, and in
+    the narratives that say when a suggestion was written)."""
+    return re.sub(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)", "(instant)", output
+    )
+
+
+def test_a_failed_run_leaves_the_output_file_as_it_was(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    out = tmp_path / "result.json"
+    out.write_text("yesterday's result")
+
+    def broken(*_: Any) -> dict[str, Any]:
+        return {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": 1}]}
+
+    monkeypatch.setattr(cli, "transaction_bundle", broken)
+    result = run(GOOD, "--as-of", "2025-06-30", "--format", "bundle", "--output", out)
+    assert result.exit_code == 3
+    assert out.read_text() == "yesterday's result"
+    assert list(tmp_path.iterdir()) == [out]
+
+
+def test_a_progress_bar_only_when_asked_or_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(partition, "PARTITION_BYTES", 20_000)
+    quiet = run(EXAMPLES, "--as-of", "2025-06-30", "--format", "json")
+    assert "patients/s" not in quiet.stderr
+    assert "%|" not in quiet.stderr
+    shown = run(EXAMPLES, "--as-of", "2025-06-30", "--format", "json", "--progress")
+    assert shown.exit_code == 0, shown.stderr
+    assert "partitioning" in shown.stderr
+    assert "assessing" in shown.stderr
+    assert f"{EXAMPLE_PATIENTS}/{EXAMPLE_PATIENTS}" in shown.stderr
 
 
 def test_rules_config_sets_the_sites_values_and_a_bad_file_is_a_usage_error(

@@ -161,12 +161,19 @@ def test_directory_named_like_a_file_is_walked(tmp_path: Path) -> None:
     assert "no .json or .ndjson files" in reader.issues[0].message
 
 
-def test_deeply_nested_json(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("depth", "said"),
+    [
+        (100_000, "not valid JSON"),  # beyond the parser's limit
+        (1000, "nested too deeply"),  # within it: not walked to the end either
+    ],
+)
+def test_deeply_nested_json(tmp_path: Path, depth: int, said: str) -> None:
     path = tmp_path / "deep.json"
-    path.write_text("[" * 100_000 + "]" * 100_000)
+    path.write_text("[" * depth + "]" * depth)
     reader, sources = _read(path)
     assert sources == []
-    assert "not valid JSON" in reader.issues[0].message
+    assert said in reader.issues[0].message
 
 
 def test_invalid_utf8(tmp_path: Path) -> None:
@@ -206,3 +213,13 @@ def test_load_paths_with_files_but_no_resources(tmp_path: Path) -> None:
     (tmp_path / "empty.ndjson").write_text("\n\n")
     result = load_paths([tmp_path], OPTIONS)
     assert "No FHIR resources found" in result.issues[0].message
+
+
+def test_a_line_cut_short_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "Observation.ndjson"
+    path.write_text('{"resourceType": "Observation", "id": "a"}\n{"resourceType": "Observ')
+    reader, sources = _read(path)
+    assert len(sources) == 1
+    [issue] = reader.issues
+    assert "line 2 is not valid JSON" in issue.message
+    assert "cut short" in issue.message

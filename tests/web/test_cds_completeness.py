@@ -129,6 +129,17 @@ def is_no_reading(card: dict[str, Any]) -> bool:
     return card["summary"].startswith("CML: no reading") and "suggestions" not in card
 
 
+def refused_without_asking(
+    app: Flask, signer: SigningEhr, body: dict[str, Any], server: FhirTestServer, said: str
+) -> None:
+    """The call gives no reading, says why, and ``server`` is never asked for anything."""
+    server.reset_stats()
+    [card] = call(app, signer, body)
+    assert is_no_reading(card)
+    assert said in card["detail"]
+    assert server.stats()["requests"] == 0
+
+
 # --- a prefetch cut short --------------------------------------------------------------------------
 
 
@@ -199,24 +210,14 @@ def test_a_next_link_to_another_server_is_not_followed(
     prefetch = ehr_prefetch(capped)
     for link in prefetch["bcrAbl1"]["link"]:
         link["url"] = link["url"].replace(capped.base_url, other.base_url)
-    body = with_access(prefetch, capped)
-    other.reset_stats()
-    [card] = call(service, signer, body)
-    assert is_no_reading(card)
-    assert "another origin" in card["detail"]
-    assert other.stats()["requests"] == 0
+    refused_without_asking(service, signer, with_access(prefetch, capped), other, "another origin")
 
 
 def test_a_scope_that_does_not_allow_the_search_leaves_the_key_incomplete(
     service: Flask, signer: SigningEhr, capped: FhirTestServer, ehr_data: dict[str, Any]
 ) -> None:
-    prefetch = ehr_prefetch(capped)
-    body = with_access(prefetch, capped, "patient/Patient.r patient/Observation.r")
-    capped.reset_stats()
-    [card] = call(service, signer, body)
-    assert is_no_reading(card)
-    assert "does not allow searching Observation" in card["detail"]
-    assert capped.stats()["requests"] == 0
+    body = with_access(ehr_prefetch(capped), capped, "patient/Patient.r patient/Observation.r")
+    refused_without_asking(service, signer, body, capped, "does not allow searching Observation")
 
 
 def test_an_order_check_on_part_of_the_record_says_so(
@@ -284,11 +285,21 @@ def slow(fhir_server: FhirTestServer, fhir_base: str) -> Iterator[FhirTestServer
     fhir_server.reset()  # no delay, and requests still waiting are dropped
 
 
-def fetching(app: Flask, signer: SigningEhr, server: FhirTestServer, **prefetch: Any) -> Any:
-    body = hook_request("patient-view", PATIENT, prefetch or None)
-    body["fhirServer"] = server.base_url
-    body["fhirAuthorization"] = access()
-    return call(app, signer, body)
+def fetching(
+    make_app: Callable[..., Flask],
+    signer: SigningEhr,
+    server: FhirTestServer,
+    deadline: float,
+    **prefetch: Any,
+) -> Any:
+    """The cards of a call that leaves ``server`` to read what ``prefetch`` lacks, within
+    ``deadline`` seconds."""
+    app = make_app(
+        cds_issuers=[{"iss": ISS, "jwks": signer.jwks}],
+        cds_fhir_servers=[server.base_url],
+        cds_deadline=deadline,
+    )
+    return call(app, signer, with_access(prefetch or None, server))
 
 
 def test_the_reads_run_at_once_within_the_deadline(
@@ -296,13 +307,9 @@ def test_the_reads_run_at_once_within_the_deadline(
 ) -> None:
     """A read of a second for each key (eight): one after the other they could not be done in
     the 4.5 s."""
-    app = make_app(
-        cds_issuers=[{"iss": ISS, "jwks": signer.jwks}],
-        cds_fhir_servers=[slow.base_url],
-        cds_deadline=4.5,
-    )
+    deadline = 4.5
     slow.delay(1000)
-    [card] = fetching(app, signer, slow)
+    [card] = fetching(make_app, signer, slow, deadline)
     assert card["indicator"] == "warning"
     assert "0.8" in card["summary"]
     assert slow.stats()["requests"] == len(SERVICES["cml-monitoring"].prefetch)
@@ -311,13 +318,9 @@ def test_the_reads_run_at_once_within_the_deadline(
 def test_a_hanging_ehr_is_answered_at_the_deadline_with_what_is_missing(
     make_app: Callable[..., Flask], signer: SigningEhr, slow: FhirTestServer
 ) -> None:
-    app = make_app(
-        cds_issuers=[{"iss": ISS, "jwks": signer.jwks}],
-        cds_fhir_servers=[slow.base_url],
-        cds_deadline=1.0,
-    )
+    deadline = 1.0
     slow.delay(60_000)
-    [card] = fetching(app, signer, slow)
+    [card] = fetching(make_app, signer, slow, deadline)
     assert card["indicator"] == "info"
     assert card["summary"].startswith("fhir-cml could not check this patient for CML")
     for key in ("bcrAbl1", "conditions", "medicationRequests", "troughs"):
@@ -328,14 +331,11 @@ def test_a_hanging_ehr_is_answered_at_the_deadline_with_what_is_missing(
 def test_with_cml_in_the_prefetch_the_missing_rest_means_no_reading(
     make_app: Callable[..., Flask], signer: SigningEhr, slow: FhirTestServer
 ) -> None:
-    app = make_app(
-        cds_issuers=[{"iss": ISS, "jwks": signer.jwks}],
-        cds_fhir_servers=[slow.base_url],
-        cds_deadline=1.0,
-    )
+    deadline = 1.0
     given = server_prefetch(slow.base_url, "cml-monitoring", PATIENT)
     slow.delay(60_000)
-    [card] = fetching(app, signer, slow, conditions=given["conditions"], bcrAbl1=given["bcrAbl1"])
+    cml = {"conditions": given["conditions"], "bcrAbl1": given["bcrAbl1"]}
+    [card] = fetching(make_app, signer, slow, deadline, **cml)
     assert is_no_reading(card)
     assert "medications (statements): not read within" in card["detail"]
     assert "BCR::ABL1" not in card["detail"].split("**Not complete:**")[1]
@@ -344,14 +344,10 @@ def test_with_cml_in_the_prefetch_the_missing_rest_means_no_reading(
 def test_a_patient_without_cml_gets_no_card_whatever_else_is_slow(
     make_app: Callable[..., Flask], signer: SigningEhr, slow: FhirTestServer
 ) -> None:
-    app = make_app(
-        cds_issuers=[{"iss": ISS, "jwks": signer.jwks}],
-        cds_fhir_servers=[slow.base_url],
-        cds_deadline=1.0,
-    )
+    deadline = 1.0
     slow.delay(60_000)
     empty = {"resourceType": "Bundle", "type": "searchset", "total": 0}
-    assert fetching(app, signer, slow, conditions=empty, bcrAbl1=empty) == []
+    assert fetching(make_app, signer, slow, deadline, conditions=empty, bcrAbl1=empty) == []
 
 
 # --- the fhirServer allow-list ----------------------------------------------------------------

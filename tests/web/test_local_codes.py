@@ -18,6 +18,7 @@ from fhir_cml.fhir.inbound.conceptmaps import ConceptMaps
 from fhir_cml.web.settings import load_settings
 from tests.examples.test_real_world_shapes import as_local_codes, as_text_values
 from tests.integration.test_local_codes_server import concept_map
+from tests.support.cds import SigningEhr, hook_request, prefetch_for
 from tests.support.fhir_server import FhirTestServer
 
 from .conftest import PUBLIC
@@ -104,6 +105,60 @@ def test_translate_on_the_terminology_server_within_its_deadline(
     assert late.status_code == 200
     assert depth(late.get_json()) != "MR4"
     assert "ConceptMap" in late.get_data(as_text=True)
+
+
+def test_cds_prefetch_asks_for_the_sites_own_codes(
+    make_app: Callable[..., Flask], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An EHR that runs the discovered templates sends the laboratory's own codes too, and the
+    card reads them as it reads the canonical codes."""
+    from datetime import date
+
+    from fhir_cml.web import assessment
+
+    monkeypatch.setattr(assessment, "today", lambda: date(2025, 6, 30))
+    maps = ConceptMaps()
+    bundle = local_example(maps)
+    resources = [entry["resource"] for entry in bundle["entry"]]
+    (local_system, local_code), _ = next(iter(maps.codes.items()))
+    ehr = SigningEhr.make("https://ehr.example.org")
+    issuers = {"cds_issuers": [{"iss": "https://ehr.example.org", "jwks": ehr.jwks}]}
+
+    def card(app: Flask) -> tuple[dict[str, Any], dict[str, str]]:
+        [service] = [
+            s
+            for s in app.test_client().get("/cds-services").get_json()["services"]
+            if s["id"] == "cml-monitoring"
+        ]
+        prefetch = prefetch_for("cml-monitoring", resources, "cml-optimal", service["prefetch"])
+        url = "/cds-services/cml-monitoring"
+        answer = app.test_client().post(
+            url,
+            json=hook_request("patient-view", "cml-optimal", prefetch),
+            headers={"Authorization": f"Bearer {ehr.token(PUBLIC + url)}"},
+        )
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        [found] = answer.get_json()["cards"]
+        return dict(found), service["prefetch"]
+
+    plain, plain_templates = card(make_app(**issuers))
+    assert f"{local_system}|{local_code}" not in plain_templates["bcrAbl1"]
+    site, site_templates = card(
+        make_app(concept_maps=str(write_map(tmp_path, maps).parent), **issuers)
+    )
+    assert f"{local_system}|{local_code}" in ",".join(site_templates.values())
+    assert "MMR" not in plain["summary"]
+    assert "MR4" in site["summary"], site["summary"]
+
+    # A terminology server's maps are not known in advance: every result of the patient.
+    server = make_app(terminology_server="https://tx.example.org/fhir", **issuers)
+    [monitoring] = [
+        s
+        for s in server.test_client().get("/cds-services").get_json()["services"]
+        if s["id"] == "cml-monitoring"
+    ]
+    assert "code=" not in monitoring["prefetch"]["bcrAbl1"]
+    assert monitoring["prefetch"]["bcrAbl1"].startswith("Observation?patient={{context.patientId}}")
 
 
 @pytest.mark.parametrize(

@@ -91,3 +91,22 @@ def test_an_unexpected_error_is_logged_by_type_only(
     [error] = [x for x in captured() if x["msg"] == "unexpected error"]
     assert error["error"] == "KeyError"
     assert "cml-t315i" not in json.dumps(captured())
+
+
+def test_an_authenticated_caller_is_named_by_issuer_and_client(
+    make_app: Any, captured: Captured
+) -> None:
+    from tests.support.cds import SigningEhr
+
+    from .conftest import PUBLIC
+
+    issuer = SigningEhr.make("https://auth.example.org")
+    app = make_app(api_issuers=[{"iss": issuer.iss, "jwks": issuer.jwks}])
+    token = issuer.token(f"{PUBLIC}/fhir", scope="system/*.rs", client_id="reporting-job")
+    app.test_client().get(
+        "/fhir/Patient/cml-t315i/$cml-assess", headers={"Authorization": f"Bearer {token}"}
+    )  # 501: no EHR here, after the caller was authenticated
+    [line] = [x for x in captured() if x["msg"] == "request"]
+    assert line["caller"] == "https://auth.example.org reporting-job"
+    assert token not in json.dumps(captured())
+    assert "cml-t315i" not in json.dumps(captured())

@@ -9,9 +9,12 @@ project convention rather than a published one, the title says so.
 from __future__ import annotations
 
 from fhir_cml.domain import citations as c
+from fhir_cml.domain.basis import Value, basis
+from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.guidelines import eln2009, eln2013, eln2020
+from fhir_cml.domain.model import Issue
 from fhir_cml.domain.rule import RULES, RULESET_VERSION, Rule, rule
-from fhir_cml.domain.vocabulary import Milestone
+from fhir_cml.domain.vocabulary import IssueCode, Milestone, Severity
 from fhir_cml.domain.vocabulary import Recommendation as R
 
 __all__ = ["RULES", "RULESET_VERSION", "Rule"]
@@ -243,3 +246,15 @@ ESCALATION_OUTCOMES = rule(
     "quoted; not confirmed in the paper)",
     (c.IRIS_ESCALATION2009,),
 )
+
+
+def input_issue(
+    severity: Severity,
+    code: IssueCode,
+    resource: str | None,
+    finding: Finding,
+    evidence: tuple[str, ...] = (),
+    **params: Value,
+) -> Issue:
+    """A data issue the rules raise about their inputs (worded by the renderers, like a basis)."""
+    return Issue(severity, code, "", resource, basis(INPUTS, finding, evidence, **params))

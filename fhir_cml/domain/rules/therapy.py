@@ -12,11 +12,10 @@ import itertools
 from dataclasses import replace
 from datetime import date, timedelta
 
-from fhir_cml.domain.basis import basis
 from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import Issue, TkiStatement
 from fhir_cml.domain.results import DoseSegment, Gap, Therapy
-from fhir_cml.domain.rules.catalogue import INPUTS
+from fhir_cml.domain.rules.catalogue import input_issue
 from fhir_cml.domain.rules.common import months_between
 from fhir_cml.domain.vocabulary import (
     IssueCode,
@@ -46,22 +45,18 @@ def build_therapy(statements: tuple[TkiStatement, ...], as_of: date) -> tuple[Th
     if not segments:
         if not statements:
             issues.append(
-                Issue(
-                    Severity.WARNING,
-                    IssueCode.NO_THERAPY_START,
-                    "",
-                    None,
-                    basis(INPUTS, Finding.NO_TKI_RECORD),
+                input_issue(
+                    Severity.WARNING, IssueCode.NO_THERAPY_START, None, Finding.NO_TKI_RECORD
                 )
             )
         else:
             issues.append(
-                Issue(
+                input_issue(
                     Severity.WARNING,
                     IssueCode.NO_THERAPY_START,
-                    "",
                     None,
-                    basis(INPUTS, Finding.NO_USABLE_START, tuple(s.ref for s in statements)),
+                    Finding.NO_USABLE_START,
+                    tuple(s.ref for s in statements),
                 )
             )
         return Therapy(status=TherapyStatus.NONE, evidence=tuple(s.ref for s in statements)), issues
@@ -131,34 +126,39 @@ def _segment(st: TkiStatement, as_of: date, issues: list[Issue]) -> DoseSegment 
     ref = (st.ref,)
     if st.status in _NOT_INTAKE:
         issues.append(
-            Issue(
+            input_issue(
                 Severity.INFORMATION,
                 IssueCode.STATUS_IGNORED,
-                "",
                 st.ref,
-                basis(INPUTS, Finding.STATEMENT_NOT_INTAKE, ref, drug=st.drug, status=st.status),
+                Finding.STATEMENT_NOT_INTAKE,
+                ref,
+                drug=st.drug,
+                status=st.status,
             )
         )
         return None
     if st.start is None:
         issues.append(
-            Issue(
+            input_issue(
                 Severity.WARNING,
                 IssueCode.NO_THERAPY_START,
-                "",
                 st.ref,
-                basis(INPUTS, Finding.STATEMENT_NO_START, ref, drug=st.drug),
+                Finding.STATEMENT_NO_START,
+                ref,
+                drug=st.drug,
             )
         )
         return None
     if st.start > as_of:
         issues.append(
-            Issue(
+            input_issue(
                 Severity.INFORMATION,
                 IssueCode.AFTER_AS_OF,
-                "",
                 st.ref,
-                basis(INPUTS, Finding.STATEMENT_AFTER_AS_OF, ref, drug=st.drug, start=st.start),
+                Finding.STATEMENT_AFTER_AS_OF,
+                ref,
+                drug=st.drug,
+                start=st.start,
             )
         )
         return None
@@ -168,29 +168,27 @@ def _segment(st: TkiStatement, as_of: date, issues: list[Issue]) -> DoseSegment 
         if st.asserted is not None and st.asserted >= st.start:
             end = st.asserted
             issues.append(
-                Issue(
+                input_issue(
                     Severity.WARNING,
                     IssueCode.INFERRED,
-                    "",
                     st.ref,
-                    basis(
-                        INPUTS,
-                        Finding.END_FROM_ASSERTED,
-                        ref,
-                        drug=st.drug,
-                        status=st.status,
-                        end=end,
-                    ),
+                    Finding.END_FROM_ASSERTED,
+                    ref,
+                    drug=st.drug,
+                    status=st.status,
+                    end=end,
                 )
             )
         else:
             issues.append(
-                Issue(
+                input_issue(
                     Severity.WARNING,
                     IssueCode.MISSING_DATE,
-                    "",
                     st.ref,
-                    basis(INPUTS, Finding.ENDED_WITHOUT_DATE, ref, drug=st.drug, status=st.status),
+                    Finding.ENDED_WITHOUT_DATE,
+                    ref,
+                    drug=st.drug,
+                    status=st.status,
                 )
             )
             return None
@@ -291,18 +289,14 @@ def _supply_ran_out(statements: tuple[TkiStatement, ...], as_of: date) -> list[I
     """An active order whose supply ran out long before as-of: still read as taken (its status
     says so), with a warning to confirm with the patient."""
     return [
-        Issue(
+        input_issue(
             Severity.WARNING,
             IssueCode.INFERRED,
-            "",
             st.ref,
-            basis(
-                INPUTS,
-                Finding.ORDER_SUPPLY_RAN_OUT,
-                (st.ref,),
-                drug=st.drug.value,
-                supplied_to=st.supplied_to,
-            ),
+            Finding.ORDER_SUPPLY_RAN_OUT,
+            (st.ref,),
+            drug=st.drug.value,
+            supplied_to=st.supplied_to,
         )
         for st in statements
         if st.supplied_to is not None

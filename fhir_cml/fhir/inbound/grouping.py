@@ -39,7 +39,10 @@ class Groups:
 class Grouper:
     """Collects entries (``add``), then assigns them to patients (``finish``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, patients_expected: bool = False) -> None:
+        """``patients_expected``: the input has Patient resources (a Bulk export read in
+        partitions: this one may hold none), so a patient without one is worth saying."""
+        self._patients_expected = patients_expected
         # (entry, its type, the slot of its subject.reference text or None), in input order.
         self._pending: list[tuple[Entry, str, list[Any] | None]] = []
         # subject.reference text -> slot: [(patient key, group)] once the text alone resolved it.
@@ -49,6 +52,7 @@ class Grouper:
         self._medications = MedicationIndex()
         self._medication_entries: dict[int, Entry] = {}
         self._unsupported: dict[str, int] = {}
+        self._with_patient: set[str] = set()  # keys of the Patient resources read
 
     def add(self, entry: Entry) -> None:
         rtype = entry.rtype
@@ -66,6 +70,7 @@ class Grouper:
         elif rtype == "Patient":
             key = self._index.add(entry)
             self._patients.setdefault(key, []).append(entry)
+            self._with_patient.add(key)
         elif rtype == "Medication":
             self._medications.add(entry)
             self._medication_entries[id(entry.resource)] = entry
@@ -90,9 +95,7 @@ class Grouper:
                 res = entry.resource
                 text = slot[1] if slot is not None else None
                 found = known(text) if text is not None else None
-                key, problem = found if found is not None else index.resolve(res, "subject")
-                if key is None and "patient" in res:
-                    key, problem = index.resolve(res, "patient")
+                key, problem = patient_of(index, res, found)
                 if key is None:
                     without_subject += 1
                     if without_subject <= MAX_SUBJECT_ISSUES:
@@ -139,19 +142,14 @@ class Grouper:
                 )
             )
         if self._unsupported:
-            ranked = sorted(self._unsupported.items(), key=lambda item: (-item[1], item[0]))
-            listed = ", ".join(f"{rtype} ({n})" for rtype, n in ranked)
-            issues.append(
-                Issue(
-                    Severity.INFORMATION,
-                    IssueCode.UNSUPPORTED_TYPE,
-                    f"Not read: {listed} (fhir-cml reads Patient, Observation, Condition, "
-                    "MedicationStatement, MedicationRequest, MedicationDispense, "
-                    "MedicationAdministration, Medication and AdverseEvent).",
-                    None,
-                )
-            )
+            issues.append(unsupported_issue(self._unsupported))
         patients = {key: group for key, group in sorted(self._patients.items()) if key in evidence}
+        if self._patients_expected or self._with_patient:
+            issues += [
+                _no_patient(key, group)
+                for key, group in patients.items()
+                if key not in self._with_patient
+            ]
         return Groups(patients, len(self._patients) - len(patients), issues)
 
     def _add_medication(
@@ -168,6 +166,49 @@ class Grouper:
         if id(medication) not in seen:
             seen.add(id(medication))
             group.append(self._medication_entries[id(medication)])
+
+
+def patient_of(
+    index: PatientIndex,
+    res: dict[str, Any],
+    found: tuple[str | None, str | None] | None = None,
+) -> tuple[str | None, str | None]:
+    """(patient key, None) or (None, why not): the subject, else the patient element.
+
+    ``found`` is the subject's reference already resolved, when the caller has it.
+    """
+    key, problem = found if found is not None else index.resolve(res, "subject")
+    if key is None and "patient" in res:
+        key, problem = index.resolve(res, "patient")
+    return key, problem
+
+
+def unsupported_issue(counts: dict[str, int]) -> Issue:
+    """One issue for the resources of types fhir-cml does not read, most frequent first."""
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    listed = ", ".join(f"{rtype} ({n})" for rtype, n in ranked)
+    return Issue(
+        Severity.INFORMATION,
+        IssueCode.UNSUPPORTED_TYPE,
+        f"Not read: {listed} (fhir-cml reads Patient, Observation, Condition, "
+        "MedicationStatement, MedicationRequest, MedicationDispense, "
+        "MedicationAdministration, Medication and AdverseEvent).",
+        None,
+    )
+
+
+def _no_patient(key: str, group: list[Entry]) -> Issue:
+    """A patient named by its resources whose Patient resource is not in the input: a sign of
+    an incomplete export; read all the same, without what only the Patient says (the birth
+    date, hence the age-based risk scores)."""
+    return Issue(
+        Severity.WARNING,
+        IssueCode.MISSING_VALUE,
+        f"{key} has {len(group)} resources in the input but no Patient resource (the export "
+        "may be incomplete): read without a birth date, so age-based risk scores are not "
+        "evaluable.",
+        key,
+    )
 
 
 def _is_evidence(rtype: str, res: dict[str, Any]) -> bool:

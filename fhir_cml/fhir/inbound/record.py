@@ -25,7 +25,6 @@ from fhir_cml.domain.model import (
     TroughLevel,
 )
 from fhir_cml.domain.vocabulary import IssueCode, Severity
-from fhir_cml.fhir.inbound import fast
 from fhir_cml.fhir.inbound.adverse_events import map_adverse_event
 from fhir_cml.fhir.inbound.context import MappingContext
 from fhir_cml.fhir.inbound.identity import Candidate, latest_versions, resolve
@@ -47,7 +46,6 @@ def map_entries(
 ) -> tuple[PatientRecord, list[dict[str, Any]]]:
     """The record, and the resources it was read from (one version of each)."""
     ctx = MappingContext(options)
-    today = ctx.today
     refs: list[str] = []
     for entry in entries:  # ref_of, with its common case (a string id) inline
         rid = entry.resource.get("id")
@@ -78,10 +76,7 @@ def map_entries(
         rtype = entry.rtype
         try:
             if rtype == "Observation":
-                # The common shapes first; anything else, from the start, by the general path.
-                candidate = fast.observation(res, ref, today, index)
-                if candidate is None:
-                    candidate = map_observation(res, ref, ctx, index)
+                candidate = map_observation(res, ref, ctx, index)
                 if candidate is not None:
                     candidates.append(candidate)
             elif rtype == "MedicationStatement":

@@ -34,9 +34,10 @@ from fhir_cml.web import assessment
 from fhir_cml.web.cds import cards, data, hook_request
 from fhir_cml.web.cds import orders as order_checks
 from fhir_cml.web.cds.data import Gathered
-from fhir_cml.web.cds.services import EVIDENCE_KEYS, PATIENT_VIEW, SERVICES, Service, discovery
+from fhir_cml.web.cds.services import EVIDENCE_KEYS, PATIENT_VIEW, Service, discovery
 from fhir_cml.web.cds.tokens import VerifiedToken
 from fhir_cml.web.http import json_response, read_json
+from fhir_cml.web.logs import note_caller
 from fhir_cml.web.runtime import runtime
 
 bp = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")
@@ -44,7 +45,7 @@ bp = Blueprint("cds_hooks", __name__, url_prefix="/cds-services")
 
 @bp.get("")
 def discover() -> Response:
-    return json_response(discovery())
+    return json_response(discovery(runtime().cds_services))
 
 
 @bp.post("/<service_id>")
@@ -91,7 +92,7 @@ def feedback(service_id: str) -> Response:
 
 
 def _service(service_id: str) -> Service:
-    service = SERVICES.get(service_id)
+    service = runtime().cds_services.get(service_id)
     if service is None:
         raise RequestError(
             f"No CDS service {service_id[:64]!r} here; see GET /cds-services.",
@@ -102,7 +103,9 @@ def _service(service_id: str) -> Service:
 
 
 def _verify(audiences: list[str]) -> VerifiedToken:
-    return runtime().verifier.verify(request.headers.get("Authorization"), audiences)
+    token = runtime().verifier.verify(request.headers.get("Authorization"), audiences)
+    note_caller(token.iss, token.sub)
+    return token
 
 
 def _now() -> datetime:

@@ -13,6 +13,10 @@ as much as the TKI itself, and statements that name their drug by reference carr
 Every search asks for a page large enough for a whole CML record (``_count``), results newest
 first (``_sort=-date``): the specification wants prefetch in one page, and a reading is made
 only from complete data (:mod:`fhir_cml.web.cds.data` checks).
+
+A site whose laboratory sends its own codes (``FHIR_CML_CONCEPT_MAPS``) gets templates that ask
+for those codes too (:func:`for_site`); with a terminology server, whose maps are not known in
+advance, the Observation templates ask for every result of the patient.
 """
 
 from __future__ import annotations
@@ -29,15 +33,24 @@ ORDER_SELECT: Final = "order-select"
 ORDER_SIGN: Final = "order-sign"
 
 
-def _codes(kinds: Iterable[Kind]) -> str:
+# A site's own Observation codes and the code fhir-cml reads that each stands for.
+LocalCodes = Mapping[tuple[str, str], tuple[str, str]]
+
+
+def _kind(system: str, code: str) -> Kind | None:
+    return OBSERVATION_CODES.get(code, {}).get(system)
+
+
+def _codes(kinds: Iterable[Kind], local: LocalCodes) -> str:
     wanted = set(kinds)
-    pairs = sorted(
+    pairs = {
         (system, code)
         for code, systems in OBSERVATION_CODES.items()
         for system, kind in systems.items()
         if kind in wanted
-    )
-    return ",".join(f"{system}|{code}" for system, code in pairs)
+    }
+    pairs |= {source for source, target in local.items() if _kind(*target) in wanted}
+    return ",".join(f"{system}|{code}" for system, code in sorted(pairs))
 
 
 # Large enough for a whole CML record in one page (as the specification wants prefetch); a
@@ -51,9 +64,14 @@ def search(resource_type: str, criteria: str, *, newest_first: bool = False) -> 
     return f"{resource_type}?{criteria}{sort}&_count={PAGE_SIZE}"
 
 
-def _observations(kinds: Iterable[Kind]) -> str:
+def _observations(kinds: Iterable[Kind], local: LocalCodes | None) -> str:
+    """``local`` None: every Observation of the patient (a terminology server decides)."""
+    if local is None:
+        return search("Observation", "patient={{context.patientId}}", newest_first=True)
     return search(
-        "Observation", "patient={{context.patientId}}&code=" + _codes(kinds), newest_first=True
+        "Observation",
+        "patient={{context.patientId}}&code=" + _codes(kinds, local),
+        newest_first=True,
     )
 
 
@@ -66,23 +84,34 @@ MEDICATIONS: Final = search("MedicationStatement", "patient={{context.patientId}
 # prefetch subset has no _include): a referenced Medication falls back to the reference's display.
 MEDICATION_REQUESTS: Final = search("MedicationRequest", "patient={{context.patientId}}")
 CONDITIONS: Final = search("Condition", "patient={{context.patientId}}")
-MONITORING_PREFETCH: Final = {
-    "patient": PATIENT,
-    "bcrAbl1": _observations(_BCR_KINDS),
-    "troughs": _observations([Kind.TROUGH]),
-    "otherResults": _observations(_OTHER_KINDS),
-    "medications": MEDICATIONS,
-    "medicationRequests": MEDICATION_REQUESTS,
-    "conditions": CONDITIONS,
-    "adverseEvents": search("AdverseEvent", "subject=Patient/{{context.patientId}}"),
-}
-ORDER_PREFETCH: Final = {
-    "patient": PATIENT,
-    "mutations": _observations([Kind.MUTATION]),
-    "medications": MEDICATIONS,
-    "medicationRequests": MEDICATION_REQUESTS,
-    "conditions": CONDITIONS,
-}
+
+
+def monitoring_prefetch(local: LocalCodes | None = None) -> dict[str, str]:
+    """``local``: the site's own codes to ask for too (None: every Observation)."""
+    return {
+        "patient": PATIENT,
+        "bcrAbl1": _observations(_BCR_KINDS, local),
+        "troughs": _observations([Kind.TROUGH], local),
+        "otherResults": _observations(_OTHER_KINDS, local),
+        "medications": MEDICATIONS,
+        "medicationRequests": MEDICATION_REQUESTS,
+        "conditions": CONDITIONS,
+        "adverseEvents": search("AdverseEvent", "subject=Patient/{{context.patientId}}"),
+    }
+
+
+def order_prefetch(local: LocalCodes | None = None) -> dict[str, str]:
+    return {
+        "patient": PATIENT,
+        "mutations": _observations([Kind.MUTATION], local),
+        "medications": MEDICATIONS,
+        "medicationRequests": MEDICATION_REQUESTS,
+        "conditions": CONDITIONS,
+    }
+
+
+MONITORING_PREFETCH: Final = monitoring_prefetch({})
+ORDER_PREFETCH: Final = order_prefetch({})
 # What each prefetch key holds, in words for a clinician (cards that say what is missing).
 KEY_LABELS: Final = {
     "patient": "the patient's record (age, sex)",
@@ -140,39 +169,52 @@ _ORDER_DESCRIPTION: Final = (
     "TKI alongside a strong CYP3A4 inhibitor or inducer, imatinib above 800 mg/day."
 )
 
-SERVICES: Final = {
-    s.id: s
-    for s in (
-        Service(
-            id="cml-monitoring",
-            hook=PATIENT_VIEW,
-            title="CML response monitoring (ELN)",
-            description=(
-                "Reads a CML patient's BCR::ABL1 results, TKI therapy and trough levels against "
-                "the ELN milestones and suggests the next steps (a draft CarePlan to add)."
+
+def _services(local: LocalCodes | None) -> dict[str, Service]:
+    return {
+        s.id: s
+        for s in (
+            Service(
+                id="cml-monitoring",
+                hook=PATIENT_VIEW,
+                title="CML response monitoring (ELN)",
+                description=(
+                    "Reads a CML patient's BCR::ABL1 results, TKI therapy and trough levels "
+                    "against the ELN milestones and suggests the next steps (a draft CarePlan to "
+                    "add)."
+                ),
+                prefetch=monitoring_prefetch(local),
+                usage=_USAGE,
             ),
-            prefetch=MONITORING_PREFETCH,
-            usage=_USAGE,
-        ),
-        Service(
-            id="cml-tki-order",
-            hook=ORDER_SELECT,
-            title="CML TKI order checks",
-            description=_ORDER_DESCRIPTION + " Also accepts order-sign calls.",
-            prefetch=ORDER_PREFETCH,
-            accepts=frozenset({ORDER_SIGN}),
-            usage=_USAGE,
-        ),
-        Service(
-            id="cml-tki-order-sign",
-            hook=ORDER_SIGN,
-            title="CML TKI order checks at signing",
-            description=_ORDER_DESCRIPTION,
-            prefetch=ORDER_PREFETCH,
-            usage=_USAGE,
-        ),
-    )
-}
+            Service(
+                id="cml-tki-order",
+                hook=ORDER_SELECT,
+                title="CML TKI order checks",
+                description=_ORDER_DESCRIPTION + " Also accepts order-sign calls.",
+                prefetch=order_prefetch(local),
+                accepts=frozenset({ORDER_SIGN}),
+                usage=_USAGE,
+            ),
+            Service(
+                id="cml-tki-order-sign",
+                hook=ORDER_SIGN,
+                title="CML TKI order checks at signing",
+                description=_ORDER_DESCRIPTION,
+                prefetch=order_prefetch(local),
+                usage=_USAGE,
+            ),
+        )
+    }
+
+
+# The services with the codes fhir-cml reads (a site without local codes).
+SERVICES: Final = _services({})
+
+
+def for_site(local: LocalCodes | None) -> dict[str, Service]:
+    """The services of a site: ``local`` its ConceptMaps' codes ({} none; None every result)."""
+    return SERVICES if local is not None and not local else _services(local)
+
 
 # A coding for the source.topic of cards: what the card is about.
 MONITORING_TOPIC: Final = {
@@ -182,6 +224,6 @@ MONITORING_TOPIC: Final = {
 }
 
 
-def discovery() -> dict[str, Any]:
+def discovery(services: Mapping[str, Service] = SERVICES) -> dict[str, Any]:
     """The body of ``GET /cds-services``."""
-    return {"services": [s.discovery() for s in SERVICES.values()]}
+    return {"services": [s.discovery() for s in services.values()]}

@@ -32,6 +32,12 @@ START = date(2020, 1, 1)
 _counter = iter(range(1, 1_000_000))
 
 
+def reset_references() -> None:
+    """Number the next references from 1 again (for readings compared word for word)."""
+    global _counter
+    _counter = iter(range(1, 1_000_000))
+
+
 def months(n: float, start: date = START) -> date:
     return start + timedelta(days=round(n * 30.4375))
 

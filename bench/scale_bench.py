@@ -1,0 +1,187 @@
+"""Registry scale: `fhir-cml assess` on Bulk Data exports of growing size, memory and speed.
+
+For each size, writes a Bulk-shaped export (one NDJSON file per resource type, each patient's
+resources spread over them, as servers deliver them; synthetic.py, written patient by patient,
+never held in memory), then runs as separate processes, in turn:
+
+  json.loads      every line of the export parsed by json.loads: the floor any reader pays
+  orjson.loads    the same with orjson, the parser fhir-cml uses
+  fhir-cml        `fhir-cml assess EXPORT --format json -o OUT` (the command a user runs)
+
+and prints, per run: patients, input MB, wall seconds, patients/s, peak resident memory (the
+sum over the process and its workers, sampled every 50 ms, and never below what the kernel
+reports for the largest of them) and the time relative to json.loads in the same run. The
+machine's load average is printed with each run: the figures are only comparable within one
+table.
+
+    python bench/scale_bench.py [--sizes 1000,10000,100000] [--dir DIR] [--jobs N] [--keep]
+
+Exports are written under --dir (default: a directory in the system's temporary directory) and
+removed afterwards unless --keep; an export of the right size found there is reused. 100,000
+patients need about 8 GB for the export, as much again while fhir-cml partitions it, and 3 GB
+for the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from synthetic import AS_OF, write_export
+
+PYTHON = sys.executable
+FHIR_CML = str(Path(PYTHON).with_name("fhir-cml"))
+
+PARSE = """
+import sys, glob, {module}
+loads = {module}.loads
+for name in sorted(glob.glob(sys.argv[1] + "/*.ndjson")):
+    with open(name, "rb") as handle:
+        for line in handle:
+            loads(line)
+"""
+
+
+@dataclass
+class Run:
+    name: str
+    seconds: float
+    peak_mb: float
+    load: tuple[float, float]  # load average (1 min) before and after
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=None, help="fhir-cml's --jobs (its default)")
+    parser.add_argument("--keep", action="store_true", help="keep the exports and results")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    base = args.dir or Path(tempfile.mkdtemp(prefix="fhir-cml-scale-"))
+    base.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(base).free / 1e9
+    print(f"exports in {base} ({free:.0f} GB free); {os.cpu_count()} CPUs", flush=True)
+    rows: list[tuple[int, float, Run]] = []
+    try:
+        for patients in sizes:
+            export = base / f"export-{patients}"
+            size = _export(export, patients, args.seed)
+            out = base / f"result-{patients}.json"
+            command = [FHIR_CML, "assess", str(export), "--format", "json", "-o", str(out)]
+            command += ["--as-of", AS_OF.isoformat()]
+            if args.jobs:
+                command += ["--jobs", str(args.jobs)]
+            for name, argv in (
+                ("json.loads", [PYTHON, "-c", PARSE.format(module="json"), str(export)]),
+                ("orjson.loads", [PYTHON, "-c", PARSE.format(module="orjson"), str(export)]),
+                ("fhir-cml assess", command),
+            ):
+                run = _run(name, argv)
+                rows.append((patients, size, run))
+                print(
+                    f"  {patients:>7,} {run.name:<16} {run.seconds:8.1f} s {run.peak_mb:7.0f} MB "
+                    f"(load {run.load[0]:.1f} -> {run.load[1]:.1f})",
+                    flush=True,
+                )
+            if not args.keep:
+                shutil.rmtree(export, ignore_errors=True)
+                out.unlink(missing_ok=True)
+    finally:
+        if not args.keep and args.dir is None:
+            shutil.rmtree(base, ignore_errors=True)
+    _table(rows)
+    return 0
+
+
+def _export(directory: Path, patients: int, seed: int) -> float:
+    """The export's size in MB, written unless a complete one of that size is there."""
+    manifest = directory / "manifest.json"
+    if not manifest.exists() or f'"count": {patients},' not in manifest.read_text():
+        shutil.rmtree(directory, ignore_errors=True)
+        started = time.perf_counter()
+        resources, _ = write_export(directory, patients, seed)
+        print(
+            f"  {patients:>7,} patients: {resources:,} resources written in "
+            f"{time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+    return sum(p.stat().st_size for p in directory.glob("*.ndjson")) / 1e6
+
+
+def _run(name: str, command: list[str]) -> Run:
+    """Wall time and peak memory of one process and its workers."""
+    load = os.getloadavg()[0]
+    peak = [0]
+    done = threading.Event()
+    # Messages to a file, not a pipe: a pipe nobody reads until the end could fill and stall it.
+    with tempfile.TemporaryFile() as messages:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=messages)
+        sampler = threading.Thread(target=_sample, args=(process.pid, peak, done), daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        done.set()
+        sampler.join()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            messages.seek(0)
+            errors = messages.read().decode(errors="replace")
+            raise SystemExit(f"{name} failed ({process.returncode}):\n{errors[-2000:]}")
+    peak_kb = max(peak[0], usage.ru_maxrss)  # ru_maxrss: the largest single process, in KB
+    return Run(name, seconds, peak_kb / 1024, (load, os.getloadavg()[0]))
+
+
+def _sample(pid: int, peak: list[int], done: threading.Event) -> None:
+    while not done.wait(0.05):
+        peak[0] = max(peak[0], _tree_rss_kb(pid))
+
+
+def _tree_rss_kb(root: int) -> int:
+    """Resident memory of a process and its descendants, from /proc (Linux), in KB."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as handle:
+                fields = dict(line.split(":", 1) for line in handle if ":" in line)
+        except OSError:
+            continue
+        pid, ppid = int(entry), int(fields.get("PPid", "0").strip() or 0)
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
+
+
+def _table(rows: list[tuple[int, float, Run]]) -> None:
+    floors = {patients: run.seconds for patients, _, run in rows if run.name == "json.loads"}
+    print()
+    print("| patients | input MB | run | wall s | patients/s | peak RSS MB | x json.loads |")
+    print("|---|---|---|---|---|---|---|")
+    for patients, size, run in rows:
+        print(
+            f"| {patients:,} | {size:,.0f} | {run.name} | {run.seconds:.1f} | "
+            f"{patients / run.seconds:,.0f} | {run.peak_mb:,.0f} | "
+            f"{run.seconds / floors[patients]:.2f} |"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
