@@ -412,4 +412,5 @@ def _dosage(s: Suggestion) -> dict[str, Any]:
 
 
 def _mg(value: float) -> dict[str, Any]:
-    return {"value": value, "unit": "mg", "system": UCUM, "code": "mg"}
+    # A plain float: the domain's Dose is one in kind but no JSON encoder need know it.
+    return {"value": float(value), "unit": "mg", "system": UCUM, "code": "mg"}
