@@ -7,6 +7,8 @@ never held in memory), then runs as separate processes, in turn:
   json.loads      every line of the export parsed by json.loads: the floor any reader pays
   orjson.loads    the same with orjson, the parser fhir-cml uses
   fhir-cml        `fhir-cml assess EXPORT --format json -o OUT` (the command a user runs)
+  sync --bulk     with --sync: `fhir-cml sync --bulk --dry-run` against a server delivering
+                  the same export (export_server.py: the export's files, empty searches)
 
 and prints, per run: patients, input MB, wall seconds, patients/s, peak resident memory (the
 sum over the process and its workers, sampled every 50 ms, and never below what the kernel
@@ -14,12 +16,17 @@ reports for the largest of them) and the time relative to json.loads in the same
 machine's load average is printed with each run: the figures are only comparable within one
 table.
 
-    python bench/scale_bench.py [--sizes 1000,10000,100000] [--dir DIR] [--jobs N] [--keep]
+    python bench/scale_bench.py [--sizes 1000,10000,100000] [--dir DIR] [--jobs N] [--sync]
+                                [--keep]
 
 Exports are written under --dir (default: a directory in the system's temporary directory) and
 removed afterwards unless --keep; an export of the right size found there is reused. 100,000
-patients need about 8 GB for the export, as much again while fhir-cml partitions it, and 3 GB
-for the result.
+patients need about 8 GB for the export, as much again while fhir-cml partitions it, and 8 GB
+for the JSON result (as large as its input); with --sync, 8 GB more for the sync's download of
+the export.
+
+The memory of forked workers is summed as each process reports it, so pages they still share
+with the main process count twice: the figure is an upper bound.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from export_server import export_server
 from synthetic import AS_OF, write_export
 
 PYTHON = sys.executable
@@ -64,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=None, help="fhir-cml's --jobs (its default)")
+    parser.add_argument(
+        "--sync", action="store_true", help="also `fhir-cml sync --bulk --dry-run` on each export"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the exports and results")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -86,13 +97,13 @@ def main(argv: list[str] | None = None) -> int:
                 ("orjson.loads", [PYTHON, "-c", PARSE.format(module="orjson"), str(export)]),
                 ("fhir-cml assess", command),
             ):
-                run = _run(name, argv)
-                rows.append((patients, size, run))
-                print(
-                    f"  {patients:>7,} {run.name:<16} {run.seconds:8.1f} s {run.peak_mb:7.0f} MB "
-                    f"(load {run.load[0]:.1f} -> {run.load[1]:.1f})",
-                    flush=True,
-                )
+                rows.append((patients, size, _run(name, argv)))
+            if args.sync:
+                with export_server(export) as fhir_base:
+                    sync = [FHIR_CML, "sync", "--bulk", "--dry-run", "--fhir-base", fhir_base]
+                    sync += ["--state", str(base / "state.sqlite3"), "--full"]
+                    sync += ["--as-of", AS_OF.isoformat()]
+                    rows.append((patients, size, _run("fhir-cml sync --bulk", sync)))
             if not args.keep:
                 shutil.rmtree(export, ignore_errors=True)
                 out.unlink(missing_ok=True)
@@ -139,7 +150,13 @@ def _run(name: str, command: list[str]) -> Run:
             errors = messages.read().decode(errors="replace")
             raise SystemExit(f"{name} failed ({process.returncode}):\n{errors[-2000:]}")
     peak_kb = max(peak[0], usage.ru_maxrss)  # ru_maxrss: the largest single process, in KB
-    return Run(name, seconds, peak_kb / 1024, (load, os.getloadavg()[0]))
+    run = Run(name, seconds, peak_kb / 1024, (load, os.getloadavg()[0]))
+    print(
+        f"  {run.name:<20} {run.seconds:8.1f} s {run.peak_mb:7.0f} MB "
+        f"(load {run.load[0]:.1f} -> {run.load[1]:.1f})",
+        flush=True,
+    )
+    return run
 
 
 def _sample(pid: int, peak: list[int], done: threading.Event) -> None:

@@ -7,19 +7,19 @@ and its citations.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from fhir_cml import __version__
 from fhir_cml.domain.basis import Basis, Value
 from fhir_cml.domain.model import BcrAbl1Result, Issue
 from fhir_cml.domain.results import Assessment, ElnReading, MilestoneReading, Therapy
-from fhir_cml.domain.rule import RULESET_VERSION
+from fhir_cml.domain.rule import RULESET_VERSION, Rule
 from fhir_cml.domain.vocabulary import Guideline
-from fhir_cml.reporting.sources import citation_item, source_text
+from fhir_cml.reporting.sources import citation_item, once_per_rule, source_text
 from fhir_cml.reporting.words import issue_message, prediction_text, say, suggestion_text
 
 GENERATOR = "fhir-cml"
@@ -166,17 +166,27 @@ def patient_contract(a: Assessment) -> dict[str, Any]:
 def basis_item(b: Basis) -> dict[str, Any]:
     """A *reason* / *basis* item: ``{text, rule, rule_title, guideline, source, evidence[],
     finding, params, citations[]}``."""
+    rule, citations = _rule_members(b.rule)
     return {
         "text": say(b),
-        "rule": b.rule.id,
-        "rule_title": b.rule.title,
-        "guideline": b.rule.guideline,
-        "source": source_text(b.rule),
+        **rule,
         "evidence": list(b.evidence),
-        "finding": b.finding.value,
+        "finding": str.__str__(b.finding),
         "params": params(b.params),
-        "citations": [citation_item(c) for c in b.rule.citations],
+        "citations": [dict(c) for c in citations],
     }
+
+
+@once_per_rule
+def _rule_members(rule: Rule) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
+    """What a basis item says of its rule; the citations are copied into each item."""
+    head = {
+        "rule": rule.id,
+        "rule_title": rule.title,
+        "guideline": rule.guideline,
+        "source": source_text(rule),
+    }
+    return head, tuple(citation_item(c) for c in rule.citations)
 
 
 def params(values: Iterable[tuple[str, Value]]) -> dict[str, Any]:
@@ -185,21 +195,35 @@ def params(values: Iterable[tuple[str, Value]]) -> dict[str, Any]:
 
 
 def _json(value: Value) -> Any:
-    if isinstance(value, Basis):
-        return say(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, StrEnum):
-        return value.value
-    if isinstance(value, tuple):
-        return [_json(v) for v in value]
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind in _AS_IS:
         return value
-    if isinstance(value, int):
-        return int(value)  # Copies and other int types as plain numbers
-    if isinstance(value, float):
-        return float(value)
-    return value
+    convert = _CONVERTERS.get(kind)
+    if convert is None:  # the conversion depends on the type alone: found once per type
+        convert = _CONVERTERS[kind] = _converter(kind)
+    return convert(value)
+
+
+def _converter(kind: type) -> Callable[[Any], Any]:
+    if issubclass(kind, Basis):
+        return say
+    if issubclass(kind, date):
+        return kind.isoformat
+    if issubclass(kind, StrEnum):
+        return str.__str__  # the member's value
+    if issubclass(kind, tuple):
+        return lambda value: [_json(v) for v in value]
+    if issubclass(kind, bool):
+        return bool
+    if issubclass(kind, int):
+        return int  # Copies and other int types as plain numbers
+    if issubclass(kind, float):
+        return float
+    return lambda value: value
+
+
+_AS_IS: Final = frozenset({str, int, float, bool, type(None)})
+_CONVERTERS: dict[type, Callable[[Any], Any]] = {}
 
 
 def issue_item(i: Issue) -> dict[str, Any]:

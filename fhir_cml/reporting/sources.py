@@ -6,12 +6,16 @@ confirmed: PMID"), rather than inventing one.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
 from fhir_cml.domain.citations import Citation
 from fhir_cml.domain.rule import Rule
 
 PROJECT_CONVENTION = "Project convention (no published source)"
+
+T = TypeVar("T")
 
 
 def citation_text(c: Citation) -> str:
@@ -38,6 +42,24 @@ def citation_text(c: Citation) -> str:
     return text
 
 
+def once_per_rule(make: Callable[[Rule], T]) -> Callable[[Rule], T]:
+    """``make(rule)`` worked out once for each rule: rules are constants, and every basis of
+    every patient names one."""
+    known: dict[int, tuple[Rule, T]] = {}
+
+    @wraps(make)
+    def per_rule(rule: Rule) -> T:
+        hit = known.get(id(rule))
+        if hit is not None and hit[0] is rule:
+            return hit[1]
+        value = make(rule)
+        known[id(rule)] = (rule, value)
+        return value
+
+    return per_rule
+
+
+@once_per_rule
 def source_text(rule: Rule) -> str:
     """Every citation of a rule, the first with the table or section it reads."""
     if not rule.citations:

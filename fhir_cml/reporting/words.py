@@ -8,8 +8,10 @@ so every face words a number the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import date
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
 from fhir_cml.domain.basis import (
@@ -42,29 +44,38 @@ def number(value: float) -> str:
 
 def word(value: Value) -> str:
     """One parameter in words, by its type."""
-    if value is None:
-        return ""
-    if isinstance(value, Basis):
-        return say(value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, Percent):
-        return pct(value)
-    if isinstance(value, Copies):
-        return f"{value:,}"
-    if isinstance(value, (Months, Years)):
-        return f"{value:.1f}"
-    if isinstance(value, (Dose, NgMl, Hours)):
-        return f"{value:g}"
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, StrEnum):
-        return value.value
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, tuple):
-        return ", ".join(word(v) for v in value)
-    return str(value)
+    kind = type(value)
+    writer = _WRITERS.get(kind)
+    if writer is None:  # the writer depends on the type alone: found once per type
+        writer = _WRITERS[kind] = _writer(kind)
+    return writer(value)
+
+
+def _writer(kind: type) -> Callable[[Any], str]:
+    if kind is type(None):
+        return lambda _: ""
+    if issubclass(kind, Basis):
+        return say
+    if issubclass(kind, bool):
+        return lambda value: "yes" if value else "no"
+    if issubclass(kind, Percent):
+        return pct
+    if issubclass(kind, Copies):
+        return lambda value: f"{value:,}"
+    if issubclass(kind, (Months, Years)):
+        return lambda value: f"{value:.1f}"
+    if issubclass(kind, (Dose, NgMl, Hours, float)):
+        return lambda value: f"{value:g}"
+    if issubclass(kind, date):
+        return kind.isoformat
+    if issubclass(kind, StrEnum):
+        return str.__str__  # the member's value
+    if issubclass(kind, tuple):
+        return lambda value: ", ".join(word(v) for v in value)
+    return str
+
+
+_WRITERS: dict[type, Callable[[Any], str]] = {}
 
 
 class P:
@@ -98,9 +109,14 @@ class P:
 
 def sentence(finding: Finding, params: Params) -> str:
     """The sentence for a finding with its parameters."""
+    return _messages()[finding](P(params))
+
+
+@cache
+def _messages() -> Mapping[Finding, Callable[[P], str]]:
     from fhir_cml.reporting.messages import MESSAGES  # the messages use the helpers above
 
-    return MESSAGES[finding](P(params))
+    return MESSAGES
 
 
 def say(b: Basis) -> str:

@@ -36,6 +36,7 @@ from fhir_cml.fhir.inbound.references import PatientIndex
 
 PARTITION_BYTES: Final = 24 * 1024 * 1024  # of input per partition: about 6x that in memory
 MAX_PARTITIONS: Final = 4096  # files open at once; beyond ~100 GB of input partitions grow
+_SHARES: Final = 4  # the partition count is a multiple of it
 _BUFFER: Final = 256 * 1024
 _PROGRESS_STEP: Final = 4 * 1024 * 1024
 
@@ -81,12 +82,17 @@ class Partitions:
 def partition_count(size: int, partition_bytes: int = PARTITION_BYTES) -> int:
     """How many partitions ``size`` bytes of input need; 1 means read it in memory.
 
-    Each is a file open during the first pass: the soft limit on open files is raised as far
-    as the hard one allows, and beyond it the partitions grow rather than multiply.
+    A multiple of four, so that one, two or four worker processes share them evenly rather than
+    one being left alone with the last while the others wait (the count may not depend on the
+    workers: the order of the output follows it). Each is a file open during the first pass:
+    the soft limit on open files is raised as far as the hard one allows, and beyond it the
+    partitions grow rather than multiply.
     """
     if size <= partition_bytes:
         return 1
-    return max(2, min(-(-size // partition_bytes), MAX_PARTITIONS, _open_files_allowed()))
+    count = -(-size // partition_bytes)
+    count = -(-count // _SHARES) * _SHARES
+    return min(count, MAX_PARTITIONS, _open_files_allowed())
 
 
 def _open_files_allowed(spare: int = 64) -> int:

@@ -44,9 +44,6 @@ from fhir_cml.fhir.inbound.partition import (
 )
 
 if TYPE_CHECKING:
-    pass
-
-if TYPE_CHECKING:
     from multiprocessing.context import ForkContext
 
 T = TypeVar("T")
@@ -64,10 +61,10 @@ def stream_paths(
 ) -> Iterator[LoadResult]:
     """What ``load_paths`` reads, in parts: memory follows a part, not the whole input.
 
-    Larger input than ``partition_bytes`` (default: ``partition.PARTITION_BYTES``) is partitioned in a temporary directory under
-    ``work_dir`` (about the input's size; an OSError when it does not fit). Each part holds
-    whole patients, sorted by key within it; its counts and issues add up
-    (:meth:`LoadResult.add`) to those ``load_paths`` gives. ``keep_resources=False`` leaves
+    Larger input than ``partition_bytes`` (default: ``partition.PARTITION_BYTES``) is partitioned
+    in a temporary directory under ``work_dir`` (about the input's size; an OSError when it does
+    not fit). Each part holds whole patients, sorted by key within it; its counts and issues add
+    up (:meth:`LoadResult.add`) to those ``load_paths`` gives. ``keep_resources=False`` leaves
     ``resources_by_patient`` empty, so a part's parsed resources are freed once it is mapped.
     """
     run = _Run(paths, options, keep_resources, work_dir, partition_bytes, progress)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Final
 
-from fhir.resources.R4B import get_fhir_model_class
 from pydantic import TypeAdapter, ValidationError
 
 from fhir_cml.errors import OperationOutcomeError
@@ -42,6 +41,8 @@ def validate(resource: dict[str, Any]) -> None:
     """Raise :class:`OperationOutcomeError` unless ``resource`` is a valid FHIR R4 resource."""
     if conforms(resource):
         return
+    from fhir.resources.R4B import get_fhir_model_class  # see conforms
+
     kind = resource.get("resourceType") if isinstance(resource, dict) else None
     if not isinstance(kind, str):
         raise OperationOutcomeError(
@@ -103,6 +104,9 @@ def conforms(resource: Any) -> bool:
     kind = resource.get("resourceType") if isinstance(resource, dict) else None
     if not isinstance(kind, str):
         return False
+    # The models take a tenth of a second to import: paid by the runs that validate.
+    from fhir.resources.R4B import get_fhir_model_class
+
     try:
         model = get_fhir_model_class(kind)
     except (KeyError, ValueError):
