@@ -16,7 +16,13 @@ from typing import Any
 
 from fhir_cml.domain import Assessment
 from fhir_cml.ehr.client import FhirClient
-from fhir_cml.ehr.fetch import DEFAULT_FETCH, FetchOptions, draft_suggestions
+from fhir_cml.ehr.fetch import (
+    DEFAULT_FETCH,
+    SUGGESTION_REQUESTS,
+    FetchOptions,
+    draft_suggestions,
+    requests_by_key,
+)
 from fhir_cml.ehr.writeback import (
     Hint,
     Plan,
@@ -31,8 +37,10 @@ from fhir_cml.ehr.writeback import (
 from fhir_cml.errors import FhirClientError, FhirResponseError, RequestError
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound import Written, build, validate
+from fhir_cml.fhir.outbound.care_plan import proposal_keys, proposed_requests
 from fhir_cml.fhir.outbound.narrative import ACCEPTED, REPLACED, WITHDRAWN, superseded
 from fhir_cml.fhir.outbound.provenance import agent, build_acceptance, build_revocation
+from fhir_cml.fhir.outbound.requests import request_key, with_status
 from fhir_cml.fhir.outbound.supersede import local_reference
 
 __all__ = [
@@ -172,7 +180,8 @@ def revoke(
     settings: WriteSettings = DEFAULT_WRITE,
 ) -> WriteOutcome:
     """Withdraws the draft suggestion of this assessment (a clinician dismissed it): its CarePlan
-    becomes ``revoked`` and a Provenance records why and who.
+    becomes ``revoked``, so do the requests it proposed (a MedicationRequest: ``cancelled``),
+    and a Provenance records why and who.
 
     A later sync does not write the same suggestion again (the reading has not changed); a new
     reading is proposed as usual. Nothing to withdraw (already revoked, or another assessment
@@ -194,12 +203,15 @@ def revoke(
                 code="conflict",
             )
         where = local_reference(found[0])
+        target = _put(client, _marked(found[0], "revoked", WITHDRAWN), found[0], "revoked")
+        followed = _follow(client, found[0], drafts, ("draft",), "withdrawn", WITHDRAWN)
         provenance = build_revocation(
-            _put(client, _marked(found[0], "revoked", WITHDRAWN), found[0], "revoked"),
+            target,
             recorded,
             reason,
             [decider.as_agent()] if decider else (),
             patient=f"Patient/{patient_id}",
+            proposals=followed,
         )
         validate(provenance)
         client.create(provenance)
@@ -208,7 +220,8 @@ def revoke(
         outcome.error = err.message
         outcome.outcome = err.outcome
         return outcome
-    outcome.updated.append(where)
+    outcome.updated += [where, *map(_unversioned, followed)]
+    outcome.withdrawn = list(outcome.updated)
     outcome.care_plan = where
     return outcome
 
@@ -224,8 +237,9 @@ def accept(
 ) -> WriteOutcome:
     """A clinician accepts the suggestion of this assessment: its CarePlan, proposed
     (``draft``), is put in force (``active``: the request pattern's draft -> active; it stays a
-    proposal, not an order), a suggestion accepted earlier for another reading is revoked and
-    ``replaces`` names it, and a Provenance names the clinician as the one who decided.
+    proposal, not an order; the requests it proposed follow), a suggestion accepted earlier for
+    another reading is revoked with its requests and ``replaces`` names it, and a Provenance
+    names the clinician as the one who decided.
 
     The CarePlan may have been written by this Accept (:func:`write_back`) or earlier by the
     nightly sync: either way the decision is recorded in the EHR. Already accepted: nothing is
@@ -234,12 +248,19 @@ def accept(
     """
     outcome = WriteOutcome(patient_id, fingerprint, "accept")
     try:
+        read = list(
+            client.search(
+                "CarePlan",
+                [
+                    ("identifier", f"{c.ID_CARE_PLAN}|{fingerprint}"),
+                    ("patient", patient_id),
+                    SUGGESTION_REQUESTS,
+                ],
+            )
+        )
         found = [
             r
-            for r in client.search(
-                "CarePlan",
-                [("identifier", f"{c.ID_CARE_PLAN}|{fingerprint}"), ("patient", patient_id)],
-            )
+            for r in read
             if r.get("resourceType") == "CarePlan" and care_plan_fingerprint(r) == fingerprint
         ]
         live = [r for r in found if r.get("status") in ("draft", "active")]
@@ -257,16 +278,20 @@ def accept(
             outcome.action = "unchanged"
             outcome.existing.append(where)
             return outcome
-        earlier = [
-            r
-            for r in client.search(
+        read_earlier = list(
+            client.search(
                 "CarePlan",
                 [
                     ("patient", patient_id),
                     ("category", f"{c.CS_CML}|{c.CML_SUGGESTIONS}"),
                     ("status", "active"),
+                    SUGGESTION_REQUESTS,
                 ],
             )
+        )
+        earlier = [
+            r
+            for r in read_earlier
             if r.get("resourceType") == "CarePlan"
             and r.get("status") == "active"
             and care_plan_fingerprint(r) not in (None, fingerprint)
@@ -277,16 +302,24 @@ def accept(
         if replaces:
             changed["replaces"] = replaces
         targets = [_put(client, changed, care_plan, "active")]
-        outcome.updated.append(where)
+        in_force = _follow(client, care_plan, read, ("draft",), "active", ACCEPTED)
+        withdrawn: list[str] = []
         for old in earlier:
             targets.append(_put(client, _marked(old, "revoked", REPLACED), old, "revoked"))
-            outcome.updated.append(local_reference(old))
+            withdrawn += _follow(
+                client, old, read_earlier, ("draft", "active"), "withdrawn", REPLACED
+            )
+        outcome.updated += [where, *map(_unversioned, in_force)]
+        outcome.withdrawn = [_unversioned(t) for t in (*targets[1:], *withdrawn)]
+        outcome.updated += outcome.withdrawn
         provenance = build_acceptance(
             targets,
             recorded,
             reason,
             [decider.as_agent()],
             patient=f"Patient/{patient_id}",
+            in_force=in_force,
+            withdrawn=withdrawn,
         )
         validate(provenance)
         created = client.create(provenance)
@@ -307,9 +340,35 @@ def _marked(care_plan: dict[str, Any], status: str, why: str) -> dict[str, Any]:
     return changed
 
 
+def _follow(
+    client: FhirClient,
+    care_plan: dict[str, Any],
+    read: Sequence[dict[str, Any]],
+    current: tuple[str, ...],
+    status: str,
+    why: str,
+) -> list[str]:
+    """The requests a CarePlan proposed (``read`` with it) follow its new status, those still
+    ``current`` each updated like the CarePlan; their new versions' references. ``status``
+    "withdrawn" is each type's own (revoked; cancelled for a MedicationRequest)."""
+    named = {k for k in proposal_keys(care_plan) if k[1] not in map(request_key, read)}
+    read = [*read, *requests_by_key(client, named)]  # a CarePlan a CDS client created
+    updated = []
+    for request in proposed_requests(care_plan, read):
+        if request.get("status") in current:
+            changed = with_status(request, status, why)
+            updated.append(_put(client, changed, request, str(changed["status"])))
+    return updated
+
+
+def _unversioned(reference: str) -> str:
+    return reference.split("/_history/", 1)[0]
+
+
 def _put(client: FhirClient, changed: dict[str, Any], read: dict[str, Any], status: str) -> str:
-    """Updates a CarePlan to ``status`` if it is still the version read; its new version's
-    reference (read back: the answer to the update may carry no body)."""
+    """Updates a CarePlan (or a request it proposed) to ``status`` if it is still the version
+    read; its new version's reference (read back: the answer to the update may carry no
+    body)."""
     where = local_reference(read)
     version = (read.get("meta") or {}).get("versionId")
     client.request(
@@ -321,7 +380,7 @@ def _put(client: FhirClient, changed: dict[str, Any], read: dict[str, Any], stat
             **({"If-Match": f'W/"{version}"'} if version else {}),
         },
     )
-    now = client.read("CarePlan", str(read["id"]))
+    now = client.read(str(read["resourceType"]), str(read["id"]))
     if now.get("status") != status:
         raise FhirResponseError(f"update {where}: the server did not make it {status}")
     new_version = (now.get("meta") or {}).get("versionId")

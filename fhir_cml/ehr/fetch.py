@@ -33,6 +33,7 @@ from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.inbound.codes import OBSERVATION_CODES, kind_of
 from fhir_cml.fhir.inbound.medications import TKI_ATC, TKI_RXNORM
 from fhir_cml.fhir.inbound.references import literal
+from fhir_cml.fhir.outbound.requests import request_key
 
 
 class Population(StrEnum):
@@ -201,9 +202,12 @@ def changed_patients(
         if resource_type == "Observation" and options.observation_codes:
             params.append(("code", _tokens(options.observation_codes)))
         elements = resource_type not in ("Patient", "Medication")
-        for resource in client.search(
-            resource_type, _with_paging(params, options, elements=elements), post=options.post
-        ):
+        query = _with_paging(params, options, elements=elements)
+        if resource_type == "MedicationRequest":  # fhir-cml's own proposals: by identifier
+            query = [(k, "subject,identifier" if k == "_elements" else v) for k, v in query]
+        for resource in client.search(resource_type, query, post=options.post):
+            if request_key(resource) is not None:
+                continue  # a proposal fhir-cml wrote changes no input
             if resource_type == "Patient":
                 if isinstance(resource.get("id"), str):
                     changed.add(resource["id"])
@@ -317,19 +321,24 @@ def input_query(
 # "is it there" and "is its Provenance there".
 
 SUGGESTION_PROVENANCE: Final = ("_revinclude", "Provenance:target")
+# A CarePlan comes with the requests it proposes (its activity.reference: ServiceRequest,
+# MedicationRequest, RequestGroup), which are superseded and withdrawn with it.
+SUGGESTION_REQUESTS: Final = ("_include", "CarePlan:activity-reference")
+REQUEST_TYPES: Final = ("ServiceRequest", "MedicationRequest", "RequestGroup")
 
 
 def draft_suggestions(
     client: FhirClient, patient_ids: Sequence[str], options: FetchOptions = DEFAULT_FETCH
 ) -> list[dict[str, Any]]:
-    """fhir-cml's CarePlans still proposed (``draft``) for these patients, and their
-    Provenances (every resource found, matches and included alike)."""
+    """fhir-cml's CarePlans still proposed (``draft``) for these patients, the requests they
+    propose and their Provenances (every resource found, matches and included alike)."""
     if not patient_ids:
         return []
     params = [
         ("patient", ",".join(patient_ids)),
         ("category", f"{c.CS_CML}|{c.CML_SUGGESTIONS}"),
         ("status", "draft"),
+        SUGGESTION_REQUESTS,
         SUGGESTION_PROVENANCE,
     ]
     return list(
@@ -353,25 +362,71 @@ def assessments_of(
     )
 
 
+def draft_requests(
+    client: FhirClient, patient_ids: Sequence[str], options: FetchOptions = DEFAULT_FETCH
+) -> list[dict[str, Any]]:
+    """fhir-cml's proposed requests of these patients still ``draft``, whether a CarePlan
+    proposes them or not (one search per request type, by the identifier system alone): what a
+    repair needs to find a proposal left behind by an interrupted write."""
+    if not patient_ids:
+        return []
+    params = [
+        ("patient", ",".join(patient_ids)),
+        ("identifier", f"{c.ID_REQUEST}|"),
+        ("status", "draft"),
+    ]
+    return [
+        resource
+        for resource_type in REQUEST_TYPES
+        for resource in client.search(
+            resource_type, _with_paging(params, options, elements=False), post=options.post
+        )
+    ]
+
+
 def suggestions_by_identifier(
     client: FhirClient,
     resource_type: str,
     fingerprints: Iterable[str],
     options: FetchOptions = DEFAULT_FETCH,
 ) -> list[dict[str, Any]]:
-    """fhir-cml's RiskAssessments (or CarePlans) of these assessment fingerprints, whatever their
+    """fhir-cml's RiskAssessments (or CarePlans, with the requests they propose; or proposed
+    requests of one type, by ``<fingerprint>-<what>``) of these identifier values, whatever their
     status, with their Provenances; as many searches as the URL budget needs."""
-    system = c.ID_ASSESSMENT if resource_type == "RiskAssessment" else c.ID_CARE_PLAN
+    system = {"RiskAssessment": c.ID_ASSESSMENT, "CarePlan": c.ID_CARE_PLAN}.get(
+        resource_type, c.ID_REQUEST
+    )
+    extra = [SUGGESTION_REQUESTS] if resource_type == "CarePlan" else []
+    if resource_type in ("RiskAssessment", "CarePlan"):
+        extra.append(SUGGESTION_PROVENANCE)
     tokens = [f"{system}|{fp}" for fp in sorted(set(fingerprints))]
     found: list[dict[str, Any]] = []
     for chunk in _chunks_within(tokens, options.max_ids_chars):
-        params = [("identifier", ",".join(chunk)), SUGGESTION_PROVENANCE]
+        params = [("identifier", ",".join(chunk)), *extra]
         found.extend(
             client.search(
                 resource_type, _with_paging(params, options, elements=False), post=options.post
             )
         )
     return found
+
+
+def requests_by_key(
+    client: FhirClient,
+    keys: Iterable[tuple[str, str]],
+    options: FetchOptions = DEFAULT_FETCH,
+) -> list[dict[str, Any]]:
+    """fhir-cml's proposed requests by (type, identifier value): those a CarePlan names by
+    identifier only, which no ``_include`` brings (one a CDS client created from a card)."""
+    by_type: dict[str, set[str]] = {}
+    for kind, key in keys:
+        if kind in REQUEST_TYPES:
+            by_type.setdefault(kind, set()).add(key)
+    return [
+        resource
+        for kind, values in sorted(by_type.items())
+        for resource in suggestions_by_identifier(client, kind, values, options)
+    ]
 
 
 # --- fingerprints --------------------------------------------------------------------------------
@@ -383,7 +438,8 @@ def input_fingerprint(resources: Iterable[dict[str, Any]], settings: Sequence[st
     A resource the server versions counts by ``type/id`` and ``meta.versionId`` (servers give a
     new version to every change; cheap to hash for thousands of resources); one without a
     version by its content without ``meta`` and narrative ``text``. Observations with codes
-    fhir-cml does not read are left out, so a new blood pressure does not trigger a reassessment
+    fhir-cml does not read are left out (and fhir-cml's own proposed MedicationRequests), so a new
+    blood pressure or a proposal written does not trigger a reassessment
     and a search narrowed to the codes read gives the same fingerprint as a Bulk Data export of
     everything. ``settings`` (the guideline, the ruleset and software versions, a conversion
     factor) are part of it: a new ruleset reassesses everyone.
@@ -391,6 +447,8 @@ def input_fingerprint(resources: Iterable[dict[str, Any]], settings: Sequence[st
     parts = []
     for resource in resources:
         if resource.get("resourceType") == "Observation" and kind_of(resource.get("code")) is None:
+            continue
+        if request_key(resource) is not None:  # fhir-cml's own proposal: not an input
             continue
         meta = resource.get("meta")
         version = meta.get("versionId") if isinstance(meta, dict) else None

@@ -2,24 +2,33 @@
 suggestion, whatever the server does.
 
 **The invariant**, per patient: one current RiskAssessment of fhir-cml's (no ``replaced-by``),
-one draft CarePlan of the same assessment pointing to it (``supportingInfo``), a Provenance
-targeting both; every earlier RiskAssessment ``replaced-by`` a later one, every earlier draft
-revoked; nothing twice (conditional creates on the assessment fingerprint); no Provenance or
-CarePlan pointing to something that is not there.
+one draft CarePlan of the same assessment pointing to it (``supportingInfo``) and to the requests
+it proposes (``activity.reference``: ServiceRequest, MedicationRequest, RequestGroup, draft with
+intent proposal), a Provenance targeting them; every earlier RiskAssessment ``replaced-by`` a
+later one, every earlier draft revoked with its draft requests (revoked; a MedicationRequest
+cancelled); nothing twice (conditional creates on the assessment fingerprint, and on
+``<fingerprint>-<what>`` for a request); no Provenance or CarePlan pointing to something that is
+not there.
 
 **Decided from what the server holds.** Writing starts from fhir-cml's resources of the patients
-as read (:class:`Held`: the drafts, and the RiskAssessments by identifier, or all of them when
-there is no telling which to look for) and moves each patient one dependency layer at a time
+as read (:class:`Held`: the drafts with the requests they propose, and the RiskAssessments by
+identifier, or all of them and every draft request when there is no telling which to look for)
+and moves each patient one dependency layer at a time
 towards its target assessment (:func:`next_changes`):
 
-1. the reading: its RiskAssessment is created;
-2. the suggestion: its CarePlan is created, pointing to the RiskAssessment by its server id; a
-   suggestion that was superseded and comes back (A -> B -> A) is put back to draft, then its
-   RiskAssessment loses its ``replaced-by``;
-3. the record: the Provenance of both is created (only now that both exist), and every other
+1. the reading: its RiskAssessment is created, and the requests the suggestion proposes (they
+   refer to nothing else written) are created, or put back to draft where fhir-cml withdrew
+   them;
+2. the suggestion: its CarePlan is created, pointing to the RiskAssessment and the requests by
+   their server ids; a suggestion that was superseded and comes back (A -> B -> A) is put back to
+   draft (its requests were in the layer before), then its RiskAssessment loses its
+   ``replaced-by``;
+3. the record: the Provenance of them all is created (only now that they exist), and every other
    current RiskAssessment of the patient is marked ``replaced-by`` this one;
-4. the clean-up: every other draft CarePlan is revoked - last, so that while one is a draft, the
-   reading it points to can be found through it.
+4. the clean-up: every other draft CarePlan is revoked, and every other draft request of
+   fhir-cml's withdrawn (revoked; a MedicationRequest cancelled), whether a CarePlan proposes it
+   or an interrupted write left it behind - last, so that while one is a draft, the reading it
+   points to can be found through it.
 
 One round sends, for every unfinished patient of a group, the entries of its next layer, in one
 batch (a transaction with ``mode="transaction"``); an entry depends only on what earlier rounds
@@ -61,16 +70,27 @@ from typing import Any, Final, Literal
 from fhir_cml.ehr.client import FhirClient, outcome_text
 from fhir_cml.ehr.fetch import (
     DEFAULT_FETCH,
+    REQUEST_TYPES,
     FetchOptions,
     assessments_of,
+    draft_requests,
     draft_suggestions,
     patient_id_of,
+    requests_by_key,
     suggestions_by_identifier,
 )
 from fhir_cml.errors import FhirClientError, FhirHttpError, FhirResponseError
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.outbound import Written
+from fhir_cml.fhir.outbound.care_plan import proposal_keys
 from fhir_cml.fhir.outbound.identifiers import if_none_exist
+from fhir_cml.fhir.outbound.narrative import SUPERSEDED
+from fhir_cml.fhir.outbound.requests import (
+    key_fingerprint,
+    request_key,
+    with_status,
+    withdrawn_status,
+)
 from fhir_cml.fhir.outbound.supersede import (
     local_reference,
     replaced,
@@ -114,15 +134,16 @@ _NOT_CURRENT_RISK: Final = frozenset({"entered-in-error", "cancelled"})
 @dataclass(slots=True)
 class Held:
     """fhir-cml's resources of one patient as read from the server: RiskAssessments and
-    CarePlans by assessment fingerprint (their identifier value), and the Provenances that
-    target them, by id."""
+    CarePlans by assessment fingerprint (their identifier value), the Provenances that target
+    them, by id, and the requests the CarePlans propose, by identifier value."""
 
     risks: dict[str, dict[str, Any]] = field(default_factory=dict)
     plans: dict[str, dict[str, Any]] = field(default_factory=dict)
     provenances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: dict[str, dict[str, Any]] = field(default_factory=dict)  # by <fingerprint>-<what>
 
     def copy(self) -> Held:
-        return Held(dict(self.risks), dict(self.plans), dict(self.provenances))
+        return Held(dict(self.risks), dict(self.plans), dict(self.provenances), dict(self.requests))
 
     def provenance(self, *targets: str, who: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """A Provenance targeting all of ``targets`` (any version), with ``who`` as an agent."""
@@ -162,10 +183,17 @@ class Target:
 class Hint:
     """What a caller knows about a patient's earlier writes: ``fingerprints`` to look for
     besides the target's and the drafts' (the last one written), or ``deep``: read every
-    RiskAssessment of the patient (nothing is known, or the last run was interrupted)."""
+    RiskAssessment of the patient (nothing is known, or the last run was interrupted).
+
+    ``interrupted``: with ``deep``, an earlier write of the patient may have stopped part-way,
+    so the draft requests of fhir-cml's are read even when no reading of fhir-cml's is there
+    (a write stopped after its first layer leaves proposals that no CarePlan names). False
+    only when the caller knows its earlier writes all finished (the sync job, for a patient
+    its state store has never seen): then they are read only for a patient with a reading."""
 
     fingerprints: tuple[str, ...] = ()
     deep: bool = True
+    interrupted: bool = True
 
 
 DEEP: Final = Hint()
@@ -180,14 +208,17 @@ class Change:
 
     kind: Literal[
         "create-risk",
+        "create-request",
         "create-plan",
+        "reinstate-request",
         "reinstate-plan",
         "reinstate-risk",
         "provenance",
         "replace-risk",
         "revoke-plan",
+        "withdraw-request",
     ]
-    fingerprint: str  # of the resource concerned (the target's for a Provenance)
+    fingerprint: str  # of the resource concerned (the target's for a Provenance; a request's key)
     entry: dict[str, Any]
 
     @property
@@ -198,12 +229,15 @@ class Change:
         where = self.entry["request"]["url"]
         return {
             "create-risk": "create RiskAssessment",
+            "create-request": f"create {self.resource_type}",
             "create-plan": "create CarePlan",
+            "reinstate-request": f"put {where} back to draft",
             "reinstate-plan": f"put {where} back to draft",
             "reinstate-risk": f"make {where} current again",
             "provenance": "create Provenance",
             "replace-risk": f"mark {where} replaced",
             "revoke-plan": f"revoke {where}",
+            "withdraw-request": f"withdraw {where}",
         }[self.kind]
 
 
@@ -218,25 +252,35 @@ def next_changes(target: Target, held: Held) -> tuple[list[Change], State]:
     fp = target.fingerprint
     risk = held.risks.get(fp)
     plan = held.plans.get(fp)
-    if risk is None:
-        entry = _create(
-            w.ids.risk_assessment, w.risk_assessment, if_none_exist(c.ID_ASSESSMENT, fp)
-        )
-        return [Change("create-risk", fp, entry)], "pending"
-    risk_ref = local_reference(risk)
-    superseded = replaced_by(risk) is not None
+    superseded = risk is not None and replaced_by(risk) is not None
     status = plan.get("status") if plan is not None else None
+    # The CarePlan is to be written (created, or put back to draft): first its reading and the
+    # requests it proposes must be there, as drafts.
+    writing = plan is None or (status == "revoked" and (superseded or target.accept))
+    first = [] if risk is not None else [_create_risk(w)]
+    if writing:
+        first += _requests_first(w, held)
+    if first:
+        return first, "pending"
+    assert risk is not None
+    risk_ref = local_reference(risk)
+    requests = {
+        r.url: local_reference(held.requests[key])
+        for r in w.requests
+        for key in [_key(r.resource)]
+        if key in held.requests
+    }
     if plan is None:
         stale = [p for f, p in held.plans.items() if f != fp and p.get("status") == "draft"]
-        care_plan = _pointing(w.care_plan, risk_ref)
+        care_plan = _pointing(w.care_plan, risk_ref, requests)
         if stale:
             care_plan["replaces"] = [{"reference": local_reference(p)} for p in stale]
         entry = _create(w.ids.care_plan, care_plan, if_none_exist(c.ID_CARE_PLAN, fp))
         return [Change("create-plan", fp, entry)], "pending"
-    if status == "revoked" and (superseded or target.accept):
+    if writing:
         # Back to draft with this run's content, keeping what it replaced when first written
         # (a CarePlan does not "replace" the one that replaced it: no cycles).
-        care_plan = _pointing(w.care_plan, risk_ref)
+        care_plan = _pointing(w.care_plan, risk_ref, requests)
         care_plan.pop("replaces", None)
         care_plan.update(_kept(plan, "replaces"))
         return [Change("reinstate-plan", fp, update_entry(_as(plan, care_plan)))], "pending"
@@ -252,7 +296,10 @@ def next_changes(target: Target, held: Held) -> tuple[list[Change], State]:
         state = "decided"
     changes: list[Change] = []
     if held.provenance(risk_ref, plan_ref) is None:
-        provenance = dict(w.provenance, target=[{"reference": risk_ref}, {"reference": plan_ref}])
+        provenance = dict(
+            w.provenance,
+            target=[{"reference": ref} for ref in (risk_ref, plan_ref, *requests.values())],
+        )
         changes.append(Change("provenance", fp, _create(None, provenance, f"target={risk_ref}")))
     for other, old in sorted(held.risks.items()):
         if other != fp and _current_risk(old):
@@ -260,8 +307,19 @@ def next_changes(target: Target, held: Held) -> tuple[list[Change], State]:
     if changes:
         return changes, "pending"
     drafts = sorted((f, p) for f, p in held.plans.items() if f != fp and p.get("status") == "draft")
-    if drafts:
-        return [Change("revoke-plan", f, update_entry(revoked(p))) for f, p in drafts], "pending"
+    proposed = sorted(
+        (k, r)
+        for k, r in held.requests.items()
+        if key_fingerprint(k) != fp and r.get("status") == "draft"
+    )
+    if drafts or proposed:
+        return [
+            *(Change("revoke-plan", f, update_entry(revoked(p))) for f, p in drafts),
+            *(
+                Change("withdraw-request", k, update_entry(with_status(r, "withdrawn", SUPERSEDED)))
+                for k, r in proposed
+            ),
+        ], "pending"
     return [], state
 
 
@@ -277,9 +335,49 @@ def _create(
     return entry
 
 
-def _pointing(care_plan: dict[str, Any], risk_ref: str) -> dict[str, Any]:
-    """A copy of the built CarePlan whose ``supportingInfo`` names the RiskAssessment's id."""
-    return dict(care_plan, supportingInfo=[{"reference": risk_ref}])
+def _create_risk(w: Written) -> Change:
+    fp = w.ids.fingerprint
+    entry = _create(w.ids.risk_assessment, w.risk_assessment, if_none_exist(c.ID_ASSESSMENT, fp))
+    return Change("create-risk", fp, entry)
+
+
+def _requests_first(w: Written, held: Held) -> list[Change]:
+    """The requests the CarePlan about to be written proposes: created where missing, put back
+    to draft where fhir-cml withdrew them (superseded, or a proposal left without its CarePlan);
+    one the EHR moved on (accepted, completed, entered in error) is left as it is."""
+    changes = []
+    for r in w.requests:
+        key = _key(r.resource)
+        there = held.requests.get(key)
+        if there is None:
+            entry = _create(r.url, r.resource, if_none_exist(c.ID_REQUEST, key))
+            changes.append(Change("create-request", key, entry))
+        elif there.get("status") == withdrawn_status(str(there.get("resourceType"))):
+            changes.append(Change("reinstate-request", key, update_entry(_as(there, r.resource))))
+    return changes
+
+
+def _pointing(
+    care_plan: dict[str, Any], risk_ref: str, requests: Mapping[str, str]
+) -> dict[str, Any]:
+    """A copy of the built CarePlan whose ``supportingInfo`` names the RiskAssessment's id and
+    whose activities name the requests' ids (``requests``: fullUrl -> ``Type/id``)."""
+    out = dict(care_plan, supportingInfo=[{"reference": risk_ref}])
+    if requests and "activity" in out:
+        out["activity"] = [
+            dict(a, reference=dict(a["reference"], reference=requests[a["reference"]["reference"]]))
+            if "reference" in a
+            else a
+            for a in out["activity"]
+        ]
+    return out
+
+
+def _key(request: dict[str, Any]) -> str:
+    """The identifier value of a request fhir-cml built (it always has one)."""
+    key = request_key(request)
+    assert key is not None
+    return key
 
 
 def _as(held: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
@@ -384,6 +482,8 @@ def _assume(held: Held, change: Change, new_id: str) -> None:
     resource.setdefault("id", new_id)
     if change.resource_type == "Provenance":
         held.provenances[str(resource["id"])] = resource
+    elif change.resource_type in REQUEST_TYPES:
+        held.requests[change.fingerprint] = resource
     elif change.resource_type == "RiskAssessment":
         held.risks[change.fingerprint] = resource
     else:
@@ -399,7 +499,7 @@ def _action(held: Held, target: Target, changes: Sequence[Change]) -> Action:
         return "unchanged" if plan is None or plan.get("status") == "draft" else "decided"
     if kinds & {"reinstate-plan", "reinstate-risk"}:
         return "reinstate"
-    if kinds & {"replace-risk", "revoke-plan"}:
+    if kinds & {"replace-risk", "revoke-plan", "withdraw-request"}:
         return "supersede"
     return "create" if "create-risk" in kinds else "repair"
 
@@ -410,8 +510,10 @@ def plan_writes(
     options: FetchOptions = DEFAULT_FETCH,
     hints: Mapping[str, Hint] | None = None,
 ) -> list[Plan]:
-    """Plans for these targets from what the server holds (two searches for a group of
-    patients, a third when a target's reading is there without its draft)."""
+    """Plans for these targets from what the server holds (for a group of patients: the drafts,
+    and the RiskAssessments by identifier; without a hint all of them and, where a write may
+    have been interrupted, the draft requests, one search per request type; one more when a
+    target's reading is there without its draft)."""
     if not targets:
         return []
     held = read_held(client, targets, options, hints or {})
@@ -428,9 +530,19 @@ def read_held(
     hints = hints or {}
     ids = [t.patient_id for t in targets]
     held = {pid: Held() for pid in ids}
-    _file(held, draft_suggestions(client, ids, options))
+    drafts = draft_suggestions(client, ids, options)
+    _file(held, drafts)
+    # The requests of a CarePlan a CDS client created name no id: found by their identifiers.
+    _file(held, requests_by_key(client, _named_only(drafts, held), options))
     deep = [t.patient_id for t in targets if hints.get(t.patient_id, DEEP).deep]
     _file(held, assessments_of(client, deep, options))
+    # The proposals an interrupted write may have left behind, without a CarePlan naming them.
+    strays = [
+        pid
+        for pid in deep
+        if hints.get(pid, DEEP).interrupted or held[pid].risks or held[pid].plans
+    ]
+    _file(held, draft_requests(client, strays, options))
     wanted = {
         fp
         for t in targets
@@ -455,15 +567,29 @@ def read_held(
     return held
 
 
+def _named_only(found: Iterable[dict[str, Any]], held: Mapping[str, Held]) -> set[tuple[str, str]]:
+    """(type, key) of the requests the CarePlans found name by identifier, not yet held."""
+    return {
+        (kind, key)
+        for plan in found
+        if plan.get("resourceType") == "CarePlan"
+        for kind, key in proposal_keys(plan)
+        if not any(key in h.requests for h in held.values())
+    }
+
+
 def _file(held: dict[str, Held], resources: Iterable[dict[str, Any]]) -> None:
     """Sorts resources found into ``held``: fhir-cml's RiskAssessments and CarePlans by patient
-    and fingerprint (the one with the lowest id if a server holds two), then the Provenances
-    that target them."""
+    and fingerprint, its requests by identifier value (the one with the lowest id if a server
+    holds two), then the Provenances that target them."""
     provenances = []
     for resource in resources:
         kind = resource.get("resourceType")
         if kind == "Provenance":
             provenances.append(resource)
+            continue
+        if kind in REQUEST_TYPES:
+            _file_request(held, resource)
             continue
         system = {"RiskAssessment": c.ID_ASSESSMENT, "CarePlan": c.ID_CARE_PLAN}.get(str(kind))
         fp = _identifier(resource, system) if system else None
@@ -481,6 +607,16 @@ def _file(held: dict[str, Held], resources: Iterable[dict[str, Any]]) -> None:
             if pid is not None and prov.get("id"):
                 held[pid].provenances[str(prov["id"])] = prov
                 break
+
+
+def _file_request(held: dict[str, Held], resource: dict[str, Any]) -> None:
+    key = request_key(resource)
+    pid = patient_id_of(resource)
+    if key is None or pid not in held or not resource.get("id"):
+        return
+    there = held[pid].requests.get(key)
+    if there is None or str(resource["id"]) <= str(there["id"]):
+        held[pid].requests[key] = resource
 
 
 def _identifier(resource: dict[str, Any], system: str) -> str | None:
@@ -502,8 +638,9 @@ def care_plan_fingerprint(care_plan: dict[str, Any]) -> str | None:
 @dataclass(slots=True)
 class WriteOutcome:
     """What writing did for one patient: resources created (``Type/id``), already there,
-    updated; the target's RiskAssessment and CarePlan; or the error, its kind (for the
-    summary's counts) and the server's OperationOutcome."""
+    updated (``withdrawn``: those of them a clinician's decision revoked or cancelled); the
+    target's RiskAssessment and CarePlan; or the error, its kind (for the summary's counts) and
+    the server's OperationOutcome."""
 
     patient_id: str
     fingerprint: str
@@ -512,6 +649,7 @@ class WriteOutcome:
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
+    withdrawn: list[str] = field(default_factory=list)
     risk_assessment: str | None = None
     care_plan: str | None = None
     error: str | None = None
@@ -525,16 +663,20 @@ class WriteOutcome:
 
 
 class TransactionLimit:
-    """How many patients the server takes in one bundle, learnt while writing.
+    """How much the server takes in one bundle: ``patients`` as configured
+    (``--transaction-size``), ``entries`` as learnt while writing.
 
     Some servers cap bundles (Medplum's engine: transactions of more than 8 entries holding
     conditional creates). When a bundle is refused and both its halves are then accepted as
-    they are, the refusal was about size, not content: the larger half becomes the limit for
-    the rest of the run, so the splitting is paid once. Shared by the worker threads.
+    they are, the refusal was about size, not content: the larger half's number of entries
+    becomes the limit for the rest of the run, so the splitting is paid once. Entries, not
+    patients: a patient's first layer holds its reading and the requests it proposes, the
+    later ones mostly one entry. Shared by the worker threads.
     """
 
     def __init__(self, patients: int | None = None) -> None:
         self.patients = patients
+        self.entries: int | None = None
         self.settled = patients is not None
         self._lock = threading.Lock()
         self._probe = threading.Lock()
@@ -550,11 +692,11 @@ class TransactionLimit:
             yield
             self.settled = True
 
-    def learn(self, patients: int) -> None:
+    def learn(self, entries: int) -> None:
         with self._lock:
-            if self.patients is None or patients < self.patients:
-                log.info("the server takes at most %d patients per bundle", patients)
-                self.patients = patients
+            if self.entries is None or entries < self.entries:
+                log.info("the server takes at most %d entries per bundle", entries)
+                self.entries = entries
 
 
 @dataclass(slots=True)
@@ -568,9 +710,14 @@ class _Patient:
     done: bool = False
     stale_risks: set[str] = field(default_factory=set)  # fingerprints to read again
     stale_plans: set[str] = field(default_factory=set)
+    stale_requests: dict[str, set[str]] = field(default_factory=dict)  # type -> keys
 
     def stale(self, resource_type: str) -> set[str]:
-        return self.stale_risks if resource_type == "RiskAssessment" else self.stale_plans
+        if resource_type == "RiskAssessment":
+            return self.stale_risks
+        if resource_type == "CarePlan":
+            return self.stale_plans
+        return self.stale_requests.setdefault(resource_type, set())
 
 
 def write_plans(
@@ -608,8 +755,11 @@ def write_plans(
                     p.done = True
             if not round_:
                 break
+            entries = min(max_entries, limit.entries or max_entries)
             for group in _groups(
-                round_, max_entries, limit.patients if kind == "transaction" else None
+                round_,
+                entries if kind == "transaction" else max_entries,
+                limit.patients if kind == "transaction" else None,
             ):
                 _send(client, group, kind, limit)
         for p in busy:
@@ -636,6 +786,10 @@ def _groups(
     if current:
         groups.append(current)
     return groups
+
+
+def _entries(group: Sequence[tuple[_Patient, list[Change]]]) -> int:
+    return sum(len(changes) for _, changes in group)
 
 
 def _send(
@@ -666,7 +820,17 @@ def _send(
             left = _send(client, group[:middle], kind, limit)
             right = _send(client, group[middle:], kind, limit)
             if left and right:
-                limit.learn(max(middle, len(group) - middle))
+                limit.learn(max(_entries(group[:middle]), _entries(group[middle:])))
+            return False
+        if err.status >= 500 and len(group) == 1 and len(group[0][1]) > 1:
+            # One patient's layer failed as a whole (a transaction holding an entry the server
+            # failed for contention): its entries do not depend on each other, so they go in
+            # halves, each with its own chance.
+            [(p, changes)] = group
+            middle = len(changes) // 2
+            _send(client, [(p, changes[:middle])], kind, limit)
+            if not p.done:
+                _send(client, [(p, changes[middle:])], kind, limit)
             return False
         for p, changes in group:
             if 400 <= err.status < 500 and err.status != 429:
@@ -730,8 +894,8 @@ def _took(p: _Patient, change: Change, response: Any) -> None:
 def _unknown(p: _Patient, changes: Iterable[Change]) -> None:
     """The outcome of these entries is unknown: read what they concern again."""
     for change in changes:
-        if change.resource_type == "CarePlan":
-            p.stale_plans.add(change.fingerprint)
+        if change.resource_type == "CarePlan" or change.resource_type in REQUEST_TYPES:
+            p.stale(change.resource_type).add(change.fingerprint)
         else:  # a RiskAssessment, or a Provenance (found with its target's RiskAssessment)
             p.stale_risks.add(change.fingerprint)
 
@@ -765,7 +929,7 @@ def _fail(p: _Patient, message: str, kind: str, outcome: dict[str, Any] | None =
 
 def _refresh(client: FhirClient, patients: Sequence[_Patient], options: FetchOptions) -> None:
     """Reads again what the last round left unknown (by identifier, with Provenances)."""
-    for resource_type in ("RiskAssessment", "CarePlan"):
+    for resource_type in ("RiskAssessment", "CarePlan", *REQUEST_TYPES):
         wanted = [p for p in patients if p.stale(resource_type) and not p.done]
         if not wanted:
             continue
@@ -780,17 +944,18 @@ def _refresh(client: FhirClient, patients: Sequence[_Patient], options: FetchOpt
         _file(fresh, found)
         for p in wanted:
             got = fresh[p.plan.patient_id]
-            by_fp, new = (
-                (p.held.risks, got.risks)
-                if resource_type == "RiskAssessment"
-                else (p.held.plans, got.plans)
-            )
+            by_fp, new = {
+                "RiskAssessment": (p.held.risks, got.risks),
+                "CarePlan": (p.held.plans, got.plans),
+            }.get(resource_type, (p.held.requests, got.requests))
             for fp in p.stale(resource_type):
                 if fp in new:
                     by_fp[fp] = new[fp]
                 else:
                     by_fp.pop(fp, None)
             p.held.provenances.update(got.provenances)
+            if resource_type == "CarePlan":  # the requests included with the plans
+                p.held.requests.update(got.requests)
             p.stale(resource_type).clear()
 
 
@@ -801,14 +966,16 @@ def _conclude(p: _Patient) -> None:
     risk, plan = after.risks.get(fp), after.plans.get(fp)
     out.risk_assessment = local_reference(risk) if risk and risk.get("id") else None
     out.care_plan = local_reference(plan) if plan and plan.get("id") else None
-    for kind, old, new in (
-        ("RiskAssessment", before.risks, after.risks),
-        ("CarePlan", before.plans, after.plans),
-        ("Provenance", before.provenances, after.provenances),
+    for old, new in (
+        (before.risks, after.risks),
+        (before.plans, after.plans),
+        (before.requests, after.requests),
+        (before.provenances, after.provenances),
     ):
         for key, resource in new.items():
             if not resource.get("id") or str(resource["id"]).startswith("(new"):
                 continue
+            kind = str(resource["resourceType"])
             ref = f"{kind}/{resource['id']}"
             earlier = old.get(key)
             if earlier is None:
@@ -816,7 +983,9 @@ def _conclude(p: _Patient) -> None:
             elif _version_of(earlier) != _version_of(resource):
                 out.updated.append(ref)
             elif p.plan.changes and (
-                key == fp or (kind == "Provenance" and _targets_any(resource, out))
+                key == fp
+                or (kind in REQUEST_TYPES and key_fingerprint(key) == fp)
+                or (kind == "Provenance" and _targets_any(resource, out))
             ):
                 out.existing.append(ref)  # part of the suggestion completed by this write
 

@@ -67,6 +67,8 @@ MOLECULAR_RELAPSE_AFTER_STOP: Final = "molecular-relapse-after-stop"
 SOKAL_SCORE: Final = "sokal-score"  # risk-score extension: the baseline score's name
 ELTS_SCORE: Final = "elts-score"
 EUTOS_SCORE: Final = "eutos-score"
+MUTATION_ANALYSIS: Final = "kinase-domain-mutation-analysis"  # ServiceRequest.code (proposed test)
+TROUGH_LEVEL: Final = "imatinib-trough-level"  # ServiceRequest.code (proposed test)
 
 # --- Extensions --------------------------------------------------------------------------------
 EXT_MOLECULAR_RESPONSE: Final = _sd("molecular-response")  # valueCodeableConcept
@@ -85,6 +87,9 @@ EXT_REPLACED_BY: Final = _sd(
 EXT_RISK_SCORE: Final = _sd(
     "risk-score"
 )  # complex on RiskAssessment: score (Coding), value (decimal), category (Coding)
+EXT_RECOMMENDATION: Final = _sd(
+    "recommendation"
+)  # valueCoding on CarePlan.activity: the recommendation an activity.reference carries out
 EXT_ISSUE_RESOURCE: Final = _sd(
     "issue-resource"
 )  # valueReference on OperationOutcome.issue: the input resource the issue concerns
@@ -98,6 +103,9 @@ PROFILE_TKI_REQUEST: Final = _sd("tki-medication-request")  # TKI orders read as
 PROFILE_RISK_ASSESSMENT: Final = _sd("cml-risk-assessment")
 PROFILE_CARE_PLAN: Final = _sd("cml-care-plan")
 PROFILE_PROVENANCE: Final = _sd("cml-provenance")
+PROFILE_SERVICE_REQUEST: Final = _sd("cml-service-request")  # a proposed test
+PROFILE_MEDICATION_REQUEST: Final = _sd("cml-medication-request")  # a proposed TKI change
+PROFILE_REQUEST_GROUP: Final = _sd("cml-request-group")  # proposed alternatives (switch options)
 PROFILE_ASSESS_RESULT: Final = _sd("cml-assess-result")  # Bundle: what $cml-assess returns
 PROFILE_ASSESS_OUTPUT: Final = _sd("cml-assess-output")  # Parameters: the operation's outputProfile
 
@@ -109,6 +117,7 @@ VS_BCR_ABL1_CODES: Final = _vs("bcr-abl1-result-codes")
 # --- Identifiers and operations ----------------------------------------------------------------
 ID_ASSESSMENT: Final = f"{BASE}/identifier/assessment"  # RiskAssessment.identifier
 ID_CARE_PLAN: Final = f"{BASE}/identifier/care-plan"  # CarePlan.identifier
+ID_REQUEST: Final = f"{BASE}/identifier/request"  # proposed requests: <fingerprint>-<what>
 OPERATION_ASSESS: Final = f"{BASE}/OperationDefinition/cml-assess"
 CAPABILITY_STATEMENT: Final = f"{BASE}/CapabilityStatement/fhir-cml"
 DEVICE_IDENTIFIER: Final = f"{BASE}/identifier/software"  # the Provenance agent (this software)
@@ -116,6 +125,7 @@ DEVICE_IDENTIFIER: Final = f"{BASE}/identifier/software"  # the Provenance agent
 # --- ConceptMaps (profiles/tools/conceptmaps.py) -------------------------------------------------
 CONCEPT_MAP_MCODE: Final = f"{BASE}/ConceptMap/response-to-mcode-disease-status"
 CONCEPT_MAP_RKKP: Final = f"{BASE}/ConceptMap/response-to-rkkp"
+CONCEPT_MAP_REQUESTS: Final = f"{BASE}/ConceptMap/recommendation-to-request"
 
 
 def plan_definition(rule_id: str) -> str:

@@ -733,8 +733,11 @@ class SyncJob:
     def _hint(self, pid: str) -> Hint:
         """Which earlier assessments of a patient to look for on the server: the one last
         written, when the state store knows it and the run before was not killed; otherwise
-        all of them (the patient is new here, failed, or was being written when killed)."""
+        all of them (the patient is new here, failed, or was being written when killed), and
+        for a failed or killed write the proposals it may have left behind too."""
         prior = self.prior.get(pid)
+        if prior is None and not self.after_kill:
+            return Hint(deep=True, interrupted=False)
         if self.after_kill or prior is None or prior.status != "ok":
             return DEEP
         known = prior.assessment_fingerprint

@@ -29,6 +29,7 @@ from flask import Blueprint, Response, request
 
 from fhir_cml import conformance
 from fhir_cml.app import WriteOutcome, checked_result_bundle, write_back
+from fhir_cml.ehr.client import FhirClient
 from fhir_cml.ehr.fetch import fetch_patient
 from fhir_cml.errors import OperationOutcomeError, RequestError
 from fhir_cml.fhir import canonical as c
@@ -202,18 +203,26 @@ def assess_patient(patient_id: str) -> Response:
             status=501,
             code="not-supported",
         )
-    client = ehr.client()
-    fetched = fetch_patient(client, patient_id, site_fetch())
-    if not any(r.get("resourceType") == "Patient" for r in fetched.resources):
-        raise RequestError(
-            f"Patient/{patient_id} is not known to the EHR's FHIR server.",
-            status=404,
-            code="not-found",
+    with ehr.call() as client:
+        fetched = fetch_patient(client, patient_id, site_fetch())
+        if not any(r.get("resourceType") == "Patient" for r in fetched.resources):
+            raise RequestError(
+                f"Patient/{patient_id} is not known to the EHR's FHIR server.",
+                status=404,
+                code="not-found",
+            )
+        return _assess(
+            [*fetched.resources, *given.resources], given, f"Patient/{patient_id}", client
         )
-    return _assess([*fetched.resources, *given.resources], given, patient=f"Patient/{patient_id}")
 
 
-def _assess(resources: list[Any], given: OperationInput, patient: str | None) -> Response:
+def _assess(
+    resources: list[Any],
+    given: OperationInput,
+    patient: str | None,
+    client: FhirClient | None = None,
+) -> Response:
+    """The assessment of the resources; with ``writeBack``, written through ``client``."""
     rt = runtime()
     now = datetime.now(UTC).replace(microsecond=0)
     loaded = assessment.load(resources, rt.settings, now)
@@ -226,8 +235,8 @@ def _assess(resources: list[Any], given: OperationInput, patient: str | None) ->
     )
     bundle = checked_result_bundle([result], now, loaded.issues)
     if given.write_back:
-        assert rt.ehr is not None
-        written = write_back(rt.ehr.client(), result, now, settings=rt.settings.writing)
+        assert client is not None
+        written = write_back(client, result, now, settings=rt.settings.writing)
         if not written.ok:
             raise _write_failed(written)
         bundle["entry"][-1]["resource"]["issue"] += write_back_issues(written)

@@ -2,7 +2,8 @@
 
 The settings, the state store (with the CDS tables created), and the EHR's FHIR server: one
 shared :class:`~fhir_cml.ehr.client.FhirClient` (thread-safe, a session per thread) whose
-credentials come from the settings. A private key is read at start-up, so a wrong path fails
+credentials come from the settings, and a client of one request with those credentials
+(:meth:`Ehr.call`). A private key is read at start-up, so a wrong path fails
 before the first request; SMART discovery and the first token wait for the first call, so the
 service starts while the EHR is down (``/readyz`` says so).
 """
@@ -10,7 +11,8 @@ service starts while the EHR is down (``/readyz`` says so).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -66,6 +68,22 @@ class Ehr:
                 client.auth = self._auth(client)
                 self._client = client
             return self._client
+
+    @contextmanager
+    def call(self) -> Iterator[FhirClient]:
+        """A client for one request to the service, closed after it: the shared credentials,
+        its own quota budget. A client's quota waits count against one budget for its life
+        (a sync run), so the shared client would refuse every request once the service had
+        waited INTERACTIVE_RETRY's seconds for the EHR's rate limit in all; each request may
+        wait that long."""
+        shared = self.client()
+        client = FhirClient(
+            self.base_url, auth=shared.auth, timeout=shared.timeout, retry=INTERACTIVE_RETRY
+        )
+        try:
+            yield client
+        finally:
+            client.close()
 
     def _auth(self, client: FhirClient) -> requests.auth.AuthBase | None:
         s = self.settings

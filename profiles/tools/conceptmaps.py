@@ -12,6 +12,9 @@ codes and displays are copied from the published guides named in each map's desc
 - The Danish clinical quality registries (RKKP) KIP implementation guide: the CML response value
   set BehandlingsresponsCML (CHR, CCyR, PCyR, MMR) and the CodeSystem MolecularRemission
   (MR4, MR4.5, MR5).
+- fhir-cml's recommendations to the request resources that carry them out (FHIR resource types,
+  with the code the request carries as a product): the table of
+  fhir_cml.fhir.outbound.requests, the one the builders use.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from fhir_cml import __version__
-from fhir_cml.domain.vocabulary import ElnStatus, ResponseDepth, TfrStatus
+from fhir_cml.domain.vocabulary import ElnStatus, Recommendation, ResponseDepth, TfrStatus
 from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.outbound.requests import REQUESTS
 from fhir_cml.fhir.terminology import display
 
 
@@ -33,6 +37,7 @@ class Target:
     equivalence: str
     comment: str | None = None
     depends_on: tuple[str, str] | None = None  # (element, value) the mapping needs
+    products: tuple[tuple[str, str, str], ...] = ()  # (element, system, code) it also gives
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +292,87 @@ RKKP: Final = ConceptMapSpec(
     ),
 )
 
-CONCEPT_MAPS: Final = (MCODE, RKKP)
+RESOURCE_TYPES: Final = "http://hl7.org/fhir/resource-types"
+R = Recommendation
+# How each recommendation is carried out (the conditions the builders apply, in words).
+REQUEST_COMMENTS: Final = {
+    R.PCR_OVERDUE: "A ServiceRequest (profile cml-service-request) for the BCR::ABL1 RQ-PCR; "
+    "one request for pcr-overdue, repeat-pcr and schedule-pcr of one assessment (one sample).",
+    R.REPEAT_PCR: "A ServiceRequest for the BCR::ABL1 RQ-PCR (shared with pcr-overdue).",
+    R.SCHEDULE_PCR: "A ServiceRequest for the BCR::ABL1 RQ-PCR; when scheduling is all it is "
+    "for, occurrencePeriod.end is the due date.",
+    R.MUTATION_ANALYSIS: "A ServiceRequest for the kinase-domain mutation analysis: the cml "
+    "code, and LOINC 69548-6 (Genetic variant assessment), the result the HL7 Genomics Reporting "
+    "IG reports a variant with.",
+    R.MEASURE_TROUGH_LEVEL: "A ServiceRequest for the imatinib trough level; LOINC 103609-4 "
+    "(24 hours post dose) is added only when imatinib is known to be taken once daily.",
+    R.ESCALATE_DOSE: "A MedicationRequest (profile cml-medication-request) for imatinib with the "
+    "next escalation step as the daily dose (600 mg/day; 800 mg/day as 400 mg twice daily).",
+    R.CONSIDER_DOSE_REDUCTION: "A MedicationRequest for the current TKI without a dose: the "
+    "guideline gives none, the clinician sets it.",
+    R.RESTART_TKI: "A MedicationRequest for the TKI stopped, without a dose; the text says by "
+    "when to restart.",
+    R.SWITCH_TKI: "A RequestGroup (profile cml-request-group) whose one action holds the options "
+    "the rules name (exactly one to choose), each a contained MedicationRequest without a dose; "
+    "a switch without named options stays a described CarePlan activity.",
+}
+# The element of each request type that carries what is proposed.
+REQUEST_CODE_ELEMENT: Final = {
+    "ServiceRequest": "ServiceRequest.code",
+    "MedicationRequest": "MedicationRequest.medication[x]",
+    "RequestGroup": "RequestGroup.code",
+}
+
+
+def request_targets(code: Recommendation) -> list[Target]:
+    kind = REQUESTS.get(code)
+    if kind is None:
+        return [
+            unmatched(
+                "No request resource: the suggestion stays a described CarePlan activity "
+                "(CarePlan.activity.detail with this code)."
+            )
+        ]
+    element = REQUEST_CODE_ELEMENT[kind.resource_type]
+    return [
+        Target(
+            kind.resource_type,
+            None,
+            "relatedto",
+            REQUEST_COMMENTS[code],
+            products=tuple((element, system, value) for system, value in kind.codes),
+        )
+    ]
+
+
+REQUEST_MAP: Final = ConceptMapSpec(
+    url=c.CONCEPT_MAP_REQUESTS,
+    name="RecommendationToRequest",
+    title="fhir-cml recommendations to the requests that carry them out",
+    description=(
+        "Which FHIR request resource fhir-cml writes for each of its recommendations (the FHIR "
+        "workflow request pattern as the HL7 Clinical Practice Guidelines IG applies it: intent "
+        "proposal, status draft, referred to from CarePlan.activity.reference), and the code "
+        "it carries as a product (ServiceRequest.code). A TKI change names the patient's own "
+        "TKI (ATC and RxNorm ingredient), so its medication is not fixed here. Recommendations "
+        "no request resource expresses (continue therapy, check adherence, discuss TFR, "
+        "intensify monitoring, review interactions) are unmatched: they stay described "
+        "activities."
+    ),
+    purpose=(
+        "For ordering workflows and integrators: what a fhir-cml proposal is, so that it can be "
+        "turned into an order once a clinician accepts it."
+    ),
+    groups=(
+        Group(
+            c.CS_RECOMMENDATION,
+            RESOURCE_TYPES,
+            {code.value: request_targets(code) for code in Recommendation},
+        ),
+    ),
+)
+
+CONCEPT_MAPS: Final = (MCODE, RKKP, REQUEST_MAP)
 
 
 def conceptmaps_fsh(header: str, quote: Callable[[str], str], code_of: Callable[[str], str]) -> str:
@@ -329,6 +414,12 @@ def conceptmaps_fsh(header: str, quote: Callable[[str], str], code_of: Callable[
                     lines.append(f"{tg}.equivalence = #{target.equivalence}")
                     if target.comment:
                         lines.append(f"{tg}.comment = {quote(target.comment)}")
+                    for n, (element, system, value) in enumerate(target.products):
+                        kind = element.split(".")[0]
+                        element_uri = f"http://hl7.org/fhir/StructureDefinition/{kind}#{element}"
+                        lines.append(f"{tg}.product[{n}].property = {quote(element_uri)}")
+                        lines.append(f"{tg}.product[{n}].system = {quote(system)}")
+                        lines.append(f"{tg}.product[{n}].value = {quote(value)}")
                     if target.depends_on:
                         element, value = target.depends_on
                         kind = element.split(".")[0]

@@ -461,6 +461,18 @@ CML: Final[dict[str, tuple[str, str]]] = {
     "SOKAL_SCORE": ("Sokal score", "Sokal risk score at baseline (Sokal et al. 1984)."),
     "ELTS_SCORE": ("ELTS score", "EUTOS long-term survival score at baseline (Pfirrmann 2016)."),
     "EUTOS_SCORE": ("EUTOS score", "EUTOS score at baseline (Hasford et al. 2011)."),
+    "MUTATION_ANALYSIS": (
+        "BCR::ABL1 kinase-domain mutation analysis",
+        "Analysis of the BCR::ABL1 kinase domain for resistance mutations: the test a proposed "
+        "ServiceRequest asks for (with LOINC 69548-6, Genetic variant assessment, the result "
+        "it is reported as).",
+    ),
+    "TROUGH_LEVEL": (
+        "Imatinib trough level",
+        "Imatinib plasma level just before the next dose: the test a proposed ServiceRequest "
+        "asks for (LOINC 103609-4, 24 hours post dose, is added when the patient takes imatinib "
+        "once daily).",
+    ),
 }
 # The cml codes that are RiskAssessment.prediction outcomes (trial evidence, each with its
 # probability), and those naming a baseline risk score (the risk-score extension).

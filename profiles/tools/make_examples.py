@@ -2,10 +2,13 @@
 writes, never hand-made.
 
 - What fhir-cml reads (bcr-abl1-result, imatinib-trough, kinase-domain-mutation,
-  tki-medication-statement): resources of the example patients in examples/ that claim them.
-- What it writes (cml-risk-assessment, cml-care-plan, cml-provenance, cml-assess-result,
-  cml-assess-output): the engine's output for the example patient with a T315I mutation
-  (examples/03-failure-t315i.json) as of 2025-06-30 under ELN 2020, written at a fixed moment.
+  tki-medication-statement, tki-medication-request): resources of the example patients in
+  examples/ that claim them.
+- What it writes (cml-risk-assessment, cml-care-plan, cml-service-request,
+  cml-medication-request, cml-request-group, cml-provenance, cml-assess-result,
+  cml-assess-output): the engine's output for the example patient failing imatinib with a low
+  trough (examples/04-failure-low-trough.json) as of 2025-06-30 under ELN 2020, written at a
+  fixed moment.
   The written resources get ids and refer to each other as Type/id, as on a server; the result
   Bundle keeps the urn:uuid fullUrls of a $cml-assess answer.
 
@@ -25,6 +28,7 @@ from fhir_cml.domain import Guideline, assess
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir import inbound
 from fhir_cml.fhir.outbound import result_bundle
+from fhir_cml.fhir.outbound.requests import request_key
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 EXAMPLES: Final = ROOT / "examples"
@@ -38,7 +42,9 @@ READ: Final = {
     c.PROFILE_TROUGH: ("04-failure-low-trough.json", None),
     c.PROFILE_MUTATION: ("03-failure-t315i.json", None),
 }
-WRITTEN_FROM: Final = "03-failure-t315i.json"
+# Failure on imatinib with a low trough: every kind of proposal (a switch with its options, a dose
+# escalation with the next step, a PCR).
+WRITTEN_FROM: Final = "04-failure-low-trough.json"
 WRITTEN_IDS: Final = {
     "RiskAssessment": "example-reading",
     "CarePlan": "example-suggestions",
@@ -72,12 +78,7 @@ def written_examples() -> list[dict[str, Any]]:
     loaded = inbound.load_paths([EXAMPLES / WRITTEN_FROM], inbound.MappingOptions(now=RECORDED))
     [record] = loaded.records
     bundle = result_bundle([assess(record, AS_OF, Guideline.ELN2020)], RECORDED, loaded.issues)
-    ids = {
-        e[
-            "fullUrl"
-        ]: f"{e['resource']['resourceType']}/{WRITTEN_IDS[e['resource']['resourceType']]}"
-        for e in bundle["entry"]
-    }
+    ids = {e["fullUrl"]: _example_id(e["resource"]) for e in bundle["entry"]}
     resources = []
     for entry in bundle["entry"]:
         resource = _with_references(copy.deepcopy(entry["resource"]), ids)
@@ -98,6 +99,15 @@ def written_examples() -> list[dict[str, Any]]:
         **bundle,
     }
     return [*resources, result, parameters]
+
+
+def _example_id(resource: dict[str, Any]) -> str:
+    """``Type/id`` of an example: the type's name, or for a request what it proposes."""
+    kind = resource["resourceType"]
+    key = request_key(resource)
+    if key is not None:
+        return f"{kind}/example-{key.partition('-')[2]}"
+    return f"{kind}/{WRITTEN_IDS[kind]}"
 
 
 def _with_references(value: Any, ids: dict[str, str]) -> Any:

@@ -302,7 +302,29 @@ def tki_request() -> Resource:
     }
 
 
+def proposed(case: str, kind: str) -> Callable[[], Resource]:
+    """A request fhir-cml proposes for a test case, as built (it refers to inputs only)."""
+
+    def made() -> Resource:
+        from fhir_cml.fhir.outbound import build
+        from tests.unit.cases import assessment
+
+        written = build(assessment(case), RECORDED)
+        [found] = [r.resource for r in written.requests if r.resource["resourceType"] == kind]
+        return copy.deepcopy(found)
+
+    return made
+
+
+service_request = proposed("t315i", "ServiceRequest")
+medication_request = proposed("tfr-relapse", "MedicationRequest")
+request_group = proposed("t315i", "RequestGroup")
+
+
 BASELINES: dict[str, Callable[[], Resource]] = {
+    "service-request": service_request,
+    "medication-request": medication_request,
+    "request-group": request_group,
     "risk-assessment": risk_assessment,
     "care-plan": care_plan,
     "provenance": provenance,
@@ -520,7 +542,68 @@ def ext(index: int) -> Callable[[Resource], Resource]:
 # (resource, the element path that must be named)
 BROKEN: dict[str, tuple[Resource, str]] = {
     # CarePlan
-    "care-plan-status-active": (changed(care_plan, put("status", "active")), "CarePlan.status"),
+    "care-plan-status-completed": (
+        changed(care_plan, put("status", "completed")),
+        "CarePlan.status",
+    ),
+    "care-plan-activity-both-reference-and-detail": (  # cml-cp-1
+        changed(
+            care_plan,
+            lambda r: r["activity"][0].__setitem__("reference", {"reference": "ServiceRequest/1"}),
+        ),
+        "CarePlan.activity[0]",
+    ),
+    "care-plan-reference-without-its-recommendation": (  # cml-cp-2
+        changed(care_plan, put("activity", [{"reference": {"reference": "ServiceRequest/1"}}])),
+        "CarePlan.activity[0]",
+    ),
+    # Proposed requests
+    "service-request-an-order": (
+        changed(service_request, put("intent", "order")),
+        "ServiceRequest.intent",
+    ),
+    "service-request-completed": (
+        changed(service_request, put("status", "completed")),
+        "ServiceRequest.status",
+    ),
+    "service-request-without-identifier": (
+        changed(service_request, drop("identifier")),
+        "ServiceRequest.identifier",
+    ),
+    "service-request-do-not-perform": (
+        changed(service_request, put("doNotPerform", True)),
+        "ServiceRequest.doNotPerform",
+    ),
+    "medication-request-revoked": (  # MedicationRequest is cancelled, never revoked
+        changed(medication_request, put("status", "revoked")),
+        "MedicationRequest.status",
+    ),
+    "medication-request-without-dosage": (
+        changed(medication_request, drop("dosageInstruction")),
+        "MedicationRequest.dosageInstruction",
+    ),
+    "medication-request-not-a-tki": (
+        changed(
+            medication_request,
+            put("medicationCodeableConcept", coding(c.ATC, "J01FA09")),
+        ),
+        "MedicationRequest.medication[x]",
+    ),
+    "medication-request-an-order": (
+        changed(medication_request, put("intent", "order")),
+        "MedicationRequest.intent",
+    ),
+    "request-group-any-option": (
+        changed(
+            request_group,
+            lambda r: r["action"][0].__setitem__("selectionBehavior", "any"),
+        ),
+        "RequestGroup.action.selectionBehavior",
+    ),
+    "request-group-without-author": (
+        changed(request_group, drop("author")),
+        "RequestGroup.author",
+    ),
     "care-plan-intent-order": (changed(care_plan, put("intent", "order")), "CarePlan.intent"),
     "care-plan-unknown-activity-code": (
         changed(care_plan, at(first_detail, "code", coding(c.CS_RECOMMENDATION, "do-something"))),
@@ -873,9 +956,12 @@ def written_for_cases() -> Iterator[tuple[str, Resource]]:
         Successor,
         build,
         result_bundle,
+        standalone,
         supersede,
         transaction_bundle,
     )
+    from fhir_cml.fhir.outbound.narrative import SUPERSEDED
+    from fhir_cml.fhir.outbound.requests import with_status
     from tests.unit.cases import RECORDS, assessment
 
     for name in sorted(RECORDS):
@@ -891,6 +977,12 @@ def written_for_cases() -> Iterator[tuple[str, Resource]]:
         successor = Successor("RiskAssessment/new", "CarePlan/new")
         for resource in supersede(old_plan, old_risk, successor, written.care_plan):
             yield f"{name}:superseded:{resource['resourceType']}", resource
+        for request in written.requests:
+            for status in ("active", "withdrawn"):
+                changed_ = with_status({**request.resource, "id": "old"}, status, SUPERSEDED)
+                yield f"{name}:{status}:{request.resource['resourceType']}", changed_
+        for resource in standalone(written):  # a CDS card's create actions
+            yield f"{name}:card:{resource['resourceType']}", resource
 
 
 @pytest.mark.parametrize("written", list(written_for_cases()), ids=lambda w: w[0])
@@ -898,7 +990,14 @@ def test_what_the_builders_write_conforms(
     v: ProfileValidator, written: tuple[str, Resource]
 ) -> None:
     name, resource = written
-    if resource["resourceType"] in ("RiskAssessment", "CarePlan", "Provenance"):
+    if resource["resourceType"] in (
+        "RiskAssessment",
+        "CarePlan",
+        "ServiceRequest",
+        "MedicationRequest",
+        "RequestGroup",
+        "Provenance",
+    ):
         assert resource["meta"]["profile"], f"{name} claims no profile"
     result = v.validate(resource)
     assert result.valid, f"{name}:\n{problems(result)}"
@@ -926,7 +1025,14 @@ def written_for_examples() -> list[tuple[str, Resource]]:
 def test_what_the_engine_writes_for_every_example_patient_conforms(v: ProfileValidator) -> None:
     written = written_for_examples()
     kinds = {r["resourceType"] for _, r in written}
-    assert {"RiskAssessment", "CarePlan", "Provenance"} <= kinds
+    assert {
+        "RiskAssessment",
+        "CarePlan",
+        "ServiceRequest",
+        "MedicationRequest",
+        "RequestGroup",
+        "Provenance",
+    } <= kinds
     failures = {
         name: problems(result) for name, r in written if not (result := v.validate(r)).valid
     }

@@ -24,6 +24,7 @@ from fhir_cml.domain import assess
 from fhir_cml.ehr.client import FhirClient
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir import inbound
+from fhir_cml.fhir.outbound import build
 from tests.support.fhir_server import FhirTestServer
 
 pytestmark = pytest.mark.integration
@@ -135,9 +136,12 @@ def test_what_fhir_cml_writes_for_every_example_patient_is_valid_there(
     client = FhirClient(base)
     try:
         for record in loaded.records:
-            outcome = write_back(client, assess(record, AS_OF), RECORDED, settings=CLAIMING)
+            assessment = assess(record, AS_OF)
+            outcome = write_back(client, assessment, RECORDED, settings=CLAIMING)
             assert outcome.ok, outcome.error
-            assert len(outcome.created) == 3, outcome
+            # The reading, the suggestions, each proposed request, the Provenance.
+            proposed = build(assessment, RECORDED).requests
+            assert len(outcome.created) == 3 + len(proposed), outcome
             for location in outcome.created:
                 stored = client.read(*location.split("/"))
                 assert stored["meta"]["profile"], location

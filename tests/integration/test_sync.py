@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from fhir_cml.state import StateStore
 from tests.support.fhir_server import FhirTestServer
 from tests.support.sync_data import CML_PATIENTS, all_resources, group, more_patients, pcr
 from tests.support.sync_helpers import (
+    REQUEST_TYPES,
     SyncEnv,
+    assert_requests_follow,
     by_status,
     current_suggestions,
     fingerprint_of,
@@ -42,12 +45,17 @@ def test_a_full_sync_writes_one_suggestion_per_cml_patient(env: SyncEnv) -> None
     assert by_status(written["CarePlan"]) == {"draft": CML}
     assert all(p["intent"] == "proposal" for p in written["CarePlan"])
     assert len(written["Provenance"]) == len(CML)
-    # Each Provenance names its RiskAssessment and CarePlan by their server ids.
+    # Each Provenance names its RiskAssessment, CarePlan and proposed requests by their server ids.
+    proposals = [r for kind in REQUEST_TYPES for r in written[kind]]
+    assert proposals  # every CML patient here has at least its next PCR proposed
+    assert all(r["intent"] == "proposal" and r["status"] == "draft" for r in proposals)
     ids = {
-        f"{r['resourceType']}/{r['id']}" for r in written["RiskAssessment"] + written["CarePlan"]
+        f"{r['resourceType']}/{r['id']}"
+        for r in written["RiskAssessment"] + written["CarePlan"] + proposals
     }
     targets = {t["reference"] for p in written["Provenance"] for t in p["target"]}
     assert targets == ids
+    assert_requests_follow(written)
     # The CarePlan points at its RiskAssessment, both share the fingerprint.
     risks = {f"RiskAssessment/{r['id']}": fingerprint_of(r) for r in written["RiskAssessment"]}
     for plan in written["CarePlan"]:
@@ -191,7 +199,11 @@ def test_a_dry_run_writes_nothing_and_says_what_it_would_write(env: SyncEnv) -> 
     assert env.writes() == 0
     assert all(not v for v in env.written().values())
     for pid in CML_PATIENTS:
-        assert f"Patient/{pid}: create RiskAssessment, CarePlan, Provenance" in result.output
+        assert re.search(
+            rf"Patient/{pid}: create RiskAssessment, "
+            r"((ServiceRequest|MedicationRequest|RequestGroup), )+CarePlan, Provenance",
+            result.output,
+        ), result.output
     assert "would write        4" in result.output
     # Nothing was remembered either: the real run does everything.
     store = StateStore(str(env.state))
@@ -219,21 +231,27 @@ def test_both_write_modes_write_the_same_and_nothing_twice(env: SyncEnv, mode: s
     env.put(pcr("mmr", date(2025, 6, 20), 0.7))
     assert env.run("--write-mode", mode).exit_code == 0
     assert by_status(env.written()["CarePlan"]) == {"draft": CML, "revoked": ["Patient/mmr"]}
+    assert_requests_follow(env.written())  # mmr's earlier proposal withdrawn with its CarePlan
     env.server.reset_stats()
     assert env.run("--write-mode", mode, "--full").exit_code == 0
     assert env.writes() == 0
 
 
 def test_the_server_limit_on_transactions_is_learnt_once(env: SyncEnv) -> None:
-    # Medplum's engine takes at most 8 entries in a transaction with conditional creates; a
-    # round holds one entry per patient.
+    # Medplum's engine takes at most 8 entries in a transaction with conditional creates. The
+    # first round holds each patient's RiskAssessment and proposed requests (2 entries for each
+    # optimal responder extra-0..5, mmr and opt; 4 for warn, 5 for fail), the later rounds one
+    # entry per patient.
     env.server.load(list(more_patients(6)))
     result = env.run("--write-mode", "transaction", "--batch-size", "10", "--concurrency", "1")
     assert result.exit_code == 0, result.output
     stats = env.server.stats()["byInteraction"]
-    # Round 1: 10 refused, 5 and 5 accepted: the limit is 5. Rounds 2 and 3 (CarePlans, then
-    # Provenances): 5 + 5 each, without more refusals. 7 transactions.
-    assert stats["transaction"] == 7
+    # Round 1 (25 entries) refused; its halves: extra-0..4 (10) refused, then 2 patients (4
+    # entries) and 3 (6) accepted: the limit is 6 entries; extra-5, fail, mmr, opt, warn (15)
+    # refused, then 2 (7) and 3 (8) accepted (as sent: a split is not cut to the limit): 7
+    # transactions. Rounds 2 and 3 (CarePlans, then Provenances): 6 + 4 entries each, without
+    # more refusals. 11 transactions.
+    assert stats["transaction"] == 11
     assert "batch" not in stats
     assert len(env.written()["CarePlan"]) == len(env.written()["Provenance"]) == 10
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.outbound.care_plan import recommendation_code
 from tests.support.fhir_server import FhirTestServer
 from tests.support.sync_helpers import SyncEnv, fingerprint_of, subject_of
 
@@ -66,12 +67,7 @@ def test_every_example_patient_gets_its_reading_written_once(env: SyncEnv) -> No
         assert eln["status"] == wanted["status"], patient
         if wanted.get("milestone"):
             assert eln["milestone"] == wanted["milestone"], patient
-        codes = {
-            coding["code"]
-            for activity in plan.get("activity", [])
-            for coding in activity["detail"]["code"]["coding"]
-            if coding["system"] == c.CS_RECOMMENDATION
-        }
+        codes = {recommendation_code(activity) for activity in plan.get("activity", [])}
         assert set(expected["recommendations"]["present"]) <= codes, patient
         assert not set(expected["recommendations"]["absent"]) & codes, patient
         assert plan["status"] == "draft"

@@ -29,7 +29,7 @@ from fhir_cml.jobs.sync import Summary, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 from tests.support.fhir_server import FhirTestServer
 from tests.support.sync_data import AS_OF, CML_PATIENTS, all_resources
-from tests.support.sync_helpers import SyncEnv, by_status
+from tests.support.sync_helpers import SyncEnv, assert_requests_follow, by_status
 
 pytestmark = pytest.mark.integration
 
@@ -106,11 +106,13 @@ def text(summary: Summary) -> str:
 
 
 def assert_complete(env: SyncEnv) -> None:
-    """Every CML patient has exactly one suggestion, RiskAssessment and Provenance."""
+    """Every CML patient has exactly one suggestion, RiskAssessment and Provenance, and the
+    requests the suggestion proposes, once each."""
     written = env.written()
     assert by_status(written["CarePlan"]) == {"draft": CML}
     assert sorted(r["subject"]["reference"] for r in written["RiskAssessment"]) == CML
     assert len(written["Provenance"]) == len(CML)
+    assert_requests_follow(written)
 
 
 # --- faults that retries absorb ------------------------------------------------------------------

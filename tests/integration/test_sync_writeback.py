@@ -10,14 +10,28 @@ from typing import Any
 import pytest
 import requests
 
-from fhir_cml.app import Decider, WriteSettings, accept, revoke, suggestions, write_back
+from fhir_cml.app import (
+    Decider,
+    Hint,
+    WriteSettings,
+    accept,
+    plan,
+    revoke,
+    suggestions,
+    write,
+    write_back,
+)
 from fhir_cml.domain import Assessment, assess
 from fhir_cml.ehr.client import FhirClient
 from fhir_cml.errors import OperationOutcomeError, RequestError
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.inbound import MappingOptions, records_from_resources
+from fhir_cml.fhir.outbound import standalone
+from fhir_cml.fhir.outbound.care_plan import proposal_keys
+from fhir_cml.fhir.outbound.requests import request_key
 from tests.support.fhir_server import FhirTestServer
 from tests.support.sync_data import AS_OF, CML_PATIENTS, pcr
+from tests.support.sync_helpers import REQUEST_TYPES, assert_requests_follow, current_suggestions
 
 pytestmark = pytest.mark.integration
 
@@ -104,8 +118,21 @@ def test_a_dismissed_suggestion_is_revoked_with_the_reason_and_who(
     assert outcome.ok, outcome.error
     [plan] = held(fhir_base, "CarePlan")
     assert plan["status"] == "revoked"
-    [revocation] = [p for p in held(fhir_base, "Provenance") if len(p["target"]) == 1]
-    assert revocation["target"][0]["reference"].startswith(f"CarePlan/{plan['id']}/_history/")
+    [pcr_proposal] = held(fhir_base, "ServiceRequest")  # the next PCR, proposed
+    assert pcr_proposal["status"] == "revoked"  # withdrawn with its suggestion
+    assert (
+        outcome.updated
+        == outcome.withdrawn
+        == [
+            f"CarePlan/{plan['id']}",
+            f"ServiceRequest/{pcr_proposal['id']}",
+        ]
+    )
+    [revocation] = [p for p in held(fhir_base, "Provenance") if "reason" in p]
+    assert [t["reference"] for t in revocation["target"]] == [
+        f"CarePlan/{plan['id']}/_history/{plan['meta']['versionId']}",
+        f"ServiceRequest/{pcr_proposal['id']}/_history/{pcr_proposal['meta']['versionId']}",
+    ]
     assert revocation["reason"] == [{"text": "Patient prefers to wait for the next result"}]
     assert DOCTOR.who in [a["who"] for a in revocation["agent"]]
     with pytest.raises(RequestError) as again:
@@ -123,9 +150,13 @@ def test_an_accepted_suggestion_is_put_in_force_once_and_a_withdrawn_one_cannot_
     assert first.ok, first.error
     [plan] = held(fhir_base, "CarePlan")
     assert (plan["status"], plan["intent"]) == ("active", "proposal")
-    assert first.updated == [f"CarePlan/{plan['id']}"]
+    [pcr_proposal] = held(fhir_base, "ServiceRequest")
+    assert (pcr_proposal["status"], pcr_proposal["intent"]) == ("active", "proposal")
+    assert first.updated == [f"CarePlan/{plan['id']}", f"ServiceRequest/{pcr_proposal['id']}"]
+    assert first.withdrawn == []
     [decision] = [p for p in held(fhir_base, "Provenance") if "reason" in p]
     assert DOCTOR.who in [a["who"] for a in decision["agent"]]
+    assert len(decision["target"]) == 2  # the CarePlan and its request, at their versions
     again = accept(client, "opt", written.fingerprint, NOW, decider=author)
     assert (again.action, again.created, again.updated) == ("unchanged", [], [])
     assert len(held(fhir_base, "Provenance")) == 2
@@ -157,3 +188,78 @@ def test_later_writes_keep_what_a_clinician_decided(client: FhirClient, fhir_bas
     risks = held(fhir_base, "RiskAssessment")
     current = [r for r in risks if not any(e["url"] == c.EXT_REPLACED_BY for e in r["extension"])]
     assert [r["id"] for r in current] == [later.risk_assessment.split("/")[1]]
+
+
+def test_proposals_an_interrupted_write_left_behind_do_not_outlive_it(
+    client: FhirClient, fhir_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write stopped after its first layer leaves a reading and its proposed requests, no
+    CarePlan proposing them; the next write, of another reading, withdraws them."""
+    real = FhirClient.send_bundle
+
+    def stopped(self: FhirClient, bundle: dict[str, Any]) -> Any:
+        real(self, bundle)
+        raise KeyboardInterrupt  # killed with the first bundle written, its answer unread
+
+    monkeypatch.setattr(FhirClient, "send_bundle", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        write_back(client, lost_mmr(), NOW)
+    monkeypatch.undo()
+    left = held(fhir_base, "ServiceRequest")
+    assert left
+    assert all(r["status"] == "draft" for r in left)
+    assert held(fhir_base, "CarePlan") == []
+    outcome = write_back(client, assessment_of("opt"), NOW)
+    assert outcome.ok, outcome.error
+    assert current_suggestions(fhir_base, ["Patient/opt"]) == {"Patient/opt": outcome.fingerprint}
+    for request in left:
+        assert f"ServiceRequest/{request['id']}" in outcome.updated
+
+
+def created_from_a_card(base: str, assessment: Assessment) -> dict[str, Any]:
+    """What an EHR creates when a clinician takes the CDS card's suggestion: each resource of
+    its create actions on its own (no Bundle; the CarePlan names the others by identifier)."""
+    made = {}
+    for resource in standalone(suggestions(assessment, NOW)):
+        answer = requests.post(f"{base}/{resource['resourceType']}", json=resource, timeout=30)
+        assert answer.status_code == 201, answer.text
+        made[resource["resourceType"]] = answer.json()
+    return made["CarePlan"]
+
+
+def lost_mmr() -> Assessment:
+    loaded = records_from_resources(
+        [*CML_PATIENTS["opt"], pcr("opt", date(2025, 6, 26), 0.5)], MappingOptions(now=NOW)
+    )
+    return assess(loaded.records[0], AS_OF)
+
+
+def test_proposals_a_cds_client_created_follow_their_suggestion(
+    client: FhirClient, fhir_base: str
+) -> None:
+    """A CarePlan created from a card names its requests by identifier: superseded or
+    withdrawn, they follow it all the same."""
+    card = created_from_a_card(fhir_base, lost_mmr())
+    assert proposal_keys(card)
+    # A later reading supersedes it, written as a nightly sync does after a run that finished
+    # (no deep read: only the drafts and what they propose).
+    hint = Hint(deep=False)
+    [planned] = plan(client, [assessment_of("opt")], NOW, hints={"opt": hint})
+    [outcome] = write(client, [planned])
+    assert outcome.ok, outcome.error
+    plans = {p["id"]: p for p in held(fhir_base, "CarePlan")}
+    assert plans[card["id"]]["status"] == "revoked"
+    withdrawn = [r for r in held(fhir_base, "ServiceRequest") if r["status"] == "revoked"]
+    assert {("ServiceRequest", request_key(r)) for r in withdrawn} == set(proposal_keys(card))
+    assert_requests_follow({k: held(fhir_base, k) for k in ("CarePlan", *REQUEST_TYPES)})
+
+
+def test_a_dismissed_suggestion_a_cds_client_created_withdraws_its_proposals(
+    client: FhirClient, fhir_base: str
+) -> None:
+    card = created_from_a_card(fhir_base, lost_mmr())
+    fp = card["identifier"][0]["value"]
+    outcome = revoke(client, "opt", fp, NOW, reason="Not now", decider=DOCTOR)
+    assert outcome.ok, outcome.error
+    assert len(outcome.withdrawn) == 1 + len(proposal_keys(card))
+    assert {r["status"] for r in held(fhir_base, "ServiceRequest")} == {"revoked"}

@@ -6,13 +6,16 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import requests
 from click.testing import CliRunner, Result
 
 from fhir_cml.cli import main
+from fhir_cml.ehr.fetch import REQUEST_TYPES
 from fhir_cml.fhir import canonical as c
+from fhir_cml.fhir.outbound.care_plan import proposal_keys, proposals_of, proposed_requests
+from fhir_cml.fhir.outbound.requests import key_fingerprint, request_key
 from tests.support.fhir_server import FhirTestServer
 from tests.support.sync_data import AS_OF
 
@@ -65,11 +68,14 @@ class SyncEnv:
         return [e["resource"] for e in bundle.get("entry", [])]
 
     def written(self) -> dict[str, list[dict[str, Any]]]:
-        """Everything fhir-cml wrote, by resource type."""
-        return {
+        """Everything fhir-cml wrote, by resource type (of the request types, its proposals)."""
+        out = {
             kind: self.search(f"{kind}?_count=1000")
             for kind in ("RiskAssessment", "CarePlan", "Provenance")
         }
+        for kind in REQUEST_TYPES:
+            out[kind] = [r for r in self.search(f"{kind}?_count=1000") if request_key(r)]
+        return out
 
     def writes(self) -> int:
         """Write requests (transactions, batches, creates, ...) since the stats were reset."""
@@ -107,10 +113,16 @@ def current_suggestions(base: str, patients: Iterable[str]) -> dict[str, str]:
     RiskAssessment that exists, has the same fingerprint and no ``replaced-by``; every other
     fhir-cml RiskAssessment of the patient is ``replaced-by`` one that exists; a Provenance targets
     both. On the whole server: no fingerprint written twice, no Provenance targeting something
-    missing, no CarePlan pointing to a missing RiskAssessment.
+    missing, no CarePlan pointing to a missing RiskAssessment; and the proposed requests follow
+    their suggestions (:func:`assert_requests_follow`).
     """
     held = {kind: _everything(base, kind) for kind in ("RiskAssessment", "CarePlan", "Provenance")}
+    for kind in REQUEST_TYPES:
+        held[kind] = [r for r in _everything(base, kind) if request_key(r)]
+    assert_requests_follow(held)
     ids = {f"{r['resourceType']}/{r['id']}" for rs in held.values() for r in rs}
+    keys = [request_key(r) for kind in REQUEST_TYPES for r in held[kind]]
+    assert len(keys) == len(set(keys)), f"a request written twice: {sorted(map(str, keys))}"
     for kind in ("RiskAssessment", "CarePlan"):
         fps = [fingerprint_of(r) for r in held[kind]]
         assert len(fps) == len(set(fps)), f"a {kind} written twice: {sorted(fps)}"
@@ -143,6 +155,48 @@ def current_suggestions(base: str, patients: Iterable[str]) -> dict[str, str]:
         ), f"{patient}: no Provenance of the current suggestion"
         current[patient] = fingerprint_of(plan)
     return current
+
+
+# A proposed request's status, given its CarePlan's (a withdrawn MedicationRequest is cancelled).
+FOLLOWS: Final = {
+    "draft": {"draft"},
+    "active": {"active"},
+    "revoked": {"revoked", "cancelled"},
+}
+
+
+def assert_requests_follow(written: dict[str, list[dict[str, Any]]]) -> None:
+    """Every request fhir-cml proposed belongs to at most one of its CarePlans, of the same
+    assessment, and has that CarePlan's status; one no CarePlan proposes (an interrupted write
+    left it behind) is withdrawn: no proposal outlives its suggestion, and none is a draft unless
+    its suggestion is the current draft."""
+    requests_ = {
+        f"{r['resourceType']}/{r['id']}": r for kind in REQUEST_TYPES for r in written[kind]
+    }
+    owners: dict[str, list[str]] = {ref: [] for ref in requests_}
+    for plan in written["CarePlan"]:
+        found = proposed_requests(plan, requests_.values())
+        named = len(proposals_of(plan)) + len(proposal_keys(plan))
+        assert len(found) == named, (
+            f"CarePlan/{plan['id']} proposes a request not there: "
+            f"{proposals_of(plan)} {proposal_keys(plan)} {[request_key(r) for r in found]}"
+        )
+        for request in found:
+            ref = f"{request['resourceType']}/{request['id']}"
+            key = str(request_key(request))
+            assert key_fingerprint(key) == fingerprint_of(plan), f"{ref} is another's"
+            assert request["status"] in FOLLOWS[plan["status"]], (
+                f"{ref} is {request['status']}, its CarePlan/{plan['id']} {plan['status']}"
+            )
+            owners[ref].append(plan["id"])
+    shared = {ref: plans for ref, plans in owners.items() if len(plans) > 1}
+    assert not shared, f"requests proposed by more than one suggestion: {shared}"
+    left = {
+        ref: requests_[ref]["status"]
+        for ref, plans in owners.items()
+        if not plans and requests_[ref]["status"] not in FOLLOWS["revoked"]
+    }
+    assert not left, f"requests no suggestion proposes, not withdrawn: {left}"
 
 
 def _everything(base: str, kind: str) -> list[dict[str, Any]]:

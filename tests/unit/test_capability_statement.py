@@ -113,8 +113,11 @@ def recorded() -> Recorder:
     fetch.group_members(client, "g1")
     fetch.draft_suggestions(client, ["p1"])
     fetch.assessments_of(client, ["p1"])
+    fetch.draft_requests(client, ["p1"])
     fetch.suggestions_by_identifier(client, "RiskAssessment", ["0f" * 32])
     fetch.suggestions_by_identifier(client, "CarePlan", ["0f" * 32])
+    for kind in fetch.REQUEST_TYPES:
+        fetch.suggestions_by_identifier(client, kind, [f"{'0f' * 32}-bcr-abl1-pcr"])
     a = assessment("t315i")
     plans = writing.plan(client, [a], datetime(2025, 6, 30, tzinfo=UTC))
     writing.write(client, plans, settings=writing.WriteSettings(mode="transaction"))

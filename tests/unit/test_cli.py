@@ -34,14 +34,16 @@ def contract(result: Result) -> dict[str, Any]:
 
 
 def assert_one_patients_transaction(bundle: dict[str, Any]) -> None:
-    """A valid transaction of the three conditional creates written for one patient."""
+    """A valid transaction of the conditional creates written for one patient: the reading, the
+    suggestions, the requests they propose, the Provenance."""
     Bundle.model_validate(bundle)
     assert bundle["type"] == "transaction"
-    assert [e["resource"]["resourceType"] for e in bundle["entry"]] == [
-        "RiskAssessment",
-        "CarePlan",
-        "Provenance",
-    ]
+    kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
+    assert kinds[:2] == ["RiskAssessment", "CarePlan"]
+    assert kinds[-1] == "Provenance"
+    for entry in bundle["entry"][2:-1]:  # the requests the CarePlan proposes
+        assert entry["resource"]["intent"] == "proposal"
+        assert entry["request"]["ifNoneExist"].startswith(f"identifier={c.ID_REQUEST}|")
 
 
 def test_good_bundle_as_json_contract() -> None:

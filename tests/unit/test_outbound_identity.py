@@ -12,7 +12,13 @@ import pytest
 from fhir_cml.domain import Guideline, assess
 from fhir_cml.domain.results import Suggestion
 from fhir_cml.fhir import canonical as c
-from fhir_cml.fhir.outbound import OutboundIds, fingerprint, result_bundle, transaction_bundle
+from fhir_cml.fhir.outbound import (
+    OutboundIds,
+    build,
+    fingerprint,
+    result_bundle,
+    transaction_bundle,
+)
 from fhir_cml.fhir.outbound.identifiers import full_url, if_none_exist, resource_type
 from fhir_cml.reporting import issue_message
 from tests.unit.cases import AS_OF, RECORDS, assessment, optimal_record
@@ -93,17 +99,28 @@ def test_transaction_bundle_posts_conditional_creates_linked_by_full_url() -> No
     assessments = [assessment(n) for n in sorted(RECORDS)]
     bundle = transaction_bundle(assessments, RECORDED)
     assert bundle["type"] == "transaction"
-    assert len(bundle["entry"]) == 3 * len(assessments)
+    sizes = [len(build(a, RECORDED).entries) for a in assessments]
+    assert len(bundle["entry"]) == sum(sizes)
     assert len({e["fullUrl"] for e in bundle["entry"]}) == len(bundle["entry"])
-    for a, (ra, cp, prov) in zip(
-        assessments, zip(*[iter(bundle["entry"])] * 3, strict=True), strict=True
-    ):
+    at = 0
+    for a, size in zip(assessments, sizes, strict=True):
+        ra, cp, *requests, prov = bundle["entry"][at : at + size]
+        at += size
         fp = fingerprint(a)
         assert [e["resource"]["resourceType"] for e in (ra, cp, prov)] == [
             "RiskAssessment",
             "CarePlan",
             "Provenance",
         ]
+        for request in requests:
+            key = request["resource"]["identifier"][0]["value"]
+            assert key.startswith(f"{fp}-")
+            assert request["request"] == {
+                "method": "POST",
+                "url": request["resource"]["resourceType"],
+                "ifNoneExist": f"identifier={c.ID_REQUEST}|{key}",
+            }
+            assert request["fullUrl"] in str(cp["resource"]["activity"])
         assert ra["request"] == {
             "method": "POST",
             "url": "RiskAssessment",
@@ -123,8 +140,7 @@ def test_transaction_bundle_posts_conditional_creates_linked_by_full_url() -> No
         assert cp["resource"]["identifier"] == [{"system": c.ID_CARE_PLAN, "value": fp}]
         assert cp["resource"]["supportingInfo"] == [{"reference": ra["fullUrl"]}]
         assert prov["resource"]["target"] == [
-            {"reference": ra["fullUrl"]},
-            {"reference": cp["fullUrl"]},
+            {"reference": e["fullUrl"]} for e in (ra, cp, *requests)
         ]
 
 
@@ -137,7 +153,10 @@ def test_rerunning_gives_the_same_bundle_apart_from_the_moment_of_writing() -> N
         del bundle["timestamp"]
         del bundle["entry"][1]["resource"]["created"]  # the moment of writing, as below
         for key in ("recorded", "occurredDateTime", "text"):
-            del bundle["entry"][2]["resource"][key]
+            del bundle["entry"][-1]["resource"][key]
+        for entry in bundle["entry"][2:-1]:  # the proposals: written when authored
+            for resource in (entry["resource"], *entry["resource"].get("contained", [])):
+                del resource["authoredOn"]
     assert first == second
 
 
@@ -146,7 +165,7 @@ def test_result_bundle_is_a_collection_ending_in_an_operation_outcome() -> None:
     bundle = result_bundle([a], RECORDED)
     assert bundle["type"] == "collection"
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
-    assert kinds == ["RiskAssessment", "CarePlan", "Provenance", "OperationOutcome"]
+    assert kinds == ["RiskAssessment", "CarePlan", "Provenance", "OperationOutcome"]  # no proposal
     assert all("request" not in e for e in bundle["entry"])
     outcome = bundle["entry"][-1]["resource"]
     assert [i["diagnostics"] for i in outcome["issue"]] == [issue_message(i) for i in a.issues]

@@ -16,7 +16,14 @@ from fhir_cml import __version__
 from fhir_cml.domain import RULESET_VERSION, assess
 from fhir_cml.domain.vocabulary import Recommendation
 from fhir_cml.fhir import canonical as c
-from fhir_cml.fhir.outbound import build, build_provenance, result_bundle, transaction_bundle
+from fhir_cml.fhir.outbound import (
+    Written,
+    build,
+    build_provenance,
+    result_bundle,
+    transaction_bundle,
+)
+from fhir_cml.fhir.outbound.care_plan import recommendation_code
 from fhir_cml.reporting import say, suggestion_text
 from tests.unit.cases import AS_OF, RECORDS, assessment, optimal_record
 
@@ -29,6 +36,15 @@ def ext(resource: dict[str, Any], url: str) -> list[dict[str, Any]]:
 
 def sub(extension: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return [e for e in extension["extension"] if e["url"] == name]
+
+
+def carried(written: Written, activity: dict[str, Any]) -> dict[str, Any]:
+    """What says why an activity is suggested: its detail, or the request it refers to."""
+    if "detail" in activity:
+        return activity["detail"]  # type: ignore[no-any-return]
+    url = activity["reference"]["reference"]
+    [request] = [r.resource for r in written.requests if r.url == url]
+    return request
 
 
 @pytest.mark.parametrize("name", sorted(RECORDS))
@@ -44,25 +60,29 @@ def test_every_resource_is_valid_r4(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(RECORDS))
 def test_care_plan_is_always_a_draft_proposal_with_one_activity_per_suggestion(name: str) -> None:
     a = assessment(name)
-    plan = build(a, RECORDED).care_plan
+    written = build(a, RECORDED)
+    plan = written.care_plan
     assert plan["status"] == "draft"
     assert plan["intent"] == "proposal"
     assert plan["note"] == [
         {"text": "Suggestions from fhir-cml for a clinician to review; not orders."}
     ]
     activities = plan.get("activity", [])
-    assert [x["detail"]["code"]["coding"][0]["code"] for x in activities] == [
-        s.code.value for s in a.recommendations
-    ]
+    assert [recommendation_code(x) for x in activities] == [s.code.value for s in a.recommendations]
     for activity, suggestion in zip(activities, a.recommendations, strict=True):
-        detail = activity["detail"]
-        assert detail["status"] == "not-started"
-        assert detail["code"]["coding"][0]["system"] == c.CS_RECOMMENDATION
-        assert detail["description"] == suggestion_text(suggestion)
-        assert [r["text"] for r in detail["reasonCode"]] == [say(b) for b in suggestion.basis]
-        assert set(detail["instantiatesCanonical"]) == {
+        why = carried(written, activity)
+        assert {r["text"] for r in why["reasonCode"]} >= {say(b) for b in suggestion.basis}
+        assert set(why["instantiatesCanonical"]) >= {
             c.plan_definition(b.rule.id) for b in suggestion.basis
         }
+        if "detail" in activity:
+            assert why["status"] == "not-started"
+            assert why["code"]["coding"][0]["system"] == c.CS_RECOMMENDATION
+            assert why["description"] == suggestion_text(suggestion)
+        else:  # a proposed request: the suggestion is its display and a note of the request
+            assert activity["reference"]["display"] == suggestion_text(suggestion)
+            assert {"text": suggestion_text(suggestion)} in why["note"]
+            assert (why["status"], why["intent"]) == ("draft", "proposal")
 
 
 @pytest.mark.parametrize("name", sorted(RECORDS))
@@ -149,27 +169,33 @@ def test_optimal_responder_predictions_and_scores() -> None:
 def test_failure_with_t315i_switches_and_never_escalates() -> None:
     a = assessment("t315i")
     written = build(a, RECORDED)
-    codes = [x["detail"]["code"]["coding"][0]["code"] for x in written.care_plan["activity"]]
+    codes = [recommendation_code(x) for x in written.care_plan["activity"]]
     assert codes[0] == Recommendation.SWITCH_TKI
     assert Recommendation.ESCALATE_DOSE not in codes
-    switch = written.care_plan["activity"][0]["detail"]
+    switch = carried(written, written.care_plan["activity"][0])
+    assert switch["resourceType"] == "RequestGroup"  # the options, exactly one to choose
     assert switch["instantiatesCanonical"] == [c.plan_definition("t315i-no-escalation")]
     assert switch["reasonReference"] == [{"reference": "Observation/t315i-mut"}]
+    assert [o["medicationCodeableConcept"]["text"] for o in switch["contained"]] == [
+        "ponatinib",
+        "asciminib",
+    ]
     (eln,) = ext(written.risk_assessment, c.EXT_ELN_RESPONSE)
     assert sub(eln, "status")[0]["valueCoding"]["code"] == "failure"
 
 
 def test_reason_references_are_only_observations_and_conditions() -> None:
-    plan = build(assessment("t315i"), RECORDED).care_plan
+    written = build(assessment("t315i"), RECORDED)
+    plan = written.care_plan
     refs = [
-        r["reference"] for x in plan["activity"] for r in x["detail"].get("reasonReference", [])
+        r["reference"]
+        for x in plan["activity"]
+        for r in carried(written, x).get("reasonReference", [])
     ]
     assert refs
     assert all(r.startswith(("Observation/", "Condition/")) for r in refs)
     interaction = next(
-        x["detail"]
-        for x in plan["activity"]
-        if x["detail"]["code"]["coding"][0]["code"] == "review-interactions"
+        x["detail"] for x in plan["activity"] if recommendation_code(x) == "review-interactions"
     )
     assert "reasonReference" not in interaction  # a MedicationStatement is not a reason type
     evidence = [
@@ -185,8 +211,10 @@ def test_tfr_relapse_restarts_tki() -> None:
     written = build(assessment("tfr-relapse"), RECORDED)
     tfr = ext(written.risk_assessment, c.EXT_TFR_STATUS)[0]["valueCodeableConcept"]["coding"][0]
     assert tfr["code"] == "molecular-relapse"
-    first = written.care_plan["activity"][0]["detail"]
-    assert first["code"]["coding"][0]["code"] == "restart-tki"
+    activity = written.care_plan["activity"][0]
+    assert recommendation_code(activity) == "restart-tki"
+    first = carried(written, activity)
+    assert first["resourceType"] == "MedicationRequest"
     assert c.plan_definition("tfr-molecular-relapse") in first["instantiatesCanonical"]
 
 
@@ -211,6 +239,7 @@ def test_provenance_names_software_inputs_and_targets() -> None:
     assert prov["target"] == [
         {"reference": written.ids.risk_assessment},
         {"reference": written.ids.care_plan},
+        *({"reference": r.url} for r in written.requests),
     ]
     assert prov["recorded"] == "2025-06-30T14:05:09+00:00"
     # The activity is the writing: occurred is its moment; the as-of date is the reading's.

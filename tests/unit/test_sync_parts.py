@@ -18,6 +18,7 @@ from fhir_cml.ehr.fetch import (
     TKI_CODES,
     FetchOptions,
     batches,
+    changed_patients,
     input_fingerprint,
     input_query,
     patient_id_of,
@@ -27,6 +28,7 @@ from fhir_cml.ehr.writeback import (
     Plan,
     Target,
     TransactionLimit,
+    _assume,
     _groups,
     _location,
     make_plan,
@@ -38,9 +40,11 @@ from fhir_cml.fhir.inbound.codes import CML_EVIDENCE_KINDS, kind_of
 from fhir_cml.fhir.inbound.medications import MedicationIndex, identify
 from fhir_cml.fhir.inbound.patients import is_cml
 from fhir_cml.fhir.outbound import Written, build
+from fhir_cml.fhir.outbound.requests import request_key
 from fhir_cml.jobs.sync import RUN_GC_THRESHOLD, Summary, SyncJob, SyncSettings
 from fhir_cml.state import StateStore
 from tests.support.sync_data import AS_OF, CML_PATIENTS, pcr
+from tests.unit.cases import assessment as case
 
 NOW = datetime(2025, 6, 30, 12, tzinfo=UTC)
 
@@ -158,6 +162,35 @@ def test_the_fingerprint_ignores_observations_that_are_not_read() -> None:
     assert input_fingerprint(resources) == input_fingerprint([*resources, blood_pressure])
 
 
+def test_proposals_fhir_cml_wrote_change_no_input() -> None:
+    """A MedicationRequest fhir-cml proposed is no input: it neither makes its patient changed
+    for an incremental sync nor changes the input fingerprint."""
+    [proposal] = [
+        r.resource
+        for r in build(case("tfr-relapse"), NOW).requests  # a TKI restart, proposed
+        if r.resource["resourceType"] == "MedicationRequest"
+    ]
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "order",
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": "Patient/other"},
+    }
+
+    class Server:
+        def search(self, resource_type: str, params: Any, post: bool = False) -> Any:
+            if resource_type != "MedicationRequest":
+                return iter(())
+            assert ("_elements", "subject,identifier") in params
+            return iter([{**proposal, "id": "p"}, order])
+
+    client: Any = Server()
+    assert changed_patients(client, NOW) == {"other"}
+    resources = copy.deepcopy(CML_PATIENTS["opt"])
+    assert input_fingerprint([*resources, {**proposal, "id": "p"}]) == input_fingerprint(resources)
+
+
 def test_the_fingerprint_changes_with_a_result_or_the_settings() -> None:
     resources = copy.deepcopy(CML_PATIENTS["opt"])
     base = input_fingerprint(resources)
@@ -182,21 +215,39 @@ def on_server(resource: dict[str, Any], rid: str, **changes: Any) -> dict[str, A
 
 
 def stored(written: Written, n: int, *, plan_status: str = "draft") -> Held:
-    """A patient whose suggestion ``written`` is on the server in full (ids ra<n>, cp<n>)."""
+    """A patient whose suggestion ``written`` is on the server in full (ids ra<n>, cp<n>, and
+    rq<n>-<i> for the requests it proposes, whose status follows the CarePlan's)."""
     risk = on_server(written.risk_assessment, f"ra{n}")
+    requests = {
+        request_key(r.resource): on_server(r.resource, f"rq{n}-{i}", status=plan_status)
+        for i, r in enumerate(written.requests)
+    }
+    refs = {
+        r.url: f"{q['resourceType']}/{q['id']}"
+        for r, q in zip(written.requests, requests.values(), strict=True)
+    }
     plan = on_server(
         written.care_plan,
         f"cp{n}",
         status=plan_status,
         supportingInfo=[{"reference": f"RiskAssessment/ra{n}"}],
+        activity=[
+            {**a, "reference": {**a["reference"], "reference": refs[a["reference"]["reference"]]}}
+            if "reference" in a
+            else a
+            for a in written.care_plan["activity"]
+        ],
     )
     provenance = on_server(
         written.provenance,
         f"pv{n}",
-        target=[{"reference": f"RiskAssessment/ra{n}"}, {"reference": f"CarePlan/cp{n}"}],
+        target=[
+            {"reference": ref}
+            for ref in (f"RiskAssessment/ra{n}", f"CarePlan/cp{n}", *refs.values())
+        ],
     )
     fp = written.ids.fingerprint
-    return Held({fp: risk}, {fp: plan}, {f"pv{n}": provenance})
+    return Held({fp: risk}, {fp: plan}, {f"pv{n}": provenance}, requests)  # type: ignore[arg-type]
 
 
 def both(*held: Held) -> Held:
@@ -205,6 +256,7 @@ def both(*held: Held) -> Held:
         out.risks.update(h.risks)
         out.plans.update(h.plans)
         out.provenances.update(h.provenances)
+        out.requests.update(h.requests)
     return out
 
 
@@ -230,21 +282,28 @@ def test_a_suggestion_already_there_is_not_written_again() -> None:
 def test_a_first_suggestion_is_written_layer_by_layer_with_conditional_creates() -> None:
     plan = make_plan(target(A), Held())
     assert plan.action == "create"
-    assert kinds(plan) == ["create-risk", "create-plan", "provenance"]
+    assert kinds(plan) == ["create-risk", "create-request", "create-plan", "provenance"]
     assert all(ch.entry["request"]["method"] == "POST" for ch in plan.changes)
     assert all(ch.entry["request"]["ifNoneExist"] for ch in plan.changes)
     # Each layer names what the one before made, by its server id, never by a fullUrl.
-    [_, care_plan, provenance] = plan.changes
+    [_, request, care_plan, provenance] = plan.changes
+    assert (
+        request.entry["request"]["ifNoneExist"]
+        == f"identifier={c.ID_REQUEST}|{request.fingerprint}"
+    )
     assert care_plan.entry["resource"]["supportingInfo"][0]["reference"].startswith(
         "RiskAssessment/"
     )
+    [proposal] = [a for a in care_plan.entry["resource"]["activity"] if "reference" in a]
+    assert proposal["reference"]["reference"].startswith("ServiceRequest/")
+    assert "urn:uuid" not in str(care_plan.entry["resource"]["activity"])
     assert "urn:uuid" not in str(provenance.entry["resource"]["target"])
     assert A.care_plan["supportingInfo"] == [{"reference": A.ids.risk_assessment}]  # not changed
 
 
-def test_the_first_layer_is_only_the_reading() -> None:
+def test_the_first_layer_is_only_the_reading_and_its_proposals() -> None:
     changes, state = next_changes(target(A), Held())
-    assert [ch.kind for ch in changes] == ["create-risk"]
+    assert [ch.kind for ch in changes] == ["create-risk", "create-request"]
     assert state == "pending"
 
 
@@ -253,16 +312,25 @@ def test_a_different_suggestion_supersedes_the_one_there_make_before_break() -> 
     assert plan.action == "supersede"
     assert kinds(plan) == [
         "create-risk",
+        *["create-request"] * len(B.requests),
         "create-plan",
         "provenance",
         "replace-risk",
         "revoke-plan",
+        "withdraw-request",
     ]
     assert plan.superseded == ("CarePlan/cp1",)
     by_kind = {ch.kind: ch.entry for ch in plan.changes}
     assert by_kind["create-plan"]["resource"]["replaces"] == [{"reference": "CarePlan/cp1"}]
     assert by_kind["revoke-plan"]["resource"]["status"] == "revoked"
     assert by_kind["revoke-plan"]["request"]["ifMatch"] == 'W/"v1"'
+    # The old suggestion's proposal is withdrawn with it, after the new one is there.
+    assert by_kind["withdraw-request"]["request"] == {
+        "method": "PUT",
+        "url": "ServiceRequest/rq1-0",
+        "ifMatch": 'W/"v1"',
+    }
+    assert by_kind["withdraw-request"]["resource"]["status"] == "revoked"
     [replaced_ext] = [
         e for e in by_kind["replace-risk"]["resource"]["extension"] if e["url"] == c.EXT_REPLACED_BY
     ]
@@ -289,12 +357,21 @@ def superseded(old: Written, n_old: int, new: Written, n_new: int) -> Held:
 def test_a_to_b_to_a_puts_a_back_and_replaces_b_without_cycles() -> None:
     plan = make_plan(target(A), superseded(A, 1, B, 2))
     assert plan.action == "reinstate"
-    assert kinds(plan) == ["reinstate-plan", "reinstate-risk", "replace-risk", "revoke-plan"]
+    assert kinds(plan) == [
+        "reinstate-request",
+        "reinstate-plan",
+        "reinstate-risk",
+        "replace-risk",
+        "revoke-plan",
+        *["withdraw-request"] * len(B.requests),
+    ]
     by_kind = {ch.kind: ch.entry for ch in plan.changes}
     back = by_kind["reinstate-plan"]
     assert back["request"] == {"method": "PUT", "url": "CarePlan/cp1", "ifMatch": 'W/"v1"'}
     assert back["resource"]["status"] == "draft"
     assert back["resource"]["supportingInfo"] == [{"reference": "RiskAssessment/ra1"}]
+    assert by_kind["reinstate-request"]["request"]["url"] == "ServiceRequest/rq1-0"
+    assert by_kind["reinstate-request"]["resource"]["status"] == "draft"
     assert "replaces" not in back["resource"]  # A never replaced B: no cycle
     current = by_kind["reinstate-risk"]["resource"]
     assert current["id"] == "ra1"
@@ -310,7 +387,7 @@ def test_a_suggestion_a_clinician_withdrew_is_not_proposed_again_unless_accepted
     assert plan.changes == ()
     assert "withdrawn by a clinician" in plan.describe()
     accepted = make_plan(target(A, accept=True), held)
-    assert kinds(accepted) == ["reinstate-plan"]
+    assert kinds(accepted) == ["reinstate-request", "reinstate-plan"]
 
 
 def test_a_care_plan_the_ehr_moved_on_is_left_alone() -> None:
@@ -336,8 +413,55 @@ def test_a_reading_left_without_its_suggestion_is_replaced_too() -> None:
     orphan.plans.clear()
     plan = make_plan(target(A), both(stored(A, 1), orphan))
     assert plan.action == "supersede"
-    assert kinds(plan) == ["replace-risk"]
+    # Its proposals, left draft without a suggestion, are withdrawn too.
+    assert kinds(plan) == ["replace-risk", *["withdraw-request"] * len(B.requests)]
     assert plan.changes[0].entry["request"]["url"] == "RiskAssessment/ra2"
+
+
+def test_a_suggestion_is_put_back_after_its_requests() -> None:
+    """A -> B -> A: A's requests go back to draft in a layer before its CarePlan, so a write
+    stopped between them leaves draft requests a later run finds and finishes (or withdraws),
+    never a current CarePlan proposing a withdrawn request."""
+    held = superseded(A, 1, B, 2)
+    layer, _ = next_changes(target(A), held)
+    assert [ch.kind for ch in layer] == ["reinstate-request"] * len(A.requests)
+    for change in layer:
+        _assume(held, change, "")
+    layer, _ = next_changes(target(A), held)
+    assert [ch.kind for ch in layer] == ["reinstate-plan"]
+
+
+def test_proposals_an_interrupted_write_left_behind_are_withdrawn() -> None:
+    # B's reading and requests were written, then the write stopped: no CarePlan proposes them.
+    behind = stored(B, 2)
+    behind.plans.clear()
+    behind.provenances.clear()
+    plan = make_plan(target(A), both(stored(A, 1), behind))
+    withdrawn = [ch for ch in plan.changes if ch.kind == "withdraw-request"]
+    assert {ch.entry["request"]["url"] for ch in withdrawn} == {
+        f"{r.resource['resourceType']}/rq2-{i}" for i, r in enumerate(B.requests)
+    }
+    assert all(ch.entry["resource"]["status"] in ("revoked", "cancelled") for ch in withdrawn)
+
+
+def test_a_proposal_withdrawn_earlier_is_put_back_when_its_suggestion_is_written() -> None:
+    # A's request was withdrawn while its CarePlan was never written: writing A reuses it.
+    held = stored(A, 1)
+    held.plans.clear()
+    held.provenances.clear()
+    [(key, request)] = held.requests.items()
+    held.requests[key] = {**request, "status": "revoked"}
+    plan = make_plan(target(A), held)
+    assert kinds(plan) == ["reinstate-request", "create-plan", "provenance"]
+    [proposal] = [a for a in plan.changes[1].entry["resource"]["activity"] if "reference" in a]
+    assert proposal["reference"]["reference"] == f"{request['resourceType']}/rq1-0"
+
+
+def test_a_request_the_ehr_moved_on_is_left_alone() -> None:
+    held = stored(A, 1)
+    [(key, request)] = held.requests.items()
+    held.requests[key] = {**request, "status": "active"}  # e.g. turned into an order there
+    assert make_plan(target(A), held).changes == ()
 
 
 def test_a_missing_provenance_is_written_for_the_server_ids() -> None:
@@ -347,19 +471,21 @@ def test_a_missing_provenance_is_written_for_the_server_ids() -> None:
     assert change.entry["resource"]["target"] == [
         {"reference": "RiskAssessment/ra1"},
         {"reference": "CarePlan/cp1"},
+        {"reference": "ServiceRequest/rq1-0"},
     ]
     assert change.entry["request"]["ifNoneExist"] == "target=RiskAssessment/ra1"
 
 
-def test_groups_respect_entries_and_the_learnt_patient_limit() -> None:
+def test_groups_respect_entries_and_the_configured_patient_limit() -> None:
     items: list[Any] = [(object(), [object()] * 3) for _ in range(5)]
     assert [len(g) for g in _groups(items, 500, None)] == [5]
     assert [len(g) for g in _groups(items, 7, None)] == [2, 2, 1]
     assert [len(g) for g in _groups(items, 500, 2)] == [2, 2, 1]
-    limit = TransactionLimit()
-    limit.learn(3)
-    limit.learn(4)  # a larger size never raises the limit
-    assert limit.patients == 3
+    assert [len(g) for g in _groups(items, 2, None)] == [1] * 5  # a patient is never split
+    limit = TransactionLimit(patients=4)
+    limit.learn(8)
+    limit.learn(9)  # a larger size never raises the limit
+    assert (limit.patients, limit.entries) == (4, 8)
 
 
 @pytest.mark.parametrize(

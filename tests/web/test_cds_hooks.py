@@ -19,6 +19,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from fhir_cml.fhir.outbound.care_plan import recommendation_code
 from fhir_cml.state.cds import IssuedCard
 from fhir_cml.web import assessment
 from fhir_cml.web.cds.services import SERVICES
@@ -251,11 +252,17 @@ def test_patient_view_cards(
     [add] = card["suggestions"]
     assert card["selectionBehavior"] == "at-most-one"
     kinds = [(a["type"], a["resource"]["resourceType"]) for a in add["actions"]]
-    assert kinds == [("create", "RiskAssessment"), ("create", "CarePlan")]
-    care_plan = add["actions"][1]["resource"]
+    assert kinds[0] == ("create", "RiskAssessment")
+    assert kinds[-1] == ("create", "CarePlan")
+    # Between them, the requests the suggestions propose, as the write-back writes them.
+    assert {k for _, k in kinds[1:-1]} <= {"ServiceRequest", "MedicationRequest", "RequestGroup"}
+    care_plan = add["actions"][-1]["resource"]
     assert care_plan["status"] == "draft"
     assert care_plan["intent"] == "proposal"
-    codes = [a["detail"]["code"]["coding"][0]["code"] for a in care_plan["activity"]]
+    for action in add["actions"][1:-1]:
+        assert action["resource"]["intent"] == "proposal"
+        assert "not an order" in action["description"]
+    codes = [recommendation_code(a) for a in care_plan["activity"]]
     assert suggestion in codes
     assert f"`{card['source']['url'].rsplit('/', 1)[1]}`" in card["detail"]
 
@@ -298,10 +305,14 @@ def test_the_care_plan_points_at_its_reading_by_identifier(
     card = call(client, ehr, "cml-monitoring", patient_view(resources, patient)).get_json()[
         "cards"
     ][0]
-    risk, care_plan = (a["resource"] for a in card["suggestions"][0]["actions"])
+    risk, *requests, care_plan = (a["resource"] for a in card["suggestions"][0]["actions"])
     [info] = care_plan["supportingInfo"]
     assert info["identifier"] == risk["identifier"][0]
     assert "urn:uuid" not in json.dumps(care_plan)
+    # ... and at the requests it proposes by theirs.
+    proposed = [a["reference"] for a in care_plan["activity"] if "reference" in a]
+    assert [p["identifier"] for p in proposed] == [r["identifier"][0] for r in requests]
+    assert [p["type"] for p in proposed] == [r["resourceType"] for r in requests]
 
 
 def test_no_cml_evidence_means_no_cards(client: FlaskClient, ehr: SigningEhr) -> None:

@@ -144,7 +144,8 @@ def test_patient_level_write_back_twice(
         assert response.status_code == 200, response.text
         outcome = response.json()["entry"][-1]["resource"]
         said.append([i["diagnostics"] for i in outcome["issue"] if "writeBack" in i["diagnostics"]])
-    assert [n.split()[1] for n in said[0]] == ["created"] * 3
+    # The reading, the suggestions, the two proposals (the switch, the PCR), the Provenance.
+    assert [n.split()[1] for n in said[0]] == ["created"] * 5
     assert said[1] == [
         "writeBack: nothing written; the EHR already holds this assessment's suggestions."
     ]

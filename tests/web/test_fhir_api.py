@@ -112,7 +112,14 @@ def test_a_bundle_body_is_assessed(client: FlaskClient) -> None:
     bundle = response.get_json()
     assert bundle["type"] == "collection"
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
-    assert kinds == ["RiskAssessment", "CarePlan", "Provenance", "OperationOutcome"]
+    assert kinds == [
+        "RiskAssessment",
+        "CarePlan",
+        "RequestGroup",  # the switch, with its options
+        "ServiceRequest",  # the overdue PCR
+        "Provenance",
+        "OperationOutcome",
+    ]
     risk = bundle["entry"][0]["resource"]
     assert risk["occurrenceDateTime"] == "2025-06-30"
     assert risk["subject"] == {"reference": "Patient/cml-t315i"}

@@ -16,6 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from fhir_cml.ehr.fetch import INPUT_TYPES
+from fhir_cml.fhir.outbound.care_plan import recommendation_code
 from tests.support.cds import SigningEhr
 from tests.support.fhir_server import FhirTestServer
 
@@ -85,12 +86,12 @@ def test_get_assesses_the_patient_from_the_ehr(
     assert [e["resource"]["resourceType"] for e in bundle["entry"]] == [
         "RiskAssessment",
         "CarePlan",
+        "RequestGroup",
+        "ServiceRequest",
         "Provenance",
         "OperationOutcome",
     ]
-    codes = [
-        a["detail"]["code"]["coding"][0]["code"] for a in bundle["entry"][1]["resource"]["activity"]
-    ]
+    codes = [recommendation_code(a) for a in bundle["entry"][1]["resource"]["activity"]]
     assert "switch-tki" in codes
     assert fhir_server.stats()["byMethod"].keys() == {"GET"}  # nothing written without writeBack
 
@@ -131,6 +132,8 @@ def test_write_back_twice_creates_nothing_the_second_time(
     assert [n.split(" ")[2].split("/")[0] for n in created] == [
         "RiskAssessment",
         "CarePlan",
+        "RequestGroup",
+        "ServiceRequest",
         "Provenance",
     ]
     assert all(n.startswith("writeBack: created ") for n in created)
@@ -276,8 +279,8 @@ def test_a_refused_write_is_502(mocked: FlaskClient) -> None:
             "entry": [{"resource": r} for r in by_type.get(kind, [])],
         }
         responses.get(f"{EHR}/{kind}", json=page)
-    responses.get(f"{EHR}/CarePlan", json={"resourceType": "Bundle", "type": "searchset"})
-    responses.get(f"{EHR}/RiskAssessment", json={"resourceType": "Bundle", "type": "searchset"})
+    for kind in ("CarePlan", "RiskAssessment", "ServiceRequest", "RequestGroup"):
+        responses.get(f"{EHR}/{kind}", json={"resourceType": "Bundle", "type": "searchset"})
     refusal = {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "error", "code": "forbidden", "diagnostics": "no write access"}],

@@ -31,6 +31,7 @@ from fhir_cml.domain.model import OtherMedication, TkiStatement
 from fhir_cml.domain.rules.interactions import STRONG_CYP3A4
 from fhir_cml.domain.rules.therapy import MAX_SUPPLY_GAP_DAYS
 from fhir_cml.domain.vocabulary import IssueCode, MedicationStatus, StopReason, Tki
+from fhir_cml.fhir.canonical import ID_REQUEST
 from fhir_cml.fhir.inbound import units
 from fhir_cml.fhir.inbound.context import MappingContext, as_dict, as_list, number, quoted
 from fhir_cml.fhir.inbound.medications import (
@@ -94,6 +95,9 @@ def map_supply(
 ) -> Supply | OtherMedication | None:
     """A TKI order/dispense/administration, or a strong CYP3A4 modulator taken alongside."""
     what = _LABEL[rtype]
+    if rtype == REQUEST and _proposed_by_fhir_cml(res):
+        ctx.count_not_read("fhir-cml's own proposals (MedicationRequest, intent proposal)")
+        return None
     drug, problem = identify(res, medications)
     if drug is None:
         if problem is not None:
@@ -116,6 +120,14 @@ def map_supply(
     if rtype == DISPENSE:
         return _dispense(res, ref, ctx, drug, label)
     return _administration(res, ref, ctx, drug, label)
+
+
+def _proposed_by_fhir_cml(res: dict[str, Any]) -> bool:
+    """A TKI change fhir-cml itself proposed (docs/outbound.md): never intake, not an issue."""
+    return any(
+        isinstance(i, dict) and i.get("system") == ID_REQUEST
+        for i in as_list(res.get("identifier"))
+    )
 
 
 def _request(

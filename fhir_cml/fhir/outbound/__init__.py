@@ -8,6 +8,7 @@ from fhir_cml.fhir.outbound.bundle import (
     Written,
     build,
     result_bundle,
+    standalone,
     transaction_bundle,
     transaction_entries,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "fingerprint",
     "operation_outcome",
     "result_bundle",
+    "standalone",
     "supersede",
     "transaction_bundle",
     "transaction_entries",

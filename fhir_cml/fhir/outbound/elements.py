@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any
 
 from fhir_cml.domain.basis import Basis, Params
 from fhir_cml.domain.results import Assessment
 from fhir_cml.fhir.canonical import CS_GUIDELINE, EXT_AS_OF, EXT_BASIS, plan_definition
-from fhir_cml.fhir.outbound.identifiers import input_reference
+from fhir_cml.fhir.outbound.identifiers import input_reference, resource_type
 from fhir_cml.reporting import say
 from fhir_cml.reporting import source_text as rule_source
 
@@ -49,6 +49,23 @@ def basis_extension(basis: Basis) -> dict[str, Any]:
         for ref in dict.fromkeys(basis.evidence)
     )
     return {"url": EXT_BASIS, "extension": parts}
+
+
+def reasons(bases: Sequence[Basis], allowed: Iterable[str]) -> dict[str, Any]:
+    """``reasonCode`` (the basis sentences) and ``reasonReference`` (the evidence of the types
+    the element may point at, by the type its reference names), those there are."""
+    out: dict[str, Any] = {}
+    if bases:
+        out["reasonCode"] = [{"text": say(b)} for b in bases]
+    types = frozenset(allowed)
+    refs = [
+        ref
+        for ref in dict.fromkeys(ref for b in bases for ref in b.evidence)
+        if resource_type(ref) in types
+    ]
+    if refs:
+        out["reasonReference"] = [input_reference(ref) for ref in refs]
+    return out
 
 
 def unique(bases: Iterable[Basis | None]) -> list[Basis]:

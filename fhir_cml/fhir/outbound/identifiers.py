@@ -22,6 +22,7 @@ from fhir_cml.fhir.canonical import (
     DEVICE_IDENTIFIER,
     ID_ASSESSMENT,
     ID_CARE_PLAN,
+    ID_REQUEST,
     URI_IDENTIFIER,
 )
 
@@ -93,6 +94,14 @@ class OutboundIds:
     @property
     def care_plan_identifier(self) -> dict[str, Any]:
         return identifier(ID_CARE_PLAN, self.fingerprint)
+
+    def request_identifier(self, what: str) -> dict[str, Any]:
+        """The identifier of the request proposing ``what`` (fhir_cml.fhir.outbound.requests)."""
+        return identifier(ID_REQUEST, f"{self.fingerprint}-{what}")
+
+    def request(self, what: str) -> str:
+        """The fullUrl of that request."""
+        return full_url(f"{ID_REQUEST}|{self.fingerprint}-{what}")
 
 
 def software(ruleset_version: str = RULESET_VERSION) -> dict[str, Any]:

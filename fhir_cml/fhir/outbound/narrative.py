@@ -156,6 +156,25 @@ def care_plan_text(a: Assessment) -> dict[str, Any]:
     )
 
 
+PROPOSAL: Final = (
+    "A proposal from fhir-cml for a clinician to review; not an order until a clinician places one."
+)
+
+
+def request_text(
+    a: Assessment, title: str, said: Sequence[str], details: Sequence[str], bases: Sequence[Basis]
+) -> dict[str, Any]:
+    """The narrative of a proposed request: what it proposes, for which suggestion(s), the
+    details it carries (dose, due date, options) and what it rests on."""
+    return narrative(
+        heading(a, title),
+        p(escape(PROPOSAL)),
+        items("ul", (escape(x) for x in said)),
+        items("ul", (escape(x) for x in details)),
+        p(b("Because")) + items("ul", (escape(basis_text(x)) for x in bases)) if bases else "",
+    )
+
+
 def provenance_text(a: Assessment, recorded: datetime, targets: int) -> dict[str, Any]:
     inputs = len(a.inputs)
     return narrative(
@@ -171,28 +190,37 @@ def provenance_text(a: Assessment, recorded: datetime, targets: int) -> dict[str
     )
 
 
-def revocation_text(target: str, recorded: datetime, reason: str) -> dict[str, Any]:
+def revocation_text(
+    target: str, recorded: datetime, reason: str, proposals: Sequence[str] = ()
+) -> dict[str, Any]:
     """The narrative of the Provenance of a suggestion withdrawn by a clinician."""
-    return narrative(
-        p(
-            escape(
-                f"Withdrawn on {recorded.isoformat(timespec='seconds')}: the fhir-cml "
-                f"suggestions {target} are no longer proposed."
-            )
-        ),
-        p(b("Reason: "), escape(reason)),
+    said = (
+        f"Withdrawn on {recorded.isoformat(timespec='seconds')}: the fhir-cml suggestions "
+        f"{target} are no longer proposed"
     )
+    said += f", nor the requests they proposed ({', '.join(proposals)})." if proposals else "."
+    return narrative(p(escape(said)), p(b("Reason: "), escape(reason)))
 
 
-def acceptance_text(targets: Sequence[str], recorded: datetime, reason: str) -> dict[str, Any]:
+def acceptance_text(
+    targets: Sequence[str],
+    recorded: datetime,
+    reason: str,
+    in_force: Sequence[str] = (),
+    withdrawn: Sequence[str] = (),
+) -> dict[str, Any]:
     """The narrative of the Provenance of a suggestion a clinician accepted."""
     accepted, *replaced = targets
     said = (
         f"Accepted on {recorded.isoformat(timespec='seconds')}: the fhir-cml suggestions "
         f"{accepted} were accepted by a clinician."
     )
+    if in_force:
+        said += f" The requests they propose are accepted with them: {', '.join(in_force)}."
     if replaced:
         said += f" Replaced: {', '.join(replaced)}."
+    if withdrawn:
+        said += f" Withdrawn with what was replaced: {', '.join(withdrawn)}."
     return narrative(p(escape(said)), p(b("Reason: "), escape(reason)), p(escape(NOT_ORDERS)))
 
 

@@ -69,15 +69,17 @@ def build_revocation(
     reason: str,
     agents: Sequence[dict[str, Any]] = (),
     patient: str | None = None,
+    proposals: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The Provenance of a suggestion withdrawn (a clinician dismissed it): ``target`` the
-    CarePlan revoked (``CarePlan/<id>/_history/<version>`` when known), ``reason`` in words.
-    ``patient`` (``Patient/<id>``) is named as its source entity, which keeps the record in the
-    patient's compartment (a SMART app's patient-scoped token may write it)."""
+    CarePlan revoked (``CarePlan/<id>/_history/<version>`` when known), ``proposals`` the
+    requests it proposed, withdrawn with it, ``reason`` in words. ``patient``
+    (``Patient/<id>``) is named as its source entity, which keeps the record in the patient's
+    compartment (a SMART app's patient-scoped token may write it)."""
     resource: dict[str, Any] = {
         "resourceType": "Provenance",
-        "text": revocation_text(target, recorded, reason),
-        "target": [reference(target)],
+        "text": revocation_text(target, recorded, reason, proposals),
+        "target": [reference(t) for t in (target, *proposals)],
         "recorded": instant(recorded),
         "activity": concept(PROVENANCE_ACTIVITY, "UPDATE", "revise"),
         "reason": [{"text": reason}],
@@ -100,11 +102,15 @@ def build_acceptance(
     reason: str,
     agents: Sequence[dict[str, Any]],
     patient: str | None = None,
+    *,
+    in_force: Sequence[str] = (),
+    withdrawn: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The Provenance of a suggestion a clinician accepted: ``targets`` the CarePlan put in
-    force (``active``; its version when known), then those it replaced (revoked), ``agents``
-    the clinician who decided."""
+    force (``active``; its version when known), then those it replaced (revoked); ``in_force``
+    the requests the accepted one proposes (active with it), ``withdrawn`` those of the ones
+    replaced; ``agents`` the clinician who decided."""
     resource = build_revocation(targets[0], recorded, reason, agents, patient)
-    resource["target"] = [reference(t) for t in targets]
-    resource["text"] = acceptance_text(targets, recorded, reason)
+    resource["target"] = [reference(t) for t in (*targets, *in_force, *withdrawn)]
+    resource["text"] = acceptance_text(targets, recorded, reason, in_force, withdrawn)
     return resource

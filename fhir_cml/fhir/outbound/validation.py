@@ -168,6 +168,8 @@ def _conforms(value: Any, model: Any, *, top: bool = False) -> bool:
 
 
 def _one(value: Any, field: _Field) -> bool:
+    if field.model is _RESOURCE:  # a contained resource: walked as the resource it says it is
+        return conforms(value)
     if field.model is not None:
         return _conforms(value, field.model)
     if field.leaf is None or type(value) in (dict, list):
@@ -184,6 +186,9 @@ def _one(value: Any, field: _Field) -> bool:
     _VALID_LEAVES.add(key)
     return True
 
+
+# The model of an element that holds any resource (``contained``, ``Bundle.entry.resource``).
+_RESOURCE: Final = object()
 
 # Primitive values already found valid for their type (bounded; shared by threads: a set's add
 # and membership test are atomic, and a value lost to a concurrent clear is only checked again).
@@ -214,7 +219,7 @@ def _table(model: Any) -> _Table | None:
         if model_of is not None:
             target = model_of()
             if getattr(target, "__resource_type__", None) in ("Resource", "DomainResource"):
-                continue  # contained resources: the models decide
+                target = _RESOURCE  # contained resources (a RequestGroup's options)
             field = _Field(many, target, None, False, None, False)
         elif typing.get_origin(item) is typing.Annotated:
             field = _Field(many, None, _adapter(item), False, None, False)

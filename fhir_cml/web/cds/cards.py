@@ -4,8 +4,8 @@ Every card follows CDS Hooks 2.0: ``uuid`` (for feedback), a ``summary`` under 1
 an ``indicator`` from the reading, ``detail`` in Markdown with the basis (statements, rules,
 sources, result dates), ``source`` (label "fhir-cml (ELN 2020)", the rule's PlanDefinition as
 served by this service, a topic coding), ``overrideReasons`` with displays, and a ``smart``
-link to the SMART app. The patient-view card suggests creating the reading and the draft
-CarePlan; an order card about an order that should not go ahead suggests removing it. No
+link to the SMART app. The patient-view card suggests creating the reading, the requests the
+suggestions propose and the draft CarePlan (the resources the write-back writes); an order card about an order that should not go ahead suggests removing it. No
 field is ever null or empty (omitted instead), as the specification requires.
 """
 
@@ -22,8 +22,8 @@ from fhir_cml.domain import Assessment
 from fhir_cml.domain.basis import Basis
 from fhir_cml.domain.vocabulary import ElnStatus, Recommendation, TdmStatus, TfrStatus
 from fhir_cml.fhir import canonical as c
-from fhir_cml.fhir.outbound import Written
-from fhir_cml.fhir.outbound.identifiers import identifier
+from fhir_cml.fhir.outbound import Written, standalone
+from fhir_cml.fhir.outbound.requests import title_of
 from fhir_cml.reporting import pct, suggestion_text
 from fhir_cml.reporting.markdown import basis_line, sources, unique
 from fhir_cml.reporting.summary import depth_words, milestone_words, status_parts
@@ -118,15 +118,10 @@ def detail(a: Assessment) -> str:
 
 
 def monitoring_card(a: Assessment, written: Written, settings: Settings) -> dict[str, Any]:
-    """The patient-view card; its suggestion creates the reading and the draft CarePlan."""
-    care_plan = dict(written.care_plan)
-    care_plan["supportingInfo"] = [
-        {
-            "type": "RiskAssessment",
-            "identifier": identifier(c.ID_ASSESSMENT, written.ids.fingerprint),
-            "display": "fhir-cml reading (the RiskAssessment created with this plan)",
-        }
-    ]
+    """The patient-view card; its suggestion creates the reading, the requests the suggestions
+    propose and the draft CarePlan: the same resources the write-back writes
+    (:func:`fhir_cml.fhir.outbound.standalone`)."""
+    risk_assessment, *requests, care_plan = standalone(written)
     rule = a.eln.reasons[0].rule.id if a.eln.reasons else a.molecular_response.basis.rule.id
     return {
         "uuid": str(uuid.uuid4()),
@@ -136,15 +131,32 @@ def monitoring_card(a: Assessment, written: Written, settings: Settings) -> dict
         "source": _source(settings, rule, MONITORING_TOPIC),
         "suggestions": [
             {
-                "label": "Add the CML reading and the suggested care plan (draft) to the chart",
+                "label": (
+                    "Add the CML reading and the suggested care plan (draft) to the chart"
+                    if not requests
+                    else "Add the CML reading, the suggested care plan and its proposals (drafts) "
+                    "to the chart"
+                ),
                 "uuid": str(uuid.uuid4()),
                 "isRecommended": True,
                 "actions": [
                     {
                         "type": "create",
                         "description": "Record fhir-cml's CML response reading (RiskAssessment).",
-                        "resource": written.risk_assessment,
+                        "resource": risk_assessment,
                     },
+                    *(
+                        {
+                            "type": "create",
+                            "description": (
+                                f"Propose {title_of(request)} as a draft "
+                                f"{request['resourceType']} (intent proposal) for review; not "
+                                "an order."
+                            ),
+                            "resource": request,
+                        }
+                        for request in requests
+                    ),
                     {
                         "type": "create",
                         "description": (

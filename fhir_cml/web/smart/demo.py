@@ -23,6 +23,7 @@ from fhir_cml.app import suggestions
 from fhir_cml.domain import Assessment
 from fhir_cml.errors import ConfigurationError
 from fhir_cml.fhir.outbound.identifiers import fingerprint
+from fhir_cml.fhir.outbound.requests import title_of
 from fhir_cml.web.settings import Settings, env_name
 from fhir_cml.web.smart.page import human_name
 
@@ -96,6 +97,10 @@ class Demo:
                 "RiskAssessment (the reading)",
                 f"CarePlan (draft proposal, {activities} "
                 f"suggestion{'s' if activities != 1 else ''})",
+                *(
+                    f"{r.resource['resourceType']} (proposed: {title_of(r.resource)})"
+                    for r in written.requests
+                ),
                 "Provenance",
             ]
             self._written[key] = created

@@ -471,12 +471,14 @@ def _accept_flash(result: Mapping[str, Any], demo: bool) -> dict[str, Any]:
         lines.append(f"Already in the EHR (written earlier): {result['care_plan']}.")
     lines += [f"Superseded (updated): {x}." for x in result.get("updated") or []]
     if accepted.get("updated"):
+        withdrawn = accepted.get("withdrawn") or []
+        in_force = [x for x in accepted["updated"] if x not in withdrawn]
         lines.append(
-            f"Put in force (status active): {accepted['updated'][0]}; "
+            f"Put in force (status active): {', '.join(in_force)}; "
             + (f"{accepted['created'][0]} " if accepted.get("created") else "a Provenance ")
             + "records your decision."
         )
-        lines += [f"Superseded (revoked): {x}." for x in accepted["updated"][1:]]
+        lines += [f"Superseded (withdrawn): {x}." for x in withdrawn]
     return {"kind": "accepted", "title": f"{prefix}Written to {where}", "lines": lines}
 
 
@@ -566,9 +568,11 @@ def dismiss_proposal(
     if subject.demo:
         lines.append("Nothing was written.")
     elif result and result.get("updated"):
+        care_plan, *proposals = result["updated"]
         lines.append(
-            f"Withdrawn in the EHR: {result['updated'][0]} is revoked; its Provenance records "
-            "the reason and your name."
+            f"Withdrawn in the EHR: {care_plan} is revoked"
+            + (f", with the requests it proposed ({', '.join(proposals)})" if proposals else "")
+            + "; its Provenance records the reason and your name."
         )
     else:
         lines.append("The EHR holds no draft of this proposal, so nothing was withdrawn there.")
@@ -586,6 +590,7 @@ def outcome_dict(o: WriteOutcome) -> dict[str, Any]:
         "created": list(o.created),
         "existing": list(o.existing),
         "updated": list(o.updated),
+        "withdrawn": list(o.withdrawn),
         "care_plan": o.care_plan,
         "risk_assessment": o.risk_assessment,
         "error": o.error,

@@ -81,7 +81,7 @@ Extension: Basis
 Id: basis
 Title: "Basis"
 Description: "What a conclusion or a suggestion rests on: the rule (its PlanDefinition, which cites the guideline), the sentence a clinician can check against the guideline, and the resources used."
-Context: RiskAssessment, CarePlan.activity.detail
+Context: RiskAssessment, CarePlan.activity.detail, ServiceRequest, MedicationRequest, RequestGroup
 * extension contains
     rule 1..1 and
     statement 1..1 and
@@ -133,3 +133,12 @@ Context: OperationOutcome.issue
 * value[x] 1..1
 * value[x] only Reference
 * value[x] ^short = "The input resource (reference), or a file and entry name (display)"
+
+Extension: RecommendationExtension
+Id: recommendation
+Title: "Recommendation"
+Description: "On a CarePlan activity that refers to a proposed request (activity.reference, which has no code of its own): the fhir-cml recommendation that request carries out."
+Context: CarePlan.activity
+* value[x] 1..1
+* value[x] only Coding
+* valueCoding from CmlRecommendationVS (required)

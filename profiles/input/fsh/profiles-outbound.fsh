@@ -91,8 +91,8 @@ Description: "fhir-cml's suggestions for a clinician to review, never orders: a 
 * identifier[fingerprint] ^short = "The assessment fingerprint (as on the RiskAssessment)"
 * status MS
 * status from CmlCarePlanStatusVS (required)
-* status ^short = "draft; revoked once superseded"
-* status ^comment = "Written as draft. When a later, different assessment supersedes this one, this CarePlan becomes revoked and the new one names it in replaces."
+* status ^short = "draft; active once a clinician accepts it; revoked once withdrawn or superseded"
+* status ^comment = "Written as draft. A clinician's Accept (the SMART app) makes it active; a Dismiss, or a later, different assessment that supersedes it, makes it revoked (the new one names it in replaces). Its requests follow."
 * intent MS
 * intent = #proposal (exactly)
 * category 1..* MS
@@ -121,8 +121,14 @@ Description: "fhir-cml's suggestions for a clinician to review, never orders: a 
 * note 1..* MS
 * note ^short = "Suggestions from fhir-cml for a clinician to review; not orders."
 * activity MS
-* activity.reference 0..0
-* activity.detail 1..1 MS
+* activity obeys cml-cp-1 and cml-cp-2
+* activity ^short = "One per suggestion: the proposed request that carries it out (reference), or a described activity (detail)"
+* activity.extension contains $EXT_RECOMMENDATION named recommendation 0..1 MS
+* activity.extension[recommendation] ^short = "The recommendation the referenced request carries out"
+* activity.reference MS
+* activity.reference only Reference(CmlServiceRequest or CmlMedicationRequest or CmlRequestGroup)
+* activity.reference ^short = "The proposed ServiceRequest, MedicationRequest or RequestGroup (intent proposal); display: the suggestion in words"
+* activity.detail 0..1 MS
 * activity.detail.extension contains $EXT_BASIS named basis 0..* MS
 * activity.detail.instantiatesCanonical MS
 * activity.detail.instantiatesCanonical only Canonical(PlanDefinition)
@@ -138,18 +144,28 @@ Description: "fhir-cml's suggestions for a clinician to review, never orders: a 
 * activity.detail.status ^short = "not-started when written"
 * activity.detail.description 1..1 MS
 
+Invariant: cml-cp-1
+Description: "Each suggestion is either a proposed request (reference) or a described activity (detail), never both and never neither."
+Expression: "reference.exists() xor detail.exists()"
+Severity: #error
+
+Invariant: cml-cp-2
+Description: "An activity that refers to a proposed request names the recommendation it carries out."
+Expression: "reference.exists() implies extension.where(url = 'https://fhir-cml.org/fhir/StructureDefinition/recommendation').exists()"
+Severity: #error
+
 Profile: CmlAssessResult
 Parent: Bundle
 Id: cml-assess-result
 Title: "$cml-assess result"
-Description: "What $cml-assess returns: a Bundle (collection) with, per assessed patient, the RiskAssessment, the CarePlan and the Provenance, then one OperationOutcome with every issue met while reading and assessing."
+Description: "What $cml-assess returns: a Bundle (collection) with, per assessed patient, the RiskAssessment, the CarePlan, the requests it proposes and the Provenance, then one OperationOutcome with every issue met while reading and assessing."
 * type = #collection (exactly)
 * timestamp 1..1 MS
 * timestamp ^short = "The moment of writing"
 * entry 1..* MS
 * entry.fullUrl 1..1 MS
 * entry.resource 1..1 MS
-* entry.resource only RiskAssessment or CarePlan or Provenance or OperationOutcome
+* entry.resource only RiskAssessment or CarePlan or ServiceRequest or MedicationRequest or RequestGroup or Provenance or OperationOutcome
 * entry.search 0..0
 * entry.request 0..0
 * entry.response 0..0
@@ -177,8 +193,8 @@ Id: cml-provenance
 Title: "Provenance of fhir-cml's output"
 Description: "What produced a RiskAssessment and its CarePlan: fhir-cml (the software, as the assembler) and, when a clinician accepted the suggestion, who; when, as of which date, and from which inputs."
 * target MS
-* target only Reference(RiskAssessment or CarePlan)
-* target ^short = "The RiskAssessment and the CarePlan"
+* target only Reference(RiskAssessment or CarePlan or ServiceRequest or MedicationRequest or RequestGroup)
+* target ^short = "The RiskAssessment, the CarePlan and the requests it proposes"
 * extension contains $EXT_AS_OF named asOf 1..1 MS
 * extension[asOf] ^short = "The as-of date of the reading the targets hold"
 * occurred[x] 1..1 MS
@@ -198,3 +214,103 @@ Description: "What produced a RiskAssessment and its CarePlan: fhir-cml (the sof
 * entity.role = #source (exactly)
 * entity.what MS
 * entity ^short = "Each input used"
+
+// --- Proposed requests (fhir_cml/fhir/outbound/requests.py) -------------------------------------
+// The FHIR workflow request pattern as the Clinical Practice Guidelines IG applies it: a
+// recommendation is a request with intent proposal, status draft, referred to from the CarePlan's
+// activity.reference.
+
+RuleSet: Proposal
+* extension contains $EXT_BASIS named basis 0..* MS
+* identifier 1..* MS
+* identifier ^slicing.discriminator.type = #value
+* identifier ^slicing.discriminator.path = "system"
+* identifier ^slicing.rules = #open
+* identifier contains suggestion 1..1 MS
+* identifier[suggestion].system 1..1
+* identifier[suggestion].system = $ID_REQUEST (exactly)
+* identifier[suggestion].value 1..1
+* identifier[suggestion] ^short = "The assessment fingerprint and what is proposed: <fingerprint>-<what>"
+* instantiatesCanonical MS
+* instantiatesCanonical ^short = "The rules' PlanDefinitions"
+* status MS
+* intent MS
+* intent = #proposal (exactly)
+* intent ^short = "proposal: fhir-cml proposes, a clinician decides and orders"
+* subject MS
+* subject only Reference(Patient)
+* authoredOn 1..1 MS
+* authoredOn ^short = "The moment of writing"
+* reasonCode MS
+* reasonCode ^short = "The basis sentences"
+* reasonReference MS
+* reasonReference ^short = "The Observations and Conditions among the evidence"
+* note 1..* MS
+* note ^short = "The suggestion(s) in words, then: a proposal for a clinician to review, not an order"
+
+Profile: CmlServiceRequest
+Parent: ServiceRequest
+Id: cml-service-request
+Title: "CML proposed test"
+Description: "A test fhir-cml proposes (a BCR::ABL1 RQ-PCR, a kinase-domain mutation analysis, an imatinib trough level): a ServiceRequest with intent proposal, referred to from the CarePlan's activity, that an ordering workflow can turn into an order once a clinician accepts it."
+* insert Proposal
+* status from CmlCarePlanStatusVS (required)
+* status ^short = "draft; active once a clinician accepts the suggestion; revoked when withdrawn or superseded"
+* category 1..* MS
+* category from CmlRecommendationVS (required)
+* category ^short = "The recommendation(s) this test carries out"
+* code 1..1 MS
+* code ^short = "What to test: LOINC where the code is confirmed, else the cml code, with text"
+* occurrence[x] MS
+* occurrence[x] only Period
+* occurrence[x] ^short = "When the test is due (end: by when), where the schedule says"
+* requester 1..1 MS
+* insert Software(requester)
+* doNotPerform 0..0
+
+Profile: CmlMedicationRequest
+Parent: MedicationRequest
+Id: cml-medication-request
+Title: "CML proposed TKI change"
+Description: "A change of TKI therapy fhir-cml proposes (an imatinib dose escalation, a dose reduction, a restart after molecular relapse): a MedicationRequest with intent proposal, referred to from the CarePlan's activity. It carries a dose only where the guideline gives one (the escalation steps); otherwise the dose is left to the clinician and the dosage text says so."
+* insert Proposal
+* status from CmlMedicationRequestStatusVS (required)
+* status ^short = "draft; active once a clinician accepts the suggestion; cancelled when withdrawn or superseded"
+* category 1..1 MS
+* category from CmlRecommendationVS (required)
+* category ^short = "The recommendation this change carries out"
+* medication[x] MS
+* medication[x] only CodeableConcept
+* medication[x] from TkiVS (required)
+* medication[x] ^short = "The TKI (ATC and RxNorm ingredient), with its name as text"
+* requester 1..1 MS
+* insert Software(requester)
+* dosageInstruction 1..1 MS
+* dosageInstruction.text 1..1 MS
+* dosageInstruction ^short = "The proposed daily dose where the guideline gives one; else a text saying the clinician sets it"
+* reported[x] 0..0
+* doNotPerform 0..0
+
+Profile: CmlRequestGroup
+Parent: RequestGroup
+Id: cml-request-group
+Title: "CML proposed TKI switch"
+Description: "A switch of TKI fhir-cml proposes among the drugs the guideline names (T315I: ponatinib or asciminib): a RequestGroup with intent proposal, referred to from the CarePlan's activity, whose one action holds the options, exactly one to choose, each a contained MedicationRequest proposal without a dose."
+* insert Proposal
+* status from CmlCarePlanStatusVS (required)
+* status ^short = "draft; active once a clinician accepts the suggestion; revoked when withdrawn or superseded"
+* code 1..1 MS
+* code from CmlRecommendationVS (required)
+* code ^short = "The recommendation (switch-tki)"
+* author 1..1 MS
+* insert Software(author)
+* contained MS
+* contained only MedicationRequest
+* contained ^short = "The options: MedicationRequest proposals (intent proposal, no dose)"
+* action 1..1 MS
+* action.selectionBehavior 1..1 MS
+* action.selectionBehavior = #exactly-one (exactly)
+* action.action 1..* MS
+* action.action.resource 1..1 MS
+* action.action.resource only Reference(MedicationRequest)
+* action.action.resource ^short = "One option: a contained MedicationRequest (#drug)"

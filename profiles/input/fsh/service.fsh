@@ -53,7 +53,7 @@ Usage: #definition
 * parameter[4].min = 1
 * parameter[4].max = "1"
 * parameter[4].type = #Bundle
-* parameter[4].documentation = "A Bundle (type collection, profile cml-assess-result): per assessed patient a RiskAssessment, a CarePlan and a Provenance, then one OperationOutcome with the issues. As the only output parameter it is the body of the answer, not wrapped in Parameters (outputProfile cml-assess-output describes the wrapped form)."
+* parameter[4].documentation = "A Bundle (type collection, profile cml-assess-result): per assessed patient a RiskAssessment, a CarePlan, the requests it proposes (ServiceRequest, MedicationRequest, RequestGroup) and a Provenance, then one OperationOutcome with the issues. As the only output parameter it is the body of the answer, not wrapped in Parameters (outputProfile cml-assess-output describes the wrapped form)."
 
 Instance: fhir-cml
 InstanceOf: CapabilityStatement
@@ -67,7 +67,7 @@ Usage: #definition
 * experimental = false
 * date = "2026-12-01"
 * publisher = "fhir-cml"
-* description = "The FHIR R4 face of fhir-cml. As a server (rest mode server): the $cml-assess operation, which reads a CML patient's data (profiles bcr-abl1-result, imatinib-trough, kinase-domain-mutation, tki-medication-statement) and returns suggestions (profiles cml-risk-assessment, cml-care-plan, cml-provenance), and read and search by url of the conformance resources it publishes. As a client of the EHR's FHIR server (rest mode client): the reads, searches and writes it makes there, for the Patient-level operation with writeBack, the SMART app, CDS Hooks and the sync jobs. CDS Hooks services are described at GET /cds-services."
+* description = "The FHIR R4 face of fhir-cml. As a server (rest mode server): the $cml-assess operation, which reads a CML patient's data (profiles bcr-abl1-result, imatinib-trough, kinase-domain-mutation, tki-medication-statement) and returns suggestions (profiles cml-risk-assessment, cml-care-plan, cml-service-request, cml-medication-request, cml-request-group, cml-provenance), and read and search by url of the conformance resources it publishes. As a client of the EHR's FHIR server (rest mode client): the reads, searches and writes it makes there, for the Patient-level operation with writeBack, the SMART app, CDS Hooks and the sync jobs. CDS Hooks services are described at GET /cds-services."
 * kind = #instance
 * implementation.description = "fhir-cml"
 * fhirVersion = #4.0.1
@@ -75,7 +75,7 @@ Usage: #definition
 * format[1] = #json
 // --- rest[0]: what this service serves ----------------------------------------------------------
 * rest[0].mode = #server
-* rest[0].documentation = "Base [public URL]/fhir. Every response is application/fhir+json; every error is an OperationOutcome. Suggestions only: nothing returned or written is an order (the CarePlan is a draft with intent proposal)."
+* rest[0].documentation = "Base [public URL]/fhir. Every response is application/fhir+json; every error is an OperationOutcome. Suggestions only: nothing returned or written is an order (the CarePlan and the requests it proposes are drafts with intent proposal)."
 * rest[0].security.cors = false
 * rest[0].security.service = $RESTFUL_SECURITY_SERVICE#SMART-on-FHIR "SMART-on-FHIR"
 * rest[0].security.description = "GET /metadata and the conformance resources are public. Patient/[id]/$cml-assess reads the EHR with the service's own credentials (SMART Backend Services), so its callers need a bearer access token from an authorization server the installation trusts (JWT or token introspection), with SMART v2 scopes covering the patient and, for writeBack=true, the writes; without a way to authenticate callers the operation is off (403) and GET /metadata serves no security. $cml-assess at the system level reads only the data posted to it."
@@ -97,6 +97,12 @@ Usage: #definition
 * rest[0].resource[9].documentation = "Returned by $cml-assess (the suggestions, a draft proposal; never an order) and, with writeBack, written to the EHR. Not stored or served here."
 * insert Returned(10, Provenance, $PROFILE_PROVENANCE)
 * rest[0].resource[10].documentation = "Returned by $cml-assess (what produced the resources, from which inputs) and, with writeBack, written to the EHR. Not stored or served here."
+* insert Returned(11, ServiceRequest, $PROFILE_SERVICE_REQUEST)
+* rest[0].resource[11].documentation = "Returned by $cml-assess (a proposed test: BCR::ABL1 RQ-PCR, kinase-domain mutation analysis, imatinib trough level; intent proposal, referred to from the CarePlan) and, with writeBack, written to the EHR. Not stored or served here."
+* insert Returned(12, MedicationRequest, $PROFILE_MEDICATION_REQUEST)
+* rest[0].resource[12].documentation = "Returned by $cml-assess (a proposed TKI change: dose escalation, reduction, restart; intent proposal, no dose where the guideline gives none) and, with writeBack, written to the EHR. Not stored or served here."
+* insert Returned(13, RequestGroup, $PROFILE_REQUEST_GROUP)
+* rest[0].resource[13].documentation = "Returned by $cml-assess (a proposed TKI switch: the options, exactly one to choose, as contained MedicationRequest proposals) and, with writeBack, written to the EHR. Not stored or served here."
 * rest[0].operation[0].name = "cml-assess"
 * rest[0].operation[0].definition = $OPERATION_ASSESS
 * rest[0].operation[0].documentation = "POST [base]/$cml-assess with the patient's data (a Parameters resource or a Bundle); also Patient/[id]/$cml-assess."
@@ -162,6 +168,7 @@ Usage: #definition
 * insert Written(8, CarePlan, $PROFILE_CARE_PLAN)
 * rest[1].resource[8].documentation = "The current suggestion (draft) is found by patient, category cml-suggestions and status; a superseded one is revoked. Searched with the Provenances that target it."
 * rest[1].resource[8].searchRevInclude[0] = "Provenance:target"
+* rest[1].resource[8].searchInclude[0] = "CarePlan:activity-reference"
 * rest[1].resource[8].searchParam[1].name = "patient"
 * rest[1].resource[8].searchParam[1].definition = "http://hl7.org/fhir/SearchParameter/clinical-patient"
 * rest[1].resource[8].searchParam[1].type = #reference
@@ -181,15 +188,38 @@ Usage: #definition
 * rest[1].resource[9].searchParam[0].type = #reference
 * rest[1].resource[9].searchParam[0].documentation = "Also chained to the RiskAssessment's identifier (target:RiskAssessment.identifier)."
 * insert MedicationInput(10, MedicationRequest)
-* rest[1].resource[10].documentation = "Read as input to an assessment (docs/inbound.md): TKI orders (US Core exposes medications as MedicationRequest), made into TKI courses; Medications named by reference come with _include."
+* rest[1].resource[10].documentation = "Read as input to an assessment (docs/inbound.md): TKI orders (US Core exposes medications as MedicationRequest), made into TKI courses; Medications named by reference come with _include. Written: a proposed TKI change (intent proposal, profile cml-medication-request; conditional create on its identifier, updated with If-Match when its suggestion is accepted, withdrawn or superseded). fhir-cml's own proposals are not read as TKI therapy."
+* rest[1].resource[10].supportedProfile[0] = $PROFILE_MEDICATION_REQUEST
+* rest[1].resource[10].interaction[1].code = #create
+* rest[1].resource[10].interaction[2].code = #update
+* rest[1].resource[10].interaction[3].code = #read
+* rest[1].resource[10].conditionalCreate = true
+* rest[1].resource[10].updateCreate = false
+* rest[1].resource[10].versioning = #versioned-update
+* rest[1].resource[10].searchParam[4].name = "identifier"
+* rest[1].resource[10].searchParam[4].definition = "http://hl7.org/fhir/SearchParameter/clinical-identifier"
+* rest[1].resource[10].searchParam[4].type = #token
+* rest[1].resource[10].searchParam[4].documentation = "fhir-cml's proposals by identifier (<fingerprint>-<what>), or by the system alone with patient and status: the drafts an interrupted write may have left behind."
+* rest[1].resource[10].searchParam[5].name = "status"
+* rest[1].resource[10].searchParam[5].definition = "http://hl7.org/fhir/SearchParameter/medications-status"
+* rest[1].resource[10].searchParam[5].type = #token
 * insert MedicationInput(11, MedicationDispense)
 * rest[1].resource[11].documentation = "Read as input when the deployment asks for it (sync: extra input types): TKI dispenses, made into TKI courses."
 * insert MedicationInput(12, MedicationAdministration)
 * rest[1].resource[12].documentation = "Read as input when the deployment asks for it (sync: extra input types): TKI administrations, made into TKI courses."
+* insert Written(13, ServiceRequest, $PROFILE_SERVICE_REQUEST)
+* rest[1].resource[13].documentation = "A proposed test (intent proposal): created once per assessment (conditional create on its identifier, <fingerprint>-<what>), referred to from the CarePlan, updated with If-Match when its suggestion is accepted, withdrawn or superseded."
+* rest[1].resource[13].interaction[3].code = #read
+* insert ProposalSearch(13, "http://hl7.org/fhir/SearchParameter/clinical-patient", "http://hl7.org/fhir/SearchParameter/ServiceRequest-status")
+* insert Written(14, RequestGroup, $PROFILE_REQUEST_GROUP)
+* rest[1].resource[14].documentation = "A proposed TKI switch (intent proposal, options as contained MedicationRequests): created once per assessment (conditional create on its identifier), referred to from the CarePlan, updated with If-Match when its suggestion is accepted, withdrawn or superseded."
+* rest[1].resource[14].interaction[3].code = #read
+* rest[1].resource[14].searchParam[0].definition = "http://hl7.org/fhir/SearchParameter/RequestGroup-identifier"
+* insert ProposalSearch(14, "http://hl7.org/fhir/SearchParameter/RequestGroup-patient", "http://hl7.org/fhir/SearchParameter/RequestGroup-status")
 * rest[1].interaction[0].code = #transaction
 * rest[1].interaction[0].documentation = "Each group of patients in one transaction (conditional creates, If-Match updates, urn:uuid references)."
 * rest[1].interaction[1].code = #batch
-* rest[1].interaction[1].documentation = "For servers that cap transactions: three batches in dependency order."
+* rest[1].interaction[1].documentation = "For servers that cap transactions: one batch per dependency layer (readings and proposed requests, suggestions, records, clean-up)."
 * rest[1].operation[0].name = "export"
 * rest[1].operation[0].definition = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
 * rest[1].operation[0].documentation = "System-level Bulk Data export (sync --bulk without a Group)."
@@ -230,6 +260,15 @@ RuleSet: Written(i, type, profile)
 * rest[1].resource[{i}].searchParam[0].name = "identifier"
 * rest[1].resource[{i}].searchParam[0].definition = "http://hl7.org/fhir/SearchParameter/clinical-identifier"
 * rest[1].resource[{i}].searchParam[0].type = #token
+
+RuleSet: ProposalSearch(i, patient, status)
+* rest[1].resource[{i}].searchParam[0].documentation = "By identifier (<fingerprint>-<what>), or by the system alone with patient and status: the drafts an interrupted write may have left behind."
+* rest[1].resource[{i}].searchParam[1].name = "patient"
+* rest[1].resource[{i}].searchParam[1].definition = {patient}
+* rest[1].resource[{i}].searchParam[1].type = #reference
+* rest[1].resource[{i}].searchParam[2].name = "status"
+* rest[1].resource[{i}].searchParam[2].definition = {status}
+* rest[1].resource[{i}].searchParam[2].type = #token
 
 RuleSet: MedicationInput(i, type)
 * insert Input({i}, {type}, "patient", "http://hl7.org/fhir/SearchParameter/clinical-patient", #reference)

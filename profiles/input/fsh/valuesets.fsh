@@ -12,11 +12,21 @@ Description: "Coded qualitative BCR::ABL1 results: Not detected means undetectab
 
 ValueSet: CmlCarePlanStatusVS
 Id: cml-care-plan-status
-Title: "Statuses of a fhir-cml CarePlan"
-Description: "A suggestion is written as draft; it becomes revoked when a later, different assessment supersedes it."
+Title: "Statuses of a fhir-cml suggestion"
+Description: "A suggestion (CarePlan) and a test it proposes (ServiceRequest) or an alternative (RequestGroup) are written as draft; they become active when a clinician accepts the suggestion, revoked when a clinician withdraws it or a later, different assessment supersedes it."
 * ^experimental = false
 * http://hl7.org/fhir/request-status#draft "Draft"
+* http://hl7.org/fhir/request-status#active "Active"
 * http://hl7.org/fhir/request-status#revoked "Revoked"
+
+ValueSet: CmlMedicationRequestStatusVS
+Id: cml-medication-request-status
+Title: "Statuses of a fhir-cml proposed TKI change"
+Description: "A proposed TKI change (MedicationRequest, intent proposal) is written as draft; it becomes active when a clinician accepts the suggestion, cancelled when a clinician withdraws it or a later, different assessment supersedes it (MedicationRequest has no revoked)."
+* ^experimental = false
+* http://hl7.org/fhir/CodeSystem/medicationrequest-status#draft "Draft"
+* http://hl7.org/fhir/CodeSystem/medicationrequest-status#active "Active"
+* http://hl7.org/fhir/CodeSystem/medicationrequest-status#cancelled "Cancelled"
 
 ValueSet: CmlDiagnosisVS
 Id: cml-diagnosis

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from fhir_cml.fhir.outbound.care_plan import recommendation_code
 from fhir_cml.web.smart.serve import Server, make
 from tests.support.smart_ehr import USER
 from tests.web.smart.conftest import AS_OF, CLIENT_ID, USER_NAME, Ehr, launch_url
@@ -146,7 +147,7 @@ def test_ehr_launch_shows_the_course_and_accept_writes_the_proposal_once(
     assert care_plan["status"] == "active"
     assert care_plan["intent"] == "proposal"
     assert_decided_by_the_practitioner(ehr, care_plan)
-    assert {a["detail"]["code"]["coding"][0]["code"] for a in care_plan["activity"]} == {
+    assert {recommendation_code(a) for a in care_plan["activity"]} == {
         "continue-therapy",
         "schedule-pcr",
     }

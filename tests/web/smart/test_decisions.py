@@ -17,6 +17,7 @@ from werkzeug.test import TestResponse
 from fhir_cml.app import WriteOutcome, write_back
 from fhir_cml.ehr.client import BearerToken, FhirClient
 from fhir_cml.ehr.fetch import fetch_patient
+from fhir_cml.fhir.outbound.care_plan import proposals_of
 from fhir_cml.web.smart.views import assess_resources
 from tests.support.smart_ehr import USER
 from tests.web.smart.conftest import USER_NAME, Ehr, form_fields, home, sign_in, smart
@@ -100,6 +101,16 @@ def test_accepting_the_syncs_draft_puts_it_in_force_in_the_practitioners_name(
     assert {"role": "source", "what": {"reference": f"Patient/{patient}"}} in decision["entity"]
     assert "This proposal was accepted" in shown
     assert "by Dr Helena Hema" in shown
+    # The requests it proposes are accepted with it, still proposals, named in the record.
+    proposed = proposals_of(care_plan)
+    assert proposed
+    for ref in proposed:
+        [request] = ehr.search(ref.replace("/", "?_id="))
+        assert (request["status"], request["intent"]) == ("active", "proposal")
+        assert f"{ref}/_history/{request['meta']['versionId']}" in [
+            t["reference"] for t in decision["target"]
+        ]
+        assert ref in shown
 
 
 def test_dismissing_revokes_the_draft_with_the_reason_and_the_practitioner(
@@ -117,7 +128,16 @@ def test_dismissing_revokes_the_draft_with_the_reason_and_the_practitioner(
     assert f"Withdrawn in the EHR: CarePlan/{drafted['id']} is revoked" in shown
     [care_plan] = ehr.search(f"CarePlan?patient={patient}")
     assert care_plan["status"] == "revoked"
+    # The dose reduction it proposed is withdrawn with it (a MedicationRequest is cancelled).
+    [reduction] = ehr.search(f"MedicationRequest?patient={patient}&intent=proposal")
+    assert f"MedicationRequest/{reduction['id']}" in proposals_of(care_plan)
+    assert reduction["status"] == "cancelled"
+    assert f"with the requests it proposed (MedicationRequest/{reduction['id']}" in shown
     [revocation] = [p for p in provenances_of(ehr, care_plan) if "reason" in p]
+    assert any(
+        t["reference"].startswith(f"MedicationRequest/{reduction['id']}/_history/")
+        for t in revocation["target"]
+    )
     assert agents(revocation)["author"] == PRACTITIONER
     assert revocation["reason"] == [
         {

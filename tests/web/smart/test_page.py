@@ -18,6 +18,7 @@ from werkzeug.test import TestResponse
 from fhir_cml.app import WriteOutcome
 from fhir_cml.ehr.client import BearerToken, FhirClient
 from fhir_cml.ehr.fetch import fetch_patient
+from fhir_cml.fhir.outbound.care_plan import proposals_of, recommendation_code
 from fhir_cml.web.smart.oauth import DEFAULT_SCOPES
 from tests.support.fhir_server import FhirTestServer
 from tests.web.conftest import PUBLIC
@@ -107,7 +108,7 @@ def test_accept_writes_once_and_says_what_happened(
     assert f"Created CarePlan/{plan['id']}." in shown
     assert f"Created RiskAssessment/{risk['id']}." in shown
     assert "Created Provenance/" in shown
-    assert {a["detail"]["code"]["coding"][0]["code"] for a in plan["activity"]} >= {
+    assert {recommendation_code(a) for a in plan["activity"]} >= {
         "discuss-tfr",
         "continue-therapy",
     }
@@ -151,12 +152,19 @@ def test_a_new_reading_supersedes_the_accepted_one(browser: FlaskClient, ehr: Eh
     assert "Loss of MMR" in text(page)
     browser.post(home(browser, "accept"), data=form_fields(text(page)))
     shown = flash(browser.get(home(browser)))
-    assert f"Superseded (revoked): CarePlan/{old['id']}." in shown
+    assert f"Superseded (withdrawn): CarePlan/{old['id']}." in shown
     plans = {p["id"]: p for p in ehr.search(f"CarePlan?patient={patient}")}
     assert plans[old["id"]]["status"] == "revoked"
     [new] = [p for p in plans.values() if p["id"] != old["id"]]
     assert new["status"] == "active"  # the accepted proposal, in force
     assert new["replaces"] == [{"reference": f"CarePlan/{old['id']}"}]
+    # The requests follow their suggestions: the new ones in force, the old ones withdrawn.
+    for plan, statuses in ((new, {"active"}), (plans[old["id"]], {"revoked", "cancelled"})):
+        proposed = proposals_of(plan)
+        assert proposed, "a loss of MMR proposes tests"
+        for ref in proposed:
+            assert ehr.search(ref.replace("/", "?_id="))[0]["status"] in statuses, ref
+            assert ref in shown  # the flash names it
 
 
 def test_dismiss_records_why(smart_app: Flask, browser: FlaskClient, ehr: Ehr) -> None:

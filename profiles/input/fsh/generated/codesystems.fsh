@@ -235,3 +235,5 @@ Description: "Codes for what has no confirmed LOINC or SNOMED CT code (control-g
 * #sokal-score "Sokal score" "Sokal risk score at baseline (Sokal et al. 1984)."
 * #elts-score "ELTS score" "EUTOS long-term survival score at baseline (Pfirrmann 2016)."
 * #eutos-score "EUTOS score" "EUTOS score at baseline (Hasford et al. 2011)."
+* #kinase-domain-mutation-analysis "BCR::ABL1 kinase-domain mutation analysis" "Analysis of the BCR::ABL1 kinase domain for resistance mutations: the test a proposed ServiceRequest asks for (with LOINC 69548-6, Genetic variant assessment, the result it is reported as)."
+* #imatinib-trough-level "Imatinib trough level" "Imatinib plasma level just before the next dose: the test a proposed ServiceRequest asks for (LOINC 103609-4, 24 hours post dose, is added when the patient takes imatinib once daily)."
