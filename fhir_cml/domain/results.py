@@ -182,7 +182,7 @@ class Suggestion:
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """Trial evidence that applies to the patient's situation (clinical-rules.md section 8)."""
+    """Trial evidence that applies to the patient's situation (drug, line, mutation, phase)."""
 
     outcome: str  # a code: progression-ap-bc | molecular-relapse-after-stop
     finding: Finding

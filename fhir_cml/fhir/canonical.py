@@ -47,7 +47,7 @@ CDS_OVERRIDE_REASONS: Final = (
     ("patient-preference", "Patient preference"),
 )
 
-# Codes for what has no confirmed LOINC/SNOMED code (clinical-rules.md section 9), and for what the
+# Codes for what has no confirmed LOINC/SNOMED code (docs/inbound.md), and for what the
 # service writes: observation and component codes, the assessment, prediction outcomes, categories.
 CS_CML: Final = _cs("cml")
 ABL1_COPIES: Final = "abl1-copies"  # component: ABL1 control-gene copies in the sample

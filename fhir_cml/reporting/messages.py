@@ -23,7 +23,7 @@ from fhir_cml.domain.vocabulary import (
     Milestone,
     TdmStatus,
 )
-from fhir_cml.reporting.words import P, number, say, word
+from fhir_cml.reporting.words import P, either, number, say, word
 
 Message = Callable[[P], str]
 
@@ -430,10 +430,8 @@ def _drug(p: P, name: str = "drug") -> str:
 
 def _options(p: P) -> str:
     """ "dasatinib, nilotinib or bosutinib" - never the drug that failed."""
-    names = [word(d) for d in p.items("options")]
-    if not names:
-        return "another TKI, chosen by the mutation profile"
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+    options = p.items("options")
+    return either(options) if options else "another TKI, chosen by the mutation profile"
 
 
 def _restarted(p: P) -> str:

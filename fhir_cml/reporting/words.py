@@ -8,7 +8,7 @@ so every face words a number the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from enum import StrEnum
 from functools import cache
@@ -49,6 +49,12 @@ def word(value: Value) -> str:
     if writer is None:  # the writer depends on the type alone: found once per type
         writer = _WRITERS[kind] = _writer(kind)
     return writer(value)
+
+
+def either(values: Iterable[Value]) -> str:
+    """Alternatives in words: "ponatinib or asciminib", "dasatinib, nilotinib or bosutinib"."""
+    names = [word(v) for v in values]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _writer(kind: type) -> Callable[[Any], str]:

@@ -1,7 +1,8 @@
 """Strong CYP3A4 inhibitors and inducers taken alongside a TKI.
 
 Imatinib is metabolised mainly by CYP3A4: strong inhibitors raise exposure, strong inducers lower
-it (clinical-rules.md section 4, seed 004). The list below is the one the sources name; the FHIR
+it (Glivec summary of product characteristics, section 4.5; rule `cyp3a4-interactions` in
+docs/rules.md). The list below is the one the sources name; the FHIR
 adapters map medication codes to these names.
 """
 

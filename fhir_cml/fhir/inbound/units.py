@@ -16,7 +16,7 @@ from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.inbound.context import number
 
 _UCUM: Final = c.UCUM
-IMATINIB_MOLAR_MASS: Final = 493.6  # g/mol (clinical-rules.md section 4)
+IMATINIB_MOLAR_MASS: Final = 493.6  # g/mol, imatinib free base (C29H31N7O)
 
 # Common non-UCUM spellings, each with a single meaning.
 ALIASES: Final = {

@@ -21,6 +21,7 @@ from fhir_cml.domain.rules.common import pct
 from fhir_cml.fhir.outbound.identifiers import fingerprint
 from fhir_cml.reporting import issue_item, patient_contract
 from fhir_cml.reporting.summary import status_parts
+from fhir_cml.reporting.words import either
 from fhir_cml.state.smart import DecisionRecord
 from fhir_cml.web.smart.chart import NARROW, ChartData, chart_data, render_svg
 
@@ -217,7 +218,7 @@ def distinct(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def status_line(assessment: Assessment, record: PatientRecord, c: dict[str, Any]) -> str:
     """The reading in one line, e.g. "ELN 2020 failure at 12 months - T315I - no MMR, BCR::ABL1
-    3.1 % (2025-06-02) - consider switching TKI": the status parts every face shows
+    3.1 % (2025-06-02) - consider switching to ponatinib or asciminib": the status parts every face shows
     (:func:`fhir_cml.reporting.summary.status_parts`), the kinase-domain mutations found, and
     the lead suggestion in a few words (the suggestions follow in full)."""
     parts = status_parts(assessment, next_pcr=False)
@@ -232,13 +233,16 @@ def status_line(assessment: Assessment, record: PatientRecord, c: dict[str, Any]
         parts.append("loss of MMR" + (" (confirmed)" if c["loss_of_mmr"]["confirmed"] else ""))
     if c["tfr"]["status"] == "in-tfr":
         parts.append(_TFR["in-tfr"])
-    actions = [
-        _ACTION[r["code"]]
-        for r in c["recommendations"]
-        if r["code"] in _ACTION and r["code"] != "pcr-overdue"
-    ]
-    if actions:
-        parts.append(actions[0])
+    lead = next(
+        (r for r in c["recommendations"] if r["code"] in _ACTION and r["code"] != "pcr-overdue"),
+        None,
+    )
+    if lead is not None:
+        options = lead["params"].get("options") if lead["code"] == "switch-tki" else None
+        # the options fit the drug that failed, the line and any mutation (the domain's choice)
+        parts.append(
+            f"consider switching to {either(options)}" if options else _ACTION[lead["code"]]
+        )
     elif c["eln"]["status"] == "optimal" and c["therapy"]["drug"]:
         parts.append(f"continue {c['therapy']['drug']}")
     return " - ".join(parts)
