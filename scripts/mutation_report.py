@@ -5,6 +5,13 @@ number, a condition, an argument. A mutant that only changes the text of a strin
 title, a finding's code, a docstring) is counted apart: the renderers and the catalogue tests see
 those, but their wording is not logic. Prints the rate per module and overall, and the surviving
 logic mutants (their diffs with ``--show``).
+
+mutmut runs each mutant's tests in a process forked from one that has already imported the code,
+so code that runs only at import (the guideline tables and the rule catalogue are built when
+their modules load) and results cached before the fork never see the mutant: such a mutant
+"survives" whatever the tests check. With ``--confirm`` each logic mutant mutmut reports as
+surviving is run once more in a fresh process (the same tests, stopping at the first failure);
+one that fails there is counted as killed ("killed fresh"), the others survive.
 """
 
 from __future__ import annotations
@@ -12,9 +19,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
+import subprocess
 import sys
 import tokenize
+import tomllib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from mutmut.mutation.diff_apply import get_diff_for_mutant
@@ -56,10 +67,32 @@ def string_only(diff: str) -> bool:
     return True
 
 
+def killed_fresh(name: str, timeout: float = 600) -> bool:
+    """Whether the mutant fails the tests in a fresh process (run in mutmut's ``mutants/``)."""
+    config = tomllib.loads(Path("pyproject.toml").read_text())["tool"]["mutmut"]
+    args = [*config["pytest_add_cli_args"], *config["pytest_add_cli_args_test_selection"]]
+    env = {**os.environ, "MUTANT_UNDER_TEST": name}
+    try:
+        done = subprocess.run(  # noqa: S603 - this interpreter, pytest, the configured tests
+            [sys.executable, "-m", "pytest", *args],
+            cwd="mutants",
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return True  # a mutant that hangs the tests is caught
+    return done.returncode not in (0, 5)  # 5: no test collected - not a kill
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--show", action="store_true", help="print each surviving logic mutant")
     parser.add_argument("--goal", type=float, default=10.0, help="survival goal, percent")
+    parser.add_argument(
+        "--confirm", action="store_true", help="run each survivor again in a fresh process"
+    )
     args = parser.parse_args(argv)
     per_module: dict[str, Counter[str]] = {}
     survivors: list[tuple[str, str]] = []
@@ -84,7 +117,18 @@ def main(argv: list[str] | None = None) -> int:
                 kind = "string" if string_only(get_diff_for_mutant(name, path=source)) else "logic"
             counts[f"{kind} {outcome}"] += 1
             if outcome == "survived" and kind == "logic":
-                survivors.append((name, diff))
+                survivors.append((source, name, diff))
+    fresh: set[str] = set()
+    if args.confirm and survivors:
+        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+            verdicts = pool.map(killed_fresh, [name for _, name, _ in survivors])
+            fresh = {name for (_, name, _), kill in zip(survivors, verdicts, strict=True) if kill}
+        for source, name, _ in survivors:
+            if name in fresh:
+                per_module[source]["logic survived"] -= 1
+                per_module[source]["logic killed"] += 1
+                per_module[source]["killed fresh"] += 1
+        survivors = [s for s in survivors if s[1] not in fresh]
     total: Counter[str] = Counter()
     print(f"{'module':<48}{'logic':>7}{'survived':>10}{'rate':>8}{'strings':>9}")
     for source, counts in per_module.items():
@@ -103,11 +147,16 @@ def main(argv: list[str] | None = None) -> int:
         f"string-only mutants: {strings} ({total['string survived']} survived); "
         f"not run: {total['logic not run'] + total['string not run']}"
     )
+    if args.confirm:
+        print(
+            f"of the logic mutants killed, {total['killed fresh']} only in a fresh process "
+            "(code run at import, or results cached before mutmut's fork)"
+        )
     print(
         f"goal <= {args.goal:g} % of logic mutants surviving: {'met' if rate <= args.goal else 'NOT met'}"
     )
     if args.show:
-        for name, diff in survivors:
+        for _, name, diff in survivors:
             print(f"\n# {name}\n{diff}")
     return 0
 
