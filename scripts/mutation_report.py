@@ -26,6 +26,7 @@ import tokenize
 import tomllib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 from mutmut.mutation.diff_apply import get_diff_for_mutant
@@ -67,10 +68,14 @@ def string_only(diff: str) -> bool:
     return True
 
 
-def killed_fresh(name: str, timeout: float = 600) -> bool:
-    """Whether the mutant fails the tests in a fresh process (run in mutmut's ``mutants/``)."""
+def pytest_args() -> list[str]:
+    """The arguments mutmut gave pytest (scripts/mutation writes them into pyproject.toml)."""
     config = tomllib.loads(Path("pyproject.toml").read_text())["tool"]["mutmut"]
-    args = [*config["pytest_add_cli_args"], *config["pytest_add_cli_args_test_selection"]]
+    return [*config["pytest_add_cli_args"], *config["pytest_add_cli_args_test_selection"]]
+
+
+def killed_fresh(name: str, args: list[str], timeout: float = 600) -> bool:
+    """Whether the mutant fails the tests in a fresh process (run in mutmut's ``mutants/``)."""
     env = {**os.environ, "MUTANT_UNDER_TEST": name}
     try:
         done = subprocess.run(  # noqa: S603 - this interpreter, pytest, the configured tests
@@ -95,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     per_module: dict[str, Counter[str]] = {}
-    survivors: list[tuple[str, str]] = []
+    survivors: list[tuple[str, str, str]] = []  # module, mutant, diff
     for meta in sorted(Path("mutants").rglob("*.py.meta")):
         source = str(meta.relative_to("mutants"))[: -len(".meta")]
         codes = json.loads(meta.read_text())["exit_code_by_key"]
@@ -120,8 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                 survivors.append((source, name, diff))
     fresh: set[str] = set()
     if args.confirm and survivors:
+        check = partial(killed_fresh, args=pytest_args())
         with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-            verdicts = pool.map(killed_fresh, [name for _, name, _ in survivors])
+            verdicts = pool.map(check, [name for _, name, _ in survivors])
             fresh = {name for (_, name, _), kill in zip(survivors, verdicts, strict=True) if kill}
         for source, name, _ in survivors:
             if name in fresh:

@@ -2,8 +2,8 @@
 
 Imatinib is metabolised mainly by CYP3A4: strong inhibitors raise exposure, strong inducers lower
 it (Glivec summary of product characteristics, section 4.5; rule `cyp3a4-interactions` in
-docs/rules.md). The list below is the one the sources name; the FHIR
-adapters map medication codes to these names.
+docs/rules.md). The list below is the one the sources name; the FHIR adapters map medication
+codes to these names.
 """
 
 from __future__ import annotations

@@ -218,9 +218,9 @@ def distinct(items: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def status_line(assessment: Assessment, record: PatientRecord, c: dict[str, Any]) -> str:
     """The reading in one line, e.g. "ELN 2020 failure at 12 months - T315I - no MMR, BCR::ABL1
-    3.1 % (2025-06-02) - consider switching to ponatinib or asciminib": the status parts every face shows
-    (:func:`fhir_cml.reporting.summary.status_parts`), the kinase-domain mutations found, and
-    the lead suggestion in a few words (the suggestions follow in full)."""
+    3.1 % (2025-06-02) - consider switching to ponatinib or asciminib": the status parts every
+    face shows (:func:`fhir_cml.reporting.summary.status_parts`), the kinase-domain mutations
+    found, and the lead suggestion in a few words (the suggestions follow in full)."""
     parts = status_parts(assessment, next_pcr=False)
     as_of = assessment.as_of
     mutations = sorted(
