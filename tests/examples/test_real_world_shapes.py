@@ -152,7 +152,11 @@ def reading(resources: list[dict[str, Any]], maps: ConceptMaps | None) -> dict[s
         },
         "next_pcr_due": patient["next_pcr_due"],
         "pcr_overdue": patient["pcr_overdue"],
-        "recommendations": sorted(r["code"] for r in patient["recommendations"]),
+        # with their parameters: the switch options, doses and dates the faces show
+        "recommendations": sorted(
+            (r["code"], json.dumps(r["params"], sort_keys=True))
+            for r in patient["recommendations"]
+        ),
         "interactions": sorted(i["effect"] for i in patient["interactions"]),
         "risk": {k: v["category"] for k, v in (patient["risk_scores"] or {}).items()},
     }
