@@ -154,8 +154,7 @@ def reading(resources: list[dict[str, Any]], maps: ConceptMaps | None) -> dict[s
         "pcr_overdue": patient["pcr_overdue"],
         # with their parameters: the switch options, doses and dates the faces show
         "recommendations": sorted(
-            (r["code"], json.dumps(r["params"], sort_keys=True))
-            for r in patient["recommendations"]
+            (r["code"], json.dumps(r["params"], sort_keys=True)) for r in patient["recommendations"]
         ),
         "interactions": sorted(i["effect"] for i in patient["interactions"]),
         "risk": {k: v["category"] for k, v in (patient["risk_scores"] or {}).items()},
