@@ -28,7 +28,6 @@ from fhir_cml import __version__
 from fhir_cml.app.assessing import Assessed, assess_loaded, load_rule_config, why_nothing
 from fhir_cml.domain import Assessment, Guideline, RuleConfig
 from fhir_cml.domain.model import Issue
-from fhir_cml.ehr.client import FhirClient
 from fhir_cml.ehr.terminology import site_terminology
 from fhir_cml.errors import ConfigurationError, OperationOutcomeError
 from fhir_cml.fhir.inbound import LoadResult, MappingOptions, map_paths
@@ -174,7 +173,11 @@ def assess_command(
     chosen = Guideline(guideline)
     rules = _rules(rules_config)
     now = datetime.now(UTC)
-    remote = FhirClient(terminology_server) if terminology_server else None
+    remote = None
+    if terminology_server:
+        from fhir_cml.ehr.client import FhirClient  # HTTP libraries: imported only when used
+
+        remote = FhirClient(terminology_server)
     terminology, problems = site_terminology(list(concept_maps), remote)
     for problem in problems:
         _say(f"warning: {problem}")

@@ -20,6 +20,9 @@ Errors are those of :mod:`fhir_cml.errors`; write failures are reported per pati
 :class:`WriteOutcome`, never raised, so one refused patient does not cost the others.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from fhir_cml.app.assessing import (
     Assessed,
     assess_loaded,
@@ -29,18 +32,61 @@ from fhir_cml.app.assessing import (
     one_patient,
     why_nothing,
 )
-from fhir_cml.app.writing import (
-    DEFAULT_WRITE,
-    Decider,
-    WriteSettings,
-    accept,
-    plan,
-    revoke,
-    suggestions,
-    write,
-    write_back,
-)
-from fhir_cml.ehr.writeback import DEEP, Hint, Plan, TransactionLimit, WriteMode, WriteOutcome
+
+if TYPE_CHECKING:
+    from fhir_cml.app.writing import (
+        DEFAULT_WRITE,
+        Decider,
+        WriteSettings,
+        accept,
+        plan,
+        revoke,
+        suggestions,
+        write,
+        write_back,
+    )
+    from fhir_cml.ehr.writeback import (
+        DEEP,
+        Hint,
+        Plan,
+        TransactionLimit,
+        WriteMode,
+        WriteOutcome,
+    )
+
+# The write path (an HTTP client, the FHIR models) is imported when first used, so that reading
+# and assessing alone (``fhir-cml assess``) starts without it.
+_WRITING = "fhir_cml.app.writing"
+_WRITEBACK = "fhir_cml.ehr.writeback"
+_LATER: dict[str, str] = {
+    **dict.fromkeys(
+        (
+            "DEFAULT_WRITE",
+            "Decider",
+            "WriteSettings",
+            "accept",
+            "plan",
+            "revoke",
+            "suggestions",
+            "write",
+            "write_back",
+        ),
+        _WRITING,
+    ),
+    **dict.fromkeys(
+        ("DEEP", "Hint", "Plan", "TransactionLimit", "WriteMode", "WriteOutcome"), _WRITEBACK
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LATER.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEEP",

@@ -13,9 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from fhir_cml.ehr.client import FhirClient
 from fhir_cml.errors import FhirClientError
 from fhir_cml.fhir import canonical as c
 from fhir_cml.fhir.inbound.conceptmaps import (
@@ -25,6 +24,9 @@ from fhir_cml.fhir.inbound.conceptmaps import (
     Terminology,
     concept_maps_from,
 )
+
+if TYPE_CHECKING:  # the HTTP client is imported by whoever makes one
+    from fhir_cml.ehr.client import FhirClient
 
 DEFAULT_DEADLINE_SECONDS: Final = 30.0
 

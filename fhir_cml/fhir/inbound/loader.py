@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import orjson
 
@@ -113,6 +113,33 @@ class Reader:
         else:
             yield from self._json_file(path, label)
 
+    def read_range(self, path: Path, start: int, end: int, first_line: int) -> Iterator[Entry]:
+        """The lines of an NDJSON file from byte ``start`` to ``end`` (both at a line's start),
+        the first of them numbered ``first_line``: a share of a large file read alongside the
+        others by another process (partition.py). The file is counted with its first share."""
+        if start == 0:
+            self.files += 1
+        label = self._label = str(path)
+        try:
+            with path.open("rb") as handle:
+                handle.seek(start)
+                yield from self._ndjson_lines(_upto(handle, end - start), label, first_line)
+        except OSError as err:
+            self._problem(f"{label} cannot be read: {err.strerror or err}.", Severity.ERROR)
+
+    def merge(self, other: Reader) -> None:
+        """Takes over what ``other`` read of a share of the input, as if this reader had read
+        it: its counts, and its problems listed under the same per-file limit."""
+        self.files += other.files
+        self.resources += other.resources
+        self.unreadable += other.unreadable
+        label = other._label
+        for issue in other.issues:
+            self.relist(label, issue)
+        for label, more in other._label_more.items():
+            self._problems[label] = self._problems.get(label, 0) + more
+            self._label_more[label] = self._label_more.get(label, 0) + more
+
     def close(self) -> None:
         """Ends each file's list of problems with the count of those not listed."""
         for label, more in self._label_more.items():
@@ -164,10 +191,10 @@ class Reader:
         except OSError as err:
             self._problem(f"{label} cannot be read: {err.strerror or err}.", Severity.ERROR)
 
-    def _ndjson_lines(self, lines: Iterable[bytes], label: str) -> Iterator[Entry]:
+    def _ndjson_lines(self, lines: Iterable[bytes], label: str, first: int = 1) -> Iterator[Entry]:
         origin = f"{label} line"
         take = self.take_line
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(lines, first):
             if number == 1 and line.startswith(_BOM):
                 line = line[len(_BOM) :]
             if take is None or not take(line, origin, number):
@@ -300,6 +327,15 @@ class Reader:
             self._label_more[label] = self._label_more.get(label, 0) + 1
         else:
             self.issues.append(issue)
+
+
+def _upto(handle: IO[bytes], length: int) -> Iterator[bytes]:
+    """The lines of ``handle`` within its next ``length`` bytes."""
+    for line in handle:
+        yield line
+        length -= len(line)
+        if length <= 0:
+            return
 
 
 def _plain_type(doc: Any) -> str | None:

@@ -8,23 +8,18 @@ caller's work on each part (:func:`map_paths`), the parts coming back in order.
 
 from __future__ import annotations
 
-import gc
-import multiprocessing
-import os
 import sys
-import traceback
-from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from fhir_cml.domain.model import Issue
 from fhir_cml.domain.vocabulary import IssueCode, Severity
 from fhir_cml.fhir.inbound import partition
+from fhir_cml.fhir.inbound.forks import Forks, TaskFailed, can_fork
 from fhir_cml.fhir.inbound.grouping import unsupported_issue
 from fhir_cml.fhir.inbound.loader import Entry, Reader
 from fhir_cml.fhir.inbound.loading import (
@@ -42,9 +37,6 @@ from fhir_cml.fhir.inbound.partition import (
     read_partition,
     write_partitions,
 )
-
-if TYPE_CHECKING:
-    from multiprocessing.context import ForkContext
 
 T = TypeVar("T")
 _Labelled = list[tuple[str, Issue]]  # a partition's reader issues, with the file each names
@@ -90,7 +82,7 @@ def map_paths(
     parts at a time.
     """
     run = _Run(paths, options, False, work_dir, partition_bytes, progress)
-    workers = jobs if jobs > 1 and "fork" in multiprocessing.get_all_start_methods() else 1
+    workers = jobs if jobs > 1 and can_fork() else 1
     for part, result in run.parts(work, workers):
         yield part, cast(T, result)
 
@@ -137,13 +129,13 @@ class _Run:
             yield _finished(part, work)
             return
         with without_cyclic_gc():
-            parts = write_partitions(reader, files, count, self.work_dir, self.progress)
+            parts = write_partitions(reader, files, count, self.work_dir, self.progress, jobs=jobs)
         try:
             if parts.unsupported:
                 reader.issues.append(unsupported_issue(parts.unsupported))
             job = _Job(parts, self.options, self.keep_resources, work)
             results: Iterator[tuple[LoadResult, _Labelled, Any]] = (
-                _in_workers(job, jobs) if jobs > 1 else map(job_part(job), range(count))
+                _in_workers(job, jobs) if jobs > 1 else map(job_part(job), range(parts.count))
             )
             first = True
             had_issues = False
@@ -194,73 +186,23 @@ def job_part(
 
 
 def _in_workers(job: _Job, jobs: int) -> Iterator[tuple[LoadResult, _Labelled, Any]]:
-    """Each partition in a process forked for it, ``jobs`` at a time; the results in order.
-
-    A worker ends with ``os._exit`` as soon as its result is sent, so the memory of its
-    partition goes back to the system at once, where freeing its millions of objects one by one
-    would cost about two thirds of parsing them; for the same reason it never collects cycles.
-    """
-    context = multiprocessing.get_context("fork")
-    # A forked process inherits unwritten buffers: none may be pending.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    numbers = iter(range(len(job.parts.paths)))
-    running: deque[tuple[int, BaseProcess, Connection]] = deque()
+    """Each partition in a process forked for it (forks.py), ``jobs`` at a time; the results in
+    order."""
+    forks = Forks()
+    numbers = iter(range(job.parts.count))
     try:
         for number in islice(numbers, jobs):
-            running.append(_fork(context, job, number, running))
-        while running:
-            number, process, connection = running.popleft()
+            forks.start(number, partial(job_part(job, []), number))
+        for number in range(job.parts.count):
             try:
-                outcome = connection.recv()
-            except EOFError:
-                outcome = ("failed", f"it ended without a result (exit code {process.exitcode})")
-            finally:
-                connection.close()
-            process.join()
-            if outcome[0] == "failed":
-                raise RuntimeError(f"reading partition {number} failed: {outcome[1]}")
-            for number in islice(numbers, 1):
-                running.append(_fork(context, job, number, running))
-            yield outcome[1]
+                outcome = forks.result(number)
+            except TaskFailed as failed:
+                raise RuntimeError(f"reading partition {number} failed: {failed}") from None
+            for following in islice(numbers, 1):
+                forks.start(following, partial(job_part(job, []), following))
+            yield outcome
     finally:
-        for _, process, connection in running:
-            process.kill()
-            process.join()
-            connection.close()
-
-
-def _fork(
-    context: ForkContext,
-    job: _Job,
-    number: int,
-    running: deque[tuple[int, BaseProcess, Connection]],
-) -> tuple[int, BaseProcess, Connection]:
-    receiving, sending = context.Pipe(duplex=False)
-    # The child inherits the reading ends of its pipe and of the running workers' pipes, and
-    # closes them: were the parent gone, a pipe nobody else reads fails the sending at once
-    # rather than blocking it for ever.
-    readers = [receiving, *(connection for _, _, connection in running)]
-    process = context.Process(target=_worker, args=(job, number, sending, readers), daemon=True)
-    process.start()
-    sending.close()
-    return number, process, receiving
-
-
-def _worker(job: _Job, number: int, connection: Connection, readers: list[Connection]) -> None:
-    """A forked worker's life: one partition, its result sent, then gone without clean-up."""
-    for reader in readers:
-        reader.close()
-    gc.disable()
-    retain: list[object] = []
-    try:
-        outcome: tuple[str, Any] = ("done", job_part(job, retain)(number))
-    except BaseException:  # reported by the parent, which stops the run
-        outcome = ("failed", traceback.format_exc(limit=-8))
-    try:
-        connection.send(outcome)
-    finally:
-        os._exit(0)
+        forks.stop()
 
 
 def _finished(

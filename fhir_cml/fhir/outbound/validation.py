@@ -21,12 +21,13 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Final
-
-from pydantic import TypeAdapter, ValidationError
+from typing import TYPE_CHECKING, Any, Final
 
 from fhir_cml.errors import OperationOutcomeError
 from fhir_cml.fhir.outbound.operation_outcome import issue_element
+
+if TYPE_CHECKING:  # pydantic is imported when a resource is first validated, not at start-up
+    from pydantic import TypeAdapter
 
 # pydantic error type -> FHIR issue-type
 _ERROR_TYPE: Final = {
@@ -42,6 +43,7 @@ def validate(resource: dict[str, Any]) -> None:
     if conforms(resource):
         return
     from fhir.resources.R4B import get_fhir_model_class  # see conforms
+    from pydantic import ValidationError
 
     kind = resource.get("resourceType") if isinstance(resource, dict) else None
     if not isinstance(kind, str):
@@ -179,7 +181,7 @@ def _one(value: Any, field: _Field) -> bool:
         return True
     try:
         field.leaf.validate_python(value)
-    except (ValidationError, ValueError, TypeError):
+    except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
         return False
     if len(_VALID_LEAVES) >= _MAX_VALID_LEAVES:
         _VALID_LEAVES.clear()
@@ -252,4 +254,6 @@ def _unwrap_optional(annotation: Any) -> Any:
 
 @cache
 def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    from pydantic import TypeAdapter
+
     return TypeAdapter(annotation)
