@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -192,9 +194,12 @@ def assess_command(
     sink = _sink(output)
     report = _report(fmt, sink, day, chosen, now)
 
+    spool: Path | None = None  # what a worker lays out goes to a file here, then to the output
+
     def work(part: LoadResult) -> _Done:
         """A part's patients assessed and rendered (in a worker process for large input)."""
-        return _Done.of(part, assess_loaded(part, day, chosen, rules), report.render)
+        assert spool is not None
+        return _Done.of(part, assess_loaded(part, day, chosen, rules), report, spool)
 
     totals = LoadResult([], [])
     found = failed = data_issues = 0
@@ -208,6 +213,7 @@ def assess_command(
         progress=bars,
     )
     try:
+        spool = Path(tempfile.mkdtemp(prefix="fhir-cml-output-", dir=work_dir))
         # Stopped by SIGTERM or Ctrl-C: the workers ended, the partitions and the output's
         # partial file removed.
         with sigterm_as_interrupt(), closing(parts):
@@ -228,6 +234,10 @@ def assess_command(
                     )
                 for item in done.rendered:
                     report.add(item)
+                if done.spooled is not None:
+                    pieces, count = Path(done.spooled[0]), done.spooled[1]
+                    report.add_pieces(pieces, count)
+                    pieces.unlink()
                 data_issues += done.data_issues
                 bars.assessed(done.patients)
     except OperationOutcomeError as exc:
@@ -246,6 +256,9 @@ def assess_command(
         sink.abort()
         bars.close()
         raise
+    finally:
+        if spool is not None:
+            shutil.rmtree(spool, ignore_errors=True)
     bars.close()
     if not found:
         sink.abort()
@@ -278,16 +291,33 @@ class _Done:
     failed: list[tuple[str, str]] = field(default_factory=list)
     invalid: tuple[str, dict[str, Any] | None] | None = None  # a resource built invalid
 
+    spooled: tuple[str, int] | None = None  # a file of laid-out items, and how many
+
     @classmethod
-    def of(cls, part: LoadResult, assessed: Assessed, render: Callable[[Assessment], Any]) -> _Done:
+    def of(cls, part: LoadResult, assessed: Assessed, report: _Report, spool: Path) -> _Done:
+        """Rendered, and laid out for the output where the report can (into a file under
+        ``spool``: written once, copied by the kernel, rather than sent between processes)."""
         done = cls(len(part.records), failed=[(p, repr(exc)) for p, exc in assessed.failed])
+        pieces: list[bytes] = []
+        items = 0
         for assessment in assessed.assessments:
             try:
-                done.rendered.append(render(assessment))
+                rendered = report.render(assessment)
             except OperationOutcomeError as exc:
                 done.invalid = (exc.message, exc.outcome)
                 break
             done.data_issues += len(assessment.issues)
+            laid_out = report.piece(rendered)
+            if laid_out is None:
+                done.rendered.append(rendered)
+            else:
+                pieces.append(laid_out[0])
+                items += laid_out[1]
+        if pieces:
+            handle, name = tempfile.mkstemp(dir=spool, suffix=".part")
+            with os.fdopen(handle, "wb") as out:
+                out.writelines(pieces)
+            done.spooled = (name, items)
         return done
 
 
@@ -295,6 +325,12 @@ class _Report(Protocol):
     def render(self, assessment: Assessment) -> Any: ...
 
     def add(self, rendered: Any) -> None: ...
+
+    def piece(self, rendered: Any) -> tuple[bytes, int] | None:
+        """What ``rendered`` adds to the output and how many items, if it can be laid out apart
+        from the others (in a worker process); None: it is given to :meth:`add`."""
+
+    def add_pieces(self, pieces: Path, count: int) -> None: ...
 
     def finish(self, summary: LoadSummary, issues: Sequence[Issue]) -> None: ...
 
@@ -325,6 +361,16 @@ class _Transactions:
                 self.lines.add_encoded(item)
             else:
                 self.bundle.add_encoded(item)
+
+    def piece(self, rendered: list[bytes]) -> tuple[bytes, int]:
+        lay_out = self.lines.piece if self.lines is not None else JsonDocument.piece
+        return b"".join(lay_out(item) for item in rendered), len(rendered)
+
+    def add_pieces(self, pieces: Path, count: int) -> None:
+        if self.lines is not None:
+            self.lines.add_pieces(pieces, count)
+        else:
+            self.bundle.add_pieces(pieces, count)
 
     def finish(self, summary: LoadSummary, issues: Sequence[Issue]) -> None:
         if self.lines is not None:

@@ -16,6 +16,7 @@ writes nothing.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -41,6 +42,7 @@ __all__ = ["ContractReport", "JsonDocument", "NdjsonLines", "Sink", "TextReport"
 
 _INDENT: Final = orjson.OPT_INDENT_2
 _SPOOL_BYTES: Final = 8 * 1024 * 1024
+_COPY_BYTES: Final = 1024 * 1024
 
 
 class Sink:
@@ -63,8 +65,32 @@ class Sink:
             assert stream is not None
             self._out = stream
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         self._out.write(data)
+
+    def write_file(self, path: Path, offset: int = 0) -> None:
+        """The bytes of ``path`` from ``offset`` on, copied by the kernel where it can: what a
+        worker process wrote goes to the output without passing through this process."""
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            try:
+                out = self._out.fileno()
+            except (OSError, ValueError):  # not a file (e.g. a buffer in memory)
+                out = -1
+            if out >= 0:
+                self._out.flush()
+                try:
+                    while offset < size:
+                        sent = os.sendfile(out, handle.fileno(), offset, size - offset)
+                        if sent == 0:
+                            break
+                        offset += sent
+                except OSError as err:
+                    if err.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                        raise
+            if offset < size:  # no sendfile here: copied through this process
+                handle.seek(offset)
+                shutil.copyfileobj(handle, self._out, _COPY_BYTES)
 
     def commit(self) -> None:
         """The document is complete: flushed, and a file put in place under its name."""
@@ -98,12 +124,27 @@ class JsonDocument:
 
     def add_encoded(self, item: bytes) -> None:
         """An item already encoded by :func:`encode` (e.g. in another process)."""
+        self.add_pieces(self.piece(item), 1)
+
+    @staticmethod
+    def piece(item: bytes) -> bytes:
+        """An item encoded by :func:`encode` as it is laid out in the document, comma first: the
+        work a worker process can do before the item reaches :meth:`add_pieces`."""
+        return b",\n    " + item.replace(b"\n", b"\n    ")
+
+    def add_pieces(self, pieces: bytes | Path, count: int) -> None:
+        """``count`` items laid out by :meth:`piece` and joined, given as bytes or in a file."""
+        if not count:
+            return
+        skip = 0
         if self.items == 0:
             self._open()
+            skip = 1  # no comma before the first item
+        if isinstance(pieces, Path):
+            self.sink.write_file(pieces, skip)
         else:
-            self.sink.write(b",")
-        self.sink.write(b"\n    " + item.replace(b"\n", b"\n    "))
-        self.items += 1
+            self.sink.write(memoryview(pieces)[skip:])
+        self.items += count
 
     def finish(self, tail: dict[str, Any]) -> None:
         if self.items == 0:
@@ -134,6 +175,17 @@ class NdjsonLines:
         """A value already encoded on one line (``orjson.dumps``)."""
         self.sink.write(line + b"\n")
 
+    @staticmethod
+    def piece(line: bytes) -> bytes:
+        return line + b"\n"
+
+    def add_pieces(self, pieces: bytes | Path, count: int) -> None:
+        """Lines laid out by :meth:`piece` and joined, given as bytes or in a file."""
+        if isinstance(pieces, Path):
+            self.sink.write_file(pieces)
+        else:
+            self.sink.write(pieces)
+
     def finish(self) -> None:
         self.sink.commit()
 
@@ -153,6 +205,14 @@ class ContractReport:
 
     def add(self, rendered: bytes) -> None:
         self.document.add_encoded(rendered)
+
+    @staticmethod
+    def piece(rendered: bytes) -> tuple[bytes, int]:
+        """A patient's entry laid out for the document (this can run in a worker process)."""
+        return JsonDocument.piece(rendered), 1
+
+    def add_pieces(self, pieces: bytes | Path, count: int) -> None:
+        self.document.add_pieces(pieces, count)
 
     def finish(self, summary: LoadSummary, issues: Iterable[Issue]) -> None:
         self.document.finish(
@@ -175,6 +235,14 @@ class TextReport:
     def render(assessment: Assessment) -> Assessment:
         """The assessment itself: its block cites sources numbered across the whole text."""
         return assessment
+
+    @staticmethod
+    def piece(rendered: Assessment) -> None:
+        """None: a block is laid out here, in order (its sources are numbered across the text)."""
+        return None
+
+    def add_pieces(self, pieces: bytes | Path, count: int) -> None:
+        raise NotImplementedError("the text is laid out block by block (add)")
 
     def add(self, assessment: Assessment) -> None:
         block = "\n".join(patient_text(assessment, self.sources))

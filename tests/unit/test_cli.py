@@ -283,3 +283,30 @@ def test_rules_config_sets_the_sites_values_and_a_bad_file_is_a_usage_error(
     refused = run(example, "--rules-config", bad)
     assert refused.exit_code == 2
     assert "unknown rule settings: trough_target" in refused.output
+
+
+@pytest.mark.parametrize("fmt", ["json", "ndjson", "bundle"])
+def test_workers_leave_nothing_in_the_work_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fmt: str
+) -> None:
+    """The partitions and the items laid out by the workers are removed, after a run that
+    completes and after one that fails part-way."""
+    monkeypatch.setattr(partition, "PARTITION_BYTES", 20_000)
+    work = tmp_path / "work"
+    work.mkdir()
+    args = (EXAMPLES, "--as-of", "2025-06-30", "--format", fmt, "--work-dir", work)
+    alone = run(*args, "--jobs", "1")
+    forked = run(*args, "--jobs", "2")
+    assert alone.exit_code == forked.exit_code == 0, forked.stderr
+    assert _timeless(forked.stdout) == _timeless(alone.stdout)
+    if fmt == "ndjson":
+        assert len(forked.stdout.splitlines()) == EXAMPLE_PATIENTS
+    assert list(work.iterdir()) == []
+
+    def broken(*_: Any) -> dict[str, Any]:
+        return {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": 1}]}
+
+    monkeypatch.setattr(cli, "transaction_bundle", broken)
+    failed = run(*args, "--jobs", "2", "--format", "bundle")
+    assert failed.exit_code == 3
+    assert list(work.iterdir()) == []

@@ -120,3 +120,44 @@ def test_a_stream_is_left_as_written_when_a_run_fails() -> None:
     document.sink.abort()
     with pytest.raises(json.JSONDecodeError):
         json.loads(out.getvalue())  # unterminated: no reader takes it for a whole document
+
+
+@pytest.mark.parametrize("to_file", [True, False])  # the kernel copies, or this process does
+@pytest.mark.parametrize("split", [0, 1, 2, 4])
+def test_items_laid_out_by_workers_give_the_same_document(
+    tmp_path: Path, assessments: list[Assessment], to_file: bool, split: int
+) -> None:
+    """Pieces laid out in worker processes (in files, or as bytes) and added a part at a time
+    give the document byte for byte, whatever the parts and the first of them."""
+    expected = reported(ContractReport, assessments)
+    parts = [assessments[:split], assessments[split : split + 3], assessments[split + 3 :]]
+    target = tmp_path / "out.json"
+    out = io.BytesIO()
+    sink = Sink(target) if to_file else Sink(stream=out)
+    report = ContractReport(sink, as_of=AS_OF, guideline=Guideline.ELN2020)
+    for number, part in enumerate(parts):
+        pieces = [report.piece(report.render(a)) for a in part]
+        joined = b"".join(piece for piece, _ in pieces)
+        count = sum(n for _, n in pieces)
+        if number % 2:
+            report.add_pieces(joined, count)
+        else:
+            spooled = tmp_path / f"part-{number}"
+            spooled.write_bytes(joined)
+            report.add_pieces(spooled, count)
+    report.finish(SUMMARY, [])
+    assert (target.read_bytes() if to_file else out.getvalue()) == expected
+
+
+def test_ndjson_pieces_from_a_file(tmp_path: Path) -> None:
+    spooled = tmp_path / "lines"
+    spooled.write_bytes(NdjsonLines.piece(b'{"a":1}') + NdjsonLines.piece(b'{"b":2}'))
+
+    def write(sink: Sink) -> None:
+        lines = NdjsonLines(sink)
+        lines.add_encoded(b'{"z":0}')
+        lines.add_pieces(spooled, 2)
+        lines.add_pieces(NdjsonLines.piece(b'{"c":3}'), 1)
+        lines.finish()
+
+    assert written(write).decode().splitlines() == ['{"z":0}', '{"a":1}', '{"b":2}', '{"c":3}']
