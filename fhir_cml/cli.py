@@ -298,26 +298,26 @@ class _Done:
         """Rendered, and laid out for the output where the report can (into a file under
         ``spool``: written once, copied by the kernel, rather than sent between processes)."""
         done = cls(len(part.records), failed=[(p, repr(exc)) for p, exc in assessed.failed])
-        pieces: list[bytes] = []
+        handle, name = tempfile.mkstemp(dir=spool, suffix=".part")
         items = 0
-        for assessment in assessed.assessments:
-            try:
-                rendered = report.render(assessment)
-            except OperationOutcomeError as exc:
-                done.invalid = (exc.message, exc.outcome)
-                break
-            done.data_issues += len(assessment.issues)
-            laid_out = report.piece(rendered)
-            if laid_out is None:
-                done.rendered.append(rendered)
-            else:
-                pieces.append(laid_out[0])
-                items += laid_out[1]
-        if pieces:
-            handle, name = tempfile.mkstemp(dir=spool, suffix=".part")
-            with os.fdopen(handle, "wb") as out:
-                out.writelines(pieces)
+        with os.fdopen(handle, "wb") as out:
+            for assessment in assessed.assessments:
+                try:
+                    rendered = report.render(assessment)
+                except OperationOutcomeError as exc:
+                    done.invalid = (exc.message, exc.outcome)
+                    break
+                done.data_issues += len(assessment.issues)
+                laid_out = report.piece(rendered)
+                if laid_out is None:
+                    done.rendered.append(rendered)
+                else:
+                    out.write(laid_out[0])  # written at once: its memory serves the next
+                    items += laid_out[1]
+        if items:
             done.spooled = (name, items)
+        else:
+            os.unlink(name)
         return done
 
 

@@ -173,13 +173,13 @@ def basis_item(b: Basis) -> dict[str, Any]:
         "evidence": list(b.evidence),
         "finding": str.__str__(b.finding),
         "params": params(b.params),
-        "citations": [dict(c) for c in citations],
+        "citations": list(citations),  # shared by every item of the rule: never changed
     }
 
 
 @once_per_rule
 def _rule_members(rule: Rule) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]]:
-    """What a basis item says of its rule; the citations are copied into each item."""
+    """What a basis item says of its rule."""
     head = {
         "rule": rule.id,
         "rule_title": rule.title,
@@ -191,7 +191,7 @@ def _rule_members(rule: Rule) -> tuple[dict[str, Any], tuple[dict[str, Any], ...
 
 def params(values: Iterable[tuple[str, Value]]) -> dict[str, Any]:
     """A finding's parameters as JSON: numbers, ISO dates, codes; a nested basis as its text."""
-    return {name: _json(value) for name, value in values}
+    return {name: value if type(value) in _AS_IS else _json(value) for name, value in values}
 
 
 def _json(value: Value) -> Any:

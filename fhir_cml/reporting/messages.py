@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from functools import cache
 from typing import Any
 
 from fhir_cml.domain.basis import Basis, Value
@@ -90,6 +91,7 @@ def result(b: Value) -> str:
     return say(b).rstrip(".")
 
 
+@cache  # a guideline has a few dozen bands, read for every result of every patient
 def band(values: tuple[Any, ...]) -> str:
     """A band as the guideline writes it: "> 1-10 %", "<= 0.1 %", "Ph+ 0", "no CHR"."""
     measure, *edges = values
