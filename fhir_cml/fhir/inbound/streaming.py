@@ -129,7 +129,15 @@ class _Run:
             yield _finished(part, work)
             return
         with without_cyclic_gc():
-            parts = write_partitions(reader, files, count, self.work_dir, self.progress, jobs=jobs)
+            parts = write_partitions(
+                reader,
+                files,
+                count,
+                self.work_dir,
+                self.progress,
+                jobs=jobs,
+                share_bytes=self.partition_bytes,
+            )
         try:
             if parts.unsupported:
                 reader.issues.append(unsupported_issue(parts.unsupported))
