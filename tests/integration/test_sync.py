@@ -346,9 +346,9 @@ def test_a_bulk_export_read_in_partitions_gives_the_same_suggestions(
     monkeypatch.setattr(partition, "PARTITION_BYTES", 2_000)
     counts: list[int] = []
 
-    def spy(*args: Any) -> partition.Partitions:
+    def spy(*args: Any, **kwargs: Any) -> partition.Partitions:
         counts.append(args[2])
-        return partition.write_partitions(*args)
+        return partition.write_partitions(*args, **kwargs)
 
     monkeypatch.setattr(streaming, "write_partitions", spy)
     result = env.run("--bulk")
