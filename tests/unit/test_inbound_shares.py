@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import errno
 import json
+import multiprocessing
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -137,3 +139,36 @@ def test_forked_tasks_give_results_by_key_and_raise_what_failed() -> None:
 
 def _full_disk() -> None:
     raise OSError(errno.ENOSPC, "No space left on device", "/work/0001.part")
+
+
+class _Interrupt:
+    """A progress callback that stops the run as Ctrl-C or SIGTERM would, once it has begun."""
+
+    def partitioning(self, done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    def partitioned(self, patients: int) -> None:
+        pass
+
+
+def test_a_first_pass_stopped_in_shares_leaves_no_process_and_no_file(tmp_path: Path) -> None:
+    export, work = tmp_path / "export", tmp_path / "work"
+    export.mkdir()
+    work.mkdir()
+    write_shuffled(export, example_resources(), 6)
+    reader = Reader()
+    files = reader.list_files([export])
+    before = set(multiprocessing.active_children())
+    with pytest.raises(KeyboardInterrupt):
+        write_partitions(reader, files, COUNT, work, _Interrupt(), jobs=2, share_bytes=SHARE)
+    assert set(multiprocessing.active_children()) <= before
+    assert list(work.iterdir()) == []
+
+
+def test_stopping_forked_tasks_ends_them() -> None:
+    forks = Forks()
+    forks.start(1, lambda: time.sleep(60))
+    [(process, _)] = forks._running.values()
+    forks.stop()
+    assert not process.is_alive()
+    assert len(forks) == 0
