@@ -21,7 +21,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 import click
 import orjson
@@ -234,7 +234,7 @@ def assess_command(
                     )
                 for item in done.rendered:
                     report.add(item)
-                if done.spooled is not None:
+                if done.spooled is not None and isinstance(report, _Spooling):
                     pieces, count = Path(done.spooled[0]), done.spooled[1]
                     report.add_pieces(pieces, count)
                     pieces.unlink()
@@ -298,22 +298,23 @@ class _Done:
         """Rendered, and laid out for the output where the report can (into a file under
         ``spool``: written once, copied by the kernel, rather than sent between processes)."""
         done = cls(len(part.records), failed=[(p, repr(exc)) for p, exc in assessed.failed])
+        if not isinstance(report, _Spooling):  # laid out in the main process (the text)
+            for assessment in assessed.assessments:
+                done.rendered.append(report.render(assessment))
+                done.data_issues += len(assessment.issues)
+            return done
         handle, name = tempfile.mkstemp(dir=spool, suffix=".part")
         items = 0
         with os.fdopen(handle, "wb") as out:
             for assessment in assessed.assessments:
                 try:
-                    rendered = report.render(assessment)
+                    piece, count = report.piece(report.render(assessment))
                 except OperationOutcomeError as exc:
                     done.invalid = (exc.message, exc.outcome)
                     break
+                out.write(piece)  # written at once: its memory serves the next
+                items += count
                 done.data_issues += len(assessment.issues)
-                laid_out = report.piece(rendered)
-                if laid_out is None:
-                    done.rendered.append(rendered)
-                else:
-                    out.write(laid_out[0])  # written at once: its memory serves the next
-                    items += laid_out[1]
         if items:
             done.spooled = (name, items)
         else:
@@ -326,13 +327,18 @@ class _Report(Protocol):
 
     def add(self, rendered: Any) -> None: ...
 
-    def piece(self, rendered: Any) -> tuple[bytes, int] | None:
-        """What ``rendered`` adds to the output and how many items, if it can be laid out apart
-        from the others (in a worker process); None: it is given to :meth:`add`."""
+    def finish(self, summary: LoadSummary, issues: Sequence[Issue]) -> None: ...
+
+
+@runtime_checkable
+class _Spooling(_Report, Protocol):
+    """A report whose items a worker can lay out apart from the others."""
+
+    def piece(self, rendered: Any) -> tuple[bytes, int]:
+        """What ``rendered`` adds to the output, and how many items."""
+        ...
 
     def add_pieces(self, pieces: Path, count: int) -> None: ...
-
-    def finish(self, summary: LoadSummary, issues: Sequence[Issue]) -> None: ...
 
 
 class _Transactions:

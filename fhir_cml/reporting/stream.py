@@ -233,16 +233,9 @@ class TextReport:
 
     @staticmethod
     def render(assessment: Assessment) -> Assessment:
-        """The assessment itself: its block cites sources numbered across the whole text."""
+        """The assessment itself: its block cites sources numbered across the whole text, so it
+        is laid out here, in order (:meth:`add`), not in a worker."""
         return assessment
-
-    @staticmethod
-    def piece(rendered: Assessment) -> None:
-        """None: a block is laid out here, in order (its sources are numbered across the text)."""
-        return None
-
-    def add_pieces(self, pieces: bytes | Path, count: int) -> None:
-        raise NotImplementedError("the text is laid out block by block (add)")
 
     def add(self, assessment: Assessment) -> None:
         block = "\n".join(patient_text(assessment, self.sources))
