@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import date
 from enum import StrEnum
 from functools import cache
-from typing import Any
+from typing import Any, Final
 
 from fhir_cml.domain.basis import (
     Basis,
@@ -125,9 +125,23 @@ def _messages() -> Mapping[Finding, Callable[[P], str]]:
     return MESSAGES
 
 
+# The sentences of the bases said lately, by the basis's id; each entry holds its basis, so that
+# no other object takes that id while the entry stands. A report says most bases several times (its text,
+# its reasons, its issues), and one patient's bases are all said before the next patient's.
+_SAID: dict[int, tuple[Basis, str]] = {}
+_SAID_MAX: Final = 4096
+
+
 def say(b: Basis) -> str:
-    """The sentence for a basis."""
-    return sentence(b.finding, b.params)
+    """The sentence for a basis (a basis is frozen, so its sentence is said once)."""
+    said = _SAID.get(id(b))
+    if said is not None:
+        return said[1]
+    text = sentence(b.finding, b.params)
+    if len(_SAID) >= _SAID_MAX:
+        _SAID.clear()
+    _SAID[id(b)] = (b, text)
+    return text
 
 
 def suggestion_text(s: Suggestion) -> str:

@@ -245,3 +245,24 @@ def test_text_lines_stay_readable(text: str) -> None:
 
 def test_every_finding_has_a_sentence() -> None:
     assert set(MESSAGES) == set(Finding)
+
+
+def test_a_basis_is_said_as_its_sentence_however_many_come_and_go() -> None:
+    """say() keeps the sentences of the bases said lately by the basis's id: a basis freed and a
+    new one made in its place (CPython reuses the id at once) must get its own sentence, and so
+    must a basis said again after the memo filled up and started over."""
+    from fhir_cml.domain.basis import basis
+    from fhir_cml.domain.rules.catalogue import INPUTS
+    from fhir_cml.reporting.words import _SAID, _SAID_MAX, say
+
+    kept = []
+    for n in range(_SAID_MAX + 50):
+        b = basis(INPUTS, Finding.AFTER_AS_OF, as_of=f"day {n}")
+        assert say(b) == f"Dated after the as-of date day {n}: not considered."
+        assert say(b) == f"Dated after the as-of date day {n}: not considered."
+        if n % 64 == 0:
+            kept.append((b, n))
+        del b
+    assert len(_SAID) <= _SAID_MAX  # bounded: a server says bases all day
+    for b, n in kept:
+        assert say(b) == f"Dated after the as-of date day {n}: not considered."
