@@ -10,16 +10,18 @@ never held in memory), then runs as separate processes, in turn:
   sync --bulk     with --sync: `fhir-cml sync --bulk --dry-run` against a server delivering
                   the same export (export_server.py: the export's files, empty searches)
 
-and prints, per run: patients, input MB, wall seconds, patients/s, peak resident memory (the
-sum over the process and its workers, sampled every 50 ms, and never below what the kernel
-reports for the largest of them), the time relative to json.loads in the same run, the CPU
+each `--repeat` times (default 3; the three commands in turn, round after round, so that a
+change in the machine's pace touches them alike), and prints, per command, the run of median
+wall time: patients, input MB, wall seconds, patients/s, peak resident memory (the largest of
+its runs: the sum over the process and its workers, sampled every 50 ms, and never below what
+the kernel reports for the largest of them), the time relative to json.loads in the same run, the CPU
 seconds (the process and its workers) and their ratio to json.loads's, and the load average (1
 minute, the higher of before and after the run). On a machine others use, the wall times follow
 the load; the CPU ratio much less so (a loaded machine still slows every instruction somewhat),
 but it says nothing of the workers sharing the cores.
 
-    python bench/scale_bench.py [--sizes 1000,10000,100000] [--dir DIR] [--jobs N] [--sync]
-                                [--keep]
+    python bench/scale_bench.py [--sizes 1000,10000,100000] [--repeat N] [--dir DIR]
+                                [--jobs N] [--sync] [--keep]
 
 Exports are written under --dir (default: a directory in the system's temporary directory) and
 removed afterwards unless --keep; an export of the right size found there is reused. 100,000
@@ -34,6 +36,7 @@ with the main process count twice: the figure is an upper bound.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -68,6 +71,7 @@ class Run:
     cpu: float  # user and system seconds of the process and its workers
     peak_mb: float
     load: tuple[float, float]  # load average (1 min) before and after
+    runs: int = 1  # of which this is the median
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         "--sync", action="store_true", help="also `fhir-cml sync --bulk --dry-run` on each export"
     )
     parser.add_argument("--keep", action="store_true", help="keep the exports and results")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each command; the median is reported"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     base = args.dir or Path(tempfile.mkdtemp(prefix="fhir-cml-scale-"))
@@ -106,12 +113,16 @@ def main(argv: list[str] | None = None) -> int:
             command += ["--as-of", AS_OF.isoformat()]
             if args.jobs:
                 command += ["--jobs", str(args.jobs)]
-            for name, argv in (
+            commands = (
                 ("json.loads", [PYTHON, "-c", PARSE.format(module="json"), str(export)]),
                 ("orjson.loads", [PYTHON, "-c", PARSE.format(module="orjson"), str(export)]),
                 ("fhir-cml assess", command),
-            ):
-                rows.append((patients, size, _run(name, argv)))
+            )
+            runs: dict[str, list[Run]] = {name: [] for name, _ in commands}
+            for _ in range(max(1, args.repeat)):
+                for name, argv in commands:
+                    runs[name].append(_run(name, argv))
+            rows += [(patients, size, _median(found)) for found in runs.values()]
             if args.sync:
                 with export_server(export) as fhir_base:
                     sync = [FHIR_CML, "sync", "--bulk", "--dry-run", "--fhir-base", fhir_base]
@@ -159,6 +170,13 @@ def _patients_in(manifest: Path) -> int | None:
     return next((o.get("count") for o in outputs if o.get("type") == "Patient"), None)
 
 
+def _median(runs: list[Run]) -> Run:
+    """The run of median wall time, with the highest memory of them all."""
+    middle = sorted(runs, key=lambda run: run.seconds)[(len(runs) - 1) // 2]
+    peak = max(run.peak_mb for run in runs)
+    return Run(middle.name, middle.seconds, middle.cpu, peak, middle.load, len(runs))
+
+
 def _run(name: str, command: list[str]) -> Run:
     """Wall time and peak memory of one process and its workers."""
     load = os.getloadavg()[0]
@@ -190,46 +208,64 @@ def _run(name: str, command: list[str]) -> Run:
     return run
 
 
+_PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+_TREE_EVERY = 5  # samples between two looks for the process's workers (a walk of /proc)
+
+
 def _sample(pid: int, peak: list[int], done: threading.Event) -> None:
-    while not done.wait(0.05):
-        peak[0] = max(peak[0], _tree_rss_kb(pid))
+    """Every 50 ms, the resident memory of the process and its workers: the workers are looked
+    for every 250 ms only, as a walk of /proc costs 20 times a reading of their memory (the
+    sampler would otherwise take 6 % of a core from the runs it measures)."""
+    tree = [pid]
+    for n in itertools.count():
+        if done.wait(0.05):
+            return
+        if n % _TREE_EVERY == 0:
+            tree = _tree(pid)
+        peak[0] = max(peak[0], sum(_rss_kb(member) for member in tree))
 
 
-def _tree_rss_kb(root: int) -> int:
-    """Resident memory of a process and its descendants, from /proc (Linux), in KB."""
+def _tree(root: int) -> list[int]:
+    """A process and its descendants, from /proc (Linux)."""
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/status") as handle:
-                fields = dict(line.split(":", 1) for line in handle if ":" in line)
-        except OSError:
+            with open(f"/proc/{entry}/stat", "rb") as handle:
+                # pid (comm) state ppid ...: comm may hold spaces, so read after its ")"
+                ppid = int(handle.read().rpartition(b")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        pid, ppid = int(entry), int(fields.get("PPid", "0").strip() or 0)
-        children.setdefault(ppid, []).append(pid)
-        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
-    total, todo = 0, [root]
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        found.append(pid)
         todo += children.get(pid, [])
-    return total
+    return found
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * _PAGE_KB
+    except (OSError, ValueError, IndexError):
+        return 0  # ended meanwhile
 
 
 def _table(rows: list[tuple[int, float, Run]]) -> None:
     floors = {patients: run for patients, _, run in rows if run.name == "json.loads"}
     print()
     print(
-        "| patients | input MB | run | wall s | patients/s | peak RSS MB | x json.loads "
+        "| patients | input MB | run | runs | wall s | patients/s | peak RSS MB | x json.loads "
         "| CPU s | CPU x json.loads | load |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for patients, size, run in rows:
         floor = floors[patients]
         print(
-            f"| {patients:,} | {size:,.0f} | {run.name} | {run.seconds:.1f} | "
+            f"| {patients:,} | {size:,.0f} | {run.name} | {run.runs} | {run.seconds:.1f} | "
             f"{patients / run.seconds:,.0f} | {run.peak_mb:,.0f} | "
             f"{run.seconds / floor.seconds:.2f} | {run.cpu:.1f} | {run.cpu / floor.cpu:.2f} | "
             f"{max(run.load):.1f} |"
