@@ -14,9 +14,9 @@ each `--repeat` times (default 3; the three commands in turn, round after round,
 change in the machine's pace touches them alike), and prints, per command, the run of median
 wall time: patients, input MB, wall seconds, patients/s, peak resident memory (the largest of
 its runs: the sum over the process and its workers, sampled every 50 ms, and never below what
-the kernel reports for the largest of them), the time relative to json.loads in the same run, the CPU
-seconds (the process and its workers) and their ratio to json.loads's, and the load average (1
-minute, the higher of before and after the run). On a machine others use, the wall times follow
+the kernel reports for the largest of them), the time relative to json.loads in the same run,
+the CPU seconds (the process and its workers) and their ratio to json.loads's, and the load
+average (1 minute, the higher of before and after the run). On a machine others use, the wall times follow
 the load; the CPU ratio much less so (a loaded machine still slows every instruction somewhat),
 but it says nothing of the workers sharing the cores.
 

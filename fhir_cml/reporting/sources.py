@@ -7,11 +7,11 @@ confirmed: PMID"), rather than inventing one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
 from typing import Any, TypeVar
 
 from fhir_cml.domain.citations import Citation
 from fhir_cml.domain.rule import Rule
+from fhir_cml.reporting.memo import ByIdentity
 
 PROJECT_CONVENTION = "Project convention (no published source)"
 
@@ -42,21 +42,10 @@ def citation_text(c: Citation) -> str:
     return text
 
 
-def once_per_rule(make: Callable[[Rule], T]) -> Callable[[Rule], T]:
+def once_per_rule(make: Callable[[Rule], T]) -> ByIdentity[Rule, T]:
     """``make(rule)`` worked out once for each rule: rules are constants, and every basis of
     every patient names one."""
-    known: dict[int, tuple[Rule, T]] = {}
-
-    @wraps(make)
-    def per_rule(rule: Rule) -> T:
-        hit = known.get(id(rule))
-        if hit is not None and hit[0] is rule:
-            return hit[1]
-        value = make(rule)
-        known[id(rule)] = (rule, value)
-        return value
-
-    return per_rule
+    return ByIdentity(make)
 
 
 @once_per_rule

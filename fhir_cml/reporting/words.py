@@ -29,6 +29,7 @@ from fhir_cml.domain.basis import (
 from fhir_cml.domain.findings import Finding
 from fhir_cml.domain.model import Issue
 from fhir_cml.domain.results import Prediction, Suggestion
+from fhir_cml.reporting.memo import by_identity
 
 
 def pct(value: float) -> str:
@@ -125,23 +126,13 @@ def _messages() -> Mapping[Finding, Callable[[P], str]]:
     return MESSAGES
 
 
-# The sentences of the bases said lately, by the basis's id; each entry holds its basis, so that
-# no other object takes that id while the entry stands. A report says most bases several times (its text,
-# its reasons, its issues), and one patient's bases are all said before the next patient's.
-_SAID: dict[int, tuple[Basis, str]] = {}
-_SAID_MAX: Final = 4096
+SAID_MOST: Final = 4096  # sentences kept: a report says most of its bases several times
 
 
+@by_identity(SAID_MOST)
 def say(b: Basis) -> str:
-    """The sentence for a basis (a basis is frozen, so its sentence is said once)."""
-    said = _SAID.get(id(b))
-    if said is not None:
-        return said[1]
-    text = sentence(b.finding, b.params)
-    if len(_SAID) >= _SAID_MAX:
-        _SAID.clear()
-    _SAID[id(b)] = (b, text)
-    return text
+    """The sentence for a basis (a basis is frozen: its sentence is worked out once)."""
+    return sentence(b.finding, b.params)
 
 
 def suggestion_text(s: Suggestion) -> str:

@@ -253,16 +253,16 @@ def test_a_basis_is_said_as_its_sentence_however_many_come_and_go() -> None:
     must a basis said again after the memo filled up and started over."""
     from fhir_cml.domain.basis import basis
     from fhir_cml.domain.rules.catalogue import INPUTS
-    from fhir_cml.reporting.words import _SAID, _SAID_MAX, say
+    from fhir_cml.reporting.words import SAID_MOST, say
 
     kept = []
-    for n in range(_SAID_MAX + 50):
+    for n in range(SAID_MOST + 50):
         b = basis(INPUTS, Finding.AFTER_AS_OF, as_of=f"day {n}")
         assert say(b) == f"Dated after the as-of date day {n}: not considered."
         assert say(b) == f"Dated after the as-of date day {n}: not considered."
         if n % 64 == 0:
             kept.append((b, n))
         del b
-    assert len(_SAID) <= _SAID_MAX  # bounded: a server says bases all day
+    assert len(say) <= SAID_MOST  # bounded: a server says bases all day
     for b, n in kept:
         assert say(b) == f"Dated after the as-of date day {n}: not considered."
