@@ -16,9 +16,9 @@ wall time: patients, input MB, wall seconds, patients/s, peak resident memory (t
 its runs: the sum over the process and its workers, sampled every 50 ms, and never below what
 the kernel reports for the largest of them), the time relative to json.loads in the same run,
 the CPU seconds (the process and its workers) and their ratio to json.loads's, and the load
-average (1 minute, the higher of before and after the run). On a machine others use, the wall times follow
-the load; the CPU ratio much less so (a loaded machine still slows every instruction somewhat),
-but it says nothing of the workers sharing the cores.
+average (1 minute, the higher of before and after the run). On a machine others use, the wall
+times follow the load; the CPU ratio much less so (a loaded machine still slows every
+instruction somewhat), but it says nothing of the workers sharing the cores.
 
     python bench/scale_bench.py [--sizes 1000,10000,100000] [--repeat N] [--dir DIR]
                                 [--jobs N] [--sync] [--keep]
