@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import TypeAlias
 
 from fhir_cml.domain.findings import Finding
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.rule import Rule
 
 
@@ -54,6 +55,7 @@ Value: TypeAlias = "str | int | float | bool | date | StrEnum | Basis | tuple[Va
 Params: TypeAlias = tuple[tuple[str, Value], ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Basis:
     rule: Rule

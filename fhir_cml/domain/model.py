@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from fhir_cml.domain.basis import Basis
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.vocabulary import (
     ControlGene,
     Cyp3a4Effect,
@@ -27,6 +28,7 @@ from fhir_cml.domain.vocabulary import (
 Day = date  # for fields declared after a field named "date"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Issue:
     """Something the reader or the rules could not use, or want a human to look at.
@@ -42,6 +44,7 @@ class Issue:
     basis: Basis | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class BcrAbl1Result:
     """One BCR::ABL1 quantification.
@@ -64,6 +67,7 @@ class BcrAbl1Result:
     derived_from: str = "percent"  # percent | ratio | log-reduction | undetectable | limit
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class CytogeneticResult:
     """Ph+ (t(9;22)) cells as a percentage: metaphase banding or interphase FISH."""
@@ -77,6 +81,7 @@ class CytogeneticResult:
     high_risk_aca: bool | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LabValue:
     """A blood count or clinical finding; units per :class:`LabKind`."""
@@ -87,6 +92,7 @@ class LabValue:
     value: float
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class HematologicResponse:
     """A coded statement that the patient is (or is not) in complete hematologic response."""
@@ -96,6 +102,7 @@ class HematologicResponse:
     complete: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TroughLevel:
     """A TKI plasma level in ng/mL (imatinib: 1 umol/L = 493.6 ng/mL)."""
@@ -110,6 +117,7 @@ class TroughLevel:
     trough_by_code: bool = True
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MutationResult:
     """A BCR::ABL1 kinase-domain mutation analysis.
@@ -125,6 +133,7 @@ class MutationResult:
     hgvs: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AdherenceAssessment:
     ref: str
@@ -132,6 +141,7 @@ class AdherenceAssessment:
     adherent: bool
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AdverseEvent:
     """An adverse event attributed to the TKI; ``affects_quality_of_life`` when it is said to."""
@@ -143,6 +153,7 @@ class AdverseEvent:
     resolved: Day | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TkiStatement:
     """One MedicationStatement for a TKI: what, how much per day, when, and why it ended."""
@@ -162,6 +173,7 @@ class TkiStatement:
     supplied_to: date | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class OtherMedication:
     """A non-TKI medication, kept when it changes TKI exposure through CYP3A4."""
@@ -174,6 +186,7 @@ class OtherMedication:
     end: date | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Diagnosis:
     ref: str
@@ -181,6 +194,7 @@ class Diagnosis:
     onset: date | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class UnreadResult:
     """A result that was done but could not be read (a text value, an unknown unit, ...).
@@ -195,6 +209,7 @@ class UnreadResult:
     reason: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PatientRecord:
     """All a patient's inputs, each list ordered by date (oldest first)."""

@@ -13,6 +13,7 @@ from datetime import date
 from fhir_cml.domain.basis import Basis, Params
 from fhir_cml.domain.config import DEFAULT_CONFIG, RuleConfig
 from fhir_cml.domain.findings import Finding
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import BcrAbl1Result, Issue, TroughLevel
 from fhir_cml.domain.vocabulary import (
     ElnStatus,
@@ -29,6 +30,7 @@ from fhir_cml.domain.vocabulary import (
 )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DoseSegment:
     """A stretch of time on one TKI at one daily dose; ``end`` None while it continues."""
@@ -43,6 +45,7 @@ class DoseSegment:
     on_hold: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Gap:
     """Time off TKI between two segments, or an on-hold period."""
@@ -52,6 +55,7 @@ class Gap:
     ref: str | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Therapy:
     """The TKI course: where therapy time runs from, what the patient takes now, what changed."""
@@ -78,6 +82,7 @@ class Therapy:
     restarted: date | None = None  # the TKI restarted after the latest TFR stop, on this day
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MolecularResponse:
     depth: ResponseDepth
@@ -85,6 +90,7 @@ class MolecularResponse:
     basis: Basis
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MilestoneReading:
     """The guideline's reading of one result at its time on therapy."""
@@ -103,6 +109,7 @@ class MilestoneReading:
     role: str = "milestone"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ElnReading:
     status: ElnStatus
@@ -111,6 +118,7 @@ class ElnReading:
     history: tuple[MilestoneReading, ...] = ()
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LossOfMmr:
     """Loss of a previously achieved MMR; ``confirmed`` needs two consecutive results > 0.1 %."""
@@ -121,6 +129,7 @@ class LossOfMmr:
     basis: Basis | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TfrReading:
     status: TfrStatus
@@ -137,6 +146,7 @@ class TfrReading:
     mmr_regained_on: date | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class TdmReading:
     status: TdmStatus
@@ -145,6 +155,7 @@ class TdmReading:
     at_current_dose: bool = False
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class RiskScore:
     name: str  # sokal | elts | eutos
@@ -153,6 +164,7 @@ class RiskScore:
     basis: Basis
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Interaction:
     medication: str
@@ -161,6 +173,7 @@ class Interaction:
     basis: Basis
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Monitoring:
     next_pcr_due: date | None
@@ -170,6 +183,7 @@ class Monitoring:
     basis: Basis
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Suggestion:
     """One recommendation: a code from the project's CodeSystem, words, and its basis."""
@@ -180,6 +194,7 @@ class Suggestion:
     basis: tuple[Basis, ...]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Prediction:
     """Trial evidence that applies to the patient's situation (drug, line, mutation, phase)."""
@@ -192,6 +207,7 @@ class Prediction:
     basis: Basis
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Assessment:
     patient: str

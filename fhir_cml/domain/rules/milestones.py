@@ -28,6 +28,7 @@ from operator import attrgetter
 from fhir_cml.domain.basis import Basis, Months, Percent, Value, basis
 from fhir_cml.domain.config import RuleConfig
 from fhir_cml.domain.findings import Finding
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.guidelines import Band, Condition, Event, GuidelineTable, Measure, Row, table
 from fhir_cml.domain.guidelines.eln2009 import SUMMARY_CALLS_SUBOPTIMAL
 from fhir_cml.domain.model import BcrAbl1Result, CytogeneticResult, MutationResult
@@ -57,6 +58,7 @@ ON_TREATMENT = frozenset({"milestone", "interim", "early", "any-time"})
 POORLY_SENSITIVE_MUTATIONS = frozenset({"T315I"})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Item:
     """One dated piece of evidence that a guideline can read."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from fhir_cml.domain.basis import Basis, Copies, Percent, Value, basis
 from fhir_cml.domain.findings import Finding
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import BcrAbl1Result
 from fhir_cml.domain.rules.catalogue import DEPTH
 from fhir_cml.domain.vocabulary import ControlGene, IssueCode, ResponseDepth
@@ -33,6 +34,7 @@ ORDER = {
 }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class DepthCall:
     depth: ResponseDepth

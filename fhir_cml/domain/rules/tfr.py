@@ -21,6 +21,7 @@ from datetime import date, timedelta
 from fhir_cml.domain.basis import Basis, Months, Percent, Value, Years, basis
 from fhir_cml.domain.config import RuleConfig
 from fhir_cml.domain.findings import Finding
+from fhir_cml.domain.frozen import quick_init
 from fhir_cml.domain.model import AdherenceAssessment, BcrAbl1Result, Diagnosis
 from fhir_cml.domain.results import MilestoneReading, TfrReading, Therapy
 from fhir_cml.domain.rules.catalogue import PAEDIATRIC, STIM1, TFR_ELIGIBILITY, TFR_RELAPSE
@@ -38,6 +39,7 @@ from fhir_cml.domain.vocabulary import (
 )
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Run:
     """An uninterrupted run of readable results meeting a condition, up to the latest one."""
