@@ -33,8 +33,6 @@ from fhir_cml.domain.model import Issue
 from fhir_cml.ehr.terminology import site_terminology
 from fhir_cml.errors import ConfigurationError, OperationOutcomeError
 from fhir_cml.fhir.inbound import LoadResult, MappingOptions, map_paths
-from fhir_cml.fhir.outbound import transaction_bundle, validate
-from fhir_cml.fhir.outbound.provenance import instant
 from fhir_cml.jobs.options import concept_map_option, rules_config_option, terminology_server_option
 from fhir_cml.jobs.stopping import sigterm_as_interrupt
 from fhir_cml.reporting import LoadSummary, issue_message
@@ -346,6 +344,10 @@ class _Transactions:
     before it is written: in one transaction Bundle, or one Bundle per line (``ndjson``)."""
 
     def __init__(self, sink: Sink, now: datetime, ndjson: bool) -> None:
+        # The FHIR resources are built only here: `assess` in the other formats starts without
+        # their modules.
+        from fhir_cml.fhir.outbound.provenance import instant
+
         self.now = now
         self.lines = NdjsonLines(sink) if ndjson else None
         self.bundle = JsonDocument(
@@ -355,6 +357,8 @@ class _Transactions:
         )
 
     def render(self, assessment: Assessment) -> list[bytes]:
+        from fhir_cml.fhir.outbound import transaction_bundle, validate
+
         bundle = transaction_bundle([assessment], self.now)
         validate(bundle)  # every resource in it, against the FHIR R4 (R4B) models
         if self.lines is not None:

@@ -19,8 +19,6 @@ from fhir_cml.domain import DEFAULT_CONFIG, Assessment, Guideline, PatientRecord
 from fhir_cml.domain.model import Issue
 from fhir_cml.errors import ConfigurationError, OperationOutcomeError, RequestError
 from fhir_cml.fhir.inbound import LoadResult
-from fhir_cml.fhir.outbound import result_bundle, validate
-from fhir_cml.fhir.outbound.operation_outcome import from_issue
 
 __all__ = [
     "Assessed",
@@ -95,6 +93,8 @@ def one_patient(loaded: LoadResult, patient: str | None = None) -> PatientRecord
         error = RequestError(
             f"Nothing to assess: {why_nothing(loaded)}", status=422, code="processing"
         )
+        from fhir_cml.fhir.outbound.operation_outcome import from_issue  # the FHIR faces only
+
         error.outcome["issue"] += [from_issue(i) for i in loaded.issues]
         raise error
     return loaded.records[0]
@@ -137,6 +137,9 @@ def checked_result_bundle(
     Raises :class:`~fhir_cml.errors.OperationOutcomeError` (status 500) when fhir-cml built an
     invalid resource: a bug, reported with the element paths.
     """
+    # Imported here: `fhir-cml assess` builds no FHIR resource unless asked for a Bundle.
+    from fhir_cml.fhir.outbound import result_bundle, validate
+
     bundle = result_bundle(assessments, recorded, issues)
     for entry in bundle["entry"]:
         validate(entry["resource"])
