@@ -345,9 +345,11 @@ class _Transactions:
 
     def __init__(self, sink: Sink, now: datetime, ndjson: bool) -> None:
         # The FHIR resources are built only here: `assess` in the other formats starts without
-        # their modules.
+        # their modules (imported once, not for each patient).
+        from fhir_cml.fhir.outbound import transaction_bundle, validate
         from fhir_cml.fhir.outbound.provenance import instant
 
+        self.build, self.validate = transaction_bundle, validate
         self.now = now
         self.lines = NdjsonLines(sink) if ndjson else None
         self.bundle = JsonDocument(
@@ -357,10 +359,8 @@ class _Transactions:
         )
 
     def render(self, assessment: Assessment) -> list[bytes]:
-        from fhir_cml.fhir.outbound import transaction_bundle, validate
-
-        bundle = transaction_bundle([assessment], self.now)
-        validate(bundle)  # every resource in it, against the FHIR R4 (R4B) models
+        bundle = self.build([assessment], self.now)
+        self.validate(bundle)  # every resource in it, against the FHIR R4 (R4B) models
         if self.lines is not None:
             return [orjson.dumps(bundle)]
         return [encode(entry) for entry in bundle["entry"]]
