@@ -27,6 +27,9 @@ JSON_SUFFIXES = frozenset({".json"})
 MAX_FILE_ISSUES: Final = 100
 MAX_NESTING: Final = 32  # arrays and Bundles inside each other
 _BOM: Final = b"\xef\xbb\xbf"
+# Lines are read through a buffer of this size: with the default (the file system's 4 kB block)
+# reading a file line by line took three times as long, one system call per 4 kB.
+READ_BUFFER: Final = 256 * 1024
 
 
 @dataclass(slots=True)
@@ -121,7 +124,7 @@ class Reader:
             self.files += 1
         label = self._label = str(path)
         try:
-            with path.open("rb") as handle:
+            with path.open("rb", buffering=READ_BUFFER) as handle:
                 handle.seek(start)
                 yield from self._ndjson_lines(_upto(handle, end - start), label, first_line)
         except OSError as err:
@@ -186,7 +189,7 @@ class Reader:
 
     def _ndjson_file(self, path: Path, label: str) -> Iterator[Entry]:
         try:
-            with path.open("rb") as handle:
+            with path.open("rb", buffering=READ_BUFFER) as handle:
                 yield from self._ndjson_lines(handle, label)
         except OSError as err:
             self._problem(f"{label} cannot be read: {err.strerror or err}.", Severity.ERROR)

@@ -201,7 +201,7 @@ def _read_file(
     loads = orjson.loads
     limit = reader.max_json_bytes
     try:
-        with path.open("rb") as handle:
+        with path.open("rb", buffering=_BUFFER) as handle:
             for record in handle:
                 kind, origin_no, index, url, payload = record.split(b"\t", 4)
                 origin = origins[int(origin_no) + offset]
@@ -425,7 +425,7 @@ def _route_late(
     numbers become the run's (a share's count from its offset).
     """
     for late_path, offset in zip(late_paths, offsets, strict=True):
-        with late_path.open("rb") as handle:
+        with late_path.open("rb", buffering=_BUFFER) as handle:
             for record in handle:
                 kind, origin_no, rest = record.split(b"\t", 2)
                 payload = rest.split(b"\t", 2)[2]
