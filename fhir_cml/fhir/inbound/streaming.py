@@ -195,20 +195,27 @@ def job_part(
 
 def _in_workers(job: _Job, jobs: int) -> Iterator[tuple[LoadResult, _Labelled, Any]]:
     """Each partition in a process forked for it (forks.py), ``jobs`` at a time; the results in
-    order."""
+    order.
+
+    A worker is started as soon as any other ends, not only when the next in order does: a
+    result that comes early waits here (a few counts and the name of a file), not the CPUs.
+    """
     forks = Forks()
     numbers = iter(range(job.parts.count))
+    came: dict[int, tuple[LoadResult, _Labelled, Any]] = {}
     try:
         for number in islice(numbers, jobs):
             forks.start(number, partial(job_part(job, []), number))
         for number in range(job.parts.count):
-            try:
-                outcome = forks.result(number)
-            except TaskFailed as failed:
-                raise RuntimeError(f"reading partition {number} failed: {failed}") from None
-            for following in islice(numbers, 1):
-                forks.start(following, partial(job_part(job, []), following))
-            yield outcome
+            while number not in came:
+                for ended in forks.ready(None):
+                    try:
+                        came[ended] = forks.result(ended)
+                    except TaskFailed as failed:
+                        raise RuntimeError(f"reading partition {ended} failed: {failed}") from None
+                    for following in islice(numbers, 1):
+                        forks.start(following, partial(job_part(job, []), following))
+            yield came.pop(number)
     finally:
         forks.stop()
 
