@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import random
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ import pytest
 from fhir_cml.domain import assess
 from fhir_cml.domain.model import PatientRecord
 from fhir_cml.domain.vocabulary import Guideline, IssueCode, Severity
-from fhir_cml.fhir.inbound import LoadResult, load_paths, map_paths, stream_paths
+from fhir_cml.fhir.inbound import LoadResult, load_paths, map_paths, stream_paths, streaming
 from fhir_cml.fhir.inbound.loader import MAX_FILE_ISSUES, Reader
+from fhir_cml.fhir.inbound.partition import Partitions
 from fhir_cml.reporting import patient_contract
 from tests.unit.inbound_builders import OPTIONS, bcr, obs, patient
 
@@ -113,6 +115,31 @@ def test_worker_processes_give_the_same_parts_in_the_same_order(tmp_path: Path) 
     assert [p.resources for p, _ in forked] == [p.resources for p, _ in alone]
     assert all(p.records == [] for p, _ in forked)  # let go of once worked on
     assert sum(len(r) for _, r in alone) == len(list(EXAMPLES.glob("*.json")))
+
+
+def test_a_worker_starts_when_any_ends_and_results_stay_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partition 0 runs until partition 2 has started: that happens only if the worker freed by
+    partition 1 is reused at once, not when partition 0 (the next in order) ends."""
+
+    def job_part(job: streaming._Job, retain: list[object] | None = None) -> Any:
+        def run(number: int) -> tuple[LoadResult, list[Any], Any]:
+            (tmp_path / f"started-{number}").touch()
+            waited = 0
+            while number == 0 and not (tmp_path / "started-2").exists() and waited < 500:
+                time.sleep(0.01)
+                waited += 1
+            return LoadResult([], []), [], (number, (tmp_path / "started-2").exists())
+
+        return run
+
+    monkeypatch.setattr(streaming, "job_part", job_part)
+    job = streaming._Job(Partitions(tmp_path, 4, []), OPTIONS, False, None)
+    results = [result for _, _, result in streaming._in_workers(job, 2)]
+    assert [number for number, _ in results] == [0, 1, 2, 3]
+    assert results[0] == (0, True)  # partition 2 started while partition 0 still ran
+    assert not multiprocessing.active_children()
 
 
 def patients_of(part: LoadResult) -> int:
