@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhir_cml.fhir.inbound.forks import Forks, TaskFailed
 from fhir_cml.fhir.inbound.loader import MAX_FILE_ISSUES, Reader
-from fhir_cml.fhir.inbound.partition import read_partition, write_partitions
+from fhir_cml.fhir.inbound.partition import _subject_key, read_partition, write_partitions
 from tests.unit.test_inbound_streaming import example_resources, write_shuffled
 
 SHARE = 3_000  # bytes: every file of the examples is cut into shares
@@ -172,3 +174,54 @@ def test_stopping_forked_tasks_ends_them() -> None:
     forks.stop()
     assert not process.is_alive()
     assert len(forks) == 0
+
+
+_REFERENCES = st.sampled_from(["Patient/a", "Patient/b-2", "Patient/c.3", "#p", "Group/g"])
+_SUBJECTS = st.one_of(st.none(), _REFERENCES.map(lambda r: {"reference": r}))
+
+
+@st.composite
+def _lines(draw: st.DrawFn) -> tuple[bytes, dict[str, Any]]:
+    """A resource of a type routed by its bytes, members in any order, maybe with contained
+    resources that have subjects of their own; written compact or spaced."""
+    text = draw(st.sampled_from(["spleen", "subject"]))  # a value that reads like the member
+    members: dict[str, Any] = {"id": "o1", "status": "final", "code": {"text": text}}
+    subject = draw(_SUBJECTS)
+    if subject is not None:
+        members["subject"] = subject
+    contained = draw(st.lists(_SUBJECTS, max_size=2))
+    if contained:
+        members["contained"] = [
+            {"resourceType": "Observation", "id": f"c{n}", **({"subject": s} if s else {})}
+            for n, s in enumerate(contained)
+        ]
+    order = draw(st.permutations(sorted(members)))
+    resource = {"resourceType": "Observation", **{name: members[name] for name in order}}
+    spaced = draw(st.booleans())
+    line = json.dumps(resource, separators=(", ", ": ") if spaced else (",", ":"))
+    return line.encode(), resource
+
+
+@settings(max_examples=300, deadline=None)
+@given(_lines())
+def test_a_line_is_routed_by_its_bytes_only_to_its_own_subject(
+    case: tuple[bytes, dict[str, Any]],
+) -> None:
+    """The key read from the bytes is the resource's own subject (a contained resource's never);
+    where it cannot be told, None: the line is parsed instead."""
+    line, resource = case
+    key = _subject_key(line)
+    own = resource.get("subject", {}).get("reference")
+    assert key is None or key.decode() == own
+    plain = "contained" not in resource and resource["code"]["text"] != "subject"
+    if own is not None and own.startswith("Patient/") and plain:
+        assert key == own.encode()  # the common line is routed unparsed
+
+
+def test_a_line_naming_the_subject_twice_is_parsed() -> None:
+    """JSON readers keep the last of two members of one name: the bytes cannot say which."""
+    line = (
+        b'{"resourceType":"Observation","subject":{"reference":"Patient/a"},"id":"o",'
+        b'"subject":{"reference":"Patient/b"}}'
+    )
+    assert _subject_key(line) is None

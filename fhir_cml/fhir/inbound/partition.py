@@ -621,18 +621,25 @@ def _share_path(directory: Path, share: int, number: int) -> Path:
 
 
 def _subject_key(line: bytes) -> bytes | None:
-    """``Patient/<id>`` from the one subject of a line without contained resources; else None.
+    """``Patient/<id>`` from the one subject of a line, not inside a contained resource; else
+    None.
 
     ``"subject"`` followed by a colon can only be a member name in valid JSON (inside a string
     its quotes would be escaped), and in the resource types read only the resource itself and
-    its contained resources have a subject; a line that is not valid JSON is reported when its
-    partition is read.
+    its contained resources have a subject. A subject inside a contained resource comes after
+    the member ``"contained"``, so only the part of the line before the subject is searched for
+    it (a third of the search); a line that is not valid JSON is reported when its partition is
+    read.
     """
     at = line.find(_SUBJECT_KEY)
     if at <= 0 or line[at - 1] == 0x5C:  # a backslash: the end of an escaped quote
         return None
     found = _SUBJECT.match(line, at + len(_SUBJECT_KEY))
-    if found is None or line.find(_SUBJECT_KEY, found.end()) >= 0 or _CONTAINED in line:
+    if (
+        found is None
+        or line.find(_SUBJECT_KEY, found.end()) >= 0
+        or line.find(_CONTAINED, 0, at) >= 0
+    ):
         return None
     return b"Patient/" + found[1]
 
