@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fhir_cml.domain import Assessment, assess
 from fhir_cml.domain.vocabulary import Guideline
@@ -21,6 +23,7 @@ from fhir_cml.reporting.stream import (
     NdjsonLines,
     Sink,
     TextReport,
+    encode,
 )
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -59,6 +62,18 @@ def test_a_json_document_is_laid_out_as_json_dumps_does(
 
     expected = json.dumps({**head, "items": items, **tail}, indent=2, ensure_ascii=False)
     assert written(write).decode() == expected + "\n"
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(_JSON)
+def test_an_item_encoded_in_place_is_the_item_encoded_then_indented(item: Any) -> None:
+    assert JsonDocument.encode_piece(item) == JsonDocument.piece(encode(item))
 
 
 def reported(kind: type[ContractReport | TextReport], assessments: list[Assessment]) -> bytes:
