@@ -35,13 +35,13 @@ import orjson
 from fhir_cml.domain.model import Issue
 from fhir_cml.fhir.inbound.forks import Forks, TaskFailed, can_fork
 from fhir_cml.fhir.inbound.grouping import READ_TYPES, SUBJECT_TYPES, patient_of
-from fhir_cml.fhir.inbound.loader import NDJSON_SUFFIXES, Entry, Reader
+from fhir_cml.fhir.inbound.loader import NDJSON_SUFFIXES, READ_BUFFER, Entry, Reader
 from fhir_cml.fhir.inbound.references import PatientIndex
 
 PARTITION_BYTES: Final = 24 * 1024 * 1024  # of input per partition: about 6x that in memory
 MAX_PARTITIONS: Final = 4096  # files open at once; beyond ~100 GB of input partitions grow
 _SHARES: Final = 4  # the partition count is a multiple of it
-_BUFFER: Final = 256 * 1024
+_BUFFER: Final = 256 * 1024  # of each partition file written (read through READ_BUFFER)
 _PROGRESS_STEP: Final = 4 * 1024 * 1024
 _PROGRESS_SECONDS: Final = 0.25  # how often the progress of a first pass in shares is drawn
 
@@ -201,7 +201,7 @@ def _read_file(
     loads = orjson.loads
     limit = reader.max_json_bytes
     try:
-        with path.open("rb", buffering=_BUFFER) as handle:
+        with path.open("rb", buffering=READ_BUFFER) as handle:
             for record in handle:
                 kind, origin_no, index, url, payload = record.split(b"\t", 4)
                 origin = origins[int(origin_no) + offset]
@@ -425,7 +425,7 @@ def _route_late(
     numbers become the run's (a share's count from its offset).
     """
     for late_path, offset in zip(late_paths, offsets, strict=True):
-        with late_path.open("rb", buffering=_BUFFER) as handle:
+        with late_path.open("rb", buffering=READ_BUFFER) as handle:
             for record in handle:
                 kind, origin_no, rest = record.split(b"\t", 2)
                 payload = rest.split(b"\t", 2)[2]
